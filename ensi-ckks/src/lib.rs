@@ -1,0 +1,17 @@
+//! # ensi-ckks
+//!
+//! Full-RNS CKKS (Cheon–Kim–Kim–Song 2017, with the RNS variant of Cheon–Han–Kim–Kim–Song 2018)
+//! for the ensi secure-inference stack: checked parameter sets, the canonical-embedding encoder,
+//! keys with zeroized, constant-time secrets, encryption, decryption and an evaluator that never
+//! needs the secret key.
+//!
+//! This crate is being built; see the project's issue tracker. It already compiles as a `no_std`
+//! crate on top of [`ensi_math`].
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub use ensi_math;

@@ -1,0 +1,133 @@
+use super::*;
+use crate::prime::generate_ntt_primes;
+use proptest::prelude::*;
+
+/// Schoolbook product modulo `X^N + 1` in u128 arithmetic: the independent oracle.
+pub(crate) fn negacyclic_naive(a: &[u64], b: &[u64], q: u64) -> Vec<u64> {
+    let n = a.len();
+    let q128 = q as u128;
+    let mut acc = alloc::vec![0u128; n];
+    for i in 0..n {
+        for j in 0..n {
+            let p = a[i] as u128 * b[j] as u128 % q128;
+            let k = i + j;
+            if k < n {
+                acc[k] = (acc[k] + p) % q128;
+            } else {
+                acc[k - n] = (acc[k - n] + q128 - p) % q128;
+            }
+        }
+    }
+    acc.into_iter().map(|x| x as u64).collect()
+}
+
+fn random_poly(n: usize, q: u64, seed: u64) -> Vec<u64> {
+    let mut s = seed ^ 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s % q
+        })
+        .collect()
+}
+
+fn check_product(plan: &NttPlan, seed: u64) {
+    let (n, q) = (plan.n(), plan.modulus().q());
+    let a = random_poly(n, q, seed);
+    let b = random_poly(n, q, seed.wrapping_add(1));
+    let (mut fa, mut fb) = (a.clone(), b.clone());
+    plan.forward(&mut fa);
+    plan.forward(&mut fb);
+    assert!(fa.iter().all(|&x| x < q));
+    let mut prod: Vec<u64> = fa
+        .iter()
+        .zip(&fb)
+        .map(|(&x, &y)| plan.modulus().mul(x, y))
+        .collect();
+    plan.inverse(&mut prod);
+    assert_eq!(
+        prod,
+        negacyclic_naive(&a, &b, q),
+        "n = {n}, q = {q}, {:?}",
+        plan.backend()
+    );
+}
+
+#[test]
+fn products_match_naive_convolution_on_every_backend() {
+    for log_n in 1..=11 {
+        let n = 1usize << log_n;
+        for bits in [30u32, 50, 60, 62] {
+            let Ok(primes) = generate_ntt_primes(bits, 1, n, &[]) else {
+                continue;
+            };
+            for backend in Backend::available() {
+                let plan = NttPlan::with_backend(n, primes[0], backend).unwrap();
+                check_product(&plan, log_n as u64 * 1000 + bits as u64);
+            }
+        }
+    }
+}
+
+#[test]
+fn evaluation_order_is_documented_one() {
+    let n = 16;
+    let q = generate_ntt_primes(30, 1, n, &[]).unwrap()[0];
+    let plan = NttPlan::with_backend(n, q, Backend::Scalar).unwrap();
+    let m = *plan.modulus();
+    let a = random_poly(n, q, 7);
+    let mut fa = a.clone();
+    plan.forward(&mut fa);
+    for (i, &v) in fa.iter().enumerate() {
+        let x = m.pow_vartime(plan.psi(), 2 * bit_reverse(i, plan.log_n()) as u64 + 1);
+        let eval = a.iter().rev().fold(0u64, |acc, &c| m.add(m.mul(acc, x), c));
+        assert_eq!(v, eval, "index {i}");
+    }
+}
+
+#[test]
+fn round_trips_for_every_supported_degree() {
+    for log_n in MIN_LOG_N..=MAX_LOG_N {
+        let n = 1usize << log_n;
+        for bits in [50u32, 60] {
+            let q = generate_ntt_primes(bits, 1, n, &[]).unwrap()[0];
+            let a = random_poly(n, q, log_n as u64);
+            for backend in Backend::available() {
+                let plan = NttPlan::with_backend(n, q, backend).unwrap();
+                let mut b = a.clone();
+                plan.forward(&mut b);
+                plan.inverse(&mut b);
+                assert_eq!(a, b, "n = {n}, bits = {bits}, {backend:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn rejects_bad_plans() {
+    assert!(matches!(
+        NttPlan::new(3, 97),
+        Err(MathError::InvalidRingDegree { .. })
+    ));
+    assert!(matches!(
+        NttPlan::new(1 << 18, 97),
+        Err(MathError::InvalidRingDegree { .. })
+    ));
+    assert!(matches!(
+        NttPlan::new(1024, 97),
+        Err(MathError::NotNttFriendly { .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn random_products_n256(seed in any::<u64>(), bits in 20u32..=62) {
+        let q = generate_ntt_primes(bits, 1, 256, &[]).unwrap()[0];
+        for backend in Backend::available() {
+            check_product(&NttPlan::with_backend(256, q, backend).unwrap(), seed);
+        }
+    }
+}
