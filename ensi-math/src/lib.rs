@@ -16,7 +16,10 @@ extern crate std;
 pub mod error;
 pub mod modulus;
 pub mod ntt;
+pub mod poly;
 pub mod prime;
+pub mod rns;
+pub mod sample;
 
 pub use error::MathError;
 pub use modulus::Modulus;

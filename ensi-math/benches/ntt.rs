@@ -1,0 +1,2 @@
+//! NTT benchmarks (being written).
+fn main() {}

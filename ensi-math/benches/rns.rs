@@ -1,0 +1,2 @@
+//! RNS benchmarks (being written).
+fn main() {}
