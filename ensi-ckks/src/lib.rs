@@ -14,4 +14,6 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod encoding;
+
 pub use ensi_math;
