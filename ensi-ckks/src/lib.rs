@@ -15,5 +15,10 @@ extern crate alloc;
 extern crate std;
 
 pub mod encoding;
+pub mod error;
+pub mod params;
+
+pub use error::CkksError;
+pub use params::{Parameters, ParametersLiteral, ParamsId, SecretDistribution, Security};
 
 pub use ensi_math;

@@ -50,7 +50,7 @@ pub struct Modulus {
 impl Modulus {
     /// Checks `q` (odd, `3 <= q < 2^62`) and precomputes its Barrett constants.
     pub fn new(q: u64) -> Result<Self, MathError> {
-        if q < 3 || q % 2 == 0 || q >> MAX_MODULUS_BITS != 0 {
+        if q < 3 || q.is_multiple_of(2) || q >> MAX_MODULUS_BITS != 0 {
             return Err(MathError::InvalidModulus { q });
         }
         let ratio = u128::MAX / q as u128; // = floor((2^128 - 1) / q) = floor(2^128 / q) for odd q

@@ -33,7 +33,7 @@ pub fn is_prime_vartime(n: u64) -> bool {
         return false;
     }
     for p in MR_BASES {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return n == p;
         }
     }
@@ -112,7 +112,7 @@ pub fn generate_prime_chain(bit_sizes: &[u32], n: usize) -> Result<Vec<u64>, Mat
 pub fn primitive_root_2n(q: u64, n: usize) -> Result<u64, MathError> {
     let m = Modulus::new(q)?;
     let two_n = 2 * n as u64;
-    if !n.is_power_of_two() || (q - 1) % two_n != 0 || !is_prime_vartime(q) {
+    if !n.is_power_of_two() || !(q - 1).is_multiple_of(two_n) || !is_prime_vartime(q) {
         return Err(MathError::NotNttFriendly { q, n });
     }
     let exp = (q - 1) / two_n;

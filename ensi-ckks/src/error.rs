@@ -1,0 +1,131 @@
+//! The error type of `ensi-ckks`.
+
+use core::fmt;
+use ensi_math::MathError;
+
+/// Everything that can go wrong in `ensi-ckks`, with the values that caused it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum CkksError {
+    /// An error of the arithmetic layer.
+    Math(MathError),
+    /// The ring degree is outside the supported range.
+    InvalidLogN {
+        /// The rejected `log2 N`.
+        log_n: u32,
+    },
+    /// The modulus chain `Q` is empty.
+    EmptyModulusChain,
+    /// The key-switching digit count is zero or exceeds the number of `Q` primes.
+    InvalidDigitCount {
+        /// The rejected digit count.
+        dnum: usize,
+        /// The number of `Q` primes.
+        q_count: usize,
+    },
+    /// The special modulus `P` is smaller than the largest key-switching digit of `Q`, so hybrid
+    /// key switching would not reduce the noise it adds.
+    SpecialModulusTooSmall {
+        /// Bits of `P`.
+        log_p: f64,
+        /// Bits of the largest digit.
+        log_digit: f64,
+    },
+    /// The parameter set exceeds the 128-bit bound of the Homomorphic Encryption Standard.
+    Insecure {
+        /// `log2(QP)` of the set.
+        log_qp: f64,
+        /// The largest `log2(QP)` allowed at this ring degree and secret distribution.
+        max_log_qp: u32,
+        /// The ring degree.
+        n: usize,
+    },
+    /// No 128-bit bound is tabulated for this ring degree and secret distribution.
+    NoSecurityBound {
+        /// The ring degree.
+        n: usize,
+    },
+    /// The error standard deviation is not a positive finite number.
+    InvalidErrorStd,
+    /// The exact Hamming weight of a sparse secret is zero or exceeds the ring degree.
+    InvalidHammingWeight {
+        /// The requested weight.
+        h: usize,
+        /// The ring degree.
+        n: usize,
+    },
+    /// The default scale does not fit below the first prime.
+    InvalidScale {
+        /// `log2` of the scale.
+        log_scale: u32,
+        /// Bits of the first prime `q_0`.
+        log_q0: u32,
+    },
+}
+
+impl fmt::Display for CkksError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Math(e) => write!(f, "{e}"),
+            Self::InvalidLogN { log_n } => {
+                write!(f, "log N = {log_n} is outside the supported range 1..=17")
+            }
+            Self::EmptyModulusChain => write!(f, "the modulus chain Q needs at least one prime"),
+            Self::InvalidDigitCount { dnum, q_count } => write!(
+                f,
+                "invalid key-switching digit count {dnum}: must be between 1 and the {q_count} \
+                 primes of Q"
+            ),
+            Self::SpecialModulusTooSmall { log_p, log_digit } => write!(
+                f,
+                "special modulus P has {log_p:.1} bits, less than the largest key-switching digit \
+                 ({log_digit:.1} bits): add special primes or increase dnum"
+            ),
+            Self::Insecure {
+                log_qp,
+                max_log_qp,
+                n,
+            } => write!(
+                f,
+                "log2(QP) = {log_qp:.1} exceeds {max_log_qp}, the 128-bit bound of the \
+                 Homomorphic Encryption Standard for N = {n} with a uniform ternary secret"
+            ),
+            Self::NoSecurityBound { n } => write!(
+                f,
+                "no 128-bit security bound is tabulated for N = {n} and this secret \
+                 distribution; use the insecure test constructor if this is a test"
+            ),
+            Self::InvalidErrorStd => {
+                write!(
+                    f,
+                    "the error standard deviation must be a positive finite number"
+                )
+            }
+            Self::InvalidHammingWeight { h, n } => {
+                write!(
+                    f,
+                    "Hamming weight {h} must be between 1 and the ring degree {n}"
+                )
+            }
+            Self::InvalidScale { log_scale, log_q0 } => write!(
+                f,
+                "default scale 2^{log_scale} does not fit below the first prime ({log_q0} bits)"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for CkksError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Math(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<MathError> for CkksError {
+    fn from(e: MathError) -> Self {
+        Self::Math(e)
+    }
+}
