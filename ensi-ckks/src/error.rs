@@ -61,6 +61,30 @@ pub enum CkksError {
         /// Bits of the first prime `q_0`.
         log_q0: u32,
     },
+    /// A slot count that is not a power of two up to `N/2`.
+    InvalidSlotCount {
+        /// The rejected slot count.
+        slots: usize,
+        /// The largest slot count, `N/2`.
+        max: usize,
+    },
+    /// More values than slots (or coefficients) to encode them in.
+    TooManyValues {
+        /// How many values were given.
+        given: usize,
+        /// How many fit.
+        slots: usize,
+    },
+    /// An encoding scale that is not a finite number of at least 1.
+    InvalidEncodingScale {
+        /// The rejected scale.
+        scale: f64,
+    },
+    /// A value whose scaled magnitude does not fit the encoding (at most 2^126), or is not finite.
+    ValueTooLarge {
+        /// The offending value, after scaling.
+        value: f64,
+    },
 }
 
 impl fmt::Display for CkksError {
@@ -111,6 +135,24 @@ impl fmt::Display for CkksError {
                 f,
                 "default scale 2^{log_scale} does not fit below the first prime ({log_q0} bits)"
             ),
+            Self::InvalidSlotCount { slots, max } => {
+                write!(
+                    f,
+                    "invalid slot count {slots}: must be a power of two up to {max}"
+                )
+            }
+            Self::TooManyValues { given, slots } => {
+                write!(f, "{given} values do not fit in {slots} slots")
+            }
+            Self::InvalidEncodingScale { scale } => {
+                write!(
+                    f,
+                    "invalid encoding scale {scale}: must be finite and at least 1"
+                )
+            }
+            Self::ValueTooLarge { value } => {
+                write!(f, "scaled value {value:e} is not finite or exceeds 2^126")
+            }
         }
     }
 }
