@@ -1,0 +1,224 @@
+//! Ternary weight matrices: values in {-1, 0, +1} with one per-tensor scale.
+//!
+//! BitNet b1.58 (Ma et al., "The Era of 1-bit LLMs: All Large Language Models are in 1.58 Bits",
+//! 2024, eq. 1-3) replaces every linear layer by a `BitLinear` whose weight is a ternary matrix
+//! times one scalar per tensor. This module holds that matrix and its product with an activation
+//! vector (optionally int8-quantized per token, as at BitNet inference time).
+
+use alloc::vec::Vec;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::quant::{absmax_quantize, dequantize_ternary_sum};
+
+/// How a checkpoint's per-tensor `weight_scale` turns ternary values into real weights.
+///
+/// Public sources disagree: transformers' `BitLinear` (the class for packed uint8 weights)
+/// computes `y / (input_scale * weight_scale)`, so the real weight is `t / weight_scale`, while
+/// its `AutoBitLinear` (offline mode) computes `y * weight_scale`, so the weight is
+/// `t * weight_scale`. The loader picks one explicitly (see `LoadOptions` / `ModelConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScaleConvention {
+    /// Real weight = ternary / scale (transformers `BitLinear`; the scale is `1 / mean|W|`, as
+    /// produced by absmean quantization). The default.
+    Divide,
+    /// Real weight = ternary * scale (transformers `AutoBitLinear`, offline mode).
+    Multiply,
+}
+
+impl ScaleConvention {
+    /// The convention's name, `"divide"` or `"multiply"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScaleConvention::Divide => "divide",
+            ScaleConvention::Multiply => "multiply",
+        }
+    }
+}
+
+/// The per-tensor scale of a ternary matrix, with how it applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WeightScale {
+    /// The stored scale (finite, > 0).
+    pub value: f32,
+    /// Whether the ternary values are divided or multiplied by it.
+    pub convention: ScaleConvention,
+}
+
+impl WeightScale {
+    /// The factor `m` such that the real weight is `t * m`, in precision `F`.
+    pub fn multiplier<F: Float>(&self) -> F {
+        match self.convention {
+            ScaleConvention::Divide => F::ONE / F::from_f32(self.value),
+            ScaleConvention::Multiply => F::from_f32(self.value),
+        }
+    }
+
+    /// Applies the scale to a ternary dot product `acc` (divides or multiplies, exactly as the
+    /// convention says, so no rounded reciprocal is involved).
+    pub fn apply<F: Float>(&self, acc: F) -> F {
+        match self.convention {
+            ScaleConvention::Divide => acc / F::from_f32(self.value),
+            ScaleConvention::Multiply => acc * F::from_f32(self.value),
+        }
+    }
+}
+
+/// A `rows x cols` (`out_features x in_features`) matrix of values in {-1, 0, +1}, row-major,
+/// with one per-tensor scale. This is the weight of one BitLinear layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TernaryMatrix {
+    rows: usize,
+    cols: usize,
+    values: Vec<i8>,
+    scale: WeightScale,
+}
+
+impl TernaryMatrix {
+    /// Checks every value is in {-1, 0, +1}, the length is `rows * cols` and the scale is finite
+    /// and positive.
+    pub fn new(rows: usize, cols: usize, values: Vec<i8>, scale: WeightScale) -> Result<Self> {
+        let expected = rows.checked_mul(cols).ok_or(Error::LengthMismatch {
+            what: "ternary matrix (rows * cols overflows)".into(),
+            expected: usize::MAX,
+            actual: values.len(),
+        })?;
+        if values.len() != expected {
+            return Err(Error::LengthMismatch {
+                what: "ternary matrix values".into(),
+                expected,
+                actual: values.len(),
+            });
+        }
+        if let Some((index, &value)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(-1..=1).contains(*v))
+        {
+            return Err(Error::InvalidTrit { index, value });
+        }
+        if !(scale.value.is_finite() && scale.value > 0.0) {
+            return Err(Error::InvalidValue {
+                name: "weight_scale".into(),
+                index: 0,
+                reason: "a weight scale must be finite and positive",
+            });
+        }
+        Ok(Self {
+            rows,
+            cols,
+            values,
+            scale,
+        })
+    }
+
+    /// Number of rows (output features).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (input features).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The ternary values, row-major.
+    pub fn values(&self) -> &[i8] {
+        &self.values
+    }
+
+    /// Row `r`: the ternary weights of output feature `r` (panics if `r >= rows`).
+    pub fn row(&self, r: usize) -> &[i8] {
+        &self.values[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// Element `(r, c)` (panics when out of range).
+    pub fn get(&self, r: usize, c: usize) -> i8 {
+        self.values[r * self.cols + c]
+    }
+
+    /// The per-tensor scale.
+    pub fn scale(&self) -> WeightScale {
+        self.scale
+    }
+
+    /// Number of non-zero weights (the number of ciphertext additions of a column-encoded
+    /// encrypted product).
+    pub fn nnz(&self) -> usize {
+        self.values.iter().filter(|v| **v != 0).count()
+    }
+
+    /// For output feature `r`, the input indices with weight +1 and with weight -1: the signed
+    /// column lists of ENSI's multiplication-free product (`out_r = sum X_plus - sum X_minus`).
+    pub fn signed_columns(&self, r: usize) -> (Vec<usize>, Vec<usize>) {
+        let mut plus = Vec::new();
+        let mut minus = Vec::new();
+        for (c, &t) in self.row(r).iter().enumerate() {
+            match t {
+                1 => plus.push(c),
+                -1 => minus.push(c),
+                _ => {}
+            }
+        }
+        (plus, minus)
+    }
+
+    /// The real-valued weights `t * multiplier`, row-major, in precision `F`.
+    pub fn dequantize<F: Float>(&self) -> Vec<F> {
+        let m: F = self.scale.multiplier();
+        self.values
+            .iter()
+            .map(|&t| F::from_i32(i32::from(t)) * m)
+            .collect()
+    }
+}
+
+/// `y = W x` for a ternary `W` (a BitLinear layer without bias).
+///
+/// With `act_quant` the input is first quantized per token to int8 by absmax (BitNet b1.58,
+/// W1.58A8); the ternary sum of the integers is then exact and rescaled by
+/// `1 / (input_scale * weight_scale)` (or its `Multiply` counterpart). Without it, the sum runs
+/// over the real activations (what an encrypted evaluation does, since rounding is not
+/// polynomial). The sum is accumulated in input order with additions and subtractions only.
+///
+/// Returns an error if `x.len() != w.cols()` or `out.len() != w.rows()`.
+pub fn ternary_matvec<F: Float>(
+    w: &TernaryMatrix,
+    x: &[F],
+    act_quant: bool,
+    out: &mut [F],
+) -> Result<()> {
+    if x.len() != w.cols {
+        return Err(Error::LengthMismatch {
+            what: "ternary_matvec input".into(),
+            expected: w.cols,
+            actual: x.len(),
+        });
+    }
+    if out.len() != w.rows {
+        return Err(Error::LengthMismatch {
+            what: "ternary_matvec output".into(),
+            expected: w.rows,
+            actual: out.len(),
+        });
+    }
+    let quantized;
+    let (input, act_scale) = if act_quant {
+        quantized = absmax_quantize(x);
+        (quantized.values.as_slice(), Some(quantized.scale))
+    } else {
+        (x, None)
+    };
+    for (r, y) in out.iter_mut().enumerate() {
+        let mut acc = F::ZERO;
+        for (&t, &v) in w.row(r).iter().zip(input) {
+            match t {
+                1 => acc += v,
+                -1 => acc -= v,
+                _ => {}
+            }
+        }
+        *y = dequantize_ternary_sum(acc, act_scale, w.scale);
+    }
+    Ok(())
+}
