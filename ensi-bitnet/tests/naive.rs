@@ -1,6 +1,8 @@
 //! The reference forward pass against an independent, deliberately naive f64 implementation
 //! written here from the formulas (loops over indices, no shared code with the library except
 //! reading the weights).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_range_loop)]
+// The naive pass is written with explicit index loops on purpose.
 
 mod common;
 

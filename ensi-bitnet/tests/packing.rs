@@ -1,4 +1,5 @@
 //! Round trips and strict validation of the ternary packings (proptest).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ensi_bitnet::packing::{
     base3_packed_len, decode_compact, encode_compact, pack_2bit, pack_base3, unpack_2bit,
