@@ -40,6 +40,7 @@ pub mod linear;
 #[cfg(feature = "std")]
 pub mod loader;
 pub mod matrix;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod packing;
@@ -55,6 +56,7 @@ pub use linear::{DenseMatrix, Linear};
 #[cfg(feature = "std")]
 pub use loader::{load_checkpoint, load_safetensors, save_checkpoint};
 pub use matrix::Matrix;
+pub use metrics::{LogitComparison, compare_logits};
 pub use model::{Layer, Model};
 pub use ops::{AttentionKind, apply_rope, argmax, attention_head, rms_norm, rope_angles, sigmoid};
 pub use ternary::{ScaleConvention, TernaryMatrix, WeightScale, ternary_matvec};
