@@ -88,8 +88,17 @@ fn softmax_vs_sigmoid_and_activation_quantization_on_the_embedded_model() {
         ),
     ];
     let total_positions: usize = prompts().iter().map(Vec::len).sum();
+    let mut max_logit = 0.0f64;
+    for p in prompts() {
+        let t = m.forward::<f64>(&p, &opt(soft, true)).unwrap();
+        max_logit = t
+            .logits
+            .as_slice()
+            .iter()
+            .fold(max_logit, |a, v| a.max(v.abs()));
+    }
     println!(
-        "embedded model, {} prompts, {total_positions} positions, f64:",
+        "embedded model, {} prompts, {total_positions} positions, f64, max |logit| (softmax, AQ) = {max_logit:.2}:",
         prompts().len()
     );
     for (name, c) in &rows {
