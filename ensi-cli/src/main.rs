@@ -1,5 +1,7 @@
 //! `ensi`: the command-line front end of the ensi secure-inference stack.
 
+mod reference;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -15,6 +17,9 @@ struct Cli {
 enum Command {
     /// Verify the arithmetic foundations against independent references and print what was checked.
     SelfCheck,
+    /// Run the plaintext reference forward pass of a BitNet b1.58 model (a checkpoint directory,
+    /// or the embedded tiny model) and print the last position's logits and greedy next token.
+    Reference(reference::ReferenceArgs),
 }
 
 fn main() -> ExitCode {
@@ -24,5 +29,6 @@ fn main() -> ExitCode {
             println!("ensi self-check: nothing to check yet");
             ExitCode::SUCCESS
         }
+        Command::Reference(args) => reference::run(&args),
     }
 }
