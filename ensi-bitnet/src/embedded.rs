@@ -12,7 +12,7 @@
 //!    `post_attention_layernorm`, `gate_proj`, `up_proj`, `ffn_sub_norm`, `down_proj`, then the
 //!    final `norm`. Norm weights are `1 + 0.1 z`. Projection latent weights are
 //!    `z / sqrt(in_features)`, row-major `[out, in]`, ternarized by absmean
-//!    ([`absmean_ternarize`](crate::quant::absmean_ternarize)), so the scales follow the
+//!    ([`absmean_ternarize`]), so the scales follow the
 //!    `Divide` convention like a real checkpoint's.
 //!
 //! The shape mimics bitnet-b1.58-2B-4T at a small size: ReLU^2 gated FFN, GQA (4 query heads,

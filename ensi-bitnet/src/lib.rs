@@ -60,3 +60,8 @@ pub use metrics::{LogitComparison, compare_logits};
 pub use model::{Layer, Model};
 pub use ops::{AttentionKind, apply_rope, argmax, attention_head, rms_norm, rope_angles, sigmoid};
 pub use ternary::{ScaleConvention, TernaryMatrix, WeightScale, ternary_matvec};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

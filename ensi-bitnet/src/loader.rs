@@ -2,7 +2,7 @@
 //! real models:
 //!
 //! * **packed ternary** (microsoft/bitnet-b1.58-2B-4T): every projection is a `U8` tensor
-//!   `[out / 4, in]` in the 2-bit layout of [`unpack_2bit`](crate::packing::unpack_2bit), with a
+//!   `[out / 4, in]` in the 2-bit layout of [`unpack_2bit`], with a
 //!   `weight_scale` beside it (`BF16`, shape `[1]`); norms and embeddings in `BF16`;
 //! * **latent** (1bitLLM/bitnet_b1_58-*, bitnet-b1.58-2B-4T-bf16): projections are float
 //!   (`BF16`, `F16` or `F32`) `[out, in]` and are ternarized by absmean on load (or kept dense
