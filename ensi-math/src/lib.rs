@@ -25,3 +25,5 @@ pub use error::MathError;
 pub use modulus::Modulus;
 pub use ntt::{Backend, NttPlan};
 pub use prime::{generate_ntt_primes, generate_prime_chain, is_prime_vartime, primitive_root_2n};
+pub use poly::{Coeff, Ntt, NttAutomorphism, Representation, RnsContext, RnsPoly};
+pub use rns::{BasisConverter, KeySwitchBasis, RnsBasis, Rounding};

@@ -1,0 +1,441 @@
+//! Typed RNS polynomials over `Z_Q[X] / (X^N + 1)`.
+//!
+//! An [`RnsContext`] holds the ring degree, an [`RnsBasis`] and one [`NttPlan`] per prime, and is
+//! shared through [`Arc`]. An [`RnsPoly<R>`] lives over the first `limbs` primes of its context
+//! (its level) and stores `limbs * N` residues limb-major. The representation is part of the
+//! type: [`Coeff`] (coefficients) or [`Ntt`] (evaluations in the NTT's bit-reversed order);
+//! conversions consume the value, so a polynomial in the wrong domain does not compile.
+//!
+//! Fallible operations (`try_*`) return [`MathError::ContextMismatch`] when the operands live
+//! over different contexts or levels; the operator traits (`+`, `-`, `*`, `+=`, ...) are thin
+//! wrappers that panic in that case.
+
+mod automorphism;
+mod ops;
+
+pub use automorphism::NttAutomorphism;
+
+use crate::error::MathError;
+use crate::ntt::NttPlan;
+use crate::rns::{RnsBasis, par};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::marker::PhantomData;
+use num_bigint::{BigInt, BigUint};
+use subtle::{Choice, ConstantTimeEq};
+use zeroize::Zeroize;
+
+/// The ring `Z_Q[X] / (X^N + 1)` in RNS form: degree, basis and one NTT plan per prime.
+#[derive(Clone, Debug)]
+pub struct RnsContext {
+    n: usize,
+    basis: RnsBasis,
+    plans: Vec<NttPlan>,
+}
+
+impl RnsContext {
+    /// A context for degree `n` and the given NTT-friendly primes (`q = 1 mod 2n`).
+    pub fn new(n: usize, primes: &[u64]) -> Result<Arc<Self>, MathError> {
+        let basis = RnsBasis::new(primes)?;
+        let plans = primes
+            .iter()
+            .map(|&q| NttPlan::new(n, q))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Arc::new(Self { n, basis, plans }))
+    }
+
+    /// The ring degree N.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The RNS basis (all primes; polynomials use a prefix of it).
+    pub fn basis(&self) -> &RnsBasis {
+        &self.basis
+    }
+
+    /// The NTT plans, one per prime.
+    pub fn plans(&self) -> &[NttPlan] {
+        &self.plans
+    }
+
+    /// The largest number of limbs a polynomial can have.
+    pub fn max_limbs(&self) -> usize {
+        self.basis.len()
+    }
+
+    /// Whether two contexts describe the same ring (same degree and primes).
+    pub fn same_ring(self: &Arc<Self>, other: &Arc<Self>) -> bool {
+        Arc::ptr_eq(self, other) || (self.n == other.n && self.basis.moduli() == other.basis.moduli())
+    }
+
+    fn check_limbs(&self, limbs: usize) -> Result<(), MathError> {
+        if limbs == 0 || limbs > self.basis.len() {
+            return Err(MathError::LengthMismatch {
+                expected: self.basis.len(),
+                found: limbs,
+            });
+        }
+        Ok(())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The representation of an [`RnsPoly`]: [`Coeff`] or [`Ntt`]. Sealed.
+pub trait Representation: sealed::Sealed + Copy + fmt::Debug + Send + Sync + 'static {
+    /// A short name for messages.
+    const NAME: &'static str;
+}
+
+/// Coefficient representation: limb `i` holds the coefficients modulo `q_i`, natural order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Coeff;
+/// Evaluation representation: limb `i` holds [`NttPlan::forward`] of the coefficients modulo
+/// `q_i` (bit-reversed evaluation order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ntt;
+
+impl sealed::Sealed for Coeff {}
+impl sealed::Sealed for Ntt {}
+impl Representation for Coeff {
+    const NAME: &'static str = "coefficient";
+}
+impl Representation for Ntt {
+    const NAME: &'static str = "NTT";
+}
+
+/// A polynomial over the first `limbs` primes of its context, in representation `R`.
+///
+/// Residues are always fully reduced (`< q_i`). `Debug` prints only the shape, never residues;
+/// equality is constant time. Secret polynomials are wiped with [`Zeroize`] (wrap them in
+/// `zeroize::Zeroizing` or a type that zeroizes on drop).
+pub struct RnsPoly<R: Representation> {
+    ctx: Arc<RnsContext>,
+    limbs: usize,
+    data: Vec<u64>,
+    _rep: PhantomData<R>,
+}
+
+impl<R: Representation> Clone for RnsPoly<R> {
+    fn clone(&self) -> Self {
+        Self {
+            ctx: self.ctx.clone(),
+            limbs: self.limbs,
+            data: self.data.clone(),
+            _rep: PhantomData,
+        }
+    }
+}
+
+impl<R: Representation> fmt::Debug for RnsPoly<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RnsPoly")
+            .field("representation", &R::NAME)
+            .field("n", &self.ctx.n)
+            .field("limbs", &self.limbs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Representation> ConstantTimeEq for RnsPoly<R> {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        let same = self.ctx.same_ring(&other.ctx) && self.limbs == other.limbs;
+        if !same {
+            return Choice::from(0);
+        }
+        self.data.as_slice().ct_eq(other.data.as_slice())
+    }
+}
+
+impl<R: Representation> PartialEq for RnsPoly<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl<R: Representation> Eq for RnsPoly<R> {}
+
+impl<R: Representation> Zeroize for RnsPoly<R> {
+    fn zeroize(&mut self) {
+        self.data.zeroize();
+    }
+}
+
+impl<R: Representation> RnsPoly<R> {
+    /// The zero polynomial with `limbs` limbs.
+    pub fn zero(ctx: &Arc<RnsContext>, limbs: usize) -> Result<Self, MathError> {
+        ctx.check_limbs(limbs)?;
+        Ok(Self::from_vec(ctx, limbs, alloc::vec![0u64; limbs * ctx.n]))
+    }
+
+    pub(crate) fn from_vec(ctx: &Arc<RnsContext>, limbs: usize, data: Vec<u64>) -> Self {
+        debug_assert_eq!(data.len(), limbs * ctx.n);
+        Self {
+            ctx: ctx.clone(),
+            limbs,
+            data,
+            _rep: PhantomData,
+        }
+    }
+
+    /// Wraps raw limb-major residues (`limbs * N` words, each below its prime).
+    pub fn from_raw(ctx: &Arc<RnsContext>, limbs: usize, data: Vec<u64>) -> Result<Self, MathError> {
+        ctx.check_limbs(limbs)?;
+        if data.len() != limbs * ctx.n {
+            return Err(MathError::LengthMismatch {
+                expected: limbs * ctx.n,
+                found: data.len(),
+            });
+        }
+        for (limb, m) in data.chunks(ctx.n).zip(ctx.basis.moduli()) {
+            if let Some(&value) = limb.iter().find(|&&x| x >= m.q()) {
+                return Err(MathError::ValueOutOfRange { value, q: m.q() });
+            }
+        }
+        Ok(Self::from_vec(ctx, limbs, data))
+    }
+
+    /// The context.
+    pub fn context(&self) -> &Arc<RnsContext> {
+        &self.ctx
+    }
+
+    /// The ring degree N.
+    pub fn n(&self) -> usize {
+        self.ctx.n
+    }
+
+    /// The number of limbs (active primes).
+    pub fn limbs(&self) -> usize {
+        self.limbs
+    }
+
+    /// The active basis prefix, as [`crate::Modulus`] values.
+    pub fn moduli(&self) -> &[crate::Modulus] {
+        &self.ctx.basis.moduli()[..self.limbs]
+    }
+
+    /// All residues, limb-major.
+    pub fn as_slice(&self) -> &[u64] {
+        &self.data
+    }
+
+    /// All residues, limb-major, mutable. Callers must keep every residue below its prime.
+    pub fn as_mut_slice(&mut self) -> &mut [u64] {
+        &mut self.data
+    }
+
+    /// Limb `i`.
+    pub fn limb(&self, i: usize) -> &[u64] {
+        &self.data[i * self.ctx.n..(i + 1) * self.ctx.n]
+    }
+
+    /// Limb `i`, mutable. Callers must keep every residue below `q_i`.
+    pub fn limb_mut(&mut self, i: usize) -> &mut [u64] {
+        let n = self.ctx.n;
+        &mut self.data[i * n..(i + 1) * n]
+    }
+
+    /// The residues, consuming the polynomial.
+    pub fn into_raw(mut self) -> Vec<u64> {
+        core::mem::take(&mut self.data)
+    }
+
+    /// Drops the last `count` limbs (lowers the level; no rescaling). Fails if fewer than one
+    /// limb would remain.
+    pub fn drop_last_limbs(&mut self, count: usize) -> Result<(), MathError> {
+        if count >= self.limbs {
+            return Err(MathError::LengthMismatch {
+                expected: self.limbs - 1,
+                found: count,
+            });
+        }
+        self.limbs -= count;
+        let len = self.limbs * self.ctx.n;
+        // Wipe the dropped residues: they may be secret.
+        self.data[len..].zeroize();
+        self.data.truncate(len);
+        Ok(())
+    }
+
+    pub(crate) fn check_compatible(&self, other: &Self) -> Result<(), MathError> {
+        if self.limbs != other.limbs || !self.ctx.same_ring(&other.ctx) {
+            return Err(MathError::ContextMismatch);
+        }
+        Ok(())
+    }
+
+    /// Applies `f(limb_index, limb)` to every limb (in parallel with `parallel`).
+    pub(crate) fn map_limbs<F>(&mut self, f: F)
+    where
+        F: Fn(usize, &mut [u64]) + Send + Sync,
+    {
+        par::for_each_limb(&mut self.data, self.ctx.n, f);
+    }
+}
+
+impl RnsPoly<Coeff> {
+    /// Lifts signed coefficients (length N) to `limbs` limbs, branch-free per coefficient.
+    pub fn from_i64(ctx: &Arc<RnsContext>, limbs: usize, coeffs: &[i64]) -> Result<Self, MathError> {
+        let mut p = Self::zero(ctx, limbs)?;
+        if coeffs.len() != ctx.n {
+            return Err(MathError::LengthMismatch {
+                expected: ctx.n,
+                found: coeffs.len(),
+            });
+        }
+        let moduli = ctx.basis.moduli();
+        p.map_limbs(|i, limb| {
+            let m = &moduli[i];
+            for (r, &c) in limb.iter_mut().zip(coeffs) {
+                *r = m.from_i64(c);
+            }
+        });
+        Ok(p)
+    }
+
+    /// Reduces big signed coefficients (length N) modulo the first `limbs` primes.
+    pub fn from_bigint(
+        ctx: &Arc<RnsContext>,
+        limbs: usize,
+        coeffs: &[BigInt],
+    ) -> Result<Self, MathError> {
+        if coeffs.len() != ctx.n {
+            return Err(MathError::LengthMismatch {
+                expected: ctx.n,
+                found: coeffs.len(),
+            });
+        }
+        let basis = ctx.basis.prefix(limbs)?;
+        let n = ctx.n;
+        let mut data = alloc::vec![0u64; limbs * n];
+        let mut res = alloc::vec![0u64; limbs];
+        for (c, x) in coeffs.iter().enumerate() {
+            basis.reduce_bigint(x, &mut res);
+            for (i, &r) in res.iter().enumerate() {
+                data[i * n + c] = r;
+            }
+        }
+        Ok(Self::from_vec(ctx, limbs, data))
+    }
+
+    /// Exact CRT: the coefficients in `[0, Q_l)`.
+    pub fn to_biguint(&self) -> Vec<BigUint> {
+        self.collect_residues(|b, r| b.reconstruct(r))
+    }
+
+    /// Exact CRT: the centred coefficients in `[-(Q_l-1)/2, (Q_l-1)/2]`.
+    pub fn to_bigint(&self) -> Vec<BigInt> {
+        self.collect_residues(|b, r| b.reconstruct_centered(r))
+    }
+
+    fn collect_residues<T>(&self, f: impl Fn(&RnsBasis, &[u64]) -> T) -> Vec<T> {
+        let n = self.ctx.n;
+        // The prefix of a valid basis is valid; fall back to the full basis never happens.
+        let basis = match self.ctx.basis.prefix(self.limbs) {
+            Ok(b) => b,
+            Err(_) => self.ctx.basis.clone(),
+        };
+        let mut res = alloc::vec![0u64; self.limbs];
+        (0..n)
+            .map(|c| {
+                for (i, r) in res.iter_mut().enumerate() {
+                    *r = self.data[i * n + c];
+                }
+                f(&basis, &res)
+            })
+            .collect()
+    }
+
+    /// Forward NTT of every limb.
+    pub fn into_ntt(mut self) -> RnsPoly<Ntt> {
+        let plans = &self.ctx.plans;
+        par::for_each_limb(&mut self.data, self.ctx.n, |i, limb| plans[i].forward(limb));
+        self.retag()
+    }
+
+    /// Exact rounding division by the last active prime `q_{l-1}`, dropping that limb:
+    /// every coefficient becomes `round(x / q_{l-1})` (see [`RnsBasis::rescale`]).
+    pub fn rescale(mut self) -> Result<Self, MathError> {
+        if self.limbs < 2 {
+            return Err(MathError::LengthMismatch {
+                expected: 2,
+                found: self.limbs,
+            });
+        }
+        self.ctx
+            .clone()
+            .basis
+            .rescale(self.ctx.n, self.limbs, &mut self.data);
+        self.drop_last_limbs(1)?;
+        Ok(self)
+    }
+}
+
+impl RnsPoly<Ntt> {
+    /// Inverse NTT of every limb.
+    pub fn into_coeff(mut self) -> RnsPoly<Coeff> {
+        let plans = &self.ctx.plans;
+        par::for_each_limb(&mut self.data, self.ctx.n, |i, limb| plans[i].inverse(limb));
+        self.retag()
+    }
+
+    /// Exact rounding division by the last active prime, dropping that limb, computed in the
+    /// NTT representation: one inverse NTT of the last limb and one forward NTT per remaining
+    /// limb. Equal to `into_coeff().rescale()?.into_ntt()`.
+    pub fn rescale(mut self) -> Result<Self, MathError> {
+        if self.limbs < 2 {
+            return Err(MathError::LengthMismatch {
+                expected: 2,
+                found: self.limbs,
+            });
+        }
+        let ctx = self.ctx.clone();
+        let n = ctx.n;
+        let l = self.limbs - 1;
+        let ql = ctx.basis.moduli()[l];
+        let h = ql.q() >> 1;
+        let (head, last) = self.data.split_at_mut(l * n);
+        ctx.plans[l].inverse(last);
+        for r in last.iter_mut() {
+            *r = ql.add(*r, h);
+        }
+        let last: &[u64] = last;
+        let moduli = ctx.basis.moduli();
+        let plans = &ctx.plans;
+        let basis = &ctx.basis;
+        let mut scratch = alloc::vec![0u64; l * n];
+        par::for_each_limb_zip(&mut scratch, head, n, |i, limb, _| {
+            let m = &moduli[i];
+            let h_i = m.reduce(h);
+            for (t, &r) in limb.iter_mut().zip(last) {
+                *t = m.sub(m.reduce(r), h_i);
+            }
+            plans[i].forward(limb);
+        });
+        par::for_each_limb_zip(head, &scratch, n, |i, x, t| {
+            let m = &moduli[i];
+            let (inv, inv_shoup) = basis.last_inv(l, i);
+            for (x, &t) in x.iter_mut().zip(t) {
+                *x = m.mul_shoup(m.sub(*x, t), inv, inv_shoup);
+            }
+        });
+        self.drop_last_limbs(1)?;
+        Ok(self)
+    }
+}
+
+impl<R: Representation> RnsPoly<R> {
+    fn retag<S: Representation>(mut self) -> RnsPoly<S> {
+        RnsPoly {
+            ctx: self.ctx.clone(),
+            limbs: self.limbs,
+            data: core::mem::take(&mut self.data),
+            _rep: PhantomData,
+        }
+    }
+}

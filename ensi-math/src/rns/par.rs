@@ -1,0 +1,51 @@
+//! Loops over RNS limbs, spread over rayon's thread pool with the `parallel` feature.
+
+#[cfg(feature = "parallel")]
+use rayon::prelude::*;
+
+/// Calls `f(i, limb_i)` for every limb of `n` residues of `data`.
+#[inline]
+pub(crate) fn for_each_limb<F>(data: &mut [u64], n: usize, f: F)
+where
+    F: Fn(usize, &mut [u64]) + Send + Sync,
+{
+    #[cfg(feature = "parallel")]
+    data.par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(i, limb)| f(i, limb));
+    #[cfg(not(feature = "parallel"))]
+    data.chunks_mut(n)
+        .enumerate()
+        .for_each(|(i, limb)| f(i, limb));
+}
+
+/// Calls `f(i, a_i, b_i)` for every pair of limbs of `n` residues of `a` and `b`.
+#[inline]
+pub(crate) fn for_each_limb_zip<F>(a: &mut [u64], b: &[u64], n: usize, f: F)
+where
+    F: Fn(usize, &mut [u64], &[u64]) + Send + Sync,
+{
+    #[cfg(feature = "parallel")]
+    a.par_chunks_mut(n)
+        .zip(b.par_chunks(n))
+        .enumerate()
+        .for_each(|(i, (x, y))| f(i, x, y));
+    #[cfg(not(feature = "parallel"))]
+    a.chunks_mut(n)
+        .zip(b.chunks(n))
+        .enumerate()
+        .for_each(|(i, (x, y))| f(i, x, y));
+}
+
+/// Calls `f(tag, slice)` for every `(tag, slice)` job.
+#[inline]
+pub(crate) fn for_each_job<T, F>(jobs: alloc::vec::Vec<(T, &mut [u64])>, f: F)
+where
+    T: Send,
+    F: Fn(T, &mut [u64]) + Send + Sync,
+{
+    #[cfg(feature = "parallel")]
+    jobs.into_par_iter().for_each(|(t, s)| f(t, s));
+    #[cfg(not(feature = "parallel"))]
+    jobs.into_iter().for_each(|(t, s)| f(t, s));
+}
