@@ -71,6 +71,11 @@ pub enum MathError {
         /// The ring degree.
         n: usize,
     },
+    /// This CPU cannot run the requested NTT backend.
+    BackendUnavailable {
+        /// The requested backend's name (as `ENSI_NTT_BACKEND` spells it).
+        backend: &'static str,
+    },
 }
 
 impl fmt::Display for MathError {
@@ -117,6 +122,9 @@ impl fmt::Display for MathError {
             }
             Self::InvalidHammingWeight { h, n } => {
                 write!(f, "Hamming weight {h} exceeds the ring degree {n}")
+            }
+            Self::BackendUnavailable { backend } => {
+                write!(f, "this CPU cannot run the {backend} NTT backend")
             }
         }
     }

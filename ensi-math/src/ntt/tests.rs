@@ -7,9 +7,9 @@ pub(crate) fn negacyclic_naive(a: &[u64], b: &[u64], q: u64) -> Vec<u64> {
     let n = a.len();
     let q128 = q as u128;
     let mut acc = alloc::vec![0u128; n];
-    for i in 0..n {
-        for j in 0..n {
-            let p = a[i] as u128 * b[j] as u128 % q128;
+    for (i, &x) in a.iter().enumerate() {
+        for (j, &y) in b.iter().enumerate() {
+            let p = x as u128 * y as u128 % q128;
             let k = i + j;
             if k < n {
                 acc[k] = (acc[k] + p) % q128;
@@ -119,6 +119,110 @@ fn rejects_bad_plans() {
         NttPlan::new(1024, 97),
         Err(MathError::NotNttFriendly { .. })
     ));
+}
+
+/// Primes below `2^50` (the IFMA class) and from 50 to 62 bits (64-bit kernels) for degree `n`.
+fn prime_classes(n: usize) -> Vec<u64> {
+    [30u32, 49, 50, 51, 55, 60, 62]
+        .into_iter()
+        .filter_map(|bits| generate_ntt_primes(bits, 1, n, &[]).ok())
+        .map(|p| p[0])
+        .collect()
+}
+
+/// Inputs that stress the lazy bounds: random, all `q - 1`, all zero, alternating extremes.
+fn inputs(n: usize, q: u64, seed: u64) -> Vec<Vec<u64>> {
+    alloc::vec![
+        random_poly(n, q, seed),
+        alloc::vec![q - 1; n],
+        alloc::vec![0; n],
+        (0..n)
+            .map(|i| if i % 3 == 0 { q - 1 } else { i as u64 % q })
+            .collect(),
+    ]
+}
+
+#[test]
+fn simd_backends_match_scalar_bit_for_bit() {
+    for log_n in MIN_LOG_N..=MAX_LOG_N {
+        let n = 1usize << log_n;
+        for q in prime_classes(n) {
+            let scalar = NttPlan::with_backend(n, q, Backend::Scalar).unwrap();
+            let plans: Vec<NttPlan> = Backend::available()
+                .into_iter()
+                .filter(|&b| b != Backend::Scalar)
+                .map(|b| NttPlan::with_backend(n, q, b).unwrap())
+                .collect();
+            for (k, a) in inputs(n, q, 31 * log_n as u64 + q % 1000)
+                .into_iter()
+                .enumerate()
+            {
+                // Forward from coefficients, inverse from arbitrary evaluations in [0, q).
+                let mut want_f = a.clone();
+                scalar.forward(&mut want_f);
+                let mut want_i = a.clone();
+                scalar.inverse(&mut want_i);
+                for plan in &plans {
+                    let mut f = a.clone();
+                    plan.forward(&mut f);
+                    assert_eq!(
+                        f,
+                        want_f,
+                        "forward n = {n}, q = {q}, input {k}, {:?}",
+                        plan.backend()
+                    );
+                    let mut i = a.clone();
+                    plan.inverse(&mut i);
+                    assert_eq!(
+                        i,
+                        want_i,
+                        "inverse n = {n}, q = {q}, input {k}, {:?}",
+                        plan.backend()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn backend_selection() {
+    for b in Backend::ALL {
+        assert_eq!(Backend::from_name(b.name()), Some(b));
+        assert_eq!(Backend::from_name(&b.name().to_uppercase()), Some(b));
+        let plan = NttPlan::with_backend(16, 97, b);
+        if b.is_supported() {
+            assert!(plan.is_ok(), "{b:?}");
+            assert!(Backend::available().contains(&b));
+        } else {
+            assert_eq!(
+                plan.err(),
+                Some(MathError::BackendUnavailable { backend: b.name() })
+            );
+        }
+    }
+    assert_eq!(Backend::from_name("neon"), None);
+    assert_eq!(Backend::available()[0], Backend::Scalar);
+    // IFMA keeps 4q below 2^52: larger primes run the 64-bit AVX-512 kernels.
+    if Backend::Avx512Ifma.is_supported() {
+        let q50 = generate_ntt_primes(50, 1, 1024, &[]).unwrap()[0];
+        let q51 = generate_ntt_primes(51, 1, 1024, &[]).unwrap()[0];
+        let small = NttPlan::with_backend(1024, q50, Backend::Avx512Ifma).unwrap();
+        let large = NttPlan::with_backend(1024, q51, Backend::Avx512Ifma).unwrap();
+        assert_eq!(small.backend(), Backend::Avx512Ifma);
+        assert_eq!(large.backend(), Backend::Avx512);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var_os("ENSI_NTT_BACKEND").is_none() {
+        let best = *Backend::available().last().unwrap();
+        let expected_large = if best == Backend::Avx512Ifma {
+            Backend::Avx512
+        } else {
+            best
+        };
+        assert_eq!(Backend::detect(50), best);
+        assert_eq!(Backend::detect(60), expected_large);
+    }
 }
 
 proptest! {

@@ -1,0 +1,386 @@
+//! AVX-512 backends, 8 lanes: [`ifma`] (52-bit Shoup products with `vpmadd52{lo,hi}uq`, primes
+//! below `2^50`) and [`wide`] (64-bit Shoup products, the high half from four `vpmuludq`).
+//!
+//! The three stages with half-span `t = 4, 2, 1` run inside registers on blocks of 16 values,
+//! together with the `t = 8` stage (which pairs the block's two vectors). A block is held as two
+//! vectors `(P, Q)` whose lanes hold the block positions listed in `S4`, `S2`, `S1` (for `P`; `Q`
+//! holds those plus `t`), so every butterfly pairs lane `k` of `P` with lane `k` of `Q`; one
+//! two-source permutation per vector moves between states. The twiddles of a stage are the
+//! contiguous `2, 4, 8` entries `w[N/(2t) + 8b/t ..]` of block `b`, spread over the lanes by a
+//! one-source permutation.
+
+/// Block positions held by `P` in the natural state (`Q` holds `8..16`): the `t = 8` stage.
+const S8: [u64; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+/// Block positions held by `P` in the `t = 4` state.
+const S4: [u64; 8] = [0, 1, 2, 3, 8, 9, 10, 11];
+/// Block positions held by `P` in the `t = 2` state.
+const S2: [u64; 8] = [0, 1, 4, 5, 8, 9, 12, 13];
+/// Block positions held by `P` in the `t = 1` state.
+const S1: [u64; 8] = [0, 2, 4, 6, 8, 10, 12, 14];
+
+/// `s + t` lane by lane: the positions `Q` holds in the state of `P = s`, half-span `t`.
+const fn plus(s: [u64; 8], t: u64) -> [u64; 8] {
+    let mut out = [0; 8];
+    let mut k = 0;
+    while k < 8 {
+        out[k] = s[k] + t;
+        k += 1;
+    }
+    out
+}
+
+/// The index vector of `_mm512_permutex2var_epi64(P, idx, Q)` that collects the positions `dst`
+/// from a state whose `P` holds `sp` and `Q` holds `sq`.
+const fn gather(sp: [u64; 8], sq: [u64; 8], dst: [u64; 8]) -> [u64; 8] {
+    let mut out = [0; 8];
+    let mut k = 0;
+    while k < 8 {
+        let mut j = 0;
+        while j < 8 {
+            if sp[j] == dst[k] {
+                out[k] = j as u64;
+            }
+            if sq[j] == dst[k] {
+                out[k] = 8 + j as u64;
+            }
+            j += 1;
+        }
+        k += 1;
+    }
+    out
+}
+
+/// Which of the block's groups of stage `t` each lane of `P` (positions `s`) belongs to.
+const fn groups(s: [u64; 8], t: u64) -> [u64; 8] {
+    let mut out = [0; 8];
+    let mut k = 0;
+    while k < 8 {
+        out[k] = s[k] / (2 * t);
+        k += 1;
+    }
+    out
+}
+
+/// State transitions, as `[P index, Q index]`.
+const fn transition(from: [u64; 8], t_from: u64, to: [u64; 8], t_to: u64) -> [[u64; 8]; 2] {
+    let (fq, tq) = (plus(from, t_from), plus(to, t_to));
+    [gather(from, fq, to), gather(from, fq, tq)]
+}
+
+const NAT_TO_4: [[u64; 8]; 2] = transition(S8, 8, S4, 4);
+const T4_TO_2: [[u64; 8]; 2] = transition(S4, 4, S2, 2);
+const T2_TO_1: [[u64; 8]; 2] = transition(S2, 2, S1, 1);
+const T1_TO_NAT: [[u64; 8]; 2] = transition(S1, 1, S8, 8);
+const NAT_TO_1: [[u64; 8]; 2] = transition(S8, 8, S1, 1);
+const T1_TO_2: [[u64; 8]; 2] = transition(S1, 1, S2, 2);
+const T2_TO_4: [[u64; 8]; 2] = transition(S2, 2, S4, 4);
+const T4_TO_NAT: [[u64; 8]; 2] = transition(S4, 4, S8, 8);
+const SPREAD4: [u64; 8] = groups(S4, 4);
+const SPREAD2: [u64; 8] = groups(S2, 2);
+const _: () = {
+    // The `t = 1` state needs no spreading: its lanes take the groups in order.
+    let g = groups(S1, 1);
+    let mut k = 0;
+    while k < 8 {
+        assert!(g[k] == k as u64);
+        k += 1;
+    }
+};
+
+/// Primitives and in-register stages shared by the two AVX-512 backends.
+macro_rules! avx512_common {
+    ($feat:literal) => {
+        use super::{
+            NAT_TO_1, NAT_TO_4, SPREAD2, SPREAD4, T1_TO_2, T1_TO_NAT, T2_TO_1, T2_TO_4, T4_TO_2,
+            T4_TO_NAT,
+        };
+        use core::arch::x86_64::*;
+
+        type V = __m512i;
+        const LANES: usize = 8;
+
+        /// # Safety
+        /// `p..p + 8` must be readable.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn load(p: *const u64) -> V {
+            // SAFETY: the caller guarantees 64 readable bytes; the load is unaligned.
+            unsafe { _mm512_loadu_si512(p.cast()) }
+        }
+
+        /// # Safety
+        /// `p..p + 8` must be writable.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn store(p: *mut u64, v: V) {
+            // SAFETY: the caller guarantees 64 writable bytes; the store is unaligned.
+            unsafe { _mm512_storeu_si512(p.cast(), v) }
+        }
+
+        /// The constant `v` as a vector.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn constant(v: &[u64; 8]) -> V {
+            // SAFETY: `v` is 8 readable words.
+            unsafe { load(v.as_ptr()) }
+        }
+
+        /// Lanes `idx` of the first `K` words at `p` (`K = 2` or `4`).
+        ///
+        /// # Safety
+        /// `p..p + K` must be readable.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn spread<const K: u8>(p: *const u64, idx: V) -> V {
+            let mask: __mmask8 = (1u8 << K) - 1;
+            // SAFETY: the caller guarantees the `K` unmasked words are readable; masked lanes do
+            // not touch memory.
+            let v = unsafe { _mm512_maskz_loadu_epi64(mask, p.cast()) };
+            _mm512_permutexvar_epi64(idx, v)
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn add(a: V, b: V) -> V {
+            _mm512_add_epi64(a, b)
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn sub(a: V, b: V) -> V {
+            _mm512_sub_epi64(a, b)
+        }
+
+        /// `x - c` where `x >= c`, else `x` (unsigned).
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn reduce(x: V, c: V) -> V {
+            _mm512_min_epu64(x, _mm512_sub_epi64(x, c))
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn perm(p: V, idx: V, q: V) -> V {
+            _mm512_permutex2var_epi64(p, idx, q)
+        }
+
+        /// Forward stages with half-span 8, 4, 2, 1 on blocks of 16, fully reducing.
+        #[target_feature(enable = $feat)]
+        fn fwd_tail(c: &Ctx, a: &mut [u64], w: &[u64], ws: &[u64]) {
+            let n = a.len();
+            assert!(n.is_multiple_of(16) && n >= 16 && w.len() == n && ws.len() == n);
+            let [n4p, n4q] = NAT_TO_4.map(|i| constant(&i));
+            let [t42p, t42q] = T4_TO_2.map(|i| constant(&i));
+            let [t21p, t21q] = T2_TO_1.map(|i| constant(&i));
+            let [t1np, t1nq] = T1_TO_NAT.map(|i| constant(&i));
+            let (sp4, sp2) = (constant(&SPREAD4), constant(&SPREAD2));
+            let (d, wp, sp) = (a.as_mut_ptr(), w.as_ptr(), ws.as_ptr());
+            for b in 0..n / 16 {
+                // SAFETY: block `b` is `16b..16b + 16 <= n`; the twiddles read are
+                // `n/16 + b < n/8`, `n/8 + 2b + 2 <= n/4`, `n/4 + 4b + 4 <= n/2` and
+                // `n/2 + 8b + 8 <= n`, all inside `w` and `ws` (length `n`).
+                unsafe {
+                    let d = d.add(16 * b);
+                    let (v0, v1) = (load(d), load(d.add(8)));
+                    let k = n / 16 + b;
+                    let tw = c.tw_splat(*wp.add(k), *sp.add(k));
+                    let (v0, v1) = fwd_bf(c, v0, v1, &tw);
+
+                    let (x, y) = (perm(v0, n4p, v1), perm(v0, n4q, v1));
+                    let k = n / 8 + 2 * b;
+                    let tw = c.tw_vec(spread::<2>(wp.add(k), sp4), spread::<2>(sp.add(k), sp4));
+                    let (x, y) = fwd_bf(c, x, y, &tw);
+
+                    let (x, y) = (perm(x, t42p, y), perm(x, t42q, y));
+                    let k = n / 4 + 4 * b;
+                    let tw = c.tw_vec(spread::<4>(wp.add(k), sp2), spread::<4>(sp.add(k), sp2));
+                    let (x, y) = fwd_bf(c, x, y, &tw);
+
+                    let (x, y) = (perm(x, t21p, y), perm(x, t21q, y));
+                    let k = n / 2 + 8 * b;
+                    let tw = c.tw_vec(load(wp.add(k)), load(sp.add(k)));
+                    let (x, y) = fwd_bf_last(c, x, y, &tw);
+
+                    store(d, perm(x, t1np, y));
+                    store(d.add(8), perm(x, t1nq, y));
+                }
+            }
+        }
+
+        /// Inverse stages with half-span 1, 2, 4, 8 on blocks of 16.
+        #[target_feature(enable = $feat)]
+        fn inv_head(c: &Ctx, a: &mut [u64], w: &[u64], ws: &[u64]) {
+            let n = a.len();
+            assert!(n.is_multiple_of(16) && n >= 16 && w.len() == n && ws.len() == n);
+            let [n1p, n1q] = NAT_TO_1.map(|i| constant(&i));
+            let [t12p, t12q] = T1_TO_2.map(|i| constant(&i));
+            let [t24p, t24q] = T2_TO_4.map(|i| constant(&i));
+            let [t4np, t4nq] = T4_TO_NAT.map(|i| constant(&i));
+            let (sp4, sp2) = (constant(&SPREAD4), constant(&SPREAD2));
+            let (d, wp, sp) = (a.as_mut_ptr(), w.as_ptr(), ws.as_ptr());
+            for b in 0..n / 16 {
+                // SAFETY: as in `fwd_tail`: the block and the twiddles read lie inside `a`, `w`
+                // and `ws`.
+                unsafe {
+                    let d = d.add(16 * b);
+                    let (v0, v1) = (load(d), load(d.add(8)));
+
+                    let (x, y) = (perm(v0, n1p, v1), perm(v0, n1q, v1));
+                    let k = n / 2 + 8 * b;
+                    let tw = c.tw_vec(load(wp.add(k)), load(sp.add(k)));
+                    let (x, y) = inv_bf(c, x, y, &tw);
+
+                    let (x, y) = (perm(x, t12p, y), perm(x, t12q, y));
+                    let k = n / 4 + 4 * b;
+                    let tw = c.tw_vec(spread::<4>(wp.add(k), sp2), spread::<4>(sp.add(k), sp2));
+                    let (x, y) = inv_bf(c, x, y, &tw);
+
+                    let (x, y) = (perm(x, t24p, y), perm(x, t24q, y));
+                    let k = n / 8 + 2 * b;
+                    let tw = c.tw_vec(spread::<2>(wp.add(k), sp4), spread::<2>(sp.add(k), sp4));
+                    let (x, y) = inv_bf(c, x, y, &tw);
+
+                    let (v0, v1) = (perm(x, t4np, y), perm(x, t4nq, y));
+                    let k = n / 16 + b;
+                    let tw = c.tw_splat(*wp.add(k), *sp.add(k));
+                    let (v0, v1) = inv_bf(c, v0, v1, &tw);
+                    store(d, v0);
+                    store(d.add(8), v1);
+                }
+            }
+        }
+    };
+}
+
+/// AVX-512 IFMA: Shoup products in 52-bit limbs, for primes below `2^50`.
+pub(super) mod ifma {
+    avx512_common!("avx512f,avx512dq,avx512ifma");
+    simd_drivers!("avx512f,avx512dq,avx512ifma", fwd_shoup52, inv_shoup52);
+
+    /// A twiddle `w < q` and `floor(w * 2^52 / q)`, per lane.
+    #[derive(Clone, Copy)]
+    struct Tw {
+        w: V,
+        ws: V,
+    }
+
+    struct Ctx {
+        q: V,
+        two_q: V,
+        /// `2^52 - q`.
+        neg_q: V,
+        mask52: V,
+        zero: V,
+    }
+
+    impl Ctx {
+        #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+        #[inline]
+        fn new(q: u64) -> Self {
+            debug_assert!(q < 1 << 50);
+            Self {
+                q: _mm512_set1_epi64(q as i64),
+                two_q: _mm512_set1_epi64(2 * q as i64),
+                neg_q: _mm512_set1_epi64(((1u64 << 52) - q) as i64),
+                mask52: _mm512_set1_epi64(((1u64 << 52) - 1) as i64),
+                zero: _mm512_setzero_si512(),
+            }
+        }
+
+        #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+        #[inline]
+        fn tw_splat(&self, w: u64, ws: u64) -> Tw {
+            Tw {
+                w: _mm512_set1_epi64(w as i64),
+                ws: _mm512_set1_epi64(ws as i64),
+            }
+        }
+
+        #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+        #[inline]
+        fn tw_vec(&self, w: V, ws: V) -> Tw {
+            Tw { w, ws }
+        }
+
+        /// `a * w mod q` in `[0, 2q)` for `a < 2^52`: with `e = floor(a * ws / 2^52)`,
+        /// `a * w - e * q` lies in `[0, 2q)`, so it equals its value modulo `2^52`.
+        #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+        #[inline]
+        fn mul(&self, a: V, t: &Tw) -> V {
+            let e = _mm512_madd52hi_epu64(self.zero, a, t.ws);
+            let lo = _mm512_madd52lo_epu64(self.zero, a, t.w);
+            _mm512_and_si512(_mm512_madd52lo_epu64(lo, e, self.neg_q), self.mask52)
+        }
+    }
+}
+
+/// AVX-512F + DQ: 64-bit Shoup products, for any supported prime.
+pub(super) mod wide {
+    avx512_common!("avx512f,avx512dq");
+    simd_drivers!("avx512f,avx512dq", fwd_shoup, inv_shoup);
+
+    /// A twiddle `w < q`, `ws = floor(w * 2^64 / q)` and `ws >> 32`, per lane.
+    #[derive(Clone, Copy)]
+    struct Tw {
+        w: V,
+        ws: V,
+        ws_hi: V,
+    }
+
+    struct Ctx {
+        q: V,
+        two_q: V,
+        mask32: V,
+    }
+
+    impl Ctx {
+        #[target_feature(enable = "avx512f,avx512dq")]
+        #[inline]
+        fn new(q: u64) -> Self {
+            Self {
+                q: _mm512_set1_epi64(q as i64),
+                two_q: _mm512_set1_epi64(2 * q as i64),
+                mask32: _mm512_set1_epi64(0xffff_ffff),
+            }
+        }
+
+        #[target_feature(enable = "avx512f,avx512dq")]
+        #[inline]
+        fn tw_splat(&self, w: u64, ws: u64) -> Tw {
+            Tw {
+                w: _mm512_set1_epi64(w as i64),
+                ws: _mm512_set1_epi64(ws as i64),
+                ws_hi: _mm512_set1_epi64((ws >> 32) as i64),
+            }
+        }
+
+        #[target_feature(enable = "avx512f,avx512dq")]
+        #[inline]
+        fn tw_vec(&self, w: V, ws: V) -> Tw {
+            Tw {
+                w,
+                ws,
+                ws_hi: _mm512_srli_epi64::<32>(ws),
+            }
+        }
+
+        /// `a * w mod q` in `[0, 2q)`: Shoup's estimate `e = floor(a * ws / 2^64)` from four
+        /// 32x32-bit products, then `a * w - e * q` modulo `2^64`.
+        #[target_feature(enable = "avx512f,avx512dq")]
+        #[inline]
+        fn mul(&self, a: V, t: &Tw) -> V {
+            let a_hi = _mm512_srli_epi64::<32>(a);
+            let ll = _mm512_mul_epu32(a, t.ws);
+            let lh = _mm512_mul_epu32(a, t.ws_hi);
+            let hl = _mm512_mul_epu32(a_hi, t.ws);
+            let hh = _mm512_mul_epu32(a_hi, t.ws_hi);
+            let mid = _mm512_add_epi64(lh, _mm512_srli_epi64::<32>(ll));
+            let mid2 = _mm512_add_epi64(hl, _mm512_and_si512(mid, self.mask32));
+            let e = _mm512_add_epi64(
+                _mm512_add_epi64(hh, _mm512_srli_epi64::<32>(mid)),
+                _mm512_srli_epi64::<32>(mid2),
+            );
+            _mm512_sub_epi64(_mm512_mullo_epi64(a, t.w), _mm512_mullo_epi64(e, self.q))
+        }
+    }
+}
