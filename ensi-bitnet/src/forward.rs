@@ -15,11 +15,13 @@ use alloc::vec::Vec;
 use crate::config::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::linear::Linear;
 use crate::matrix::Matrix;
 use crate::model::{Layer, Model};
 use crate::ops::{
     AttentionKind, apply_rope, argmax, attention_head, relu_squared, rms_norm, rope_angles, silu,
 };
+use crate::quant::absmean_ternarize;
 
 /// Switches of the reference forward pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,15 +31,28 @@ pub struct ForwardOptions {
     /// Per-token int8 absmax quantization of every BitLinear input (BitNet b1.58's W1.58A8).
     /// Encrypted inference cannot round, so it runs with this off.
     pub act_quant: bool,
+    /// Absmean ternarization of dense (latent) layers at every call, as transformers'
+    /// `AutoBitLinear` in online mode. Only layers kept dense at load time
+    /// ([`LoadOptions::weight_quant`](crate::LoadOptions::weight_quant) off) are affected;
+    /// ternary layers are ternary either way. With it off, dense layers run at full precision.
+    pub weight_quant: bool,
+}
+
+impl ForwardOptions {
+    /// Options with the given attention and activation quantization, weight quantization on.
+    pub const fn new(attention: AttentionKind, act_quant: bool) -> Self {
+        Self {
+            attention,
+            act_quant,
+            weight_quant: true,
+        }
+    }
 }
 
 impl Default for ForwardOptions {
-    /// The model as trained: softmax attention, activation quantization on.
+    /// The model as trained: softmax attention, activation and weight quantization on.
     fn default() -> Self {
-        Self {
-            attention: AttentionKind::Softmax,
-            act_quant: true,
-        }
+        Self::new(AttentionKind::Softmax, true)
     }
 }
 
@@ -116,14 +131,18 @@ impl<F: Float> Trace<F> {
     }
 }
 
-fn linear_rows<F: Float>(
-    w: &crate::linear::Linear,
-    x: &Matrix<F>,
-    act_quant: bool,
-) -> Result<Matrix<F>> {
+fn linear_rows<F: Float>(w: &Linear, x: &Matrix<F>, options: &ForwardOptions) -> Result<Matrix<F>> {
+    let ternarized;
+    let w = match w {
+        Linear::Dense(d) if options.weight_quant => {
+            ternarized = Linear::Ternary(absmean_ternarize(d.rows(), d.cols(), d.values())?);
+            &ternarized
+        }
+        _ => w,
+    };
     let mut out = Matrix::zeros(x.rows(), w.rows());
     for r in 0..x.rows() {
-        w.forward(x.row(r), act_quant, out.row_mut(r))?;
+        w.forward(x.row(r), options.act_quant, out.row_mut(r))?;
     }
     Ok(out)
 }
@@ -165,11 +184,10 @@ fn layer_forward<F: Float>(
     let c = model.config();
     let (seq, d) = (input.rows(), c.head_dim);
     let eps = c.rms_norm_eps;
-    let aq = options.act_quant;
     let attn_norm = norm_rows(&input, &layer.input_layernorm, eps)?;
-    let q = linear_rows(&layer.q_proj, &attn_norm, aq)?;
-    let k = linear_rows(&layer.k_proj, &attn_norm, aq)?;
-    let v = linear_rows(&layer.v_proj, &attn_norm, aq)?;
+    let q = linear_rows(&layer.q_proj, &attn_norm, options)?;
+    let k = linear_rows(&layer.k_proj, &attn_norm, options)?;
+    let v = linear_rows(&layer.v_proj, &attn_norm, options)?;
     let mut q_rope = q.clone();
     let mut k_rope = k.clone();
     for (pos, (cos, sin)) in rope.iter().enumerate().take(seq) {
@@ -200,11 +218,11 @@ fn layer_forward<F: Float>(
         probs.push(head.probs);
     }
     let attn_sub_norm = norm_rows(&attn_output, &layer.attn_sub_norm, eps)?;
-    let o_proj = linear_rows(&layer.o_proj, &attn_sub_norm, aq)?;
+    let o_proj = linear_rows(&layer.o_proj, &attn_sub_norm, options)?;
     let attn_residual = add(&input, &o_proj);
     let ffn_norm = norm_rows(&attn_residual, &layer.post_attention_layernorm, eps)?;
-    let gate = linear_rows(&layer.gate_proj, &ffn_norm, aq)?;
-    let up = linear_rows(&layer.up_proj, &ffn_norm, aq)?;
+    let gate = linear_rows(&layer.gate_proj, &ffn_norm, options)?;
+    let up = linear_rows(&layer.up_proj, &ffn_norm, options)?;
     let act: fn(F) -> F = match c.hidden_act {
         Activation::ReluSquared => relu_squared,
         Activation::Silu => silu,
@@ -218,7 +236,7 @@ fn layer_forward<F: Float>(
     let ffn_act = Matrix::from_vec(seq, c.intermediate_size, act_data)
         .unwrap_or_else(|| Matrix::zeros(seq, c.intermediate_size));
     let ffn_sub_norm = norm_rows(&ffn_act, &layer.ffn_sub_norm, eps)?;
-    let down = linear_rows(&layer.down_proj, &ffn_sub_norm, aq)?;
+    let down = linear_rows(&layer.down_proj, &ffn_sub_norm, options)?;
     let output = add(&attn_residual, &down);
     Ok(LayerTrace {
         input,

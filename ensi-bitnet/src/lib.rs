@@ -18,7 +18,7 @@
 //! use ensi_bitnet::{embedded_model, AttentionKind, ForwardOptions};
 //!
 //! let model = embedded_model()?;
-//! let options = ForwardOptions { attention: AttentionKind::Sigmoid, act_quant: false };
+//! let options = ForwardOptions::new(AttentionKind::Sigmoid, false);
 //! let trace = model.forward::<f64>(&[1, 2, 3], &options)?;
 //! assert_eq!(trace.last_logits().len(), 256);
 //! let _next = trace.next_token();

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{tiny_config, tiny_model};
 use ensi_bitnet::{
-    Activation, Error, Family, ForwardOptions, LoadOptions, Model, ModelConfig, ScaleConvention,
-    embedded_model, load_checkpoint, save_checkpoint,
+    Activation, AttentionKind, Error, Family, ForwardOptions, LoadOptions, Model, ModelConfig,
+    ScaleConvention, embedded_model, load_checkpoint, save_checkpoint,
 };
 use half::{bf16, f16};
 use safetensors::tensor::{Dtype, TensorView};
@@ -386,14 +386,23 @@ fn latent_1bitllm_layout_is_ternarized_on_load() {
     .unwrap();
     assert!(dense.layers()[0].q_proj.as_ternary().is_none());
     assert_eq!(dense.layers()[0].q_proj.dequantize::<f32>(), latent[0]);
-    let opts = ForwardOptions {
-        act_quant: false,
-        ..ForwardOptions::default()
-    };
-    let a = m.forward::<f64>(&[1, 2, 3], &opts).unwrap();
-    let b = dense.forward::<f64>(&[1, 2, 3], &opts).unwrap();
-    assert!(a.logits.max_abs_diff(&b.logits) > 0.0);
-    assert!(b.last_logits().iter().all(|v| v.is_finite()));
+    // Weight quantization at inference: on, the dense model ternarizes on the fly and matches
+    // the model ternarized at load time exactly; off, it runs the latent weights.
+    for act_quant in [true, false] {
+        let on = ForwardOptions::new(AttentionKind::Softmax, act_quant);
+        let off = ForwardOptions {
+            weight_quant: false,
+            ..on
+        };
+        let a = m.forward::<f64>(&[1, 2, 3], &on).unwrap();
+        let b = dense.forward::<f64>(&[1, 2, 3], &on).unwrap();
+        assert_eq!(a.logits, b.logits);
+        let c = dense.forward::<f64>(&[1, 2, 3], &off).unwrap();
+        assert!(a.logits.max_abs_diff(&c.logits) > 0.0);
+        assert!(c.last_logits().iter().all(|v| v.is_finite()));
+        // The ternary model ignores the switch.
+        assert_eq!(m.forward::<f64>(&[1, 2, 3], &off).unwrap().logits, a.logits);
+    }
 }
 
 #[test]

@@ -60,10 +60,7 @@ fn compare(m: &Model, a: ForwardOptions, b: ForwardOptions) -> LogitComparison {
 #[test]
 fn softmax_vs_sigmoid_and_activation_quantization_on_the_embedded_model() {
     let m = embedded_model().unwrap();
-    let opt = |attention, act_quant| ForwardOptions {
-        attention,
-        act_quant,
-    };
+    let opt = |attention, act_quant| ForwardOptions::new(attention, act_quant);
     let (soft, sig) = (AttentionKind::Softmax, AttentionKind::Sigmoid);
     let rows = [
         (

@@ -205,22 +205,10 @@ fn max_rel(a: &[f64], b: &[f64]) -> f64 {
 }
 
 const ALL_OPTIONS: [ForwardOptions; 4] = [
-    ForwardOptions {
-        attention: AttentionKind::Softmax,
-        act_quant: true,
-    },
-    ForwardOptions {
-        attention: AttentionKind::Softmax,
-        act_quant: false,
-    },
-    ForwardOptions {
-        attention: AttentionKind::Sigmoid,
-        act_quant: true,
-    },
-    ForwardOptions {
-        attention: AttentionKind::Sigmoid,
-        act_quant: false,
-    },
+    ForwardOptions::new(AttentionKind::Softmax, true),
+    ForwardOptions::new(AttentionKind::Softmax, false),
+    ForwardOptions::new(AttentionKind::Sigmoid, true),
+    ForwardOptions::new(AttentionKind::Sigmoid, false),
 ];
 
 /// Tolerances: f64 library vs f64 naive within 1e-10 (relative to the largest magnitude;

@@ -26,6 +26,10 @@ pub struct ReferenceArgs {
     /// Per-token int8 activation quantization before every BitLinear.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     act_quant: Switch,
+    /// Absmean ternarization of latent (float) checkpoint weights; off runs them at full
+    /// precision. Packed checkpoints and the embedded model are ternary either way.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    weight_quant: Switch,
     /// Floating-point precision of the forward pass.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     precision: Precision,
@@ -73,6 +77,7 @@ fn report<F: Float>(model: &Model, source: &str, args: &ReferenceArgs, trace: &T
             "precision": F::NAME,
             "attention": trace.options.attention.name(),
             "act_quant": trace.options.act_quant,
+            "weight_quant": trace.options.weight_quant,
             "tokens": trace.tokens,
             "position": position,
             "next_token": next,
@@ -122,6 +127,7 @@ fn run_inner(args: &ReferenceArgs) -> Result<(), ensi_bitnet::Error> {
                     ScaleArg::Divide => ScaleConvention::Divide,
                     ScaleArg::Multiply => ScaleConvention::Multiply,
                 }),
+                weight_quant: args.weight_quant == Switch::On,
                 ..LoadOptions::default()
             };
             (load_checkpoint(dir, &options)?, dir.display().to_string())
@@ -134,6 +140,7 @@ fn run_inner(args: &ReferenceArgs) -> Result<(), ensi_bitnet::Error> {
             AttentionArg::Sigmoid => AttentionKind::Sigmoid,
         },
         act_quant: args.act_quant == Switch::On,
+        weight_quant: args.weight_quant == Switch::On,
     };
     match args.precision {
         Precision::F32 => report(

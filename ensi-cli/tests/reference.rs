@@ -61,18 +61,12 @@ fn embedded_model_json_matches_the_library() {
         (&["--json"][..], ForwardOptions::default(), false),
         (
             &["--json", "--attention", "sigmoid", "--act-quant", "off"][..],
-            ForwardOptions {
-                attention: AttentionKind::Sigmoid,
-                act_quant: false,
-            },
+            ForwardOptions::new(AttentionKind::Sigmoid, false),
             false,
         ),
         (
             &["--json", "--attention", "sigmoid", "--precision", "f64"][..],
-            ForwardOptions {
-                attention: AttentionKind::Sigmoid,
-                act_quant: true,
-            },
+            ForwardOptions::new(AttentionKind::Sigmoid, true),
             true,
         ),
     ];
@@ -149,4 +143,68 @@ fn bad_input_is_a_clean_error() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn latent_checkpoint_with_weight_quantization_off() {
+    use ensi_bitnet::{DenseMatrix, Linear, LoadOptions, load_checkpoint};
+    // The embedded model with its projections stored as dense f32 latents (no weight_scale).
+    let m = embedded_model().unwrap();
+    let dense = |l: &Linear| {
+        let w: Vec<f32> = l.dequantize::<f32>().iter().map(|v| v * 1.25).collect();
+        Linear::Dense(DenseMatrix::new(l.rows(), l.cols(), w).unwrap())
+    };
+    let layers = m
+        .layers()
+        .iter()
+        .map(|l| ensi_bitnet::Layer {
+            q_proj: dense(&l.q_proj),
+            k_proj: dense(&l.k_proj),
+            v_proj: dense(&l.v_proj),
+            o_proj: dense(&l.o_proj),
+            gate_proj: dense(&l.gate_proj),
+            up_proj: dense(&l.up_proj),
+            down_proj: dense(&l.down_proj),
+            ..l.clone()
+        })
+        .collect();
+    let latent = Model::new(
+        m.config().clone(),
+        m.embed_tokens().to_vec(),
+        layers,
+        m.norm().to_vec(),
+        None,
+    )
+    .unwrap();
+    let dir: PathBuf = std::env::temp_dir().join(format!("ensi-cli-latent-{}", std::process::id()));
+    save_checkpoint(&latent, &dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let tokens = [5, 6, 7];
+    for (switch, weight_quant) in [("on", true), ("off", false)] {
+        let v = json_of(&ensi(&[
+            "reference",
+            "--checkpoint",
+            d,
+            "--tokens",
+            "5,6,7",
+            "--json",
+            "--weight-quant",
+            switch,
+        ]));
+        let loaded = load_checkpoint(
+            &dir,
+            &LoadOptions {
+                weight_quant,
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap();
+        let options = ForwardOptions {
+            weight_quant,
+            ..ForwardOptions::default()
+        };
+        check_against_library(&v, &loaded, &tokens, options, false);
+        assert_eq!(v["weight_quant"], weight_quant);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
