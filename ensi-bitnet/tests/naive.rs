@@ -317,3 +317,36 @@ fn trace_is_consistent() {
     assert_eq!(t.logits.rows(), 4);
     assert_eq!(t.logits.cols(), 256);
 }
+
+#[test]
+fn greedy_decoding_appends_the_argmax_each_step() {
+    let m = embedded_model().unwrap();
+    let opts = ForwardOptions::new(AttentionKind::Sigmoid, false);
+    let new = ensi_bitnet::generate_greedy::<f64>(&m, &[10, 20], 3, &opts).unwrap();
+    assert_eq!(new.len(), 3);
+    let mut tokens = vec![10u32, 20];
+    for &t in &new {
+        let naive = naive_forward(&m, &tokens, &opts);
+        let last = naive.logits.last().unwrap();
+        let best = (0..last.len()).fold(0, |b, i| if last[i] > last[b] { i } else { b });
+        assert_eq!(t as usize, best);
+        tokens.push(t);
+    }
+    // Errors, not panics, on bad input.
+    assert_eq!(
+        m.forward::<f32>(&[], &opts).unwrap_err(),
+        ensi_bitnet::Error::EmptyInput
+    );
+    assert!(matches!(
+        m.forward::<f32>(&[1, 256], &opts),
+        Err(ensi_bitnet::Error::TokenOutOfRange {
+            position: 1,
+            token: 256,
+            ..
+        })
+    ));
+    assert!(matches!(
+        m.forward::<f32>(&[0; 257], &opts),
+        Err(ensi_bitnet::Error::SequenceTooLong { len: 257, max: 256 })
+    ));
+}
