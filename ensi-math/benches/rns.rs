@@ -2,6 +2,7 @@
 //! and a forward NTT over all limbs for scale.
 //!
 //! Q = 20 primes of 50 bits, P = 4 primes of 60 bits, dnum = 4 (digits of 5 limbs).
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ensi_math::{KeySwitchBasis, RnsContext, RnsPoly, Rounding, generate_ntt_primes};
@@ -44,7 +45,8 @@ fn bench_rns(c: &mut Criterion) {
     group.bench_function("mod_down_24_to_20_limbs_round", |b| {
         b.iter(|| {
             y.copy_from_slice(&xp);
-            ks.mod_down(n, L, black_box(&mut y), Rounding::Round).unwrap()
+            ks.mod_down(n, L, black_box(&mut y), Rounding::Round)
+                .unwrap()
         })
     });
     let mut z = x.clone();

@@ -1,4 +1,5 @@
 //! Typed RNS polynomials against naive references (negacyclic convolution, big integers).
+#![allow(clippy::unwrap_used)]
 
 use ensi_math::{Coeff, MathError, Ntt, RnsContext, RnsPoly, generate_ntt_primes};
 use num_bigint::{BigInt, BigUint};
@@ -212,10 +213,20 @@ fn ntt_automorphism_table_composes() {
     let a = random_poly(&c, 1, 9).into_ntt();
     let t5 = c.ntt_automorphism(5).unwrap();
     let t25 = c.ntt_automorphism(25).unwrap();
-    let twice = a.automorphism_with(&t5).unwrap().automorphism_with(&t5).unwrap();
+    let twice = a
+        .automorphism_with(&t5)
+        .unwrap()
+        .automorphism_with(&t5)
+        .unwrap();
     assert_eq!(twice, a.automorphism_with(&t25).unwrap());
     // k = 2N - 1 is conjugation; applying it twice is the identity.
     let conj = c.ntt_automorphism(127).unwrap();
-    assert_eq!(a.automorphism_with(&conj).unwrap().automorphism_with(&conj).unwrap(), a);
+    assert_eq!(
+        a.automorphism_with(&conj)
+            .unwrap()
+            .automorphism_with(&conj)
+            .unwrap(),
+        a
+    );
     let _ = RnsPoly::<Ntt>::zero(&c, 1).unwrap();
 }

@@ -1,5 +1,6 @@
 //! RNS basis, CRT, fast base conversion, ModUp / ModDown / rescale and digit decomposition,
 //! checked against exact big-integer arithmetic.
+#![allow(clippy::unwrap_used)]
 
 use ensi_math::{BasisConverter, KeySwitchBasis, RnsBasis, Rounding, generate_ntt_primes};
 use num_bigint::{BigInt, BigUint, Sign};
@@ -168,7 +169,11 @@ fn mod_up_digits_and_recombination() {
                     let diff = &d - &base;
                     assert!((&diff % &dj).is_zero());
                     let u = &diff / &dj;
-                    assert!(u < BigUint::from(r.len()), "u = {u} for a digit of {} limbs", r.len());
+                    assert!(
+                        u < BigUint::from(r.len()),
+                        "u = {u} for a digit of {} limbs",
+                        r.len()
+                    );
                     // Full-level gadget g_j.
                     let fr = j * ks.alpha()..((j + 1) * ks.alpha()).min(q.len());
                     let dfull: BigUint = q[fr].iter().map(|&v| BigUint::from(v)).product();
@@ -236,7 +241,10 @@ fn mod_down_error_within_bound() {
             }
         }
     }
-    assert!(seen_nonzero, "the approximate conversion error should show up");
+    assert!(
+        seen_nonzero,
+        "the approximate conversion error should show up"
+    );
 }
 
 #[test]
@@ -281,9 +289,15 @@ fn errors_on_bad_lengths() {
     assert!(ks.mod_up_digit(n, q.len(), 3, &x, &mut out).is_err());
     assert!(ks.mod_up_digit(n, q.len(), 0, &x[1..], &mut out).is_err());
     assert!(ks.mod_up_digit(n, 0, 0, &x, &mut out).is_err());
-    assert!(ks.mod_down(n, q.len(), &mut out[1..], Rounding::Floor).is_err());
+    assert!(
+        ks.mod_down(n, q.len(), &mut out[1..], Rounding::Floor)
+            .is_err()
+    );
     assert!(RnsBasis::new(&[]).is_err());
     assert!(RnsBasis::new(&[97, 97]).is_err());
     assert!(RnsBasis::new(&[15, 21]).is_err());
-    assert_eq!(BigUint::one(), RnsBasis::new(&[97]).unwrap().reconstruct(&[1]));
+    assert_eq!(
+        BigUint::one(),
+        RnsBasis::new(&[97]).unwrap().reconstruct(&[1])
+    );
 }

@@ -1,4 +1,5 @@
 //! Samplers: supports, exact weights, moments, reproducible seed expansion.
+#![allow(clippy::unwrap_used)]
 
 use ensi_math::sample::{
     GAUSSIAN_BOUND, GAUSSIAN_SIGMA, expand_seed, fill_uniform, gaussian, ternary, ternary_hamming,
@@ -47,7 +48,13 @@ fn ternary_frequencies() {
 
 #[test]
 fn hamming_weight_is_exact_and_spread() {
-    for (n, h) in [(16usize, 0usize), (16, 16), (100, 37), (1 << 10, 64), (1 << 16, 192)] {
+    for (n, h) in [
+        (16usize, 0usize),
+        (16, 16),
+        (100, 37),
+        (1 << 10, 64),
+        (1 << 16, 192),
+    ] {
         let mut out = vec![0i64; n];
         ternary_hamming(&mut rng(n as u64 + h as u64), h, &mut out).unwrap();
         assert_eq!(out.iter().filter(|&&x| x != 0).count(), h);
@@ -68,7 +75,10 @@ fn hamming_weight_is_exact_and_spread() {
     }
     let expected = (trials * h) as f64 / n as f64; // 500
     for &c in &hits {
-        assert!((c as f64 - expected).abs() < 5.0 * expected.sqrt() + 1.0, "{hits:?}");
+        assert!(
+            (c as f64 - expected).abs() < 5.0 * expected.sqrt() + 1.0,
+            "{hits:?}"
+        );
     }
     let fp = plus as f64 / (trials * h) as f64;
     assert!((fp - 0.5).abs() < 0.02, "P(+1) = {fp}");
@@ -110,7 +120,9 @@ fn seed_expansion_is_reproducible() {
     let mut expect = Vec::new();
     for &q in &primes {
         let mask = (1u64 << (64 - q.leading_zeros())) - 1;
-        while expect.len() % n != 0 || expect.len() < (primes.iter().position(|&p| p == q).unwrap() + 1) * n {
+        while expect.len() % n != 0
+            || expect.len() < (primes.iter().position(|&p| p == q).unwrap() + 1) * n
+        {
             let w = xof.next_u64() & mask;
             if w < q {
                 expect.push(w);
@@ -122,5 +134,8 @@ fn seed_expansion_is_reproducible() {
     let low: RnsPoly<Coeff> = expand_seed(&ctx, 1, &seed).unwrap();
     assert_eq!(low.as_slice(), a.limb(0));
     // The XOF is RFC 8439 ChaCha20: zero key, zero nonce, block 0 starts 76 b8 e0 ad a0 f1 3d 90.
-    assert_eq!(ChaCha20Rng::from_seed([0u8; 32]).next_u64(), 0x903d_f1a0_ade0_b876);
+    assert_eq!(
+        ChaCha20Rng::from_seed([0u8; 32]).next_u64(),
+        0x903d_f1a0_ade0_b876
+    );
 }

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 /// Reduces an odd Galois element modulo `2N`.
 fn check_galois(k: usize, n: usize) -> Result<usize, MathError> {
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         return Err(MathError::InvalidGaloisElement { k });
     }
     Ok(k % (2 * n))

@@ -67,7 +67,8 @@ impl RnsContext {
 
     /// Whether two contexts describe the same ring (same degree and primes).
     pub fn same_ring(self: &Arc<Self>, other: &Arc<Self>) -> bool {
-        Arc::ptr_eq(self, other) || (self.n == other.n && self.basis.moduli() == other.basis.moduli())
+        Arc::ptr_eq(self, other)
+            || (self.n == other.n && self.basis.moduli() == other.basis.moduli())
     }
 
     fn check_limbs(&self, limbs: usize) -> Result<(), MathError> {
@@ -183,7 +184,11 @@ impl<R: Representation> RnsPoly<R> {
     }
 
     /// Wraps raw limb-major residues (`limbs * N` words, each below its prime).
-    pub fn from_raw(ctx: &Arc<RnsContext>, limbs: usize, data: Vec<u64>) -> Result<Self, MathError> {
+    pub fn from_raw(
+        ctx: &Arc<RnsContext>,
+        limbs: usize,
+        data: Vec<u64>,
+    ) -> Result<Self, MathError> {
         ctx.check_limbs(limbs)?;
         if data.len() != limbs * ctx.n {
             return Err(MathError::LengthMismatch {
@@ -280,7 +285,11 @@ impl<R: Representation> RnsPoly<R> {
 
 impl RnsPoly<Coeff> {
     /// Lifts signed coefficients (length N) to `limbs` limbs, branch-free per coefficient.
-    pub fn from_i64(ctx: &Arc<RnsContext>, limbs: usize, coeffs: &[i64]) -> Result<Self, MathError> {
+    pub fn from_i64(
+        ctx: &Arc<RnsContext>,
+        limbs: usize,
+        coeffs: &[i64],
+    ) -> Result<Self, MathError> {
         let mut p = Self::zero(ctx, limbs)?;
         if coeffs.len() != ctx.n {
             return Err(MathError::LengthMismatch {

@@ -174,8 +174,22 @@ macro_rules! binop {
     };
 }
 
-binop!(Add, add, AddAssign, add_assign, try_add_assign, Representation);
-binop!(Sub, sub, SubAssign, sub_assign, try_sub_assign, Representation);
+binop!(
+    Add,
+    add,
+    AddAssign,
+    add_assign,
+    try_add_assign,
+    Representation
+);
+binop!(
+    Sub,
+    sub,
+    SubAssign,
+    sub_assign,
+    try_sub_assign,
+    Representation
+);
 
 impl MulAssign<&RnsPoly<Ntt>> for RnsPoly<Ntt> {
     /// # Panics
