@@ -226,13 +226,7 @@ impl KeySwitchBasis {
         let qm = self.q.moduli();
         par::for_each_limb_zip(mid, &input[range.start * n..range.end * n], n, |i, v, x| {
             let idx = range.start + i;
-            scale_limb(
-                x,
-                v,
-                &qm[idx],
-                table.q_hat_inv[i],
-                table.q_hat_inv_shoup[i],
-            );
+            scale_limb(x, v, &qm[idx], table.q_hat_inv[i], table.q_hat_inv_shoup[i]);
         });
         let mid: &[u64] = mid;
         let big_l = self.q.len();
@@ -241,7 +235,11 @@ impl KeySwitchBasis {
         for (r, limb) in right.chunks_mut(n).enumerate() {
             let idx = range.end + r;
             // Q limbs above the digit, then the P limbs (global index L + j).
-            let g = if idx < num_q { idx } else { big_l + idx - num_q };
+            let g = if idx < num_q {
+                idx
+            } else {
+                big_l + idx - num_q
+            };
             jobs.push((g, limb));
         }
         let pm = self.p.moduli();

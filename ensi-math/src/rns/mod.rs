@@ -161,9 +161,10 @@ impl RnsBasis {
         let digits = x.to_u64_digits();
         for (o, m) in out.iter_mut().zip(&self.moduli) {
             // Horner from the most significant word; r < q < 2^62 keeps (r << 64) | d < 2^126.
-            *o = digits.iter().rev().fold(0u64, |r, &d| {
-                m.reduce_u128(((r as u128) << 64) | d as u128)
-            });
+            *o = digits
+                .iter()
+                .rev()
+                .fold(0u64, |r, &d| m.reduce_u128(((r as u128) << 64) | d as u128));
         }
     }
 
