@@ -2,7 +2,8 @@
 //! references (u128 arithmetic, naive negacyclic convolution, big-integer CRT) and prints what
 //! it verified. Every backend the CPU supports is exercised.
 
-use ensi_math::{Backend, Modulus, NttPlan, generate_ntt_primes};
+use ensi_math::{Backend, Modulus, NttPlan, RnsBasis, generate_ntt_primes, generate_prime_chain};
+use num_bigint::{BigInt, BigUint};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng, TryRngCore};
 use std::time::Instant;
@@ -38,6 +39,7 @@ pub fn run(seed: Option<u64>) -> bool {
     for bits in [49u32, 60] {
         checks.extend(check_ntt_large(&mut rng, 16, bits));
     }
+    checks.push(check_crt_and_rescale(&mut rng));
     let failed = checks.iter().filter(|c| !c.passed).count();
     for c in &checks {
         println!(
@@ -171,4 +173,56 @@ fn check_ntt_large(rng: &mut ChaCha20Rng, log_n: u32, bits: u32) -> Vec<Check> {
             }
         })
         .collect()
+}
+
+/// CRT reconstruction and rescaling over a 24-prime basis, against big-integer arithmetic.
+fn check_crt_and_rescale(rng: &mut ChaCha20Rng) -> Check {
+    const TRIALS: usize = 64;
+    let name = "RNS: CRT round trip and rescale vs BigInt".to_string();
+    let mut sizes = vec![60u32];
+    sizes.extend(std::iter::repeat_n(50, 23));
+    let basis = generate_prime_chain(&sizes, 1 << 16).and_then(|p| RnsBasis::new(&p));
+    let Ok(basis) = basis else {
+        return Check {
+            name,
+            passed: false,
+            detail: "basis construction failed".into(),
+        };
+    };
+    let limbs = basis.len();
+    let q_last = BigInt::from(basis.moduli()[limbs - 1].q());
+    let mut passed = true;
+    let mut data = vec![0u64; limbs * TRIALS];
+    let mut originals = Vec::with_capacity(TRIALS);
+    for t in 0..TRIALS {
+        let bytes: Vec<u8> = (0..200).map(|_| rng.next_u64() as u8).collect();
+        let x = BigUint::from_bytes_le(&bytes) % basis.product();
+        let residues = basis.to_residues(&x);
+        passed &= basis.reconstruct(&residues) == x;
+        for (i, r) in residues.iter().enumerate() {
+            data[i * TRIALS + t] = *r;
+        }
+        originals.push(basis.reconstruct_centered(&residues));
+    }
+    // Rescale treats the columns as TRIALS coefficients of one polynomial.
+    basis.rescale(TRIALS, limbs, &mut data);
+    let Ok(lower) = basis.prefix(limbs - 1) else {
+        return Check {
+            name,
+            passed: false,
+            detail: "prefix basis failed".into(),
+        };
+    };
+    for (t, x) in originals.iter().enumerate() {
+        let residues: Vec<u64> = (0..limbs - 1).map(|i| data[i * TRIALS + t]).collect();
+        // round(x / q) for a signed x, in exact integer arithmetic.
+        let doubled = x * 2 + &q_last;
+        let floor = num_integer::Integer::div_floor(&doubled, &(&q_last * 2));
+        passed &= lower.reconstruct_centered(&residues) == floor;
+    }
+    Check {
+        name,
+        passed,
+        detail: format!("{TRIALS} random values mod a 24-prime Q (~1210 bits)"),
+    }
 }
