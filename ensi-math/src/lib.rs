@@ -7,6 +7,8 @@
 //! `#![no_std]` with `alloc`; the `std` feature adds conveniences and the `parallel` feature
 //! spreads work over RNS limbs with rayon.
 #![no_std]
+#![doc = ""]
+#![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
