@@ -80,6 +80,22 @@ pub enum CkksError {
         /// The rejected scale.
         scale: f64,
     },
+    /// A level above the highest level of the parameter set.
+    InvalidLevel {
+        /// The requested level.
+        level: usize,
+        /// The highest level.
+        max: usize,
+    },
+    /// An object of another parameter set.
+    ParamsMismatch {
+        /// The identifier of this context's parameter set.
+        expected: crate::params::ParamsId,
+        /// The identifier the object carries.
+        found: crate::params::ParamsId,
+    },
+    /// A ciphertext with no polynomials.
+    EmptyCiphertext,
     /// A value whose scaled magnitude does not fit the encoding (at most 2^126), or is not finite.
     ValueTooLarge {
         /// The offending value, after scaling.
@@ -150,6 +166,17 @@ impl fmt::Display for CkksError {
                     "invalid encoding scale {scale}: must be finite and at least 1"
                 )
             }
+            Self::InvalidLevel { level, max } => {
+                write!(
+                    f,
+                    "level {level} exceeds the highest level {max} of the parameter set"
+                )
+            }
+            Self::ParamsMismatch { expected, found } => write!(
+                f,
+                "object belongs to parameter set {found}, not to this context's {expected}"
+            ),
+            Self::EmptyCiphertext => write!(f, "a ciphertext needs at least one polynomial"),
             Self::ValueTooLarge { value } => {
                 write!(f, "scaled value {value:e} is not finite or exceeds 2^126")
             }

@@ -14,11 +14,22 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod ciphertext;
+pub mod context;
 pub mod encoding;
+pub mod encryption;
 pub mod error;
+pub mod keys;
 pub mod params;
+pub mod plaintext;
+pub mod precision;
 
+pub use ciphertext::Ciphertext;
+pub use context::CkksContext;
 pub use error::CkksError;
+pub use keys::{PublicKey, SecretKey};
 pub use params::{Parameters, ParametersLiteral, ParamsId, SecretDistribution, Security};
+pub use plaintext::Plaintext;
+pub use precision::PrecisionStats;
 
 pub use ensi_math;

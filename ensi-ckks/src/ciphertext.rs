@@ -1,0 +1,54 @@
+//! Ciphertexts.
+
+use crate::params::ParamsId;
+use alloc::vec::Vec;
+use ensi_math::{Ntt, RnsPoly};
+
+/// A CKKS ciphertext `(c_0, c_1, ...)` in NTT form over the first `level + 1` primes of `Q`,
+/// decrypting to `c_0 + c_1 s + c_2 s^2 + ...`, with its scale and slot count.
+#[derive(Clone, Debug)]
+pub struct Ciphertext {
+    pub(crate) parts: Vec<RnsPoly<Ntt>>,
+    pub(crate) scale: f64,
+    pub(crate) slots: usize,
+    pub(crate) params_id: ParamsId,
+    /// The seed `c_1` was expanded from, for fresh symmetric encryptions (half-size storage).
+    pub(crate) seed: Option<[u8; 32]>,
+}
+
+impl Ciphertext {
+    /// The level: the number of primes minus one.
+    pub fn level(&self) -> usize {
+        self.parts[0].limbs() - 1
+    }
+
+    /// The scale of the encrypted values.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// The number of slots.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// The degree: 1 for a normal ciphertext, 2 after a product before relinearization.
+    pub fn degree(&self) -> usize {
+        self.parts.len() - 1
+    }
+
+    /// The parameter set this ciphertext belongs to.
+    pub fn params_id(&self) -> ParamsId {
+        self.params_id
+    }
+
+    /// The polynomials `c_0, c_1, ...`.
+    pub fn parts(&self) -> &[RnsPoly<Ntt>] {
+        &self.parts
+    }
+
+    /// The seed of `c_1`, if this is a fresh symmetric encryption.
+    pub fn seed(&self) -> Option<&[u8; 32]> {
+        self.seed.as_ref()
+    }
+}

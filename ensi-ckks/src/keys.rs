@@ -1,0 +1,142 @@
+//! Secret and public keys.
+//!
+//! The secret key `s` is sampled from the parameter set's secret distribution and kept in NTT
+//! form over every prime of `Q ∪ P` (key-switching keys need it modulo `P` too). It is zeroized
+//! on drop, compared in constant time, has no `Clone` and a `Debug` that prints nothing secret.
+
+use crate::context::CkksContext;
+use crate::error::CkksError;
+use crate::params::{ParamsId, SecretDistribution};
+use alloc::sync::Arc;
+use alloc::vec;
+use core::fmt;
+use ensi_math::{Ntt, RnsPoly, sample};
+use rand_core::{CryptoRng, RngCore};
+use subtle::{Choice, ConstantTimeEq};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// The secret key `s`, in NTT form over `Q ∪ P`.
+pub struct SecretKey {
+    pub(crate) s: RnsPoly<Ntt>,
+    pub(crate) params_id: ParamsId,
+}
+
+impl SecretKey {
+    /// Samples a fresh secret key for `ctx`.
+    pub fn generate<G: RngCore + CryptoRng>(
+        ctx: &Arc<CkksContext>,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
+        let mut coeffs = Zeroizing::new(vec![0i64; ctx.n()]);
+        match ctx.params().secret() {
+            SecretDistribution::UniformTernary => sample::ternary(rng, &mut coeffs),
+            SecretDistribution::SparseTernary { hamming_weight } => {
+                sample::ternary_hamming(rng, hamming_weight, &mut coeffs)?
+            }
+        }
+        Self::from_coefficients(ctx, &coeffs)
+    }
+
+    /// Builds a secret key from its signed coefficients (length `N`), for tests and for keys
+    /// restored from storage. The caller keeps responsibility for zeroizing `coeffs`.
+    pub fn from_coefficients(ctx: &Arc<CkksContext>, coeffs: &[i64]) -> Result<Self, CkksError> {
+        let s = RnsPoly::from_i64(ctx.ring(), ctx.key_limbs(), coeffs)?.into_ntt();
+        Ok(Self {
+            s,
+            params_id: ctx.id(),
+        })
+    }
+
+    /// The parameter set this key belongs to.
+    pub fn params_id(&self) -> ParamsId {
+        self.params_id
+    }
+
+    /// The key polynomial (NTT form over `Q ∪ P`).
+    pub fn poly(&self) -> &RnsPoly<Ntt> {
+        &self.s
+    }
+}
+
+impl Zeroize for SecretKey {
+    fn zeroize(&mut self) {
+        self.s.zeroize();
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for SecretKey {}
+
+impl ConstantTimeEq for SecretKey {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.params_id.0.ct_eq(&other.params_id.0) & self.s.ct_eq(&other.s)
+    }
+}
+
+impl PartialEq for SecretKey {
+    /// Constant time.
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for SecretKey {}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretKey")
+            .field("params_id", &self.params_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The public key `(b, a) = (-a s + e, a)` over `Q`, in NTT form (Cheon–Kim–Kim–Song 2017,
+/// §3.4 `KeyGen`). `a` comes from a 32-byte seed, so a stored key needs only `b` and the seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey {
+    pub(crate) b: RnsPoly<Ntt>,
+    pub(crate) a: RnsPoly<Ntt>,
+    pub(crate) seed: [u8; 32],
+    pub(crate) params_id: ParamsId,
+}
+
+impl PublicKey {
+    /// Generates the public key of `sk`.
+    pub fn generate<G: RngCore + CryptoRng>(
+        ctx: &Arc<CkksContext>,
+        sk: &SecretKey,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
+        ctx.check_id(sk.params_id)?;
+        let limbs = ctx.max_level() + 1;
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let (b, a) = crate::encryption::rlwe_sample(ctx, sk, limbs, &seed, rng)?;
+        Ok(Self {
+            b,
+            a,
+            seed,
+            params_id: ctx.id(),
+        })
+    }
+
+    /// The parameter set this key belongs to.
+    pub fn params_id(&self) -> ParamsId {
+        self.params_id
+    }
+
+    /// The seed `a` is expanded from.
+    pub fn seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+
+    /// The polynomials `(b, a)`.
+    pub fn polys(&self) -> (&RnsPoly<Ntt>, &RnsPoly<Ntt>) {
+        (&self.b, &self.a)
+    }
+}

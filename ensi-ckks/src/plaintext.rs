@@ -1,0 +1,150 @@
+//! Plaintexts: encoded polynomials in NTT form with their scale, level and slot count.
+
+use crate::context::CkksContext;
+use crate::error::CkksError;
+use crate::params::ParamsId;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use ensi_math::{Ntt, RnsPoly};
+use num_complex::Complex64;
+use num_traits::ToPrimitive;
+
+/// An encoded message: `m(X)` over the first `level + 1` primes of `Q`, in NTT form.
+#[derive(Clone, Debug)]
+pub struct Plaintext {
+    pub(crate) poly: RnsPoly<Ntt>,
+    pub(crate) scale: f64,
+    pub(crate) slots: usize,
+    pub(crate) params_id: ParamsId,
+}
+
+impl Plaintext {
+    /// The level: the number of primes minus one.
+    pub fn level(&self) -> usize {
+        self.poly.limbs() - 1
+    }
+
+    /// The scale `Delta` the values were multiplied by.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// The number of slots encoded.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// The parameter set this plaintext belongs to.
+    pub fn params_id(&self) -> ParamsId {
+        self.params_id
+    }
+
+    /// The polynomial.
+    pub fn poly(&self) -> &RnsPoly<Ntt> {
+        &self.poly
+    }
+}
+
+impl CkksContext {
+    /// Encodes up to `slots` complex values at `level` and `scale` (slot encoding).
+    pub fn encode_complex(
+        self: &Arc<Self>,
+        values: &[Complex64],
+        slots: usize,
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext, CkksError> {
+        self.check_level(level)?;
+        let coeffs = self.encoder().encode_complex(values, slots, scale)?;
+        self.plaintext_from_coeffs(&coeffs, slots, level, scale)
+    }
+
+    /// Encodes up to `slots` real values at `level` and `scale` (slot encoding).
+    pub fn encode(
+        self: &Arc<Self>,
+        values: &[f64],
+        slots: usize,
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext, CkksError> {
+        self.check_level(level)?;
+        let coeffs = self.encoder().encode_real(values, slots, scale)?;
+        self.plaintext_from_coeffs(&coeffs, slots, level, scale)
+    }
+
+    /// Encodes up to `N` real values directly on the coefficients (coefficient encoding); the
+    /// plaintext reports `N` slots.
+    pub fn encode_coefficients(
+        self: &Arc<Self>,
+        values: &[f64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext, CkksError> {
+        self.check_level(level)?;
+        let coeffs = self.encoder().encode_coefficients(values, scale)?;
+        self.plaintext_from_coeffs(&coeffs, self.n(), level, scale)
+    }
+
+    fn plaintext_from_coeffs(
+        &self,
+        coeffs: &[i128],
+        slots: usize,
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext, CkksError> {
+        let n = self.n();
+        let limbs = level + 1;
+        let mut data = Vec::with_capacity(limbs * n);
+        for m in &self.ring().basis().moduli()[..limbs] {
+            data.extend(coeffs.iter().map(|&c| {
+                let r = m.reduce_u128(c.unsigned_abs());
+                if c < 0 { m.neg(r) } else { r }
+            }));
+        }
+        let poly = RnsPoly::from_raw(self.ring(), limbs, data)?.into_ntt();
+        Ok(Plaintext {
+            poly,
+            scale,
+            slots,
+            params_id: self.id(),
+        })
+    }
+
+    /// The centred coefficients of a plaintext as `f64` (exact CRT through big integers when the
+    /// plaintext has more than one prime).
+    pub fn plaintext_coefficients(&self, pt: &Plaintext) -> Result<Vec<f64>, CkksError> {
+        self.check_id(pt.params_id)?;
+        let coeff = pt.poly.clone().into_coeff();
+        if coeff.limbs() == 1 {
+            let m = coeff.moduli()[0];
+            return Ok(coeff
+                .limb(0)
+                .iter()
+                .map(|&x| m.to_centered(x) as f64)
+                .collect());
+        }
+        Ok(coeff
+            .to_bigint()
+            .iter()
+            .map(|x| x.to_f64().unwrap_or(f64::NAN))
+            .collect())
+    }
+
+    /// Decodes a plaintext into its complex slots.
+    pub fn decode_complex(&self, pt: &Plaintext) -> Result<Vec<Complex64>, CkksError> {
+        let coeffs = self.plaintext_coefficients(pt)?;
+        if pt.slots == self.n() {
+            // Coefficient encoding: the values are the coefficients.
+            return Ok(coeffs
+                .iter()
+                .map(|&c| Complex64::new(c / pt.scale, 0.0))
+                .collect());
+        }
+        self.encoder().decode_complex(&coeffs, pt.slots, pt.scale)
+    }
+
+    /// Decodes a plaintext into the real parts of its slots.
+    pub fn decode(&self, pt: &Plaintext) -> Result<Vec<f64>, CkksError> {
+        Ok(self.decode_complex(pt)?.iter().map(|z| z.re).collect())
+    }
+}
