@@ -8,6 +8,8 @@
 //! This crate is being built; see the project's issue tracker. It already compiles as a `no_std`
 //! crate on top of [`ensi_math`].
 #![no_std]
+#![doc = ""]
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
