@@ -5,8 +5,7 @@ use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::quant::absmax_quantize;
-use crate::ternary::{TernaryMatrix, ternary_matvec};
+use crate::ternary::{TernaryMatrix, matvec_rows, ternary_matvec};
 
 /// A dense row-major `rows x cols` weight matrix (no quantization).
 #[derive(Debug, Clone, PartialEq)]
@@ -111,36 +110,22 @@ impl Linear {
 }
 
 fn dense_matvec<F: Float>(m: &DenseMatrix, x: &[F], act_quant: bool, out: &mut [F]) -> Result<()> {
-    if x.len() != m.cols {
-        return Err(Error::LengthMismatch {
-            what: "dense matvec input".into(),
-            expected: m.cols,
-            actual: x.len(),
-        });
-    }
-    if out.len() != m.rows {
-        return Err(Error::LengthMismatch {
-            what: "dense matvec output".into(),
-            expected: m.rows,
-            actual: out.len(),
-        });
-    }
-    let quantized;
-    let (input, act_scale) = if act_quant {
-        quantized = absmax_quantize(x);
-        (quantized.values.as_slice(), Some(quantized.scale))
-    } else {
-        (x, None)
-    };
-    for (r, y) in out.iter_mut().enumerate() {
-        let mut acc = F::ZERO;
-        for (&w, &v) in m.row(r).iter().zip(input) {
-            acc += F::from_f32(w) * v;
-        }
-        *y = match act_scale {
-            Some(s) => acc / s,
-            None => acc,
-        };
-    }
-    Ok(())
+    matvec_rows(
+        "dense matvec",
+        m.rows,
+        m.cols,
+        x,
+        act_quant,
+        out,
+        |r, input, act_scale| {
+            let mut acc = F::ZERO;
+            for (&w, &v) in m.row(r).iter().zip(input) {
+                acc += F::from_f32(w) * v;
+            }
+            match act_scale {
+                Some(s) => acc / s,
+                None => acc,
+            }
+        },
+    )
 }

@@ -188,17 +188,50 @@ pub fn ternary_matvec<F: Float>(
     act_quant: bool,
     out: &mut [F],
 ) -> Result<()> {
-    if x.len() != w.cols {
+    matvec_rows(
+        "ternary_matvec",
+        w.rows,
+        w.cols,
+        x,
+        act_quant,
+        out,
+        |r, input, act_scale| {
+            let mut acc = F::ZERO;
+            for (&t, &v) in w.row(r).iter().zip(input) {
+                match t {
+                    1 => acc += v,
+                    -1 => acc -= v,
+                    _ => {}
+                }
+            }
+            dequantize_ternary_sum(acc, act_scale, w.scale)
+        },
+    )
+}
+
+/// The shared frame of a matrix-vector product: checks `x.len() == cols` and
+/// `out.len() == rows` (errors name `what`), applies the optional per-token absmax activation
+/// quantization, and sets `out[r] = row(r, input, input_scale)`.
+pub(crate) fn matvec_rows<F: Float>(
+    what: &str,
+    rows: usize,
+    cols: usize,
+    x: &[F],
+    act_quant: bool,
+    out: &mut [F],
+    mut row: impl FnMut(usize, &[F], Option<F>) -> F,
+) -> Result<()> {
+    if x.len() != cols {
         return Err(Error::LengthMismatch {
-            what: "ternary_matvec input".into(),
-            expected: w.cols,
+            what: alloc::format!("{what} input"),
+            expected: cols,
             actual: x.len(),
         });
     }
-    if out.len() != w.rows {
+    if out.len() != rows {
         return Err(Error::LengthMismatch {
-            what: "ternary_matvec output".into(),
-            expected: w.rows,
+            what: alloc::format!("{what} output"),
+            expected: rows,
             actual: out.len(),
         });
     }
@@ -210,15 +243,7 @@ pub fn ternary_matvec<F: Float>(
         (x, None)
     };
     for (r, y) in out.iter_mut().enumerate() {
-        let mut acc = F::ZERO;
-        for (&t, &v) in w.row(r).iter().zip(input) {
-            match t {
-                1 => acc += v,
-                -1 => acc -= v,
-                _ => {}
-            }
-        }
-        *y = dequantize_ternary_sum(acc, act_scale, w.scale);
+        *y = row(r, input, act_scale);
     }
     Ok(())
 }
