@@ -45,7 +45,7 @@ pub enum CkksError {
         /// The ring degree.
         n: usize,
     },
-    /// The error standard deviation is not a positive finite number.
+    /// The error standard deviation is not 3.2, the only value the Gaussian sampler implements.
     InvalidErrorStd,
     /// The exact Hamming weight of a sparse secret is zero or exceeds the ring degree.
     InvalidHammingWeight {
@@ -138,7 +138,7 @@ impl fmt::Display for CkksError {
             Self::InvalidErrorStd => {
                 write!(
                     f,
-                    "the error standard deviation must be a positive finite number"
+                    "the error standard deviation must be 3.2, the only one the sampler implements"
                 )
             }
             Self::InvalidHammingWeight { h, n } => {

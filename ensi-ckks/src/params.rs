@@ -63,7 +63,8 @@ pub struct ParametersLiteral {
     pub dnum: usize,
     /// Distribution of the secret key.
     pub secret: SecretDistribution,
-    /// Standard deviation of the discrete Gaussian error (3.2 in the standard).
+    /// Standard deviation of the discrete Gaussian error: must be 3.2 (the standard's value,
+    /// and the only one the sampler implements).
     pub error_std: f64,
     /// `log2` of the default encoding scale.
     pub log_default_scale: u32,
@@ -202,7 +203,8 @@ impl Parameters {
                 q_count,
             });
         }
-        if !(literal.error_std.is_finite() && literal.error_std > 0.0) {
+        // The Gaussian sampler of ensi-math is a fixed CDT table for sigma = 3.2.
+        if literal.error_std != ensi_math::sample::GAUSSIAN_SIGMA {
             return Err(CkksError::InvalidErrorStd);
         }
         if let SecretDistribution::SparseTernary { hamming_weight: h } = literal.secret
@@ -464,6 +466,9 @@ mod tests {
         ));
         let mut l = base.clone();
         l.error_std = f64::NAN;
+        assert_eq!(Parameters::new_insecure(l), Err(CkksError::InvalidErrorStd));
+        let mut l = base.clone();
+        l.error_std = 3.19;
         assert_eq!(Parameters::new_insecure(l), Err(CkksError::InvalidErrorStd));
         let mut l = base.clone();
         l.log_default_scale = 50;
