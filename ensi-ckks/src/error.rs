@@ -101,6 +101,8 @@ pub enum CkksError {
         /// The offending value, after scaling.
         value: f64,
     },
+    /// A malformed serialized object (see [`crate::serialize`]).
+    Format(crate::serialize::FormatError),
 }
 
 impl fmt::Display for CkksError {
@@ -180,6 +182,7 @@ impl fmt::Display for CkksError {
             Self::ValueTooLarge { value } => {
                 write!(f, "scaled value {value:e} is not finite or exceeds 2^126")
             }
+            Self::Format(e) => write!(f, "{e}"),
         }
     }
 }
@@ -188,6 +191,7 @@ impl core::error::Error for CkksError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::Math(e) => Some(e),
+            Self::Format(e) => Some(e),
             _ => None,
         }
     }

@@ -25,6 +25,7 @@ pub mod keys;
 pub mod params;
 pub mod plaintext;
 pub mod precision;
+pub mod serialize;
 
 pub use ciphertext::Ciphertext;
 pub use context::CkksContext;
@@ -33,5 +34,6 @@ pub use keys::{PublicKey, SecretKey};
 pub use params::{Parameters, ParametersLiteral, ParamsId, SecretDistribution, Security};
 pub use plaintext::Plaintext;
 pub use precision::PrecisionStats;
+pub use serialize::{DecodeOptions, FormatError};
 
 pub use ensi_math;
