@@ -77,6 +77,7 @@ fn parameters_round_trip_and_insecure_sets_are_refused_by_default() {
     let p = params(10, 2);
     let bytes = p.to_bytes().unwrap();
     assert_eq!(bytes.len(), p.serialized_len());
+    assert_eq!(bytes.len(), 39);
     assert_eq!(&bytes[..4], b"ENSI");
     assert_eq!(
         format_err(Parameters::from_bytes(&bytes, DecodeOptions::default())),
@@ -231,6 +232,7 @@ fn public_key_round_trips_seeded() {
     let q = f.ctx.params().q();
     assert_eq!(bytes.len(), HEADER_LEN + 32 + poly_len(f.ctx.n(), q));
     assert_eq!(bytes.len(), f.pk.serialized_len());
+    assert_eq!(bytes.len(), 16_688);
     let back = PublicKey::from_bytes(&f.ctx, &bytes).unwrap();
     assert_eq!(back, f.pk);
     // A corrupted seed gives another `a`: still a well-formed key, but not this one.
@@ -269,6 +271,8 @@ fn ciphertexts_round_trip_and_seeded_ones_are_half_size() {
     let poly = poly_len(f.ctx.n(), f.ctx.params().q());
     assert_eq!(full.len(), HEADER_LEN + 17 + 4 + 2 * poly);
     assert_eq!(seeded.len(), HEADER_LEN + 17 + 32 + poly);
+    // The sizes FORMAT.md documents for insecure_test(10, 2).
+    assert_eq!((seeded.len(), full.len()), (16_705, 33_317));
     let ratio = seeded.len() as f64 / full.len() as f64;
     assert!((0.49..0.51).contains(&ratio), "{ratio}");
 
@@ -603,4 +607,30 @@ fn error_messages_name_the_problem() {
         let message = CkksError::Format(e).to_string();
         assert!(message.contains(text), "{message}");
     }
+}
+
+/// The N = 2^16 sizes of FORMAT.md, measured on the bootstrappable set.
+#[test]
+fn sizes_at_n16_match_the_format_document() {
+    let params = Parameters::new(ParametersLiteral::n16_bootstrappable()).unwrap();
+    assert_eq!(params.to_bytes().unwrap().len(), 65);
+    let ctx = CkksContext::new(params).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let pk = PublicKey::generate(&ctx, &sk, &mut rng).unwrap();
+    assert_eq!(sk.to_bytes().unwrap().len(), 16_400);
+    assert_eq!(pk.to_bytes().unwrap().len(), 9_912_368);
+    let top = ctx.max_level();
+    let pt = ctx.encode(&[0.5, 0.25], 2, top, 2f64.powi(40)).unwrap();
+    assert_eq!(pt.to_bytes().unwrap().len(), 9_912_352);
+    let sym = sk.encrypt(&ctx, &pt, &mut rng).unwrap();
+    let asym = pk.encrypt(&ctx, &pt, &mut rng).unwrap();
+    let seeded = sym.to_bytes().unwrap();
+    assert_eq!(seeded.len(), 9_912_385);
+    assert_eq!(asym.to_bytes().unwrap().len(), 19_824_677);
+    let back = Ciphertext::from_bytes(&ctx, &seeded).unwrap();
+    assert_eq!(back.parts(), sym.parts());
+    let pt0 = ctx.encode(&[0.5], 1, 0, 2f64.powi(40)).unwrap();
+    let ct0 = pk.encrypt(&ctx, &pt0, &mut rng).unwrap();
+    assert_eq!(ct0.to_bytes().unwrap().len(), 983_077);
 }
