@@ -107,7 +107,7 @@ pub(crate) fn read_header(
     Ok(ParamsId(r.array()?))
 }
 
-/// Checks the header's length only, for size computations.
+// The header fields add up to `HEADER_LEN`.
 const _: () = assert!(HEADER_LEN == 4 + 2 + 1 + 1 + 8);
 
 /// Bits per residue of limb `m`: the bit length of its prime.
