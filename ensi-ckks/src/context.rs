@@ -17,6 +17,10 @@ pub struct CkksContext {
     ring: Arc<RnsContext>,
     encoder: Encoder,
     key_switch: KeySwitchBasis,
+    /// `([P]_{q_i}, shoup)` for every prime of `Q`: the gadget factor of switching keys.
+    p_mod_q: Vec<(u64, u64)>,
+    /// `([P^{-1}]_{q_i}, shoup)` for every prime of `Q`: ModDown in the NTT domain.
+    p_inv_mod_q: Vec<(u64, u64)>,
 }
 
 impl CkksContext {
@@ -27,11 +31,24 @@ impl CkksContext {
         let ring = RnsContext::new(params.n(), &primes)?;
         let encoder = Encoder::new(params.n())?;
         let key_switch = KeySwitchBasis::new(params.q(), params.p(), params.dnum())?;
+        let mut p_mod_q = Vec::with_capacity(params.q().len());
+        let mut p_inv_mod_q = Vec::with_capacity(params.q().len());
+        for m in &ring.basis().moduli()[..params.q().len()] {
+            let p = params
+                .p()
+                .iter()
+                .fold(1u64, |acc, &p| m.mul(acc, m.reduce(p)));
+            let inv = m.inv_vartime(p).ok_or(ensi_math::MathError::InvalidBasis)?;
+            p_mod_q.push((p, m.shoup(p)));
+            p_inv_mod_q.push((inv, m.shoup(inv)));
+        }
         Ok(Arc::new(Self {
             params,
             ring,
             encoder,
             key_switch,
+            p_mod_q,
+            p_inv_mod_q,
         }))
     }
 
@@ -58,6 +75,26 @@ impl CkksContext {
     /// The hybrid key-switching tables (ModUp, ModDown, digits).
     pub fn key_switch(&self) -> &KeySwitchBasis {
         &self.key_switch
+    }
+
+    /// `([P]_{q_i}, shoup)` for every prime of `Q`.
+    pub(crate) fn p_mod_q(&self) -> &[(u64, u64)] {
+        &self.p_mod_q
+    }
+
+    /// `([P^{-1}]_{q_i}, shoup)` for every prime of `Q`.
+    pub(crate) fn p_inv_mod_q(&self) -> &[(u64, u64)] {
+        &self.p_inv_mod_q
+    }
+
+    /// The index in the ring's basis of limb `e` of a polynomial over `Q_l ∪ P` with `num_q`
+    /// active `Q` primes: `e` itself for the `Q` limbs, `|Q| + (e - num_q)` for the `P` limbs.
+    pub(crate) fn extended_index(&self, num_q: usize, e: usize) -> usize {
+        if e < num_q {
+            e
+        } else {
+            self.params.q().len() + e - num_q
+        }
     }
 
     /// The ring degree `N`.

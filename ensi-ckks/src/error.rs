@@ -103,6 +103,56 @@ pub enum CkksError {
     },
     /// A malformed serialized object (see [`crate::serialize`]).
     Format(crate::serialize::FormatError),
+    /// Two operands at different levels (drop the higher one with
+    /// [`crate::Evaluator::drop_to_level`] first).
+    LevelMismatch {
+        /// Level of the left operand.
+        left: usize,
+        /// Level of the right operand.
+        right: usize,
+    },
+    /// Two operands whose scales differ (relative difference above `2^-30`).
+    ScaleMismatch {
+        /// Scale of the left operand.
+        left: f64,
+        /// Scale of the right operand.
+        right: f64,
+    },
+    /// Two operands with different slot counts.
+    SlotMismatch {
+        /// Slots of the left operand.
+        left: usize,
+        /// Slots of the right operand.
+        right: usize,
+    },
+    /// A ciphertext of a degree the operation does not accept.
+    InvalidDegree {
+        /// The ciphertext's degree.
+        degree: usize,
+        /// The degree the operation needs.
+        expected: usize,
+    },
+    /// A rescale or level drop with no level left to consume.
+    NoLevelLeft,
+    /// The evaluator has no relinearization key.
+    MissingRelinearizationKey,
+    /// The evaluator has no Galois key for this element (rotation or conjugation).
+    MissingGaloisKey {
+        /// The Galois element `k` of `X -> X^k`.
+        galois_element: usize,
+    },
+    /// The scale of a result would not fit below the modulus at its level.
+    ScaleOverflow {
+        /// `log2` of the resulting scale.
+        log_scale: f64,
+        /// `log2` of the modulus at the ciphertext's level.
+        log_q: f64,
+    },
+    /// An invalid argument, described.
+    InvalidArgument {
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for CkksError {
@@ -183,6 +233,41 @@ impl fmt::Display for CkksError {
                 write!(f, "scaled value {value:e} is not finite or exceeds 2^126")
             }
             Self::Format(e) => write!(f, "{e}"),
+            Self::LevelMismatch { left, right } => write!(
+                f,
+                "operands at different levels ({left} and {right}): drop the higher one first"
+            ),
+            Self::ScaleMismatch { left, right } => write!(
+                f,
+                "operands at different scales (2^{:.4} and 2^{:.4})",
+                libm::log2(*left),
+                libm::log2(*right)
+            ),
+            Self::SlotMismatch { left, right } => {
+                write!(
+                    f,
+                    "operands with different slot counts ({left} and {right})"
+                )
+            }
+            Self::InvalidDegree { degree, expected } => write!(
+                f,
+                "ciphertext of degree {degree} where degree {expected} is needed"
+            ),
+            Self::NoLevelLeft => write!(f, "no level left: the ciphertext is at level 0"),
+            Self::MissingRelinearizationKey => {
+                write!(f, "the evaluator has no relinearization key")
+            }
+            Self::MissingGaloisKey { galois_element } => write!(
+                f,
+                "the evaluator has no Galois key for element {galois_element} (generate it with \
+                 the rotation or conjugation keys)"
+            ),
+            Self::ScaleOverflow { log_scale, log_q } => write!(
+                f,
+                "a scale of 2^{log_scale:.2} does not fit below the modulus of 2^{log_q:.2} bits \
+                 at this level: rescale first"
+            ),
+            Self::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
         }
     }
 }

@@ -21,7 +21,10 @@ pub mod context;
 pub mod encoding;
 pub mod encryption;
 pub mod error;
+pub mod evalkeys;
+pub mod evaluator;
 pub mod keys;
+pub mod keyswitch;
 pub mod params;
 pub mod plaintext;
 pub mod precision;
@@ -30,7 +33,13 @@ pub mod serialize;
 pub use ciphertext::Ciphertext;
 pub use context::CkksContext;
 pub use error::CkksError;
+pub use evalkeys::{
+    EvaluationKey, EvaluationKeySet, GaloisKey, KeyRequest, KeySink, RelinearizationKey,
+    generate_evaluation_keys,
+};
+pub use evaluator::Evaluator;
 pub use keys::{PublicKey, SecretKey};
+pub use keyswitch::{Decomposition, SwitchingKey};
 pub use params::{Parameters, ParametersLiteral, ParamsId, SecretDistribution, Security};
 pub use plaintext::Plaintext;
 pub use precision::PrecisionStats;

@@ -20,7 +20,7 @@ fn context(log_n: u32, levels: usize) -> Arc<CkksContext> {
 
 fn random_values(rng: &mut ChaCha20Rng, count: usize) -> Vec<f64> {
     (0..count)
-        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 52) as f64 * 2.0 - 1.0)
+        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
         .collect()
 }
 

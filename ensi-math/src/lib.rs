@@ -28,4 +28,4 @@ pub use modulus::Modulus;
 pub use ntt::{Backend, NttPlan};
 pub use poly::{Coeff, Ntt, NttAutomorphism, Representation, RnsContext, RnsPoly};
 pub use prime::{generate_ntt_primes, generate_prime_chain, is_prime_vartime, primitive_root_2n};
-pub use rns::{BasisConverter, KeySwitchBasis, RnsBasis, Rounding};
+pub use rns::{BasisConverter, KeySwitchBasis, RnsBasis, Rounding, par};

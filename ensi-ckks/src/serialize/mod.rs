@@ -21,6 +21,7 @@
 //! zeroized on drop; store it with owner-only permissions and never send it.
 
 mod error;
+mod evalkeys;
 mod wire;
 
 pub use error::FormatError;
@@ -67,6 +68,10 @@ pub enum ObjectType {
     Plaintext = 4,
     /// A [`Ciphertext`].
     Ciphertext = 5,
+    /// A [`crate::RelinearizationKey`].
+    RelinearizationKey = 6,
+    /// A [`crate::GaloisKey`].
+    GaloisKey = 7,
 }
 
 impl ObjectType {
@@ -78,6 +83,8 @@ impl ObjectType {
             3 => Self::PublicKey,
             4 => Self::Plaintext,
             5 => Self::Ciphertext,
+            6 => Self::RelinearizationKey,
+            7 => Self::GaloisKey,
             _ => return None,
         })
     }
@@ -130,7 +137,7 @@ pub fn peek_header(bytes: &[u8]) -> Result<Header, CkksError> {
     })
 }
 
-fn field<T: TryFrom<usize>>(name: &'static str, value: usize) -> Result<T, FormatError> {
+pub(crate) fn field<T: TryFrom<usize>>(name: &'static str, value: usize) -> Result<T, FormatError> {
     T::try_from(value).map_err(|_| FormatError::InvalidField {
         field: name,
         value: value as u64,

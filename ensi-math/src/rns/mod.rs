@@ -18,7 +18,7 @@
 
 mod convert;
 mod keyswitch;
-pub(crate) mod par;
+pub mod par;
 
 pub use convert::BasisConverter;
 pub use keyswitch::{KeySwitchBasis, Rounding};

@@ -1,11 +1,12 @@
-//! Loops over RNS limbs, spread over rayon's thread pool with the `parallel` feature.
+//! Loops over RNS limbs, spread over rayon's thread pool with the `parallel` feature (used by
+//! the crates above for their own limb-wise loops, so the feature switches them all at once).
 
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
 
 /// Calls `f(i, limb_i)` for every limb of `n` residues of `data`.
 #[inline]
-pub(crate) fn for_each_limb<F>(data: &mut [u64], n: usize, f: F)
+pub fn for_each_limb<F>(data: &mut [u64], n: usize, f: F)
 where
     F: Fn(usize, &mut [u64]) + Send + Sync,
 {
@@ -21,7 +22,7 @@ where
 
 /// Calls `f(i, a_i, b_i)` for every pair of limbs of `n` residues of `a` and `b`.
 #[inline]
-pub(crate) fn for_each_limb_zip<F>(a: &mut [u64], b: &[u64], n: usize, f: F)
+pub fn for_each_limb_zip<F>(a: &mut [u64], b: &[u64], n: usize, f: F)
 where
     F: Fn(usize, &mut [u64], &[u64]) + Send + Sync,
 {
@@ -39,7 +40,7 @@ where
 
 /// Calls `f(tag, slice)` for every `(tag, slice)` job.
 #[inline]
-pub(crate) fn for_each_job<T, F>(jobs: alloc::vec::Vec<(T, &mut [u64])>, f: F)
+pub fn for_each_job<T, F>(jobs: alloc::vec::Vec<(T, &mut [u64])>, f: F)
 where
     T: Send,
     F: Fn(T, &mut [u64]) + Send + Sync,

@@ -1,0 +1,314 @@
+//! Evaluation keys: relinearization and Galois (rotation, conjugation) keys, and their
+//! generation one at a time into a [`KeySink`].
+//!
+//! A constrained client never needs to hold every evaluation key: [`generate_evaluation_keys`]
+//! makes them in order (relinearization first, then each Galois element of a [`KeyRequest`])
+//! and hands each to the sink, which writes or sends it and drops it. Peak memory is then the
+//! secret key plus one switching key, whatever the number of rotations.
+
+use crate::context::CkksContext;
+use crate::error::CkksError;
+use crate::keys::SecretKey;
+use crate::keyswitch::SwitchingKey;
+use crate::params::ParamsId;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+/// The relinearization key: switches `s^2` to `s`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelinearizationKey {
+    pub(crate) key: SwitchingKey,
+}
+
+impl RelinearizationKey {
+    /// Generates the relinearization key of `sk`.
+    pub fn generate<G: RngCore + CryptoRng>(
+        ctx: &Arc<CkksContext>,
+        sk: &SecretKey,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
+        ctx.check_id(sk.params_id)?;
+        let s2 = Zeroizing::new(sk.s.try_mul(&sk.s)?);
+        Ok(Self {
+            key: SwitchingKey::generate(ctx, sk, &s2, rng)?,
+        })
+    }
+
+    /// The switching key.
+    pub fn switching_key(&self) -> &SwitchingKey {
+        &self.key
+    }
+}
+
+/// A Galois key for `X -> X^k`: switches `s(X^k)` to `s`. Rotation by `r` slots uses
+/// `k = 5^r mod 2N`, conjugation `k = 2N - 1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GaloisKey {
+    pub(crate) galois_element: usize,
+    pub(crate) key: SwitchingKey,
+}
+
+impl GaloisKey {
+    /// Generates the Galois key of `sk` for the odd element `galois_element` (reduced mod 2N).
+    pub fn generate<G: RngCore + CryptoRng>(
+        ctx: &Arc<CkksContext>,
+        sk: &SecretKey,
+        galois_element: usize,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
+        ctx.check_id(sk.params_id)?;
+        let g = ctx.check_galois_element(galois_element)?;
+        let s_g = Zeroizing::new(sk.s.automorphism(g)?);
+        Ok(Self {
+            galois_element: g,
+            key: SwitchingKey::generate(ctx, sk, &s_g, rng)?,
+        })
+    }
+
+    /// The Galois element `k`.
+    pub fn galois_element(&self) -> usize {
+        self.galois_element
+    }
+
+    /// The switching key.
+    pub fn switching_key(&self) -> &SwitchingKey {
+        &self.key
+    }
+}
+
+impl CkksContext {
+    /// The Galois element of a rotation by `steps` slots to the left (negative: to the right):
+    /// `5^(steps mod N/2) mod 2N`. The same element rotates every sparse slot count correctly.
+    pub fn rotation_galois_element(&self, steps: isize) -> usize {
+        let half = self.n() / 2;
+        let r = steps.rem_euclid(half as isize) as u64;
+        let two_n = 2 * self.n() as u64;
+        let mut acc = 1u64;
+        let mut base = 5u64;
+        let mut e = r;
+        while e > 0 {
+            if e & 1 == 1 {
+                acc = acc * base % two_n;
+            }
+            base = base * base % two_n;
+            e >>= 1;
+        }
+        acc as usize
+    }
+
+    /// The Galois element of complex conjugation, `2N - 1`.
+    pub fn conjugation_galois_element(&self) -> usize {
+        2 * self.n() - 1
+    }
+
+    /// Reduces `k` modulo `2N` and checks it is odd and not the identity.
+    pub(crate) fn check_galois_element(&self, k: usize) -> Result<usize, CkksError> {
+        let g = k % (2 * self.n());
+        if g.is_multiple_of(2) || g == 1 {
+            return Err(CkksError::InvalidArgument {
+                reason: "a Galois element must be odd and not 1 modulo 2N",
+            });
+        }
+        Ok(g)
+    }
+}
+
+/// One evaluation key, as handed to a [`KeySink`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvaluationKey {
+    /// The relinearization key.
+    Relinearization(RelinearizationKey),
+    /// A Galois key.
+    Galois(GaloisKey),
+}
+
+impl EvaluationKey {
+    /// The parameter set this key belongs to.
+    pub fn params_id(&self) -> ParamsId {
+        match self {
+            Self::Relinearization(k) => k.key.params_id,
+            Self::Galois(k) => k.key.params_id,
+        }
+    }
+}
+
+/// Receives evaluation keys one at a time (writes them to a file, sends them, or collects them).
+/// Usable without `std`.
+pub trait KeySink {
+    /// The sink's error; key generation errors convert into it.
+    type Error: From<CkksError>;
+
+    /// Takes one key. Called once per key, in the order of the [`KeyRequest`].
+    fn accept(&mut self, key: EvaluationKey) -> Result<(), Self::Error>;
+}
+
+/// Which evaluation keys to make.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyRequest {
+    /// Make the relinearization key.
+    pub relinearization: bool,
+    /// The Galois elements to make keys for (duplicates are made once).
+    pub galois_elements: Vec<usize>,
+}
+
+impl KeyRequest {
+    /// Nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the relinearization key.
+    pub fn with_relinearization(mut self) -> Self {
+        self.relinearization = true;
+        self
+    }
+
+    /// Adds the keys of rotations by each of `steps` (see
+    /// [`CkksContext::rotation_galois_element`]); rotations by a multiple of `N/2` need none.
+    pub fn with_rotations(mut self, ctx: &CkksContext, steps: &[isize]) -> Self {
+        for &s in steps {
+            let g = ctx.rotation_galois_element(s);
+            if g != 1 {
+                self.galois_elements.push(g);
+            }
+        }
+        self
+    }
+
+    /// Adds the rotations by every power of two below `slots`, both directions: what
+    /// [`crate::Evaluator::inner_sum`] and any rotation by composition need.
+    pub fn with_power_of_two_rotations(self, ctx: &CkksContext, slots: usize) -> Self {
+        let mut steps = Vec::new();
+        let mut k = 1isize;
+        while (k as usize) < slots {
+            steps.push(k);
+            steps.push(-k);
+            k *= 2;
+        }
+        self.with_rotations(ctx, &steps)
+    }
+
+    /// Adds the conjugation key.
+    pub fn with_conjugation(mut self, ctx: &CkksContext) -> Self {
+        self.galois_elements.push(ctx.conjugation_galois_element());
+        self
+    }
+
+    /// The distinct Galois elements, in the order they will be generated.
+    pub fn distinct_galois_elements(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::with_capacity(self.galois_elements.len());
+        for &g in &self.galois_elements {
+            if !out.contains(&g) {
+                out.push(g);
+            }
+        }
+        out
+    }
+
+    /// How many keys the request makes.
+    pub fn key_count(&self) -> usize {
+        usize::from(self.relinearization) + self.distinct_galois_elements().len()
+    }
+}
+
+/// Generates the keys of `request` one at a time into `sink`: the relinearization key first,
+/// then each distinct Galois element in request order. At most one switching key is alive at a
+/// time (plus whatever the sink keeps).
+pub fn generate_evaluation_keys<G, S>(
+    ctx: &Arc<CkksContext>,
+    sk: &SecretKey,
+    request: &KeyRequest,
+    sink: &mut S,
+    rng: &mut G,
+) -> Result<(), S::Error>
+where
+    G: RngCore + CryptoRng,
+    S: KeySink,
+{
+    ctx.check_id(sk.params_id)?;
+    let galois = request.distinct_galois_elements();
+    for &g in &galois {
+        ctx.check_galois_element(g)?;
+    }
+    if request.relinearization {
+        let key = RelinearizationKey::generate(ctx, sk, rng)?;
+        sink.accept(EvaluationKey::Relinearization(key))?;
+    }
+    for g in galois {
+        let key = GaloisKey::generate(ctx, sk, g, rng)?;
+        sink.accept(EvaluationKey::Galois(key))?;
+    }
+    Ok(())
+}
+
+/// The evaluation keys an [`crate::Evaluator`] holds: an optional relinearization key and Galois
+/// keys by element. Also a [`KeySink`] that collects what it is given.
+#[derive(Clone, Debug, Default)]
+pub struct EvaluationKeySet {
+    relinearization: Option<RelinearizationKey>,
+    galois: BTreeMap<usize, GaloisKey>,
+}
+
+impl EvaluationKeySet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Generates every key of `request` into a new set.
+    pub fn generate<G: RngCore + CryptoRng>(
+        ctx: &Arc<CkksContext>,
+        sk: &SecretKey,
+        request: &KeyRequest,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
+        let mut set = Self::new();
+        generate_evaluation_keys(ctx, sk, request, &mut set, rng)?;
+        Ok(set)
+    }
+
+    /// Adds (or replaces) a key.
+    pub fn insert(&mut self, key: EvaluationKey) {
+        match key {
+            EvaluationKey::Relinearization(k) => self.relinearization = Some(k),
+            EvaluationKey::Galois(k) => {
+                self.galois.insert(k.galois_element, k);
+            }
+        }
+    }
+
+    /// The relinearization key, if present.
+    pub fn relinearization(&self) -> Option<&RelinearizationKey> {
+        self.relinearization.as_ref()
+    }
+
+    /// The Galois key of element `k`, if present.
+    pub fn galois(&self, k: usize) -> Option<&GaloisKey> {
+        self.galois.get(&k)
+    }
+
+    /// The Galois elements present, ascending.
+    pub fn galois_elements(&self) -> Vec<usize> {
+        self.galois.keys().copied().collect()
+    }
+
+    /// Every key's parameter identifier, for checks.
+    pub(crate) fn params_ids(&self) -> impl Iterator<Item = ParamsId> + '_ {
+        self.relinearization
+            .iter()
+            .map(|k| k.key.params_id)
+            .chain(self.galois.values().map(|k| k.key.params_id))
+    }
+}
+
+impl KeySink for EvaluationKeySet {
+    type Error = CkksError;
+
+    fn accept(&mut self, key: EvaluationKey) -> Result<(), CkksError> {
+        self.insert(key);
+        Ok(())
+    }
+}

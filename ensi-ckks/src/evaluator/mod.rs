@@ -1,0 +1,443 @@
+//! The evaluator: homomorphic operations on ciphertexts, never touching the secret key.
+//!
+//! Every operation checks parameter identity, levels, scales and slot counts and returns an
+//! error on a mismatch ([`CkksError::LevelMismatch`], [`CkksError::ScaleMismatch`], ...): scales
+//! never drift silently. Two scales are taken as equal when they agree to a relative `2^-30`,
+//! far below the precision of any CKKS result. Products multiply the scales; [`Evaluator::rescale`]
+//! divides by the last prime of the level. The evaluator holds only public data and is `Sync`,
+//! so one evaluator serves many threads.
+//!
+//! Formulas are those of Cheon–Kim–Kim–Song 2017 (§3.4: addition, tensor product,
+//! relinearization, rescaling) and Cheon–Han–Kim–Kim–Song 2018 (full-RNS rescaling).
+
+mod rotation;
+
+use crate::ciphertext::Ciphertext;
+use crate::context::CkksContext;
+use crate::error::CkksError;
+use crate::evalkeys::EvaluationKeySet;
+use crate::plaintext::Plaintext;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use ensi_math::{Ntt, NttAutomorphism, RnsPoly};
+
+/// Scales closer than this relative difference are equal.
+const SCALE_TOLERANCE: f64 = 1.0 / (1u64 << 30) as f64;
+
+/// Homomorphic operations over one [`CkksContext`], with the evaluation keys it was given.
+#[derive(Debug)]
+pub struct Evaluator {
+    ctx: Arc<CkksContext>,
+    keys: EvaluationKeySet,
+    automorphisms: BTreeMap<usize, NttAutomorphism>,
+}
+
+impl Evaluator {
+    /// An evaluator with `keys` (which may be empty: additions and plaintext products need no
+    /// key). Fails if a key belongs to another parameter set.
+    pub fn new(ctx: &Arc<CkksContext>, keys: EvaluationKeySet) -> Result<Self, CkksError> {
+        for id in keys.params_ids() {
+            ctx.check_id(id)?;
+        }
+        let mut automorphisms = BTreeMap::new();
+        for g in keys.galois_elements() {
+            automorphisms.insert(g, ctx.ring().ntt_automorphism(g)?);
+        }
+        Ok(Self {
+            ctx: ctx.clone(),
+            keys,
+            automorphisms,
+        })
+    }
+
+    /// The context.
+    pub fn context(&self) -> &Arc<CkksContext> {
+        &self.ctx
+    }
+
+    /// The evaluation keys.
+    pub fn keys(&self) -> &EvaluationKeySet {
+        &self.keys
+    }
+
+    fn check(&self, ct: &Ciphertext) -> Result<(), CkksError> {
+        self.ctx.check_id(ct.params_id)?;
+        if ct.parts.is_empty() {
+            return Err(CkksError::EmptyCiphertext);
+        }
+        Ok(())
+    }
+
+    fn check_pair(&self, a: &Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
+        self.check(a)?;
+        self.check(b)?;
+        check_level(a.level(), b.level())?;
+        check_slots(a.slots, b.slots)
+    }
+
+    /// The first `ct.level() + 1` limbs of a plaintext at a level at least the ciphertext's.
+    fn plain_at<'p>(
+        &self,
+        ct: &Ciphertext,
+        pt: &'p Plaintext,
+    ) -> Result<alloc::borrow::Cow<'p, RnsPoly<Ntt>>, CkksError> {
+        self.check(ct)?;
+        self.ctx.check_id(pt.params_id)?;
+        check_slots(ct.slots, pt.slots)?;
+        if pt.level() < ct.level() {
+            return Err(CkksError::LevelMismatch {
+                left: ct.level(),
+                right: pt.level(),
+            });
+        }
+        if pt.level() == ct.level() {
+            return Ok(alloc::borrow::Cow::Borrowed(&pt.poly));
+        }
+        let mut p = pt.poly.clone();
+        p.drop_last_limbs(pt.level() - ct.level())?;
+        Ok(alloc::borrow::Cow::Owned(p))
+    }
+
+    fn check_scale_fits(&self, scale: f64, level: usize) -> Result<(), CkksError> {
+        let log_q: f64 = self.ctx.params().q()[..=level]
+            .iter()
+            .map(|&q| libm::log2(q as f64))
+            .sum();
+        let log_scale = libm::log2(scale);
+        if !scale.is_finite() || log_scale >= log_q - 1.0 {
+            return Err(CkksError::ScaleOverflow { log_scale, log_q });
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- additions
+
+    /// `a + b` (any degrees; the result has the larger one).
+    pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        let mut out = a.clone();
+        self.add_assign(&mut out, b)?;
+        Ok(out)
+    }
+
+    /// `a += b`.
+    pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
+        self.combine_assign(a, b, false)
+    }
+
+    /// `a - b`.
+    pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        let mut out = a.clone();
+        self.sub_assign(&mut out, b)?;
+        Ok(out)
+    }
+
+    /// `a -= b`.
+    pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
+        self.combine_assign(a, b, true)
+    }
+
+    fn combine_assign(
+        &self,
+        a: &mut Ciphertext,
+        b: &Ciphertext,
+        subtract: bool,
+    ) -> Result<(), CkksError> {
+        self.check_pair(a, b)?;
+        check_scale(a.scale, b.scale)?;
+        for (i, q) in b.parts.iter().enumerate() {
+            if i < a.parts.len() {
+                if subtract {
+                    a.parts[i].try_sub_assign(q)?;
+                } else {
+                    a.parts[i].try_add_assign(q)?;
+                }
+            } else {
+                let mut q = q.clone();
+                if subtract {
+                    q.neg_assign();
+                }
+                a.parts.push(q);
+            }
+        }
+        a.seed = None;
+        Ok(())
+    }
+
+    /// `-a`.
+    pub fn neg(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check(a)?;
+        let mut out = a.clone();
+        out.parts.iter_mut().for_each(RnsPoly::neg_assign);
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// `ct + pt` (the plaintext at the ciphertext's scale, and at its level or above).
+    pub fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        self.plain_combine(ct, pt, false)
+    }
+
+    /// `ct - pt`.
+    pub fn sub_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        self.plain_combine(ct, pt, true)
+    }
+
+    fn plain_combine(
+        &self,
+        ct: &Ciphertext,
+        pt: &Plaintext,
+        subtract: bool,
+    ) -> Result<Ciphertext, CkksError> {
+        let p = self.plain_at(ct, pt)?;
+        check_scale(ct.scale, pt.scale)?;
+        let mut out = ct.clone();
+        if subtract {
+            out.parts[0].try_sub_assign(&p)?;
+        } else {
+            out.parts[0].try_add_assign(&p)?;
+        }
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// `ct + c` in every slot, `c` encoded at the ciphertext's scale (a constant polynomial is
+    /// the same value at every NTT point).
+    pub fn add_const(&self, ct: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        let residues = self.const_residues(c, ct.scale, ct.level())?;
+        let mut out = ct.clone();
+        let n = self.ctx.n();
+        let moduli = out.parts[0].moduli().to_vec();
+        for (i, (m, &r)) in moduli.iter().zip(&residues).enumerate() {
+            out.parts[0].as_mut_slice()[i * n..(i + 1) * n]
+                .iter_mut()
+                .for_each(|x| *x = m.add(*x, r));
+        }
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// `round(c * scale)` modulo each prime up to `level`.
+    fn const_residues(&self, c: f64, scale: f64, level: usize) -> Result<Vec<u64>, CkksError> {
+        let v = libm::round(c * scale);
+        if !v.is_finite() || libm::fabs(v) >= 2f64.powi(126) {
+            return Err(CkksError::ValueTooLarge { value: c * scale });
+        }
+        let v = v as i128;
+        Ok(self.ctx.ring().basis().moduli()[..=level]
+            .iter()
+            .map(|m| {
+                let r = m.reduce_u128(v.unsigned_abs());
+                if v < 0 { m.neg(r) } else { r }
+            })
+            .collect())
+    }
+
+    // ---------------------------------------------------------------- products
+
+    /// `ct * pt`, slot-wise; the scales multiply.
+    pub fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        let p = self.plain_at(ct, pt)?;
+        let scale = ct.scale * pt.scale;
+        self.check_scale_fits(scale, ct.level())?;
+        let mut out = ct.clone();
+        for part in &mut out.parts {
+            part.try_mul_assign(&p)?;
+        }
+        out.scale = scale;
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// `ct * c` for an integer `c`: no scale change, no level consumed.
+    pub fn mul_integer(&self, ct: &Ciphertext, c: i64) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        let mut out = ct.clone();
+        out.parts
+            .iter_mut()
+            .for_each(|p| p.mul_scalar_i64_assign(c));
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// `ct * c` for a real `c` encoded at the last prime of the ciphertext's level, so that
+    /// [`Self::rescale`] brings the scale back exactly to `ct.scale()`.
+    pub fn mul_const(&self, ct: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        let q_last = self.ctx.params().q()[ct.level()] as f64;
+        self.mul_const_with_scale(ct, c, q_last)
+    }
+
+    /// `ct * c` with `c` encoded as `round(c * scale)`; the result's scale is
+    /// `ct.scale() * scale`.
+    pub fn mul_const_with_scale(
+        &self,
+        ct: &Ciphertext,
+        c: f64,
+        scale: f64,
+    ) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        if !(scale.is_finite() && scale >= 1.0) {
+            return Err(CkksError::InvalidEncodingScale { scale });
+        }
+        let out_scale = ct.scale * scale;
+        self.check_scale_fits(out_scale, ct.level())?;
+        let residues = self.const_residues(c, scale, ct.level())?;
+        let mut out = ct.clone();
+        for part in &mut out.parts {
+            part.mul_scalar_per_limb_assign(&residues)?;
+        }
+        out.scale = out_scale;
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// The tensor product of two degree-1 ciphertexts: `(a_0 b_0, a_0 b_1 + a_1 b_0, a_1 b_1)`,
+    /// a degree-2 ciphertext decrypting under `(1, s, s^2)`. Sum several tensors and
+    /// [`Self::relinearize`] once (lazy relinearization).
+    pub fn tensor(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check_pair(a, b)?;
+        for ct in [a, b] {
+            if ct.degree() != 1 {
+                return Err(CkksError::InvalidDegree {
+                    degree: ct.degree(),
+                    expected: 1,
+                });
+            }
+        }
+        let scale = a.scale * b.scale;
+        self.check_scale_fits(scale, a.level())?;
+        let (a0, a1) = (&a.parts[0], &a.parts[1]);
+        let (b0, b1) = (&b.parts[0], &b.parts[1]);
+        let c0 = a0.try_mul(b0)?;
+        let c2 = a1.try_mul(b1)?;
+        let c1 = if core::ptr::eq(a, b) {
+            let mut c1 = a0.try_mul(a1)?;
+            let copy = c1.clone();
+            c1.try_add_assign(&copy)?;
+            c1
+        } else {
+            let mut c1 = a0.try_mul(b1)?;
+            c1.try_mul_acc(a1, b0)?;
+            c1
+        };
+        Ok(Ciphertext {
+            parts: alloc::vec![c0, c1, c2],
+            scale,
+            slots: a.slots,
+            params_id: self.ctx.id(),
+            seed: None,
+        })
+    }
+
+    /// Relinearizes a degree-2 ciphertext to degree 1 with the relinearization key (a degree-1
+    /// ciphertext is returned unchanged).
+    pub fn relinearize(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        match ct.degree() {
+            1 => return Ok(ct.clone()),
+            2 => {}
+            d => {
+                return Err(CkksError::InvalidDegree {
+                    degree: d,
+                    expected: 2,
+                });
+            }
+        }
+        let rlk = self
+            .keys
+            .relinearization()
+            .ok_or(CkksError::MissingRelinearizationKey)?;
+        let (p0, p1) = self.ctx.switch_key(&ct.parts[2], &rlk.key)?;
+        let mut c0 = ct.parts[0].clone();
+        let mut c1 = ct.parts[1].clone();
+        c0.try_add_assign(&p0)?;
+        c1.try_add_assign(&p1)?;
+        Ok(Ciphertext {
+            parts: alloc::vec![c0, c1],
+            scale: ct.scale,
+            slots: ct.slots,
+            params_id: ct.params_id,
+            seed: None,
+        })
+    }
+
+    /// `a * b` relinearized (no rescale).
+    pub fn mul_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        let t = self.tensor(a, b)?;
+        self.relinearize(&t)
+    }
+
+    /// `a * b`, relinearized and rescaled.
+    pub fn mul_relin_rescale(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+    ) -> Result<Ciphertext, CkksError> {
+        let t = self.mul_relin(a, b)?;
+        self.rescale(&t)
+    }
+
+    // ---------------------------------------------------------------- levels
+
+    /// Divides by the last prime `q_l` of the level (exact rounding, in the NTT domain) and drops
+    /// it; the scale becomes `scale / q_l`.
+    pub fn rescale(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        if ct.level() == 0 {
+            return Err(CkksError::NoLevelLeft);
+        }
+        let q_last = self.ctx.params().q()[ct.level()] as f64;
+        let parts = ct
+            .parts
+            .iter()
+            .map(|p| p.clone().rescale())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Ciphertext {
+            parts,
+            scale: ct.scale / q_last,
+            slots: ct.slots,
+            params_id: ct.params_id,
+            seed: None,
+        })
+    }
+
+    /// Drops primes down to `level` without dividing (the scale is unchanged).
+    pub fn drop_to_level(&self, ct: &Ciphertext, level: usize) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        if level > ct.level() {
+            return Err(CkksError::InvalidLevel {
+                level,
+                max: ct.level(),
+            });
+        }
+        let mut out = ct.clone();
+        for p in &mut out.parts {
+            p.drop_last_limbs(ct.level() - level)?;
+        }
+        out.seed = None;
+        Ok(out)
+    }
+}
+
+fn check_level(a: usize, b: usize) -> Result<(), CkksError> {
+    if a != b {
+        return Err(CkksError::LevelMismatch { left: a, right: b });
+    }
+    Ok(())
+}
+
+fn check_slots(a: usize, b: usize) -> Result<(), CkksError> {
+    if a != b {
+        return Err(CkksError::SlotMismatch { left: a, right: b });
+    }
+    Ok(())
+}
+
+fn check_scale(a: f64, b: f64) -> Result<(), CkksError> {
+    if libm::fabs(a - b) > SCALE_TOLERANCE * libm::fmax(libm::fabs(a), libm::fabs(b)) {
+        return Err(CkksError::ScaleMismatch { left: a, right: b });
+    }
+    Ok(())
+}

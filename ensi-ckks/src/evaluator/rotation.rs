@@ -1,0 +1,156 @@
+//! Rotations, conjugation, hoisted rotations and inner sums.
+//!
+//! Applying `X -> X^k` to both parts of a ciphertext gives an encryption of the permuted
+//! message under `s(X^k)`; a Galois key switches it back to `s`. Rotation left by `r` slots is
+//! `k = 5^r mod 2N`, conjugation `k = 2N - 1` (Cheon–Kim–Kim–Song 2017, §4.2). Hoisting
+//! (Halevi–Shoup 2018, "Faster homomorphic linear transformations in HElib", §5) shares one
+//! ModUp of `c_1` between all rotations of one ciphertext.
+
+use super::Evaluator;
+use crate::ciphertext::Ciphertext;
+use crate::error::CkksError;
+use crate::keyswitch::Decomposition;
+use alloc::vec::Vec;
+
+impl Evaluator {
+    /// Rotates the slots left by `steps` (right for negative `steps`), modulo the slot count.
+    pub fn rotate(&self, ct: &Ciphertext, steps: isize) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        if steps.rem_euclid(ct.slots as isize) == 0 {
+            return Ok(ct.clone());
+        }
+        self.apply_galois(ct, self.ctx.rotation_galois_element(steps))
+    }
+
+    /// Conjugates every slot.
+    pub fn conjugate(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.apply_galois(ct, self.ctx.conjugation_galois_element())
+    }
+
+    /// Applies `X -> X^k` and switches back to the secret key (needs the Galois key of `k`).
+    pub fn apply_galois(&self, ct: &Ciphertext, k: usize) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        let dec = self.decompose_for_rotation(ct)?;
+        self.apply_galois_hoisted(ct, &dec, k)
+    }
+
+    /// Rotations of one ciphertext by each of `steps`, sharing one decomposition of `c_1`
+    /// (hoisting): each extra rotation costs one inner product and one ModDown.
+    pub fn rotate_hoisted(
+        &self,
+        ct: &Ciphertext,
+        steps: &[isize],
+    ) -> Result<Vec<Ciphertext>, CkksError> {
+        self.check(ct)?;
+        let dec = self.decompose_for_rotation(ct)?;
+        let one = |s: &isize| {
+            if s.rem_euclid(ct.slots as isize) == 0 {
+                Ok(ct.clone())
+            } else {
+                self.apply_galois_hoisted(ct, &dec, self.ctx.rotation_galois_element(*s))
+            }
+        };
+        // Independent rotations run side by side with `parallel` (each is also parallel over
+        // limbs; rayon balances the two levels).
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            steps.par_iter().map(one).collect()
+        }
+        #[cfg(not(feature = "parallel"))]
+        {
+            steps.iter().map(one).collect()
+        }
+    }
+
+    /// The decomposition of `c_1` that hoisted rotations of `ct` share.
+    pub fn decompose_for_rotation(&self, ct: &Ciphertext) -> Result<Decomposition, CkksError> {
+        self.check(ct)?;
+        if ct.degree() != 1 {
+            return Err(CkksError::InvalidDegree {
+                degree: ct.degree(),
+                expected: 1,
+            });
+        }
+        self.ctx.decompose(&ct.parts[1])
+    }
+
+    /// `X -> X^k` of `ct`, given the decomposition of its `c_1`
+    /// ([`Self::decompose_for_rotation`]).
+    pub fn apply_galois_hoisted(
+        &self,
+        ct: &Ciphertext,
+        dec: &Decomposition,
+        k: usize,
+    ) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        if dec.num_q() != ct.level() + 1 {
+            return Err(CkksError::LevelMismatch {
+                left: ct.level(),
+                right: dec.num_q().saturating_sub(1),
+            });
+        }
+        let g = self.ctx.check_galois_element(k)?;
+        let key = self
+            .keys
+            .galois(g)
+            .ok_or(CkksError::MissingGaloisKey { galois_element: g })?;
+        let table = self
+            .automorphisms
+            .get(&g)
+            .ok_or(CkksError::MissingGaloisKey { galois_element: g })?;
+        let (p0, p1) = self
+            .ctx
+            .switch_decomposed(dec, &key.key, Some(table.permutation()))?;
+        let mut c0 = ct.parts[0].automorphism_with(table)?;
+        c0.try_add_assign(&p0)?;
+        Ok(Ciphertext {
+            parts: alloc::vec![c0, p1],
+            scale: ct.scale,
+            slots: ct.slots,
+            params_id: ct.params_id,
+            seed: None,
+        })
+    }
+
+    /// Slot `i` of the result is `sum_{j < n} ct[i + j * batch]` (indices modulo the slot
+    /// count), by `O(log n)` rotations: a doubling sum over the binary digits of `n`. Needs the
+    /// rotation keys of `batch * 2^t` for `2^t < n` and of the partial offsets (all of them come
+    /// with [`crate::KeyRequest::with_power_of_two_rotations`] when `batch` is a power of two).
+    pub fn inner_sum(
+        &self,
+        ct: &Ciphertext,
+        batch: usize,
+        n: usize,
+    ) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        if batch == 0 || n == 0 {
+            return Err(CkksError::InvalidArgument {
+                reason: "inner sum needs a batch size and a count of at least 1",
+            });
+        }
+        // `block` holds sum_{j < 2^t} ct[i + j batch]; `acc` the terms already taken.
+        let mut block = ct.clone();
+        let mut acc: Option<Ciphertext> = None;
+        let mut offset = 0usize;
+        let bits = usize::BITS - n.leading_zeros();
+        for t in 0..bits {
+            let width = 1usize << t;
+            if n & width != 0 {
+                let shifted = self.rotate(&block, (offset * batch) as isize)?;
+                acc = Some(match acc {
+                    None => shifted,
+                    Some(a) => self.add(&a, &shifted)?,
+                });
+                offset += width;
+            }
+            if t + 1 < bits {
+                let r = self.rotate(&block, (width * batch) as isize)?;
+                self.add_assign(&mut block, &r)?;
+            }
+        }
+        acc.ok_or(CkksError::InvalidArgument {
+            reason: "inner sum of zero terms",
+        })
+    }
+}

@@ -1,0 +1,231 @@
+//! Evaluation keys: streaming generation into a sink, seeded serialization, rejection of
+//! corrupted key bytes, and decoded keys that still rotate and relinearize correctly.
+#![allow(clippy::unwrap_used)]
+
+use ensi_ckks::serialize::{HEADER_LEN, ObjectType, peek_header};
+use ensi_ckks::{
+    CkksContext, CkksError, EvaluationKey, EvaluationKeySet, Evaluator, FormatError, GaloisKey,
+    KeyRequest, KeySink, Parameters, ParametersLiteral, PrecisionStats, RelinearizationKey,
+    SecretKey, generate_evaluation_keys,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::sync::Arc;
+
+fn context(log_n: u32, levels: usize) -> Arc<CkksContext> {
+    CkksContext::new(
+        Parameters::new_insecure(ParametersLiteral::insecure_test(log_n, levels)).unwrap(),
+    )
+    .unwrap()
+}
+
+fn values(rng: &mut ChaCha20Rng, count: usize) -> Vec<f64> {
+    (0..count)
+        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+        .collect()
+}
+
+fn format_err<T: std::fmt::Debug>(r: Result<T, CkksError>) -> FormatError {
+    match r {
+        Err(CkksError::Format(e)) => e,
+        other => panic!("expected a format error, got {other:?}"),
+    }
+}
+
+/// A sink that serializes every key it gets and keeps only the bytes, counting the largest.
+#[derive(Default)]
+struct ByteSink {
+    blobs: Vec<Vec<u8>>,
+    order: Vec<ObjectType>,
+}
+
+impl KeySink for ByteSink {
+    type Error = CkksError;
+    fn accept(&mut self, key: EvaluationKey) -> Result<(), CkksError> {
+        let bytes = key.to_bytes()?;
+        assert_eq!(bytes.len(), key.serialized_len());
+        self.order.push(peek_header(&bytes)?.object_type);
+        self.blobs.push(bytes);
+        Ok(())
+    }
+}
+
+#[test]
+fn streamed_keys_decode_and_evaluate_correctly() {
+    let ctx = context(10, 3);
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let request = KeyRequest::new()
+        .with_relinearization()
+        .with_rotations(&ctx, &[1, -1, 1, 4])
+        .with_conjugation(&ctx);
+    assert_eq!(
+        request.key_count(),
+        5,
+        "the duplicate rotation is made once"
+    );
+    let mut sink = ByteSink::default();
+    generate_evaluation_keys(&ctx, &sk, &request, &mut sink, &mut rng).unwrap();
+    assert_eq!(
+        sink.order,
+        [
+            ObjectType::RelinearizationKey,
+            ObjectType::GaloisKey,
+            ObjectType::GaloisKey,
+            ObjectType::GaloisKey,
+            ObjectType::GaloisKey
+        ]
+    );
+    // Seeded: one polynomial per digit, not two.
+    let poly: usize = ctx
+        .params()
+        .q()
+        .iter()
+        .chain(ctx.params().p())
+        .map(|q| (ctx.n() * (64 - q.leading_zeros()) as usize).div_ceil(8))
+        .sum();
+    let dnum = ctx.key_switch().dnum();
+    assert_eq!(sink.blobs[0].len(), HEADER_LEN + 33 + dnum * poly);
+    assert_eq!(sink.blobs[1].len(), HEADER_LEN + 37 + dnum * poly);
+
+    let mut keys = EvaluationKeySet::new();
+    for b in &sink.blobs {
+        let key = EvaluationKey::from_bytes(&ctx, b).unwrap();
+        assert_eq!(key.to_bytes().unwrap(), *b, "re-encoding is the identity");
+        keys.insert(key);
+    }
+    let eval = Evaluator::new(&ctx, keys).unwrap();
+    let v = values(&mut rng, 512);
+    let w = values(&mut rng, 512);
+    let scale = ctx.params().default_scale();
+    let enc = |x: &[f64], rng: &mut ChaCha20Rng| {
+        let pt = ctx.encode(x, 512, ctx.max_level(), scale).unwrap();
+        sk.encrypt(&ctx, &pt, rng).unwrap()
+    };
+    let (cv, cw) = (enc(&v, &mut rng), enc(&w, &mut rng));
+    let prod = eval
+        .rotate(&eval.mul_relin_rescale(&cv, &cw).unwrap(), -1)
+        .unwrap();
+    let got = ctx.decode(&sk.decrypt(&ctx, &prod).unwrap()).unwrap();
+    let expect: Vec<f64> = (0..512)
+        .map(|i| v[(i + 511) % 512] * w[(i + 511) % 512])
+        .collect();
+    let stats = PrecisionStats::real(&expect, &got);
+    assert!(stats.min_bits >= 22.0, "{stats:?}");
+}
+
+#[test]
+fn corrupted_key_bytes_are_rejected_with_errors() {
+    let ctx = context(10, 2);
+    let mut rng = ChaCha20Rng::seed_from_u64(22);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let rlk = RelinearizationKey::generate(&ctx, &sk, &mut rng).unwrap();
+    let gk = GaloisKey::generate(&ctx, &sk, ctx.rotation_galois_element(1), &mut rng).unwrap();
+    let rb = rlk.to_bytes().unwrap();
+    let gb = gk.to_bytes().unwrap();
+    assert_eq!(RelinearizationKey::from_bytes(&ctx, &rb).unwrap(), rlk);
+    assert_eq!(GaloisKey::from_bytes(&ctx, &gb).unwrap(), gk);
+
+    // Every strict prefix (sampled) fails cleanly; trailing bytes too.
+    for cut in (0..rb.len()).step_by(97).chain([rb.len() - 1]) {
+        assert!(
+            RelinearizationKey::from_bytes(&ctx, &rb[..cut]).is_err(),
+            "prefix {cut}"
+        );
+    }
+    for cut in (0..gb.len()).step_by(89).chain([gb.len() - 1]) {
+        assert!(
+            GaloisKey::from_bytes(&ctx, &gb[..cut]).is_err(),
+            "prefix {cut}"
+        );
+    }
+    let mut long = rb.clone();
+    long.extend_from_slice(&[0, 0]);
+    assert_eq!(
+        format_err(RelinearizationKey::from_bytes(&ctx, &long)),
+        FormatError::TrailingBytes { count: 2 }
+    );
+    // The wrong object type, either way round.
+    assert!(matches!(
+        format_err(GaloisKey::from_bytes(&ctx, &rb)),
+        FormatError::WrongObjectType { found: 6, .. }
+    ));
+    assert!(matches!(
+        format_err(RelinearizationKey::from_bytes(&ctx, &gb)),
+        FormatError::WrongObjectType { found: 7, .. }
+    ));
+    // Galois elements that are even, one, or not below 2N.
+    for bad in [2u32, 1, 2 * ctx.n() as u32 + 5] {
+        let mut b = gb.clone();
+        b[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&bad.to_le_bytes());
+        assert_eq!(
+            format_err(GaloisKey::from_bytes(&ctx, &b)),
+            FormatError::InvalidField {
+                field: "galois_element",
+                value: u64::from(bad)
+            }
+        );
+    }
+    // A digit count other than the parameter set's.
+    let mut b = rb.clone();
+    b[HEADER_LEN + 32] = 9;
+    assert_eq!(
+        format_err(RelinearizationKey::from_bytes(&ctx, &b)),
+        FormatError::InvalidField {
+            field: "digits",
+            value: 9
+        }
+    );
+    // A residue at or above its prime (q_0 has 50 bits: seven bytes of ones exceed it).
+    let mut b = rb.clone();
+    b[HEADER_LEN + 33..HEADER_LEN + 40].fill(0xff);
+    assert!(matches!(
+        format_err(RelinearizationKey::from_bytes(&ctx, &b)),
+        FormatError::ResidueOutOfRange { limb: 0, .. }
+    ));
+    // Another parameter set.
+    let other = context(10, 3);
+    assert!(matches!(
+        RelinearizationKey::from_bytes(&other, &rb).unwrap_err(),
+        CkksError::ParamsMismatch { .. }
+    ));
+    // Random single-byte corruptions never panic.
+    for i in 0..200 {
+        let mut b = gb.clone();
+        let pos = (rng.next_u64() as usize) % b.len();
+        b[pos] ^= 1 << (i % 8);
+        let _ = EvaluationKey::from_bytes(&ctx, &b);
+    }
+}
+
+#[test]
+fn key_requests_reject_invalid_galois_elements() {
+    let ctx = context(10, 2);
+    let mut rng = ChaCha20Rng::seed_from_u64(23);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let mut request = KeyRequest::new();
+    request.galois_elements.push(4);
+    let mut set = EvaluationKeySet::new();
+    assert!(matches!(
+        generate_evaluation_keys(&ctx, &sk, &request, &mut set, &mut rng).unwrap_err(),
+        CkksError::InvalidArgument { .. }
+    ));
+    // Rotations by a multiple of N/2 need no key.
+    let request = KeyRequest::new().with_rotations(&ctx, &[0, ctx.n() as isize / 2]);
+    assert_eq!(request.key_count(), 0);
+}
+
+/// The seeded sizes at N = 2^16 (bootstrappable set: 24 + 7 primes, 3 digits).
+#[test]
+fn evaluation_key_sizes_at_n16() {
+    let ctx = CkksContext::new(Parameters::new(ParametersLiteral::n16_bootstrappable()).unwrap())
+        .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(24);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let gk = GaloisKey::generate(&ctx, &sk, ctx.rotation_galois_element(1), &mut rng).unwrap();
+    // 60-bit q_0, 23 x 50-bit, 7 x 60-bit P: poly = 2^16 / 8 * (60 + 23*50 + 7*60) bytes.
+    let poly = (1usize << 16) / 8 * (60 + 23 * 50 + 7 * 60);
+    assert_eq!(poly, 13_352_960);
+    assert_eq!(gk.serialized_len(), HEADER_LEN + 37 + 3 * poly);
+    assert_eq!(gk.to_bytes().unwrap().len(), 40_058_933);
+}
