@@ -11,6 +11,7 @@ use crate::context::CkksContext;
 use crate::error::CkksError;
 use crate::keys::{PublicKey, SecretKey};
 use crate::plaintext::Plaintext;
+use alloc::borrow::Cow;
 use alloc::sync::Arc;
 use alloc::vec;
 use ensi_math::{Ntt, RnsPoly, sample};
@@ -71,9 +72,15 @@ impl PublicKey {
         ctx.check_id(pt.params_id)?;
         let limbs = pt.level() + 1;
         let drop = self.b.limbs() - limbs;
-        let (mut b, mut a) = (self.b.clone(), self.a.clone());
-        b.drop_last_limbs(drop)?;
-        a.drop_last_limbs(drop)?;
+        // At the key's own level the key is used in place; below it, on a truncated copy.
+        let (b, a) = if drop == 0 {
+            (Cow::Borrowed(&self.b), Cow::Borrowed(&self.a))
+        } else {
+            let (mut b, mut a) = (self.b.clone(), self.a.clone());
+            b.drop_last_limbs(drop)?;
+            a.drop_last_limbs(drop)?;
+            (Cow::Owned(b), Cow::Owned(a))
+        };
         let u = small_poly(ctx, limbs, rng, sample::ternary::<G>)?;
         let e0 = small_poly(ctx, limbs, rng, sample::gaussian::<G>)?;
         let e1 = small_poly(ctx, limbs, rng, sample::gaussian::<G>)?;

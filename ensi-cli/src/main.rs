@@ -1,9 +1,16 @@
 //! `ensi`: the command-line front end of the ensi secure-inference stack.
 
+mod bench;
 mod reference;
 mod self_check;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc keeps freed pages for reuse: homomorphic operations allocate and free buffers of
+/// tens of megabytes, which the system allocator returns to the kernel and faults back in (zeroed)
+/// on every call.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 /// Non-interactive secure inference of BitNet b1.58 models under CKKS.
@@ -25,6 +32,16 @@ enum Command {
     /// Run the plaintext reference forward pass of a BitNet b1.58 model (a checkpoint directory,
     /// or the embedded tiny model) and print the last position's logits and greedy next token.
     Reference(reference::ReferenceArgs),
+    /// Benchmarks; each prints one JSON object (see bench/README.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time the CKKS primitives at a parameter set (the same options and JSON schema as
+    /// bench/openfhe_bench.py).
+    Ckks(bench::CkksBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,5 +55,6 @@ fn main() -> ExitCode {
             }
         }
         Command::Reference(args) => reference::run(&args),
+        Command::Bench(BenchCommand::Ckks(args)) => bench::run_ckks(&args),
     }
 }

@@ -213,20 +213,22 @@ fn bitonic_sort(keys: &mut [u64], vals: &mut [i64]) {
 /// The mass beyond 19 (about `10^-9` per coefficient) is cut off.
 pub fn gaussian<G: RngCore + CryptoRng + ?Sized>(rng: &mut G, out: &mut [i64]) {
     let mut signs = 0u64;
+    let mut r = 0u64;
     for (c, o) in out.iter_mut().enumerate() {
         if c % 64 == 0 {
             signs = rng.next_u64();
         }
-        let mut r = rng.next_u64();
-        let mut mag = 0i64;
-        for t in GAUSSIAN_CDT {
-            mag += i64::from((!r.ct_lt(&t)).unwrap_u8());
-        }
+        r = rng.next_u64();
+        // `r >= t` is the absence of a borrow in `r - t`: a carry flag, no branch (the
+        // comparison is arithmetic on every entry of the table, whatever `r` is).
+        let mag: i64 = GAUSSIAN_CDT
+            .iter()
+            .map(|&t| i64::from(!r.overflowing_sub(t).1))
+            .sum();
         let s = ((signs >> (c % 64)) & 1) as i64;
         // (mag ^ -s) + s = s ? -mag : mag
         *o = (mag ^ s.wrapping_neg()) + s;
-        r.zeroize();
-        mag.zeroize();
     }
+    r.zeroize();
     signs.zeroize();
 }

@@ -1,0 +1,412 @@
+//! `ensi bench ckks`: times the CKKS primitives at a parameter set given on the command line and
+//! prints one JSON object in the schema of `bench/README.md`, shared with the OpenFHE side
+//! (`bench/openfhe_bench.py`), so `bench/compare.py` can put both side by side.
+
+use clap::Args;
+use ensi_ckks::{
+    Ciphertext, CkksContext, EvaluationKeySet, Evaluator, GaloisKey, KeyRequest, Parameters,
+    ParametersLiteral, PublicKey, RelinearizationKey, SecretDistribution, SecretKey,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde_json::{Map, Value, json};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Every operation `--ops` accepts, in the order they run.
+const ALL_OPS: [&str; 12] = [
+    "keygen",
+    "relin_keygen",
+    "rotation_keygen",
+    "encode",
+    "encrypt",
+    "decrypt",
+    "add",
+    "mul_plain",
+    "mul_relin",
+    "rescale",
+    "rotate",
+    "hoisted_rotate",
+];
+
+/// Rotations timed by `hoisted_rotate`.
+const HOISTED: usize = 8;
+
+/// Options of `ensi bench ckks` (the same names as `bench/openfhe_bench.py`).
+#[derive(Args, Debug)]
+pub struct CkksBenchArgs {
+    /// log2 of the ring degree N.
+    #[arg(long, default_value_t = 16)]
+    log_n: u32,
+    /// Bits of every Q prime, first prime first (overrides --first-mod/--scale-bits/--levels).
+    #[arg(long, value_delimiter = ',')]
+    q_bits: Option<Vec<u32>>,
+    /// Bits of the first prime q_0.
+    #[arg(long, default_value_t = 60)]
+    first_mod: u32,
+    /// Bits of each scaling prime.
+    #[arg(long, default_value_t = 50)]
+    scale_bits: u32,
+    /// Number of scaling primes (the multiplicative depth).
+    #[arg(long, default_value_t = 23)]
+    levels: usize,
+    /// Bits of every special prime P (default: 60-bit primes, as many as the largest digit
+    /// needs, which is OpenFHE's rule).
+    #[arg(long, value_delimiter = ',')]
+    p_bits: Option<Vec<u32>>,
+    /// Number of key-switching digits.
+    #[arg(long, default_value_t = 3)]
+    dnum: usize,
+    /// Secret distribution: uniform_ternary (the only one a main key may use).
+    #[arg(long, default_value = "uniform_ternary")]
+    secret: String,
+    /// Worker threads (rayon pool size).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Timed repetitions per operation.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Untimed calls before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Level the operations run at (number of Q primes - 1; default: the top).
+    #[arg(long)]
+    level: Option<usize>,
+    /// Comma-separated subset of the operations (default: all).
+    #[arg(long, value_delimiter = ',')]
+    ops: Option<Vec<String>>,
+    /// Tiny, insecure parameters and one repetition: a quick check that the harness works.
+    #[arg(long)]
+    smoke: bool,
+    /// Accept parameter sets above the 128-bit bound (needed for small ring degrees).
+    #[arg(long)]
+    insecure: bool,
+    /// Seed of the random inputs and keys.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
+pub fn run_ckks(args: &CkksBenchArgs) -> ExitCode {
+    match run_ckks_inner(args) {
+        Ok(doc) => {
+            println!("{doc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ensi bench ckks: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn literal(args: &CkksBenchArgs) -> Result<ParametersLiteral, String> {
+    let (log_n, q_bits) = if args.smoke {
+        (12, smoke_q_bits())
+    } else {
+        let q = match &args.q_bits {
+            Some(q) if !q.is_empty() => q.clone(),
+            Some(_) => return Err("--q-bits needs at least one entry".into()),
+            None => core::iter::once(args.first_mod)
+                .chain(core::iter::repeat_n(args.scale_bits, args.levels))
+                .collect(),
+        };
+        (args.log_n, q)
+    };
+    if args.dnum == 0 || args.dnum > q_bits.len() {
+        return Err(format!(
+            "--dnum {} must be between 1 and the {} Q primes",
+            args.dnum,
+            q_bits.len()
+        ));
+    }
+    let p_bits = match &args.p_bits {
+        Some(p) if !args.smoke => p.clone(),
+        _ => {
+            // OpenFHE's rule: enough 60-bit primes to exceed the largest digit.
+            let alpha = q_bits.len().div_ceil(args.dnum);
+            let largest: u32 = q_bits
+                .chunks(alpha)
+                .map(|c| c.iter().sum())
+                .max()
+                .unwrap_or(0);
+            vec![60; largest.div_ceil(60) as usize]
+        }
+    };
+    let secret = match args.secret.as_str() {
+        "uniform_ternary" => SecretDistribution::UniformTernary,
+        other => {
+            return Err(format!(
+                "--secret {other}: only uniform_ternary is supported for a main key"
+            ));
+        }
+    };
+    Ok(ParametersLiteral {
+        log_n,
+        log_q: q_bits,
+        log_p: p_bits,
+        dnum: args.dnum,
+        secret,
+        error_std: 3.2,
+        log_default_scale: if args.smoke { 50 } else { args.scale_bits },
+    })
+}
+
+fn smoke_q_bits() -> Vec<u32> {
+    core::iter::once(60)
+        .chain(core::iter::repeat_n(50, 5))
+        .collect()
+}
+
+fn selected_ops(args: &CkksBenchArgs) -> Result<Vec<&'static str>, String> {
+    let Some(list) = &args.ops else {
+        return Ok(ALL_OPS.to_vec());
+    };
+    for op in list {
+        if op == "bootstrap" {
+            return Err("bootstrap: ensi's bootstrapping is not implemented yet".into());
+        }
+        if !ALL_OPS.contains(&op.as_str()) {
+            return Err(format!(
+                "unknown operation {op:?}; known: {}",
+                ALL_OPS.join(", ")
+            ));
+        }
+    }
+    Ok(ALL_OPS
+        .iter()
+        .copied()
+        .filter(|op| list.iter().any(|o| o == op))
+        .collect())
+}
+
+/// Median and minimum of `reps` timed calls of `f` after `warmup` untimed ones, in µs.
+fn time<T>(warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> (f64, f64, T) {
+    let mut last = None;
+    for _ in 0..warmup {
+        last = Some(f());
+    }
+    let mut samples = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let start = Instant::now();
+        let out = f();
+        samples.push(start.elapsed().as_secs_f64() * 1e6);
+        last = Some(out);
+    }
+    samples.sort_by(f64::total_cmp);
+    let median = if samples.len() % 2 == 1 {
+        samples[samples.len() / 2]
+    } else {
+        (samples[samples.len() / 2 - 1] + samples[samples.len() / 2]) / 2.0
+    };
+    // `last` is set: reps.max(1) >= 1 iterations ran.
+    (median, samples[0], last.unwrap_or_else(|| unreachable!()))
+}
+
+fn entry(median: f64, min: f64, reps: usize) -> Value {
+    json!({"median_us": median, "min_us": min, "reps": reps.max(1)})
+}
+
+fn run_ckks_inner(args: &CkksBenchArgs) -> Result<Value, String> {
+    let literal = literal(args)?;
+    let ops = selected_ops(args)?;
+    let reps = if args.smoke { 1 } else { args.reps };
+    let params = if args.smoke || args.insecure {
+        Parameters::new_insecure(literal)
+    } else {
+        Parameters::new(literal)
+    }
+    .map_err(|e| format!("{e} (pass --insecure for a test-only set)"))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.max(1))
+        .build()
+        .map_err(|e| e.to_string())?;
+    pool.install(|| measure(params, args, &ops, reps))
+}
+
+fn measure(
+    params: Parameters,
+    args: &CkksBenchArgs,
+    ops: &[&str],
+    reps: usize,
+) -> Result<Value, String> {
+    let err = |e: ensi_ckks::CkksError| e.to_string();
+    let wall = Instant::now();
+    let ctx = CkksContext::new(params).map_err(err)?;
+    let level = args.level.unwrap_or(ctx.max_level());
+    if level > ctx.max_level() {
+        return Err(format!(
+            "--level {level} is above the top level {}",
+            ctx.max_level()
+        ));
+    }
+    let warm = args.warmup;
+    let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
+    let mut out = Map::new();
+    let has = |op: &str| ops.contains(&op);
+    eprintln!(
+        "ensi bench: N = 2^{}, level {level}, {} thread(s)",
+        ctx.params().log_n(),
+        args.threads
+    );
+
+    let (med, min, pair) = time(warm, if has("keygen") { reps } else { 0 }, || {
+        let sk = SecretKey::generate(&ctx, &mut rng).map_err(err)?;
+        let pk = PublicKey::generate(&ctx, &sk, &mut rng).map_err(err)?;
+        Ok::<_, String>((sk, pk))
+    });
+    let (sk, pk) = pair?;
+    if has("keygen") {
+        out.insert("keygen".into(), entry(med, min, reps));
+    }
+    let mut keys = EvaluationKeySet::new();
+    if has("relin_keygen") || has("mul_relin") || has("rescale") {
+        let reps_here = if has("relin_keygen") { reps } else { 0 };
+        let (med, min, rlk) = time(0, reps_here, || {
+            RelinearizationKey::generate(&ctx, &sk, &mut rng)
+        });
+        keys.insert(ensi_ckks::EvaluationKey::Relinearization(rlk.map_err(err)?));
+        if has("relin_keygen") {
+            out.insert("relin_keygen".into(), entry(med, min, reps));
+        }
+    }
+    if has("rotation_keygen") {
+        let g1 = ctx.rotation_galois_element(1);
+        let (med, min, gk) = time(warm, reps, || GaloisKey::generate(&ctx, &sk, g1, &mut rng));
+        gk.map_err(err)?;
+        out.insert("rotation_keygen".into(), entry(med, min, reps));
+    }
+    let steps: Vec<isize> = (1..=HOISTED as isize).collect();
+    if has("rotate") || has("hoisted_rotate") {
+        let request = KeyRequest::new().with_rotations(&ctx, &steps);
+        let mut sink = EvaluationKeySet::new();
+        ensi_ckks::generate_evaluation_keys(&ctx, &sk, &request, &mut sink, &mut rng)
+            .map_err(err)?;
+        for g in sink.galois_elements() {
+            if let Some(k) = sink.galois(g) {
+                keys.insert(ensi_ckks::EvaluationKey::Galois(k.clone()));
+            }
+        }
+    }
+    let eval = Evaluator::new(&ctx, keys).map_err(err)?;
+
+    let slots = ctx.n() / 2;
+    let scale = ctx.params().default_scale();
+    let values: Vec<f64> = (0..slots)
+        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+        .collect();
+    let (med, min, pt) = time(warm, reps, || ctx.encode(&values, slots, level, scale));
+    let pt = pt.map_err(err)?;
+    if has("encode") {
+        out.insert("encode".into(), entry(med, min, reps));
+    }
+    let (med, min, ct) = time(warm, reps, || pk.encrypt(&ctx, &pt, &mut rng));
+    let ct = ct.map_err(err)?;
+    if has("encrypt") {
+        out.insert("encrypt".into(), entry(med, min, reps));
+    }
+    let ct2 = pk.encrypt(&ctx, &pt, &mut rng).map_err(err)?;
+    let mut checks = Map::new();
+    if has("decrypt") {
+        let (med, min, dec) = time(warm, reps, || {
+            sk.decrypt(&ctx, &ct).and_then(|p| ctx.decode(&p))
+        });
+        checks.insert("fresh".into(), json!(max_err(&values, &dec.map_err(err)?)));
+        out.insert("decrypt".into(), entry(med, min, reps));
+    }
+    if has("add") {
+        let (med, min, _) = time(warm, reps, || eval.add(&ct, &ct2));
+        out.insert("add".into(), entry(med, min, reps));
+    }
+    if has("mul_plain") {
+        let (med, min, _) = time(warm, reps, || eval.mul_plain(&ct, &pt));
+        out.insert("mul_plain".into(), entry(med, min, reps));
+    }
+    let (med, min, prod) = time(warm, if has("mul_relin") { reps } else { 0 }, || {
+        eval.mul_relin(&ct, &ct2)
+    });
+    let prod: Ciphertext = prod.map_err(err)?;
+    if has("mul_relin") {
+        out.insert("mul_relin".into(), entry(med, min, reps));
+    }
+    if has("rescale") && level > 0 {
+        let (med, min, r) = time(warm, reps, || eval.rescale(&prod));
+        let r = r.map_err(err)?;
+        let got = ctx
+            .decode(&sk.decrypt(&ctx, &r).map_err(err)?)
+            .map_err(err)?;
+        let sq: Vec<f64> = values.iter().map(|v| v * v).collect();
+        checks.insert("mul_rescale".into(), json!(max_err(&sq, &got)));
+        out.insert("rescale".into(), entry(med, min, reps));
+    }
+    if has("rotate") {
+        let (med, min, r) = time(warm, reps, || eval.rotate(&ct, 1));
+        let got = ctx
+            .decode(&sk.decrypt(&ctx, &r.map_err(err)?).map_err(err)?)
+            .map_err(err)?;
+        let expect: Vec<f64> = (0..slots).map(|i| values[(i + 1) % slots]).collect();
+        checks.insert("rotate".into(), json!(max_err(&expect, &got)));
+        out.insert("rotate".into(), entry(med, min, reps));
+    }
+    if has("hoisted_rotate") {
+        let (pre_med, _, dec) = time(warm, reps, || eval.decompose_for_rotation(&ct));
+        let dec = dec.map_err(err)?;
+        let (med, min, rots) = time(warm, reps, || {
+            steps
+                .iter()
+                .map(|&s| eval.apply_galois_hoisted(&ct, &dec, ctx.rotation_galois_element(s)))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let rots = rots.map_err(err)?;
+        let last = rots.last().ok_or("no rotation")?;
+        let got = ctx
+            .decode(&sk.decrypt(&ctx, last).map_err(err)?)
+            .map_err(err)?;
+        let expect: Vec<f64> = (0..slots).map(|i| values[(i + HOISTED) % slots]).collect();
+        checks.insert("hoisted_rotate".into(), json!(max_err(&expect, &got)));
+        let per = HOISTED as f64;
+        out.insert(
+            "hoisted_rotate".into(),
+            json!({"median_us": med / per, "min_us": min / per, "reps": reps.max(1),
+                   "rotations": HOISTED, "hoisted_precompute_us": pre_med}),
+        );
+    }
+    for (name, e) in &checks {
+        if e.as_f64().is_none_or(|e| e >= 1e-3) {
+            return Err(format!("check {name} failed: max abs error {e}"));
+        }
+    }
+    let backend = ctx.ring().plans()[0].backend();
+    Ok(json!({
+        "impl": "ensi",
+        "version": env!("CARGO_PKG_VERSION"),
+        "threads": args.threads.max(1),
+        "params": {
+            "log_n": ctx.params().log_n(),
+            "q_bits": ctx.params().q().iter().map(|q| 64 - q.leading_zeros()).collect::<Vec<_>>(),
+            "p_bits": ctx.params().p().iter().map(|q| 64 - q.leading_zeros()).collect::<Vec<_>>(),
+            "q_primes": ctx.params().q(),
+            "p_primes": ctx.params().p(),
+            "dnum": ctx.key_switch().dnum(),
+            "secret": args.secret,
+            "level": level,
+        },
+        "ops": out,
+        "bootstrap": null,
+        "bootstrap_error": "not implemented in ensi yet",
+        "meta": {
+            "ntt_backend": format!("{backend:?}"),
+            "checks_max_abs_err": checks,
+            "warmup": warm,
+            "wall_s": wall.elapsed().as_secs_f64(),
+        },
+    }))
+}
+
+fn max_err(expected: &[f64], got: &[f64]) -> f64 {
+    expected
+        .iter()
+        .zip(got)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max)
+}
