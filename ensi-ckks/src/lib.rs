@@ -5,8 +5,8 @@
 //! keys with zeroized, constant-time secrets, encryption, decryption and an evaluator that never
 //! needs the secret key.
 //!
-//! This crate is being built; see the project's issue tracker. It already compiles as a `no_std`
-//! crate on top of [`ensi_math`].
+//! Bootstrapping, polynomial evaluation and linear transforms are being built (see the issue
+//! tracker). The crate is `no_std` on top of [`ensi_math`].
 #![no_std]
 #![doc = ""]
 #![doc = include_str!("../README.md")]

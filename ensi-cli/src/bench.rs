@@ -322,22 +322,23 @@ fn measure(
         let (med, min, _) = time(warm, reps, || eval.mul_plain(&ct, &pt));
         out.insert("mul_plain".into(), entry(med, min, reps));
     }
-    let (med, min, prod) = time(warm, if has("mul_relin") { reps } else { 0 }, || {
-        eval.mul_relin(&ct, &ct2)
-    });
-    let prod: Ciphertext = prod.map_err(err)?;
-    if has("mul_relin") {
-        out.insert("mul_relin".into(), entry(med, min, reps));
-    }
-    if has("rescale") && level > 0 {
-        let (med, min, r) = time(warm, reps, || eval.rescale(&prod));
-        let r = r.map_err(err)?;
-        let got = ctx
-            .decode(&sk.decrypt(&ctx, &r).map_err(err)?)
-            .map_err(err)?;
-        let sq: Vec<f64> = values.iter().map(|v| v * v).collect();
-        checks.insert("mul_rescale".into(), json!(max_err(&sq, &got)));
-        out.insert("rescale".into(), entry(med, min, reps));
+    if has("mul_relin") || has("rescale") {
+        let reps_here = if has("mul_relin") { reps } else { 0 };
+        let (med, min, prod) = time(warm, reps_here, || eval.mul_relin(&ct, &ct2));
+        let prod: Ciphertext = prod.map_err(err)?;
+        if has("mul_relin") {
+            out.insert("mul_relin".into(), entry(med, min, reps));
+        }
+        if has("rescale") && level > 0 {
+            let (med, min, r) = time(warm, reps, || eval.rescale(&prod));
+            let r = r.map_err(err)?;
+            let got = ctx
+                .decode(&sk.decrypt(&ctx, &r).map_err(err)?)
+                .map_err(err)?;
+            let sq: Vec<f64> = values.iter().map(|v| v * v).collect();
+            checks.insert("mul_rescale".into(), json!(max_err(&sq, &got)));
+            out.insert("rescale".into(), entry(med, min, reps));
+        }
     }
     if has("rotate") {
         let (med, min, r) = time(warm, reps, || eval.rotate(&ct, 1));

@@ -1,16 +1,11 @@
 //! `ensi`: the command-line front end of the ensi secure-inference stack.
 
 mod bench;
+mod keygen;
 mod reference;
 mod self_check;
 
 use clap::{Parser, Subcommand};
-
-/// mimalloc keeps freed pages for reuse: homomorphic operations allocate and free buffers of
-/// tens of megabytes, which the system allocator returns to the kernel and faults back in (zeroed)
-/// on every call.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 /// Non-interactive secure inference of BitNet b1.58 models under CKKS.
@@ -32,6 +27,9 @@ enum Command {
     /// Run the plaintext reference forward pass of a BitNet b1.58 model (a checkpoint directory,
     /// or the embedded tiny model) and print the last position's logits and greedy next token.
     Reference(reference::ReferenceArgs),
+    /// Generate a client's keys into a directory: parameters, secret key (owner-only), public key
+    /// and evaluation keys, streamed one at a time; reports the peak memory.
+    Keygen(keygen::KeygenArgs),
     /// Benchmarks; each prints one JSON object (see bench/README.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -56,5 +54,6 @@ fn main() -> ExitCode {
         }
         Command::Reference(args) => reference::run(&args),
         Command::Bench(BenchCommand::Ckks(args)) => bench::run_ckks(&args),
+        Command::Keygen(args) => keygen::run(&args),
     }
 }

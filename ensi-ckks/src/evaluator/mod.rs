@@ -115,9 +115,36 @@ impl Evaluator {
 
     /// `a + b` (any degrees; the result has the larger one).
     pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
-        let mut out = a.clone();
-        self.add_assign(&mut out, b)?;
-        Ok(out)
+        self.combine(a, b, false)
+    }
+
+    /// `a ± b` into new polynomials (no copy of `a` first).
+    fn combine(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+        subtract: bool,
+    ) -> Result<Ciphertext, CkksError> {
+        if a.degree() != b.degree() {
+            let mut out = a.clone();
+            self.combine_assign(&mut out, b, subtract)?;
+            return Ok(out);
+        }
+        self.check_pair(a, b)?;
+        check_scale(a.scale, b.scale)?;
+        let parts = a
+            .parts
+            .iter()
+            .zip(&b.parts)
+            .map(|(x, y)| if subtract { x.try_sub(y) } else { x.try_add(y) })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Ciphertext {
+            parts,
+            scale: a.scale,
+            slots: a.slots,
+            params_id: a.params_id,
+            seed: None,
+        })
     }
 
     /// `a += b`.
@@ -127,9 +154,7 @@ impl Evaluator {
 
     /// `a - b`.
     pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
-        let mut out = a.clone();
-        self.sub_assign(&mut out, b)?;
-        Ok(out)
+        self.combine(a, b, true)
     }
 
     /// `a -= b`.
@@ -241,13 +266,18 @@ impl Evaluator {
         let p = self.plain_at(ct, pt)?;
         let scale = ct.scale * pt.scale;
         self.check_scale_fits(scale, ct.level())?;
-        let mut out = ct.clone();
-        for part in &mut out.parts {
-            part.try_mul_assign(&p)?;
-        }
-        out.scale = scale;
-        out.seed = None;
-        Ok(out)
+        let parts = ct
+            .parts
+            .iter()
+            .map(|c| c.try_mul(&p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Ciphertext {
+            parts,
+            scale,
+            slots: ct.slots,
+            params_id: ct.params_id,
+            seed: None,
+        })
     }
 
     /// `ct * c` for an integer `c`: no scale change, no level consumed.

@@ -22,6 +22,36 @@ impl<R: Representation> RnsPoly<R> {
         Ok(())
     }
 
+    /// `f(self, other)` residue by residue into a new polynomial, without copying `self` first.
+    /// Single-threaded (or on a one-thread pool) the output is built by one pass of `extend`,
+    /// with no zero-fill; otherwise limbs are filled in parallel.
+    fn zip_new<F>(&self, other: &Self, f: F) -> Result<Self, MathError>
+    where
+        F: Fn(&crate::Modulus, u64, u64) -> u64 + Send + Sync,
+    {
+        self.check_compatible(other)?;
+        let moduli = self.ctx.basis.moduli();
+        let n = self.ctx.n;
+        if !par::is_parallel() {
+            let mut data = alloc::vec::Vec::with_capacity(self.data.len());
+            for (i, (x, y)) in self.data.chunks(n).zip(other.data.chunks(n)).enumerate() {
+                let m = &moduli[i];
+                data.extend(x.iter().zip(y).map(|(&a, &b)| f(m, a, b)));
+            }
+            return Ok(Self::from_vec(&self.ctx, self.limbs, data));
+        }
+        let mut data = alloc::vec![0u64; self.data.len()];
+        let (x, y) = (&self.data, &other.data);
+        par::for_each_limb(&mut data, n, |i, out| {
+            let m = &moduli[i];
+            let (x, y) = (&x[i * n..(i + 1) * n], &y[i * n..(i + 1) * n]);
+            for ((o, &a), &b) in out.iter_mut().zip(x).zip(y) {
+                *o = f(m, a, b);
+            }
+        });
+        Ok(Self::from_vec(&self.ctx, self.limbs, data))
+    }
+
     /// `self += other`.
     pub fn try_add_assign(&mut self, other: &Self) -> Result<(), MathError> {
         self.zip_assign(other, |m, a, b| m.add(a, b))
@@ -34,16 +64,12 @@ impl<R: Representation> RnsPoly<R> {
 
     /// `self + other`.
     pub fn try_add(&self, other: &Self) -> Result<Self, MathError> {
-        let mut r = self.clone();
-        r.try_add_assign(other)?;
-        Ok(r)
+        self.zip_new(other, |m, a, b| m.add(a, b))
     }
 
     /// `self - other`.
     pub fn try_sub(&self, other: &Self) -> Result<Self, MathError> {
-        let mut r = self.clone();
-        r.try_sub_assign(other)?;
-        Ok(r)
+        self.zip_new(other, |m, a, b| m.sub(a, b))
     }
 
     /// `self = -self`.
@@ -112,14 +138,12 @@ impl<R: Representation> RnsPoly<R> {
 impl RnsPoly<Ntt> {
     /// Pointwise product `self *= other` (the negacyclic product of the polynomials).
     pub fn try_mul_assign(&mut self, other: &Self) -> Result<(), MathError> {
-        self.zip_assign(other, |m, a, b| m.mul(a, b))
+        self.zip_assign(other, |m, a, b| m.mul_reduced(a, b))
     }
 
     /// Pointwise product `self * other`.
     pub fn try_mul(&self, other: &Self) -> Result<Self, MathError> {
-        let mut r = self.clone();
-        r.try_mul_assign(other)?;
-        Ok(r)
+        self.zip_new(other, |m, a, b| m.mul_reduced(a, b))
     }
 
     /// Multiply-accumulate `self += a * b`, with one Barrett reduction of `a * b + self` per
@@ -134,7 +158,7 @@ impl RnsPoly<Ntt> {
             let m = &moduli[i];
             let y = &bd[i * n..(i + 1) * n];
             for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
-                *s = m.mul_add(x, y, *s);
+                *s = m.mul_add_reduced(x, y, *s);
             }
         });
         Ok(())

@@ -50,3 +50,17 @@ where
     #[cfg(not(feature = "parallel"))]
     jobs.into_iter().for_each(|(t, s)| f(t, s));
 }
+
+/// Whether limb loops run on more than one thread: the `parallel` feature is on and the current
+/// rayon pool has more than one worker.
+#[inline]
+pub fn is_parallel() -> bool {
+    #[cfg(feature = "parallel")]
+    {
+        rayon::current_num_threads() > 1
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        false
+    }
+}
