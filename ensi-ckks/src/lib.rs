@@ -27,6 +27,7 @@ pub mod keys;
 pub mod keyswitch;
 pub mod params;
 pub mod plaintext;
+pub mod polynomial;
 pub mod precision;
 pub mod serialize;
 
@@ -42,6 +43,7 @@ pub use keys::{PublicKey, SecretKey};
 pub use keyswitch::{Decomposition, SwitchingKey};
 pub use params::{Parameters, ParametersLiteral, ParamsId, SecretDistribution, Security};
 pub use plaintext::Plaintext;
+pub use polynomial::{ChebyshevPoly, PolyEvalStats};
 pub use precision::PrecisionStats;
 pub use serialize::{DecodeOptions, FormatError};
 

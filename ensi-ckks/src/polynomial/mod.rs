@@ -1,0 +1,407 @@
+//! Homomorphic polynomial evaluation in the Chebyshev basis.
+//!
+//! **Algorithm.** Baby-step giant-step Paterson–Stockmeyer in the Chebyshev basis (Han–Ki 2020,
+//! §4; Bossuat–Mouchet–Troncoso-Pastoriza–Hubaux 2021, Alg. 2): the baby steps
+//! `T_1 .. T_{b-1}` and the giant steps `T_b, T_2b, T_4b, ...` are computed with
+//! `T_{2k} = 2 T_k^2 - 1` and `T_{2k+1} = 2 T_{k+1} T_k - T_1`; the polynomial is split
+//! recursively as `p = q T_g + r` on the largest giant step `g <= deg p`; the leaves
+//! `sum_j c_j T_j` need only plaintext-constant products. The baby-step size `b` (a power of
+//! two) is chosen to reach the smallest depth, then the fewest ciphertext products; for a
+//! degree `d` that leaves room (for instance `d <= 2^k - 2^(m-1) - 1`, which covers the usual
+//! degrees), the depth is `ceil(log2(d + 1))`, plus one level for the change of variable
+//! `y = (2x - a - b) / (b - a)` when `[a, b]` is not `[-1, 1]`.
+//!
+//! **Exact scale.** Every leaf constant is encoded at the scale that makes its product land on
+//! the scale its parent needs after rescaling (`target * q_l / scale(T_j)`), and every quotient
+//! `q` is evaluated for the scale `target * q_l / scale(T_g)`, so the result has exactly the
+//! requested scale whatever the primes, and repeated evaluations do not drift
+//! (the scale-invariant evaluation of Bossuat et al. 2021, §3.2). Coefficients that are zero
+//! (odd or even functions) cost nothing: their baby steps are never computed.
+
+mod chebyshev;
+
+pub use chebyshev::ChebyshevPoly;
+
+use crate::ciphertext::Ciphertext;
+use crate::error::CkksError;
+use crate::evaluator::Evaluator;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use chebyshev::divide;
+
+/// What a polynomial evaluation used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolyEvalStats {
+    /// Levels consumed (input level minus output level).
+    pub levels: usize,
+    /// Ciphertext-ciphertext products (each with a relinearization).
+    pub ct_products: usize,
+    /// Products by plaintext constants.
+    pub const_products: usize,
+    /// The baby-step size chosen.
+    pub baby_steps: usize,
+}
+
+/// Coefficients below this magnitude relative to the largest are set to zero before planning
+/// (interpolating an odd function leaves rounding noise on the even coefficients).
+const ZERO: f64 = 1e-14;
+
+/// The evaluation plan: baby-step size and the level of every `T_j` relative to the input.
+struct Plan {
+    baby: usize,
+    /// Level of `y = T_1`.
+    top: usize,
+}
+
+impl Plan {
+    /// The level of `T_j`: `top - ceil(log2 j)` (each product of the recurrences costs one).
+    fn level_of(&self, j: usize) -> Option<usize> {
+        let depth = if j <= 1 {
+            0
+        } else {
+            (usize::BITS - (j - 1).leading_zeros()) as usize
+        };
+        self.top.checked_sub(depth)
+    }
+
+    fn giant_for(&self, degree: usize) -> usize {
+        let mut g = self.baby;
+        while 2 * g <= degree {
+            g *= 2;
+        }
+        g
+    }
+
+    /// The output level of `p` evaluated by the plan (`None` for a constant), or `None` inside
+    /// `Err` when levels run out.
+    fn predict(&self, p: &[f64]) -> Result<Option<usize>, CkksError> {
+        let deg = degree(p);
+        if deg == 0 {
+            return Ok(None);
+        }
+        if deg < self.baby {
+            let mut level = usize::MAX;
+            for (j, &c) in p.iter().enumerate().skip(1) {
+                if c != 0.0 {
+                    level = level.min(self.level_of(j).ok_or(CkksError::NoLevelLeft)?);
+                }
+            }
+            return level.checked_sub(1).map(Some).ok_or(CkksError::NoLevelLeft);
+        }
+        let g = self.giant_for(deg);
+        let (q, r) = divide(&p[..=deg], g);
+        let lg = self.level_of(g).ok_or(CkksError::NoLevelLeft)?;
+        let lp = match self.predict(&q)? {
+            Some(lq) => lq.min(lg),
+            None => lg,
+        };
+        let mut out = lp.checked_sub(1).ok_or(CkksError::NoLevelLeft)?;
+        if let Some(lr) = self.predict(&r)? {
+            out = out.min(lr);
+        }
+        Ok(Some(out))
+    }
+
+    /// Ciphertext products of the plan: the recurrences for every needed `T_j` plus one per
+    /// non-constant quotient.
+    fn products(&self, p: &[f64]) -> usize {
+        let mut needed = BTreeMap::new();
+        let nodes = self.collect(p, &mut needed);
+        let mut all = BTreeMap::new();
+        for &j in needed.keys() {
+            mark(j, &mut all);
+        }
+        all.keys().filter(|&&j| j >= 2).count() + nodes
+    }
+
+    fn collect(&self, p: &[f64], needed: &mut BTreeMap<usize, ()>) -> usize {
+        let deg = degree(p);
+        if deg == 0 {
+            return 0;
+        }
+        if deg < self.baby {
+            for (j, &c) in p.iter().enumerate().skip(1) {
+                if c != 0.0 {
+                    needed.insert(j, ());
+                }
+            }
+            return 0;
+        }
+        let g = self.giant_for(deg);
+        needed.insert(g, ());
+        let (q, r) = divide(&p[..=deg], g);
+        let q_const = degree(&q) == 0;
+        self.collect(&q, needed) + self.collect(&r, needed) + usize::from(!q_const)
+    }
+}
+
+/// Every `T_k` the recurrence for `T_j` needs.
+fn mark(j: usize, all: &mut BTreeMap<usize, ()>) {
+    if j <= 1 || all.contains_key(&j) {
+        all.insert(j, ());
+        return;
+    }
+    all.insert(j, ());
+    mark(j / 2, all);
+    mark(j.div_ceil(2), all);
+}
+
+/// The index of the last non-zero coefficient.
+fn degree(p: &[f64]) -> usize {
+    p.iter().rposition(|&c| c != 0.0).unwrap_or(0)
+}
+
+/// A leaf or node result: a ciphertext or a constant.
+enum Value {
+    Ct(Ciphertext),
+    Const(f64),
+}
+
+struct Run<'e> {
+    eval: &'e Evaluator,
+    plan: Plan,
+    basis: BTreeMap<usize, Ciphertext>,
+    stats: PolyEvalStats,
+}
+
+impl Run<'_> {
+    /// `T_j`, computing (and caching) the recurrence.
+    fn t(&mut self, j: usize) -> Result<Ciphertext, CkksError> {
+        if let Some(c) = self.basis.get(&j) {
+            return Ok(c.clone());
+        }
+        let e = self.eval;
+        let (a, b) = (j.div_ceil(2), j / 2);
+        let ta = self.t(a)?;
+        let tb = self.t(b)?;
+        let level = ta.level().min(tb.level());
+        let ta = e.drop_to_level(&ta, level)?;
+        let tb = e.drop_to_level(&tb, level)?;
+        let mut prod = e.mul_integer(&e.mul_relin(&ta, &tb)?, 2)?;
+        self.stats.ct_products += 1;
+        if a == b {
+            // T_2k = 2 T_k^2 - 1.
+            prod = e.add_const(&prod, -1.0)?;
+        } else {
+            // T_2k+1 = 2 T_k+1 T_k - T_1, with T_1 lifted to the product's scale.
+            let t1 = e.drop_to_level(&self.t(1)?, level)?;
+            let lift = prod.scale / t1.scale;
+            let t1 = e.mul_const_with_scale(&t1, 1.0, lift)?;
+            let mut t1 = t1;
+            t1.scale = prod.scale;
+            prod = e.sub(&prod, &t1)?;
+        }
+        let out = e.rescale(&prod)?;
+        self.basis.insert(j, out.clone());
+        Ok(out)
+    }
+
+    /// Evaluates `p` to a ciphertext of scale exactly `target` (or a constant).
+    fn eval(&mut self, p: &[f64], target: f64) -> Result<Value, CkksError> {
+        let deg = degree(p);
+        if deg == 0 {
+            return Ok(Value::Const(p.first().copied().unwrap_or(0.0)));
+        }
+        let e = self.eval;
+        if deg < self.plan.baby {
+            let level = self.plan.predict(p)?.ok_or(CkksError::NoLevelLeft)? + 1;
+            let q_l = e.context().params().q()[level] as f64;
+            let mut acc: Option<Ciphertext> = None;
+            for (j, &c) in p.iter().enumerate().skip(1).take(deg) {
+                if c == 0.0 {
+                    continue;
+                }
+                let tj = e.drop_to_level(&self.t(j)?, level)?;
+                let mut term = e.mul_const_with_scale(&tj, c, target * q_l / tj.scale)?;
+                term.scale = target * q_l;
+                self.stats.const_products += 1;
+                acc = Some(match acc {
+                    None => term,
+                    Some(a) => e.add(&a, &term)?,
+                });
+            }
+            let acc = acc.ok_or(CkksError::NoLevelLeft)?;
+            let acc = e.add_const(&acc, p[0])?;
+            let mut out = e.rescale(&acc)?;
+            out.scale = target;
+            return Ok(Value::Ct(out));
+        }
+        let g = self.plan.giant_for(deg);
+        let (q, r) = divide(&p[..=deg], g);
+        let tg = self.t(g)?;
+        let product = match self.plan.predict(&q)? {
+            None => {
+                // A constant quotient: one constant product of T_g.
+                let c = q.first().copied().unwrap_or(0.0);
+                let q_l = e.context().params().q()[tg.level()] as f64;
+                let mut term = e.mul_const_with_scale(&tg, c, target * q_l / tg.scale)?;
+                term.scale = target * q_l;
+                self.stats.const_products += 1;
+                term
+            }
+            Some(lq) => {
+                let lp = lq.min(tg.level());
+                let q_l = e.context().params().q()[lp] as f64;
+                let q_target = target * q_l / tg.scale;
+                let Value::Ct(qc) = self.eval(&q, q_target)? else {
+                    return Err(CkksError::InvalidArgument {
+                        reason: "polynomial quotient evaluated to a constant",
+                    });
+                };
+                let qc = e.drop_to_level(&qc, lp)?;
+                let tg = e.drop_to_level(&tg, lp)?;
+                let mut prod = e.mul_relin(&qc, &tg)?;
+                self.stats.ct_products += 1;
+                prod.scale = target * q_l;
+                prod
+            }
+        };
+        let mut out = e.rescale(&product)?;
+        out.scale = target;
+        match self.eval(&r, target)? {
+            Value::Const(c) => out = e.add_const(&out, c)?,
+            Value::Ct(rc) => {
+                let level = out.level().min(rc.level());
+                let mut rc = e.drop_to_level(&rc, level)?;
+                rc.scale = target;
+                out = e.drop_to_level(&out, level)?;
+                e.add_assign(&mut out, &rc)?;
+            }
+        }
+        Ok(Value::Ct(out))
+    }
+}
+
+impl Evaluator {
+    /// Evaluates `poly` on every slot of `ct` (values in `[poly.a, poly.b]`); the result has
+    /// exactly the scale `target_scale`. Returns what the evaluation used.
+    pub fn evaluate_chebyshev(
+        &self,
+        ct: &Ciphertext,
+        poly: &ChebyshevPoly,
+        target_scale: f64,
+    ) -> Result<(Ciphertext, PolyEvalStats), CkksError> {
+        let ordered = poly.a.is_finite() && poly.b.is_finite() && poly.a < poly.b;
+        if !ordered || poly.coeffs.is_empty() {
+            return Err(CkksError::InvalidArgument {
+                reason: "a Chebyshev polynomial needs coefficients and an interval a < b",
+            });
+        }
+        if !(target_scale.is_finite() && target_scale >= 1.0) {
+            return Err(CkksError::InvalidEncodingScale {
+                scale: target_scale,
+            });
+        }
+        let start_level = ct.level();
+        // The change of variable y = alpha x + beta (one level unless it is the identity).
+        let alpha = 2.0 / (poly.b - poly.a);
+        let beta = -(poly.a + poly.b) / (poly.b - poly.a);
+        let mut stats = PolyEvalStats::default();
+        let y = if alpha == 1.0 && beta == 0.0 {
+            ct.clone()
+        } else {
+            stats.const_products += 1;
+            let scaled = self.rescale(&self.mul_const(ct, alpha)?)?;
+            let mut scaled = scaled;
+            scaled.scale = ct.scale;
+            self.add_const(&scaled, beta)?
+        };
+        let max = poly
+            .coeffs
+            .iter()
+            .fold(0.0f64, |m, c| m.max(libm::fabs(*c)));
+        let cleaned: Vec<f64> = poly
+            .coeffs
+            .iter()
+            .map(|&c| if libm::fabs(c) <= ZERO * max { 0.0 } else { c })
+            .collect();
+        let p = &cleaned[..];
+        let deg = degree(p);
+        if deg == 0 {
+            let out = self.add_const(&self.mul_integer(&y, 0)?, p[0])?;
+            return Ok((out, stats));
+        }
+        // Choose the baby-step size: least depth, then fewest ciphertext products.
+        let mut best: Option<(usize, usize, usize)> = None;
+        let mut baby = 2usize;
+        while baby <= (deg + 1).next_power_of_two().max(2) {
+            let plan = Plan {
+                baby,
+                top: y.level(),
+            };
+            if let Ok(Some(level)) = plan.predict(p) {
+                let cost = plan.products(p);
+                let candidate = (y.level() - level, cost, baby);
+                if best.is_none_or(|b| (candidate.0, candidate.1) < (b.0, b.1)) {
+                    best = Some(candidate);
+                }
+            }
+            baby *= 2;
+        }
+        let (_, _, baby) = best.ok_or(CkksError::NoLevelLeft)?;
+        let mut run = Run {
+            eval: self,
+            plan: Plan {
+                baby,
+                top: y.level(),
+            },
+            basis: BTreeMap::new(),
+            stats,
+        };
+        run.basis.insert(1, y);
+        let out = match run.eval(p, target_scale)? {
+            Value::Ct(c) => c,
+            Value::Const(_) => {
+                return Err(CkksError::InvalidArgument {
+                    reason: "polynomial evaluated to a constant",
+                });
+            }
+        };
+        let mut stats = run.stats;
+        stats.levels = start_level - out.level();
+        stats.baby_steps = baby;
+        Ok((out, stats))
+    }
+
+    /// Evaluates `poly` on every slot and keeps the input's scale.
+    pub fn evaluate_chebyshev_same_scale(
+        &self,
+        ct: &Ciphertext,
+        poly: &ChebyshevPoly,
+    ) -> Result<(Ciphertext, PolyEvalStats), CkksError> {
+        self.evaluate_chebyshev(ct, poly, ct.scale())
+    }
+}
+
+/// Coefficients of the odd polynomial `(3x - x^3) / 2` composed `k` times, a composite
+/// approximation of `sign(x)` on `[-1, 1]` away from 0 (Cheon–Kim–Kim–Lee 2020, "Efficient
+/// homomorphic comparison methods with optimal complexity", the `f_1` family): each round
+/// costs two levels and brings `|x|` closer to 1.
+pub fn sign_step() -> ChebyshevPoly {
+    // (3y - y^3)/2 = (3/2) T_1 - (1/2) (T_3 + 3 T_1)/4 = (9/8) T_1 - (1/8) T_3.
+    ChebyshevPoly::new(alloc::vec![0.0, 9.0 / 8.0, 0.0, -1.0 / 8.0], -1.0, 1.0)
+}
+
+impl Evaluator {
+    /// `sign(x)` for slots in `[-1, 1]`, by `rounds` compositions of [`sign_step`]; accurate
+    /// where `|x|` is not too close to 0 (each round roughly squares the distance of `|x|` to 1).
+    pub fn sign(&self, ct: &Ciphertext, rounds: usize) -> Result<Ciphertext, CkksError> {
+        let step = sign_step();
+        let mut x = ct.clone();
+        for _ in 0..rounds {
+            x = self.evaluate_chebyshev_same_scale(&x, &step)?.0;
+        }
+        Ok(x)
+    }
+
+    /// `ReLU(x) = x (1 + sign(x)) / 2` for slots in `[-1, 1]`, with [`Self::sign`].
+    pub fn relu(&self, ct: &Ciphertext, rounds: usize) -> Result<Ciphertext, CkksError> {
+        let s = self.sign(ct, rounds)?;
+        let one_plus = self.add_const(&s, 1.0)?;
+        let x = self.drop_to_level(ct, one_plus.level())?;
+        let mut prod = self.mul_relin(&one_plus, &x)?;
+        // Halving by bookkeeping: the same residues read at twice the scale.
+        prod.scale *= 2.0;
+        self.rescale(&prod)
+    }
+}
