@@ -25,6 +25,7 @@ pub mod evalkeys;
 pub mod evaluator;
 pub mod keys;
 pub mod keyswitch;
+pub mod lintrans;
 pub mod params;
 pub mod plaintext;
 pub mod polynomial;
@@ -41,6 +42,7 @@ pub use evalkeys::{
 pub use evaluator::Evaluator;
 pub use keys::{PublicKey, SecretKey};
 pub use keyswitch::{Decomposition, SwitchingKey};
+pub use lintrans::{EncodedLinearTransform, LinearTransform};
 pub use params::{Parameters, ParametersLiteral, ParamsId, SecretDistribution, Security};
 pub use plaintext::Plaintext;
 pub use polynomial::{ChebyshevPoly, PolyEvalStats};
