@@ -99,7 +99,7 @@ fn banded_full_slot_transform_and_composition() {
     let n1 = ab.baby_step();
     for r in ab.rotations() {
         assert!(
-            r.unsigned_abs() < n1 || r as usize % n1 == 0,
+            r.unsigned_abs() < n1 || (r as usize).is_multiple_of(n1),
             "rotation {r}, n1 {n1}"
         );
     }
