@@ -16,6 +16,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod bootstrap;
 pub mod ciphertext;
 pub mod context;
 pub mod encoding;
@@ -32,6 +33,7 @@ pub mod polynomial;
 pub mod precision;
 pub mod serialize;
 
+pub use bootstrap::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, StageTimes};
 pub use ciphertext::Ciphertext;
 pub use context::CkksContext;
 pub use error::CkksError;

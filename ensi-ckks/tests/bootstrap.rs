@@ -1,0 +1,220 @@
+//! Bootstrapping against the f64 input: precision in bits over all slots, levels left, each
+//! stage on its own, sparse slots; small insecure parameters (N = 2^12) for speed.
+#![allow(clippy::unwrap_used)]
+
+use ensi_ckks::{
+    BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, Ciphertext, CkksContext, Parameters,
+    ParametersLiteral, PrecisionStats, SecretDistribution, SecretKey,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::sync::Arc;
+
+/// N = 2^12, scale 2^50, INSECURE (for tests). Q, bottom to top: q_0 of 60 bits, four 50-bit
+/// primes (two for the caller, two for SlotsToCoeffs), eleven 60-bit primes (EvalMod at scale
+/// 2^60, then CoeffsToSlots); P = 4 x 61 bits.
+fn context() -> Arc<CkksContext> {
+    context_with(2, 9)
+}
+
+/// `user` 50-bit levels for the caller, two for SlotsToCoeffs, `eval_mod` 60-bit levels for
+/// EvalMod and two for CoeffsToSlots.
+fn context_with(user: usize, eval_mod: usize) -> Arc<CkksContext> {
+    let mut log_q = vec![60];
+    log_q.extend(std::iter::repeat_n(50, user + 2));
+    log_q.extend(std::iter::repeat_n(60, eval_mod + 2));
+    let literal = ParametersLiteral {
+        log_n: 12,
+        log_q,
+        log_p: vec![61; 4],
+        dnum: 4,
+        secret: SecretDistribution::UniformTernary,
+        error_std: 3.2,
+        log_default_scale: 50,
+    };
+    CkksContext::new(Parameters::new_insecure(literal).unwrap()).unwrap()
+}
+
+fn literal() -> BootstrapParametersLiteral {
+    BootstrapParametersLiteral {
+        cts_level_budget: 2,
+        stc_level_budget: 2,
+        log_eval_scale: Some(60),
+        ..BootstrapParametersLiteral::default()
+    }
+}
+
+fn uniform(rng: &mut ChaCha20Rng, count: usize) -> Vec<f64> {
+    (0..count)
+        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+        .collect()
+}
+
+fn setup(
+    literal: &BootstrapParametersLiteral,
+    seed: u64,
+) -> (Arc<CkksContext>, SecretKey, Bootstrapper) {
+    setup_in(context(), literal, seed)
+}
+
+fn setup_in(
+    ctx: Arc<CkksContext>,
+    literal: &BootstrapParametersLiteral,
+    seed: u64,
+) -> (Arc<CkksContext>, SecretKey, Bootstrapper) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let keys = BootstrapKeys::generate(&ctx, &sk, literal, &mut rng).unwrap();
+    let bts = Bootstrapper::new(&ctx, literal.clone(), keys).unwrap();
+    (ctx, sk, bts)
+}
+
+fn encrypt_at_zero(
+    ctx: &Arc<CkksContext>,
+    sk: &SecretKey,
+    v: &[f64],
+    slots: usize,
+    rng: &mut ChaCha20Rng,
+) -> Ciphertext {
+    let pt = ctx
+        .encode(v, slots, 0, ctx.params().default_scale())
+        .unwrap();
+    sk.encrypt(ctx, &pt, rng).unwrap()
+}
+
+#[test]
+fn full_slot_bootstrapping_precision_and_levels() {
+    let lit = literal();
+    let (ctx, sk, bts) = setup(&lit, 1);
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let slots = ctx.n() / 2;
+    let v = uniform(&mut rng, slots);
+    let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
+    let (out, times) = bts.bootstrap_timed(&ct).unwrap();
+    assert_eq!(out.level(), ctx.max_level() - lit.depth());
+    assert_eq!(out.level(), bts.output_level());
+    assert_eq!(out.scale(), ctx.params().default_scale());
+    let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
+    let stats = PrecisionStats::real(&v, &got);
+    eprintln!(
+        "full slots: {stats:?}, levels left {}, {times:?}",
+        out.level()
+    );
+    assert!(
+        stats.min_bits >= 24.0 && stats.median_bits >= 26.5,
+        "{stats:?}"
+    );
+    // The refreshed ciphertext computes on: one product with itself.
+    let e = bts.evaluator();
+    let sq = e.mul_relin_rescale(&out, &out).unwrap();
+    let got = ctx.decode(&sk.decrypt(&ctx, &sq).unwrap()).unwrap();
+    let expect: Vec<f64> = v.iter().map(|x| x * x).collect();
+    assert!(PrecisionStats::real(&expect, &got).min_bits >= 22.0);
+}
+
+#[test]
+fn each_stage_matches_its_f64_model() {
+    let lit = literal();
+    let (ctx, sk, bts) = setup(&lit, 3);
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let slots = ctx.n() / 2;
+    let v = uniform(&mut rng, slots);
+    let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
+    let q0 = ctx.params().q()[0] as f64;
+    // ModRaise: the plaintext becomes t = Delta m + e + q0 I with a small integer I.
+    let raised = bts.mod_raise(&ct).unwrap();
+    assert_eq!(raised.level(), ctx.max_level());
+    let t = ctx
+        .plaintext_coefficients(&sk.decrypt(&ctx, &raised).unwrap())
+        .unwrap();
+    let m = ctx
+        .plaintext_coefficients(&sk.decrypt(&ctx, &ct).unwrap())
+        .unwrap();
+    let mut max_i = 0f64;
+    for (ti, mi) in t.iter().zip(&m) {
+        let i = ((ti - mi) / q0).round();
+        max_i = max_i.max(i.abs());
+        assert!(
+            (ti - mi - i * q0).abs() < 2f64.powi(30),
+            "t - m is not a multiple of q0"
+        );
+    }
+    assert!(max_i <= lit.k as f64, "|I| = {max_i} exceeds K = {}", lit.k);
+    // CoeffsToSlots: the slots hold t / (q0 (K + 1)) in bit-reversed order.
+    let (re, im) = bts.coeffs_to_slots(&raised).unwrap();
+    assert_eq!(re.level(), ctx.max_level() - lit.cts_level_budget);
+    let k1 = (lit.k + 1) as f64;
+    let bits = slots.trailing_zeros();
+    let rev = |i: usize| i.reverse_bits() >> (usize::BITS - bits);
+    let dr = ctx.decode(&sk.decrypt(&ctx, &re).unwrap()).unwrap();
+    let di = ctx.decode(&sk.decrypt(&ctx, &im).unwrap()).unwrap();
+    let (er, ei): (Vec<f64>, Vec<f64>) = (0..slots)
+        .map(|i| (t[rev(i)] / (q0 * k1), t[rev(i) + slots] / (q0 * k1)))
+        .unzip();
+    eprintln!("cts re {:?}", PrecisionStats::real(&er, &dr));
+    assert!(PrecisionStats::real(&er, &dr).min_bits >= 25.0);
+    assert!(PrecisionStats::real(&ei, &di).min_bits >= 25.0);
+    // EvalMod: sin(2 pi x) with x = (K + 1) y.
+    let (s, stats) = bts.eval_mod(&re).unwrap();
+    assert_eq!(stats.levels, 5, "{stats:?}");
+    let ds = ctx.decode(&sk.decrypt(&ctx, &s).unwrap()).unwrap();
+    let es: Vec<f64> = er
+        .iter()
+        .map(|y| (2.0 * std::f64::consts::PI * k1 * y).sin())
+        .collect();
+    eprintln!("evalmod {:?}", PrecisionStats::real(&es, &ds));
+    assert!(PrecisionStats::real(&es, &ds).min_bits >= 20.0);
+}
+
+#[test]
+fn the_arcsine_correction_within_its_level_budget() {
+    // Degree 3 costs two more levels: 2 + (5 + 4 + 2) + 2 = 15, all of a set with two more
+    // 60-bit EvalMod primes and no caller levels.
+    let lit = BootstrapParametersLiteral {
+        arcsine_degree: 3,
+        ..literal()
+    };
+    assert_eq!(lit.depth(), 15);
+    let (ctx, sk, bts) = setup_in(context_with(0, 11), &lit, 7);
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let slots = ctx.n() / 2;
+    let v = uniform(&mut rng, slots);
+    let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
+    let out = bts.bootstrap(&ct).unwrap();
+    assert_eq!(out.level(), 0);
+    let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
+    let stats = PrecisionStats::real(&v, &got);
+    eprintln!("full slots with arcsine 3: {stats:?}");
+    assert!(
+        stats.min_bits >= 24.0 && stats.median_bits >= 26.5,
+        "{stats:?}"
+    );
+    // One more level than the set has: refused with an error.
+    let deeper = BootstrapParametersLiteral {
+        arcsine_degree: 5,
+        ..literal()
+    };
+    let keys = BootstrapKeys::generate(&ctx, &sk, &deeper, &mut rng).unwrap();
+    assert!(Bootstrapper::new(&ctx, deeper, keys).is_err());
+}
+
+#[test]
+fn sparse_slots() {
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    // The partial trace sums tau = 4 conjugates of I: a wider EvalMod interval.
+    let lit = BootstrapParametersLiteral {
+        log_slots: Some(9),
+        k: 32,
+        double_angle: 5,
+        ..literal()
+    };
+    let (ctx, sk, bts) = setup(&lit, 6);
+    let slots = 1 << 9;
+    let v = uniform(&mut rng, slots);
+    let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
+    let out = bts.bootstrap(&ct).unwrap();
+    let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
+    let stats = PrecisionStats::real(&v, &got);
+    eprintln!("sparse 2^9 slots: {stats:?}");
+    assert!(stats.min_bits >= 21.0 && stats.median_bits >= 23.0, "{stats:?}");
+}
