@@ -102,7 +102,7 @@ impl BootstrapParametersLiteral {
     pub fn cosine(&self) -> ChebyshevPoly {
         let (k1, r) = ((self.k + 1) as f64, self.double_angle as i32);
         ChebyshevPoly::interpolate(
-            move |y| libm::cos(2.0 * PI * (k1 * y - 0.25) / 2f64.powi(r)),
+            move |y| libm::cos(2.0 * PI * (k1 * y - 0.25) / libm::ldexp(1.0, r)),
             -1.0,
             1.0,
             self.cos_degree,

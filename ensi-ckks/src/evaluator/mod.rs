@@ -246,7 +246,7 @@ impl Evaluator {
     /// `round(c * scale)` modulo each prime up to `level`.
     fn const_residues(&self, c: f64, scale: f64, level: usize) -> Result<Vec<u64>, CkksError> {
         let v = libm::round(c * scale);
-        if !v.is_finite() || libm::fabs(v) >= 2f64.powi(126) {
+        if !v.is_finite() || libm::fabs(v) >= libm::ldexp(1.0, 126) {
             return Err(CkksError::ValueTooLarge { value: c * scale });
         }
         let v = v as i128;
