@@ -67,8 +67,8 @@ fn reduce(x: V, c: V) -> V {
     ))
 }
 
-/// A twiddle `w < q` and `ws = floor(w * 2^64 / q)`, and both with their 32-bit halves swapped,
-/// per lane.
+/// A twiddle `w < q` and `ws = floor(w * 2^64 / q)`, and, in the low 32 bits of each lane, their
+/// high halves (the operands `vpmuludq` reads), per lane.
 #[derive(Clone, Copy)]
 struct Tw {
     w: V,
@@ -84,12 +84,34 @@ struct Ctx {
     mask32: V,
 }
 
-/// Each lane with its 32-bit halves swapped: `vpmuludq` then multiplies the high halves (a shift
-/// would do as well, but known-zero high bits invite LLVM to rewrite the products).
+/// Each lane with its 32-bit halves swapped: `vpmuludq` then multiplies the high halves.
 #[target_feature(enable = "avx2")]
 #[inline]
 fn swap_halves(a: V) -> V {
     _mm256_shuffle_epi32::<0b10_11_00_01>(a)
+}
+
+/// `vpmuludq`: the products of the low 32-bit halves of the lanes, as 64-bit lanes.
+///
+/// Issued through `asm!`: LLVM rewrites `_mm256_mul_epu32` into generic 64-bit multiplications
+/// of masked operands and, on the sums of products in [`Ctx::mul`], re-lowers them with more
+/// `vpmuludq` than written (11 or 13 instead of 10 per product, measured).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn mul32(a: V, b: V) -> V {
+    let r: V;
+    // SAFETY: `vpmuludq` on registers only (AVX2, enabled on this function): it reads and writes
+    // no memory, touches no flags and writes only `r`.
+    unsafe {
+        core::arch::asm!(
+            "vpmuludq {r}, {a}, {b}",
+            r = lateout(ymm_reg) r,
+            a = in(ymm_reg) a,
+            b = in(ymm_reg) b,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    r
 }
 
 impl Ctx {
@@ -98,7 +120,7 @@ impl Ctx {
     fn new(q: u64) -> Self {
         Self {
             q: _mm256_set1_epi64x(q as i64),
-            q_hi: _mm256_set1_epi64x(q.rotate_right(32) as i64),
+            q_hi: _mm256_set1_epi32((q >> 32) as i32),
             two_q: _mm256_set1_epi64x(2 * q as i64),
             mask32: _mm256_set1_epi64x(0xffff_ffff),
         }
@@ -109,9 +131,9 @@ impl Ctx {
     fn tw_splat(&self, w: u64, ws: u64) -> Tw {
         Tw {
             w: _mm256_set1_epi64x(w as i64),
-            w_hi: _mm256_set1_epi64x(w.rotate_right(32) as i64),
+            w_hi: _mm256_set1_epi32((w >> 32) as i32),
             ws: _mm256_set1_epi64x(ws as i64),
-            ws_hi: _mm256_set1_epi64x(ws.rotate_right(32) as i64),
+            ws_hi: _mm256_set1_epi32((ws >> 32) as i32),
         }
     }
 
@@ -132,10 +154,10 @@ impl Ctx {
     #[inline]
     fn mul(&self, a: V, t: &Tw) -> V {
         let a_hi = swap_halves(a);
-        let ll = _mm256_mul_epu32(a, t.ws);
-        let lh = _mm256_mul_epu32(a, t.ws_hi);
-        let hl = _mm256_mul_epu32(a_hi, t.ws);
-        let hh = _mm256_mul_epu32(a_hi, t.ws_hi);
+        let ll = mul32(a, t.ws);
+        let lh = mul32(a, t.ws_hi);
+        let hl = mul32(a_hi, t.ws);
+        let hh = mul32(a_hi, t.ws_hi);
         let mid = _mm256_add_epi64(lh, _mm256_srli_epi64::<32>(ll));
         let mid2 = _mm256_add_epi64(hl, _mm256_and_si256(mid, self.mask32));
         let e = _mm256_add_epi64(
@@ -144,16 +166,110 @@ impl Ctx {
         );
         let e_hi = swap_halves(e);
         // a * w - e * q = (a0 w0 - e0 q0) + 2^32 (a1 w0 + a0 w1 - e1 q0 - e0 q1)  mod 2^64.
-        let low = _mm256_sub_epi64(_mm256_mul_epu32(a, t.w), _mm256_mul_epu32(e, self.q));
+        let low = _mm256_sub_epi64(mul32(a, t.w), mul32(e, self.q));
         let cross = _mm256_sub_epi64(
-            _mm256_add_epi64(_mm256_mul_epu32(a_hi, t.w), _mm256_mul_epu32(a, t.w_hi)),
-            _mm256_add_epi64(
-                _mm256_mul_epu32(e_hi, self.q),
-                _mm256_mul_epu32(e, self.q_hi),
-            ),
+            _mm256_add_epi64(mul32(a_hi, t.w), mul32(a, t.w_hi)),
+            _mm256_add_epi64(mul32(e_hi, self.q), mul32(e, self.q_hi)),
         );
         _mm256_add_epi64(low, _mm256_slli_epi64::<32>(cross))
     }
+}
+
+/// Blocks of 8 the in-register stages work on at once. Their dependency chains are long (three
+/// butterflies and the shuffles between them) and the blocks independent: issuing each step for
+/// several blocks before the next step lets the out-of-order core overlap them (one block at a
+/// time left these stages latency-bound, at about twice the cost per stage of the radix-4 passes).
+const TAIL_BLOCKS: usize = 4;
+
+/// Runs `$body` for `$i = 0, 1, .., $k - 1` (`$k <= 4`, a constant), unrolled: LLVM keeps a loop
+/// over the blocks of [`fwd_tail_blocks`] and goes through the stack for the arrays.
+macro_rules! unroll {
+    ($k:expr, |$i:ident| $body:block) => {{
+        const { assert!($k <= 4) };
+        {
+            let $i = 0;
+            if $i < $k $body
+        }
+        {
+            let $i = 1;
+            if $i < $k $body
+        }
+        {
+            let $i = 2;
+            if $i < $k $body
+        }
+        {
+            let $i = 3;
+            if $i < $k $body
+        }
+    }};
+}
+
+/// Forward stages with half-span 4, 2, 1 on the `K` blocks of 8 from block `b`, fully reducing.
+///
+/// # Safety
+/// `d..d + n` must be writable, `wp..wp + n` and `sp..sp + n` readable, `n` a multiple of 8
+/// and `b + K <= n / 8`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn fwd_tail_blocks<const K: usize>(
+    c: &Ctx,
+    d: *mut u64,
+    n: usize,
+    b: usize,
+    wp: *const u64,
+    sp: *const u64,
+) {
+    let mut x = [c.q; K];
+    let mut y = [c.q; K];
+    unroll!(K, |i| {
+        let k = n / 8 + b + i;
+        // SAFETY: (here and in the blocks below) block `b + i < n/8` is `8(b + i)..8(b + i) + 8`,
+        // inside the `n` values behind `d`; the twiddles read for it are `n/8 + b + i < n/4`,
+        // `n/4 + 2(b + i) + 2 <= n/2` and `n/2 + 4(b + i) + 4 <= n`, all inside the `n`
+        // readable values of `wp` and `sp`.
+        unsafe {
+            let p = d.add(8 * (b + i));
+            let tw = c.tw_splat(*wp.add(k), *sp.add(k));
+            (x[i], y[i]) = fwd_bf(c, load(p), load(p.add(4)), &tw);
+        }
+    });
+    unroll!(K, |i| {
+        let (v0, v1) = (x[i], y[i]);
+        let k = n / 4 + 2 * (b + i);
+        // SAFETY: see above.
+        let tw = unsafe { c.tw_vec(spread2(wp.add(k)), spread2(sp.add(k))) };
+        (x[i], y[i]) = fwd_bf(
+            c,
+            _mm256_permute2x128_si256::<0x20>(v0, v1),
+            _mm256_permute2x128_si256::<0x31>(v0, v1),
+            &tw,
+        );
+    });
+    unroll!(K, |i| {
+        let (v0, v1) = (x[i], y[i]);
+        let k = n / 2 + 4 * (b + i);
+        // SAFETY: see above.
+        let tw = unsafe { c.tw_vec(load(wp.add(k)), load(sp.add(k))) };
+        (x[i], y[i]) = fwd_bf_last(
+            c,
+            _mm256_unpacklo_epi64(v0, v1),
+            _mm256_unpackhi_epi64(v0, v1),
+            &tw,
+        );
+    });
+    unroll!(K, |i| {
+        let (v0, v1) = (
+            _mm256_unpacklo_epi64(x[i], y[i]),
+            _mm256_unpackhi_epi64(x[i], y[i]),
+        );
+        // SAFETY: see above.
+        unsafe {
+            let p = d.add(8 * (b + i));
+            store(p, _mm256_permute2x128_si256::<0x20>(v0, v1));
+            store(p.add(4), _mm256_permute2x128_si256::<0x31>(v0, v1));
+        }
+    });
 }
 
 /// Forward stages with half-span 4, 2, 1 on blocks of 8, fully reducing.
@@ -162,29 +278,81 @@ fn fwd_tail(c: &Ctx, a: &mut [u64], w: &[u64], ws: &[u64]) {
     let n = a.len();
     assert!(n.is_multiple_of(8) && n >= 8 && w.len() == n && ws.len() == n);
     let (d, wp, sp) = (a.as_mut_ptr(), w.as_ptr(), ws.as_ptr());
-    for b in 0..n / 8 {
-        // SAFETY: block `b` is `8b..8b + 8 <= n`; the twiddles read are `n/8 + b < n/4`,
-        // `n/4 + 2b + 2 <= n/2` and `n/2 + 4b + 4 <= n`, all inside `w` and `ws` (length `n`).
-        unsafe {
-            let d = d.add(8 * b);
-            let (v0, v1) = (load(d), load(d.add(4)));
-            let k = n / 8 + b;
-            let (v0, v1) = fwd_bf(c, v0, v1, &c.tw_splat(*wp.add(k), *sp.add(k)));
-
-            let x = _mm256_permute2x128_si256::<0x20>(v0, v1);
-            let y = _mm256_permute2x128_si256::<0x31>(v0, v1);
-            let k = n / 4 + 2 * b;
-            let (x, y) = fwd_bf(c, x, y, &c.tw_vec(spread2(wp.add(k)), spread2(sp.add(k))));
-
-            let (x, y) = (_mm256_unpacklo_epi64(x, y), _mm256_unpackhi_epi64(x, y));
-            let k = n / 2 + 4 * b;
-            let (x, y) = fwd_bf_last(c, x, y, &c.tw_vec(load(wp.add(k)), load(sp.add(k))));
-
-            let (x, y) = (_mm256_unpacklo_epi64(x, y), _mm256_unpackhi_epi64(x, y));
-            store(d, _mm256_permute2x128_si256::<0x20>(x, y));
-            store(d.add(4), _mm256_permute2x128_si256::<0x31>(x, y));
-        }
+    let mut b = 0;
+    while b + TAIL_BLOCKS <= n / 8 {
+        // SAFETY: `a`, `w`, `ws` have length `n`, a multiple of 8, and `b + TAIL_BLOCKS <= n/8`.
+        unsafe { fwd_tail_blocks::<TAIL_BLOCKS>(c, d, n, b, wp, sp) };
+        b += TAIL_BLOCKS;
     }
+    while b < n / 8 {
+        // SAFETY: as above, with `b + 1 <= n/8`.
+        unsafe { fwd_tail_blocks::<1>(c, d, n, b, wp, sp) };
+        b += 1;
+    }
+}
+
+/// Inverse stages with half-span 1, 2, 4 on the `K` blocks of 8 from block `b`.
+///
+/// # Safety
+/// As for [`fwd_tail_blocks`].
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn inv_head_blocks<const K: usize>(
+    c: &Ctx,
+    d: *mut u64,
+    n: usize,
+    b: usize,
+    wp: *const u64,
+    sp: *const u64,
+) {
+    let mut x = [c.q; K];
+    let mut y = [c.q; K];
+    unroll!(K, |i| {
+        let k = n / 2 + 4 * (b + i);
+        // SAFETY: (here and in the blocks below) as in `fwd_tail_blocks`, the blocks and the
+        // twiddles read lie inside the `n` values behind `d`, `wp` and `sp`.
+        unsafe {
+            let p = d.add(8 * (b + i));
+            let (v0, v1) = (load(p), load(p.add(4)));
+            let (v0, v1) = (
+                _mm256_permute2x128_si256::<0x20>(v0, v1),
+                _mm256_permute2x128_si256::<0x31>(v0, v1),
+            );
+            let tw = c.tw_vec(load(wp.add(k)), load(sp.add(k)));
+            (x[i], y[i]) = inv_bf(
+                c,
+                _mm256_unpacklo_epi64(v0, v1),
+                _mm256_unpackhi_epi64(v0, v1),
+                &tw,
+            );
+        }
+    });
+    unroll!(K, |i| {
+        let k = n / 4 + 2 * (b + i);
+        // SAFETY: see above.
+        let tw = unsafe { c.tw_vec(spread2(wp.add(k)), spread2(sp.add(k))) };
+        (x[i], y[i]) = inv_bf(
+            c,
+            _mm256_unpacklo_epi64(x[i], y[i]),
+            _mm256_unpackhi_epi64(x[i], y[i]),
+            &tw,
+        );
+    });
+    unroll!(K, |i| {
+        let k = n / 8 + b + i;
+        // SAFETY: see above.
+        unsafe {
+            let p = d.add(8 * (b + i));
+            let (v0, v1) = inv_bf(
+                c,
+                _mm256_permute2x128_si256::<0x20>(x[i], y[i]),
+                _mm256_permute2x128_si256::<0x31>(x[i], y[i]),
+                &c.tw_splat(*wp.add(k), *sp.add(k)),
+            );
+            store(p, v0);
+            store(p.add(4), v1);
+        }
+    });
 }
 
 /// Inverse stages with half-span 1, 2, 4 on blocks of 8.
@@ -193,28 +361,15 @@ fn inv_head(c: &Ctx, a: &mut [u64], w: &[u64], ws: &[u64]) {
     let n = a.len();
     assert!(n.is_multiple_of(8) && n >= 8 && w.len() == n && ws.len() == n);
     let (d, wp, sp) = (a.as_mut_ptr(), w.as_ptr(), ws.as_ptr());
-    for b in 0..n / 8 {
-        // SAFETY: as in `fwd_tail`: the block and the twiddles read lie inside `a`, `w`, `ws`.
-        unsafe {
-            let d = d.add(8 * b);
-            let (v0, v1) = (load(d), load(d.add(4)));
-            let x = _mm256_permute2x128_si256::<0x20>(v0, v1);
-            let y = _mm256_permute2x128_si256::<0x31>(v0, v1);
-
-            let (x, y) = (_mm256_unpacklo_epi64(x, y), _mm256_unpackhi_epi64(x, y));
-            let k = n / 2 + 4 * b;
-            let (x, y) = inv_bf(c, x, y, &c.tw_vec(load(wp.add(k)), load(sp.add(k))));
-
-            let (x, y) = (_mm256_unpacklo_epi64(x, y), _mm256_unpackhi_epi64(x, y));
-            let k = n / 4 + 2 * b;
-            let (x, y) = inv_bf(c, x, y, &c.tw_vec(spread2(wp.add(k)), spread2(sp.add(k))));
-
-            let v0 = _mm256_permute2x128_si256::<0x20>(x, y);
-            let v1 = _mm256_permute2x128_si256::<0x31>(x, y);
-            let k = n / 8 + b;
-            let (v0, v1) = inv_bf(c, v0, v1, &c.tw_splat(*wp.add(k), *sp.add(k)));
-            store(d, v0);
-            store(d.add(4), v1);
-        }
+    let mut b = 0;
+    while b + TAIL_BLOCKS <= n / 8 {
+        // SAFETY: `a`, `w`, `ws` have length `n`, a multiple of 8, and `b + TAIL_BLOCKS <= n/8`.
+        unsafe { inv_head_blocks::<TAIL_BLOCKS>(c, d, n, b, wp, sp) };
+        b += TAIL_BLOCKS;
+    }
+    while b < n / 8 {
+        // SAFETY: as above, with `b + 1 <= n/8`.
+        unsafe { inv_head_blocks::<1>(c, d, n, b, wp, sp) };
+        b += 1;
     }
 }
