@@ -208,7 +208,8 @@ fn sparse_slots() {
         double_angle: 5,
         ..literal()
     };
-    let (ctx, sk, bts) = setup(&lit, 6);
+    // Five double angles: ten EvalMod levels at 2^60.
+    let (ctx, sk, bts) = setup_in(context_with(1, 10), &lit, 6);
     let slots = 1 << 9;
     let v = uniform(&mut rng, slots);
     let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
@@ -216,5 +217,62 @@ fn sparse_slots() {
     let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
     let stats = PrecisionStats::real(&v, &got);
     eprintln!("sparse 2^9 slots: {stats:?}");
-    assert!(stats.min_bits >= 21.0 && stats.median_bits >= 23.0, "{stats:?}");
+    assert!(
+        stats.min_bits >= 21.0 && stats.median_bits >= 23.0,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn mismatched_eval_scale_is_refused() {
+    // A uniform 50-bit chain cannot keep a 2^60 EvalMod scale.
+    let mut log_q = vec![60];
+    log_q.extend(std::iter::repeat_n(50, 15));
+    let literal = ParametersLiteral {
+        log_n: 12,
+        log_q,
+        log_p: vec![61; 4],
+        dnum: 4,
+        secret: SecretDistribution::UniformTernary,
+        error_std: 3.2,
+        log_default_scale: 50,
+    };
+    let ctx = CkksContext::new(Parameters::new_insecure(literal).unwrap()).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let lit = self::literal();
+    let keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
+    let err = Bootstrapper::new(&ctx, lit, keys).unwrap_err();
+    assert!(err.to_string().contains("EvalMod scale"), "{err}");
+}
+
+/// The default N = 2^16 set and bootstrapping parameters (128-bit secure), full slots.
+#[test]
+fn n16_full_slot_bootstrapping() {
+    let ctx = CkksContext::new(Parameters::new(ParametersLiteral::n16_bootstrappable()).unwrap())
+        .unwrap();
+    let lit = BootstrapParametersLiteral::default();
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let start = std::time::Instant::now();
+    let keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
+    let keygen = start.elapsed();
+    let bts = Bootstrapper::new(&ctx, lit.clone(), keys).unwrap();
+    let slots = ctx.n() / 2;
+    let v = uniform(&mut rng, slots);
+    let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
+    let (out, times) = bts.bootstrap_timed(&ct).unwrap();
+    assert_eq!(out.level(), 9);
+    let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
+    let stats = PrecisionStats::real(&v, &got);
+    eprintln!(
+        "N = 2^16: {stats:?}, levels left {}, keygen {keygen:?}, {times:?}",
+        out.level()
+    );
+    // Measured: 18.9 bits for the worst of the 32768 slots, 21.8 median (the noise grows with
+    // sqrt(N) next to the N = 2^12 test).
+    assert!(
+        stats.min_bits >= 17.5 && stats.median_bits >= 20.5,
+        "{stats:?}"
+    );
 }

@@ -163,21 +163,22 @@ fn selected_ops(args: &CkksBenchArgs) -> Result<Vec<&'static str>, String> {
         return Ok(ALL_OPS.to_vec());
     };
     for op in list {
-        if op == "bootstrap" {
-            return Err("bootstrap: ensi's bootstrapping is not implemented yet".into());
-        }
-        if !ALL_OPS.contains(&op.as_str()) {
+        if !ALL_OPS.contains(&op.as_str()) && op != "bootstrap" {
             return Err(format!(
                 "unknown operation {op:?}; known: {}",
                 ALL_OPS.join(", ")
             ));
         }
     }
-    Ok(ALL_OPS
+    let mut ops: Vec<&'static str> = ALL_OPS
         .iter()
         .copied()
         .filter(|op| list.iter().any(|o| o == op))
-        .collect())
+        .collect();
+    if list.iter().any(|o| o == "bootstrap") {
+        ops.push("bootstrap");
+    }
+    Ok(ops)
 }
 
 /// Median and minimum of `reps` timed calls of `f` after `warmup` untimed ones, in µs.
@@ -221,7 +222,124 @@ fn run_ckks_inner(args: &CkksBenchArgs) -> Result<Value, String> {
         .num_threads(args.threads.max(1))
         .build()
         .map_err(|e| e.to_string())?;
-    pool.install(|| measure(params, args, &ops, reps))
+    pool.install(|| {
+        let main: Vec<&str> = ops.iter().copied().filter(|&o| o != "bootstrap").collect();
+        let mut doc = measure(params, args, &main, reps)?;
+        if ops.contains(&"bootstrap") {
+            doc["bootstrap"] = bench_bootstrap(args, reps)?;
+            if let Some(m) = doc.as_object_mut() {
+                m.remove("bootstrap_error");
+            }
+        }
+        Ok(doc)
+    })
+}
+
+/// Bootstrapping at the default N = 2^16 set and parameters (a small insecure chain with
+/// `--smoke`), full slots: time per call and per stage, precision bits, levels left.
+fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
+    use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, PrecisionStats};
+    let err = |e: ensi_ckks::CkksError| e.to_string();
+    let (params, lit) = if args.smoke {
+        let mut log_q = vec![60, 50, 50, 50, 50];
+        log_q.extend(core::iter::repeat_n(60, 11));
+        let literal = ParametersLiteral {
+            log_n: 12,
+            log_q,
+            log_p: vec![61; 4],
+            dnum: 4,
+            secret: SecretDistribution::UniformTernary,
+            error_std: 3.2,
+            log_default_scale: 50,
+        };
+        let lit = BootstrapParametersLiteral {
+            cts_level_budget: 2,
+            stc_level_budget: 2,
+            ..BootstrapParametersLiteral::default()
+        };
+        (Parameters::new_insecure(literal).map_err(err)?, lit)
+    } else {
+        (
+            Parameters::new(ParametersLiteral::n16_bootstrappable()).map_err(err)?,
+            BootstrapParametersLiteral::default(),
+        )
+    };
+    let ctx = CkksContext::new(params).map_err(err)?;
+    let mut rng = ChaCha20Rng::seed_from_u64(args.seed ^ 0xb007);
+    eprintln!(
+        "ensi bench: bootstrapping keys at N = 2^{}",
+        ctx.params().log_n()
+    );
+    let sk = SecretKey::generate(&ctx, &mut rng).map_err(err)?;
+    let start = Instant::now();
+    let keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).map_err(err)?;
+    let keygen_us = start.elapsed().as_secs_f64() * 1e6;
+    let start = Instant::now();
+    let bts = Bootstrapper::new(&ctx, lit.clone(), keys).map_err(err)?;
+    let setup_us = start.elapsed().as_secs_f64() * 1e6;
+    let slots = ctx.n() / 2;
+    let values: Vec<f64> = (0..slots)
+        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+        .collect();
+    let pt = ctx
+        .encode(&values, slots, 0, ctx.params().default_scale())
+        .map_err(err)?;
+    let pk = PublicKey::generate(&ctx, &sk, &mut rng).map_err(err)?;
+    let ct = pk.encrypt(&ctx, &pt, &mut rng).map_err(err)?;
+    let mut samples = Vec::new();
+    let mut stages: Vec<ensi_ckks::StageTimes> = Vec::new();
+    let mut last = None;
+    for i in 0..reps.max(1) {
+        let start = Instant::now();
+        let (out, times) = bts.bootstrap_timed(&ct).map_err(err)?;
+        samples.push(start.elapsed().as_secs_f64() * 1e6);
+        eprintln!("ensi bench: bootstrap {}: {:.2} s", i + 1, samples[i] / 1e6);
+        stages.push(times);
+        last = Some(out);
+    }
+    let out = last.ok_or("no bootstrap ran")?;
+    let got = ctx
+        .decode(&sk.decrypt(&ctx, &out).map_err(err)?)
+        .map_err(err)?;
+    let stats = PrecisionStats::real(&values, &got);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let stage = |f: fn(&ensi_ckks::StageTimes) -> f64| median(stages.iter().map(f).collect()) * 1e6;
+    let sorted = {
+        let mut s = samples.clone();
+        s.sort_by(f64::total_cmp);
+        s
+    };
+    Ok(json!({
+        "median_us": median(samples.clone()),
+        "min_us": sorted[0],
+        "reps": samples.len(),
+        "precision_bits": stats.min_bits,
+        "median_precision_bits": stats.median_bits,
+        "levels_left": out.level(),
+        "slots": slots,
+        "setup_us": setup_us,
+        "keygen_us": keygen_us,
+        "stages_us": {
+            "mod_raise": stage(|t| t.mod_raise),
+            "coeffs_to_slots": stage(|t| t.coeffs_to_slots),
+            "eval_mod": stage(|t| t.eval_mod),
+            "slots_to_coeffs": stage(|t| t.slots_to_coeffs),
+        },
+        "params": {
+            "log_n": ctx.params().log_n(),
+            "q_bits": ctx.params().q().iter().map(|q| 64 - q.leading_zeros()).collect::<Vec<_>>(),
+            "p_bits": ctx.params().p().iter().map(|q| 64 - q.leading_zeros()).collect::<Vec<_>>(),
+            "dnum": ctx.key_switch().dnum(),
+            "level_budget": [lit.cts_level_budget, lit.stc_level_budget],
+            "eval_mod": {"k": lit.k, "double_angle": lit.double_angle, "cos_degree": lit.cos_degree,
+                         "arcsine_degree": lit.arcsine_degree},
+            "ephemeral_hamming_weight": lit.ephemeral_hamming_weight,
+            "security": if args.smoke { "insecure (smoke)" } else { "128-bit (HE standard)" },
+        },
+    }))
 }
 
 fn measure(
@@ -394,7 +512,6 @@ fn measure(
         },
         "ops": out,
         "bootstrap": null,
-        "bootstrap_error": "not implemented in ensi yet",
         "meta": {
             "ntt_backend": format!("{backend:?}"),
             "checks_max_abs_err": checks,

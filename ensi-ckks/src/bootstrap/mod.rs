@@ -61,7 +61,8 @@ pub struct BootstrapParametersLiteral {
     /// Giant/baby rotation cost ratio of the linear transforms. Default 2.
     pub bsgs_ratio: f64,
     /// `log2` of the scale CoeffsToSlots leaves and EvalMod works at; `None`: the parameter
-    /// set's default scale. Set it to the size of the primes of those levels when they are
+    /// set's default scale. Default `Some(60)`, matching the 60-bit EvalMod and CoeffsToSlots
+    /// primes of [`crate::ParametersLiteral::n16_bootstrappable`]. Set it to the size of the primes of those levels when they are
     /// larger than the default scale: the slots entering CoeffsToSlots are about
     /// `K q_0 / Delta` times larger than its output, so its plaintext scale sets the precision.
     pub log_eval_scale: Option<u32>,
@@ -79,7 +80,7 @@ impl Default for BootstrapParametersLiteral {
             arcsine_degree: 0,
             ephemeral_hamming_weight: 32,
             bsgs_ratio: 2.0,
-            log_eval_scale: None,
+            log_eval_scale: Some(60),
         }
     }
 }
@@ -269,6 +270,9 @@ pub struct Bootstrapper {
     cts: Vec<EncodedLinearTransform>,
     eval_scale: f64,
     stc_plain: Vec<LinearTransform>,
+    /// SlotsToCoeffs encoded for the level and scale EvalMod leaves, as predicted.
+    stc: Vec<EncodedLinearTransform>,
+    stc_input: (usize, f64),
     cosine: ChebyshevPoly,
     arcsine: Option<ChebyshevPoly>,
 }
@@ -294,6 +298,19 @@ impl Bootstrapper {
         let eval_scale = literal
             .log_eval_scale
             .map_or(delta, |l| libm::ldexp(1.0, l as i32));
+        // CoeffsToSlots and EvalMod keep the EvalMod scale: their primes must match it, or the
+        // scale would drift by the ratio at every level.
+        let log_eval = libm::log2(eval_scale);
+        let consumed = literal.cts_level_budget + literal.eval_mod_depth();
+        for level in (top + 1 - consumed)..=top {
+            let log_q = libm::log2(ctx.params().q()[level] as f64);
+            if libm::fabs(log_q - log_eval) > 1.5 {
+                return Err(CkksError::InvalidArgument {
+                    reason: "the primes of the CoeffsToSlots and EvalMod levels must match the \
+                             EvalMod scale (see BootstrapParametersLiteral::log_eval_scale)",
+                });
+            }
+        }
         let mut cts = Vec::with_capacity(cts_plain.len());
         for (i, t) in cts_plain.iter().enumerate() {
             let level = top - i;
@@ -306,13 +323,38 @@ impl Bootstrapper {
             };
             cts.push(t.encode(ctx, level, pt_scale)?);
         }
+        // Predict where EvalMod leaves the ciphertexts, and encode SlotsToCoeffs there.
+        let cosine = literal.cosine();
+        let arcsine = literal.arcsine();
+        let q = ctx.params().q();
+        let mut level = top - literal.cts_level_budget;
+        level -= cosine.depth_at(level)?;
+        let mut scale = eval_scale;
+        for _ in 0..literal.double_angle {
+            scale = scale * scale / q[level] as f64;
+            level = level.checked_sub(1).ok_or(CkksError::NoLevelLeft)?;
+        }
+        if let Some(a) = &arcsine {
+            level -= a.depth_at(level)?;
+        }
+        if level < literal.stc_level_budget {
+            return Err(CkksError::NoLevelLeft);
+        }
+        let stc_input = (level, scale);
+        let mut stc = Vec::with_capacity(stc_plain.len());
+        for (i, t) in stc_plain.iter().enumerate() {
+            let lvl = level - i;
+            let q_l = q[lvl] as f64;
+            let pt_scale = if i == 0 { q_l * delta / scale } else { q_l };
+            stc.push(t.encode(ctx, lvl, pt_scale)?);
+        }
         let eval = Evaluator::new(ctx, keys.evaluation)?;
         ctx.check_id(keys.dense_to_sparse.params_id)?;
         ctx.check_id(keys.sparse_to_dense.params_id)?;
         Ok(Self {
             ctx: ctx.clone(),
-            cosine: literal.cosine(),
-            arcsine: literal.arcsine(),
+            cosine,
+            arcsine,
             literal,
             slots,
             eval,
@@ -321,6 +363,8 @@ impl Bootstrapper {
             cts,
             eval_scale,
             stc_plain,
+            stc,
+            stc_input,
         })
     }
 
@@ -334,9 +378,9 @@ impl Bootstrapper {
         &self.literal
     }
 
-    /// The level of the output: the top level minus [`BootstrapParametersLiteral::depth`].
+    /// The level of the output (the top level minus the levels bootstrapping consumes).
     pub fn output_level(&self) -> usize {
-        self.ctx.max_level() - self.literal.depth()
+        self.stc_input.0 - self.stc.len()
     }
 
     /// Stage 1: drops `ct` to level 0, switches it to the ephemeral sparse key, reads it modulo
@@ -427,13 +471,20 @@ impl Bootstrapper {
         let e = &self.eval;
         let mut w = e.add(re, &e.mul_by_i(im)?)?;
         let target = self.ctx.params().default_scale();
+        let predicted =
+            w.level() == self.stc_input.0 && libm::fabs(w.scale / self.stc_input.1 - 1.0) < 1e-9;
         for (i, t) in self.stc_plain.iter().enumerate() {
-            let level = w.level();
-            let q_l = self.ctx.params().q()[level] as f64;
+            let scale_in = w.scale;
+            let out = if predicted {
+                e.linear_transform(&w, &self.stc[i])?
+            } else {
+                // Another level or scale than planned (stages used on their own): encode now.
+                let q_l = self.ctx.params().q()[w.level()] as f64;
+                let pt_scale = if i == 0 { q_l * target / scale_in } else { q_l };
+                e.linear_transform(&w, &t.encode(&self.ctx, w.level(), pt_scale)?)?
+            };
+            w = e.rescale(&out)?;
             // The first transform brings the scale back to the default; the others keep it.
-            let pt_scale = if i == 0 { q_l * target / w.scale } else { q_l };
-            let enc = t.encode(&self.ctx, level, pt_scale)?;
-            w = e.rescale(&e.linear_transform(&w, &enc)?)?;
             w.scale = target;
         }
         Ok(w)

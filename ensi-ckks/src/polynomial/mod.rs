@@ -306,38 +306,14 @@ impl Evaluator {
             scaled.scale = ct.scale;
             self.add_const(&scaled, beta)?
         };
-        let max = poly
-            .coeffs
-            .iter()
-            .fold(0.0f64, |m, c| m.max(libm::fabs(*c)));
-        let cleaned: Vec<f64> = poly
-            .coeffs
-            .iter()
-            .map(|&c| if libm::fabs(c) <= ZERO * max { 0.0 } else { c })
-            .collect();
+        let cleaned = clean(&poly.coeffs);
         let p = &cleaned[..];
         let deg = degree(p);
         if deg == 0 {
             let out = self.add_const(&self.mul_integer(&y, 0)?, p[0])?;
             return Ok((out, stats));
         }
-        // Choose the baby-step size: least depth, then fewest ciphertext products.
-        let mut best: Option<(usize, usize, usize)> = None;
-        let mut baby = 2usize;
-        while baby <= (deg + 1).next_power_of_two().max(2) {
-            let plan = Plan {
-                baby,
-                top: y.level(),
-            };
-            if let Ok(Some(level)) = plan.predict(p) {
-                let cost = plan.products(p);
-                let candidate = (y.level() - level, cost, baby);
-                if best.is_none_or(|b| (candidate.0, candidate.1) < (b.0, b.1)) {
-                    best = Some(candidate);
-                }
-            }
-            baby *= 2;
-        }
+        let best = choose_plan(p, y.level());
         let (_, _, baby) = best.ok_or(CkksError::NoLevelLeft)?;
         let mut run = Run {
             eval: self,
@@ -370,6 +346,49 @@ impl Evaluator {
         poly: &ChebyshevPoly,
     ) -> Result<(Ciphertext, PolyEvalStats), CkksError> {
         self.evaluate_chebyshev(ct, poly, ct.scale())
+    }
+}
+
+/// Sets coefficients below [`ZERO`] times the largest to exactly zero.
+fn clean(coeffs: &[f64]) -> Vec<f64> {
+    let max = coeffs.iter().fold(0.0f64, |m, c| m.max(libm::fabs(*c)));
+    coeffs
+        .iter()
+        .map(|&c| if libm::fabs(c) <= ZERO * max { 0.0 } else { c })
+        .collect()
+}
+
+/// The baby-step size with the least depth, then the fewest ciphertext products:
+/// `(levels, products, baby)` for an input at level `top`.
+fn choose_plan(p: &[f64], top: usize) -> Option<(usize, usize, usize)> {
+    let deg = degree(p);
+    let mut best: Option<(usize, usize, usize)> = None;
+    let mut baby = 2usize;
+    while baby <= (deg + 1).next_power_of_two().max(2) {
+        let plan = Plan { baby, top };
+        if let Ok(Some(level)) = plan.predict(p) {
+            let candidate = (top - level, plan.products(p), baby);
+            if best.is_none_or(|b| (candidate.0, candidate.1) < (b.0, b.1)) {
+                best = Some(candidate);
+            }
+        }
+        baby *= 2;
+    }
+    best
+}
+
+impl ChebyshevPoly {
+    /// The levels [`Evaluator::evaluate_chebyshev`] consumes on an input at `level` (including
+    /// the change of variable), or an error if the levels do not suffice.
+    pub fn depth_at(&self, level: usize) -> Result<usize, CkksError> {
+        let affine = usize::from(!(self.a == -1.0 && self.b == 1.0));
+        let top = level.checked_sub(affine).ok_or(CkksError::NoLevelLeft)?;
+        let p = clean(&self.coeffs);
+        if degree(&p) == 0 {
+            return Ok(affine);
+        }
+        let (levels, _, _) = choose_plan(&p, top).ok_or(CkksError::NoLevelLeft)?;
+        Ok(affine + levels)
     }
 }
 
