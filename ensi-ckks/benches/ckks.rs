@@ -1,4 +1,4 @@
-//! CKKS primitives at the N = 2^16 bootstrappable set (25 + 5 primes, dnum 5), at the top level
+//! CKKS primitives at the N = 2^16 bootstrappable set (26 + 5 primes, dnum 6), at the top level
 //! and at level 5, on 1 and 2 threads (each measured call runs inside a rayon pool of that size;
 //! build with `--features parallel` for the 2-thread figures to differ).
 //!

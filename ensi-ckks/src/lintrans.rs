@@ -297,14 +297,11 @@ impl Evaluator {
                 let src = rotated.get(j).ok_or(CkksError::InvalidArgument {
                     reason: "missing baby-step rotation",
                 })?;
-                let term = self.mul_plain(src, pt)?;
-                inner = Some(match inner {
-                    None => term,
-                    Some(mut acc) => {
-                        self.add_assign(&mut acc, &term)?;
-                        acc
-                    }
-                });
+                match &mut inner {
+                    None => inner = Some(self.mul_plain(src, pt)?),
+                    // acc += src * pt, fused: no temporary ciphertext.
+                    Some(acc) => self.mul_plain_acc(acc, src, pt)?,
+                }
             }
             let Some(inner) = inner else { continue };
             let moved = self.rotate(&inner, (lt.n1 * i) as isize)?;

@@ -71,20 +71,20 @@ pub struct ParametersLiteral {
 }
 
 impl ParametersLiteral {
-    /// The default bootstrappable set: `N = 2^16`, scale `2^50`, 25 primes in `Q` and 5 special
-    /// primes of 61 bits, 5 digits; `log2(QP) ~ 1685 <= 1747`. `Q`, bottom to top: `q_0` of 60
-    /// bits; 12 primes of 50 bits (9 levels for the computation after a bootstrap, 3 for
+    /// The default bootstrappable set: `N = 2^16`, scale `2^50`, 26 primes in `Q` and 5 special
+    /// primes of 61 bits, 6 digits; `log2(QP) ~ 1735 <= 1747`. `Q`, bottom to top: `q_0` of 60
+    /// bits; 13 primes of 50 bits (10 levels for the computation after a bootstrap, 3 for
     /// SlotsToCoeffs); 12 primes of 60 bits (9 for EvalMod at scale `2^60`, 3 for
     /// CoeffsToSlots), as [`crate::BootstrapParametersLiteral::default`] expects.
     pub fn n16_bootstrappable() -> Self {
         let mut log_q = alloc::vec![60];
-        log_q.extend(core::iter::repeat_n(50, 12));
+        log_q.extend(core::iter::repeat_n(50, 13));
         log_q.extend(core::iter::repeat_n(60, 12));
         Self {
             log_n: 16,
             log_q,
             log_p: alloc::vec![61; 5],
-            dnum: 5,
+            dnum: 6,
             secret: SecretDistribution::UniformTernary,
             error_std: 3.2,
             log_default_scale: 50,

@@ -262,7 +262,7 @@ fn n16_full_slot_bootstrapping() {
     let v = uniform(&mut rng, slots);
     let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
     let (out, times) = bts.bootstrap_timed(&ct).unwrap();
-    assert_eq!(out.level(), 9);
+    assert_eq!(out.level(), 10);
     let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
     let stats = PrecisionStats::real(&v, &got);
     eprintln!(
@@ -275,4 +275,22 @@ fn n16_full_slot_bootstrapping() {
         stats.min_bits >= 17.5 && stats.median_bits >= 20.5,
         "{stats:?}"
     );
+}
+
+#[test]
+fn a_second_iteration_adds_precision() {
+    let lit = literal();
+    let (ctx, sk, bts) = setup(&lit, 11);
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let slots = ctx.n() / 2;
+    let v = uniform(&mut rng, slots);
+    let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
+    let once = bts.bootstrap(&ct).unwrap();
+    let twice = bts.bootstrap_twice(&ct, 20).unwrap();
+    assert_eq!(twice.level(), bts.output_level() - 1);
+    let p1 = PrecisionStats::real(&v, &ctx.decode(&sk.decrypt(&ctx, &once).unwrap()).unwrap());
+    let p2 = PrecisionStats::real(&v, &ctx.decode(&sk.decrypt(&ctx, &twice).unwrap()).unwrap());
+    eprintln!("one iteration {p1:?}\ntwo iterations {p2:?}");
+    assert!(p2.min_bits >= p1.min_bits + 5.0, "{p1:?} vs {p2:?}");
+    assert!(bts.bootstrap_twice(&ct, 0).is_err());
 }

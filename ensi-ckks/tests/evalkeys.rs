@@ -215,7 +215,7 @@ fn key_requests_reject_invalid_galois_elements() {
     assert_eq!(request.key_count(), 0);
 }
 
-/// The seeded sizes at N = 2^16 (bootstrappable set: 25 + 5 primes, 5 digits).
+/// The seeded sizes at N = 2^16 (bootstrappable set: 26 + 5 primes, 6 digits).
 #[test]
 fn evaluation_key_sizes_at_n16() {
     let ctx = CkksContext::new(Parameters::new(ParametersLiteral::n16_bootstrappable()).unwrap())
@@ -223,9 +223,9 @@ fn evaluation_key_sizes_at_n16() {
     let mut rng = ChaCha20Rng::seed_from_u64(24);
     let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
     let gk = GaloisKey::generate(&ctx, &sk, ctx.rotation_galois_element(1), &mut rng).unwrap();
-    // 60-bit q_0, 12 x 50-bit, 12 x 60-bit, 5 x 61-bit P: poly = 2^16 / 8 * 1685 bytes.
-    let poly = (1usize << 16) / 8 * (60 + 12 * 50 + 12 * 60 + 5 * 61);
-    assert_eq!(poly, 13_803_520);
-    assert_eq!(gk.serialized_len(), HEADER_LEN + 37 + 5 * poly);
-    assert_eq!(gk.to_bytes().unwrap().len(), 69_017_653);
+    // 60-bit q_0, 13 x 50-bit, 12 x 60-bit, 5 x 61-bit P: poly = 2^16 / 8 * 1735 bytes.
+    let poly = (1usize << 16) / 8 * (60 + 13 * 50 + 12 * 60 + 5 * 61);
+    assert_eq!(poly, 14_213_120);
+    assert_eq!(gk.serialized_len(), HEADER_LEN + 37 + 6 * poly);
+    assert_eq!(gk.to_bytes().unwrap().len(), 85_278_773);
 }

@@ -613,21 +613,21 @@ fn error_messages_name_the_problem() {
 #[test]
 fn sizes_at_n16_match_the_format_document() {
     let params = Parameters::new(ParametersLiteral::n16_bootstrappable()).unwrap();
-    assert_eq!(params.to_bytes().unwrap().len(), 64);
+    assert_eq!(params.to_bytes().unwrap().len(), 65);
     let ctx = CkksContext::new(params).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
     let pk = PublicKey::generate(&ctx, &sk, &mut rng).unwrap();
     assert_eq!(sk.to_bytes().unwrap().len(), 16_400);
-    assert_eq!(pk.to_bytes().unwrap().len(), 11_305_008);
+    assert_eq!(pk.to_bytes().unwrap().len(), 11_714_608);
     let top = ctx.max_level();
     let pt = ctx.encode(&[0.5, 0.25], 2, top, 2f64.powi(40)).unwrap();
-    assert_eq!(pt.to_bytes().unwrap().len(), 11_304_992);
+    assert_eq!(pt.to_bytes().unwrap().len(), 11_714_592);
     let sym = sk.encrypt(&ctx, &pt, &mut rng).unwrap();
     let asym = pk.encrypt(&ctx, &pt, &mut rng).unwrap();
     let seeded = sym.to_bytes().unwrap();
-    assert_eq!(seeded.len(), 11_305_025);
-    assert_eq!(asym.to_bytes().unwrap().len(), 22_609_957);
+    assert_eq!(seeded.len(), 11_714_625);
+    assert_eq!(asym.to_bytes().unwrap().len(), 23_429_157);
     let back = Ciphertext::from_bytes(&ctx, &seeded).unwrap();
     assert_eq!(back.parts(), sym.parts());
     let pt0 = ctx.encode(&[0.5], 1, 0, 2f64.powi(40)).unwrap();

@@ -81,6 +81,9 @@ pub struct CkksBenchArgs {
     /// Accept parameter sets above the 128-bit bound (needed for small ring degrees).
     #[arg(long)]
     insecure: bool,
+    /// log2 of the slot count of `--ops bootstrap` (default: full slots, N/2).
+    #[arg(long)]
+    boot_log_slots: Option<u32>,
     /// Seed of the random inputs and keys.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -264,6 +267,10 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
             BootstrapParametersLiteral::default(),
         )
     };
+    let lit = BootstrapParametersLiteral {
+        log_slots: args.boot_log_slots,
+        ..lit
+    };
     let ctx = CkksContext::new(params).map_err(err)?;
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed ^ 0xb007);
     eprintln!(
@@ -277,7 +284,7 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
     let start = Instant::now();
     let bts = Bootstrapper::new(&ctx, lit.clone(), keys).map_err(err)?;
     let setup_us = start.elapsed().as_secs_f64() * 1e6;
-    let slots = ctx.n() / 2;
+    let slots = lit.slots(ctx.n()).map_err(err)?;
     let values: Vec<f64> = (0..slots)
         .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
         .collect();

@@ -51,7 +51,7 @@ pub struct KeygenArgs {
 /// The named parameter sets.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ParamSet {
-    /// N = 2^16, 25 + 5 primes, 5 digits (128-bit secure, made for bootstrapping).
+    /// N = 2^16, 26 + 5 primes, 6 digits (128-bit secure, made for bootstrapping).
     N16Bootstrappable,
     /// N = 2^15, 15 + 4 primes, 4 digits (128-bit secure, leveled).
     N15Leveled,

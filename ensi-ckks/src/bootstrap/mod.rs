@@ -495,6 +495,34 @@ impl Bootstrapper {
         self.bootstrap_timed(ct).map(|(c, _)| c)
     }
 
+    /// Two bootstrapping iterations for more precision (the iterated bootstrapping of
+    /// Bae–Cheon–Cho–Kim–Kim, "META-BTS", CCS 2022): `out_1 = BTS(ct)`; the error
+    /// `ct - out_1` is computed exactly at level 0, multiplied by the integer `2^log_gain`
+    /// (choose `log_gain` a few bits below the precision of one bootstrap, so the scaled error
+    /// stays within `[-1, 1]`), bootstrapped, divided back by `2^log_gain` (one level) and
+    /// subtracted. The output is one level below [`Self::output_level`].
+    pub fn bootstrap_twice(&self, ct: &Ciphertext, log_gain: u32) -> Result<Ciphertext, CkksError> {
+        let e = &self.eval;
+        if log_gain == 0 || log_gain > 40 {
+            return Err(CkksError::InvalidArgument {
+                reason: "the gain of the second iteration must be 1 to 40 bits",
+            });
+        }
+        let out1 = self.bootstrap(ct)?;
+        let ct0 = e.relinearize(&e.drop_to_level(ct, 0)?)?;
+        let mut low1 = e.drop_to_level(&out1, 0)?;
+        low1.scale = ct0.scale;
+        let diff = e.sub(&ct0, &low1)?;
+        let scaled = e.mul_integer(&diff, 1i64 << log_gain)?;
+        let out2 = self.bootstrap(&scaled)?;
+        let back = libm::ldexp(1.0, -(log_gain as i32));
+        let mut corr = e.rescale(&e.mul_const(&out2, back)?)?;
+        corr.scale = out1.scale;
+        let mut out = e.drop_to_level(&out1, corr.level())?;
+        e.add_assign(&mut out, &corr)?;
+        Ok(out)
+    }
+
     /// [`Self::bootstrap`] with the time of each stage.
     pub fn bootstrap_timed(&self, ct: &Ciphertext) -> Result<(Ciphertext, StageTimes), CkksError> {
         let mut times = StageTimes::default();
@@ -503,8 +531,12 @@ impl Bootstrapper {
         times.mod_raise = clock.lap();
         let (re, im) = self.coeffs_to_slots(&raised)?;
         times.coeffs_to_slots = clock.lap();
-        let (re, _) = self.eval_mod(&re)?;
-        let (im, _) = self.eval_mod(&im)?;
+        // The two halves are independent: side by side with `parallel`.
+        #[cfg(feature = "parallel")]
+        let (re, im) = rayon::join(|| self.eval_mod(&re), || self.eval_mod(&im));
+        #[cfg(not(feature = "parallel"))]
+        let (re, im) = (self.eval_mod(&re), self.eval_mod(&im));
+        let ((re, _), (im, _)) = (re?, im?);
         times.eval_mod = clock.lap();
         let out = self.slots_to_coeffs(&re, &im)?;
         times.slots_to_coeffs = clock.lap();

@@ -280,6 +280,29 @@ impl Evaluator {
         })
     }
 
+    /// `acc += ct * pt` (fused, no temporary): `acc` must have the scale of `ct * pt`.
+    pub fn mul_plain_acc(
+        &self,
+        acc: &mut Ciphertext,
+        ct: &Ciphertext,
+        pt: &Plaintext,
+    ) -> Result<(), CkksError> {
+        let p = self.plain_at(ct, pt)?;
+        self.check_pair(acc, ct)?;
+        check_scale(acc.scale, ct.scale * pt.scale)?;
+        if acc.parts.len() != ct.parts.len() {
+            return Err(CkksError::InvalidDegree {
+                degree: ct.degree(),
+                expected: acc.degree(),
+            });
+        }
+        for (a, c) in acc.parts.iter_mut().zip(&ct.parts) {
+            a.try_mul_acc(c, &p)?;
+        }
+        acc.seed = None;
+        Ok(())
+    }
+
     /// `ct * c` for an integer `c`: no scale change, no level consumed.
     pub fn mul_integer(&self, ct: &Ciphertext, c: i64) -> Result<Ciphertext, CkksError> {
         self.check(ct)?;
