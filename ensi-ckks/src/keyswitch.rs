@@ -3,7 +3,7 @@
 //! 2021, §2.3).
 //!
 //! A [`SwitchingKey`] from `s'` to `s` holds, for every digit `j` of `Q` (see
-//! [`ensi_math::rns::keyswitch`]), an RLWE sample over `Q ∪ P`:
+//! [`ensi_math::KeySwitchBasis`]), an RLWE sample over `Q ∪ P`:
 //!
 //! ```text
 //! b_j = -a_j s + e_j + P g_j s'     a_j uniform (expanded from a seed)
