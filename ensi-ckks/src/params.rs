@@ -107,6 +107,26 @@ impl ParametersLiteral {
         }
     }
 
+    /// A small, **insecure** set laid out for bootstrapping tests: `N = 2^log_n`, scale `2^50`;
+    /// `Q`, bottom to top: a 60-bit `q_0`, `user + 2` primes of 50 bits (the caller's levels
+    /// and two for SlotsToCoeffs), `eval_mod + 2` primes of 60 bits (EvalMod at `2^60` and two
+    /// for CoeffsToSlots); four 61-bit special primes, 4 digits. Matches a
+    /// [`crate::BootstrapParametersLiteral`] with level budgets of 2.
+    pub fn insecure_bootstrap_test(log_n: u32, user: usize, eval_mod: usize) -> Self {
+        let mut log_q = alloc::vec![60];
+        log_q.extend(core::iter::repeat_n(50, user + 2));
+        log_q.extend(core::iter::repeat_n(60, eval_mod + 2));
+        Self {
+            log_n,
+            log_q,
+            log_p: alloc::vec![61; 4],
+            dnum: 4,
+            secret: SecretDistribution::UniformTernary,
+            error_std: 3.2,
+            log_default_scale: 50,
+        }
+    }
+
     /// A small, **insecure** set for fast tests: `N = 2^log_n`, `levels + 1` primes in `Q`
     /// (a 50-bit `q_0`, then 40-bit primes), two 50-bit special primes, scale `2^40`.
     pub fn insecure_test(log_n: u32, levels: usize) -> Self {

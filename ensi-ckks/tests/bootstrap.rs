@@ -20,18 +20,7 @@ fn context() -> Arc<CkksContext> {
 /// `user` 50-bit levels for the caller, two for SlotsToCoeffs, `eval_mod` 60-bit levels for
 /// EvalMod and two for CoeffsToSlots.
 fn context_with(user: usize, eval_mod: usize) -> Arc<CkksContext> {
-    let mut log_q = vec![60];
-    log_q.extend(std::iter::repeat_n(50, user + 2));
-    log_q.extend(std::iter::repeat_n(60, eval_mod + 2));
-    let literal = ParametersLiteral {
-        log_n: 12,
-        log_q,
-        log_p: vec![61; 4],
-        dnum: 4,
-        secret: SecretDistribution::UniformTernary,
-        error_std: 3.2,
-        log_default_scale: 50,
-    };
+    let literal = ParametersLiteral::insecure_bootstrap_test(12, user, eval_mod);
     CkksContext::new(Parameters::new_insecure(literal).unwrap()).unwrap()
 }
 

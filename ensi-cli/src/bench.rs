@@ -244,17 +244,7 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
     use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, PrecisionStats};
     let err = |e: ensi_ckks::CkksError| e.to_string();
     let (params, lit) = if args.smoke {
-        let mut log_q = vec![60, 50, 50, 50, 50];
-        log_q.extend(core::iter::repeat_n(60, 11));
-        let literal = ParametersLiteral {
-            log_n: 12,
-            log_q,
-            log_p: vec![61; 4],
-            dnum: 4,
-            secret: SecretDistribution::UniformTernary,
-            error_std: 3.2,
-            log_default_scale: 50,
-        };
+        let literal = ParametersLiteral::insecure_bootstrap_test(12, 2, 9);
         let lit = BootstrapParametersLiteral {
             cts_level_budget: 2,
             stc_level_budget: 2,

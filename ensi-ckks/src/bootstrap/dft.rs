@@ -34,38 +34,33 @@ fn twiddles(len: usize, conjugate: bool) -> Vec<Complex64> {
 /// The forward (decoding-direction) stage of length `len` on `n` slots:
 /// `out[p] = in[p] + w in[p + L/2]`, `out[p + L/2] = in[p] - w in[p + L/2]`.
 fn forward_stage(n: usize, len: usize) -> LinearTransform {
-    let half = len / 2;
-    let w = twiddles(len, false);
-    let zero = Complex64::new(0.0, 0.0);
     let one = Complex64::new(1.0, 0.0);
-    let (mut d0, mut dp, mut dm) = (vec![zero; n], vec![zero; n], vec![zero; n]);
-    for block in (0..n).step_by(len) {
-        for (j, &wj) in w.iter().enumerate() {
-            let (p, q) = (block + j, block + j + half);
-            d0[p] = one;
-            dp[p] = wj;
-            d0[q] = -wj;
-            dm[q] = one;
-        }
-    }
-    build(n, half, d0, dp, dm)
+    // (d0[p], d+[p], d0[p + L/2], d-[p + L/2]) for twiddle w.
+    stage(n, len, false, |w| (one, w, -w, one))
 }
 
 /// The inverse (encoding-direction) stage of length `len` on `n` slots, without `1/2`:
 /// `out[p] = in[p] + in[p + L/2]`, `out[p + L/2] = (in[p] - in[p + L/2]) conj(w)`.
 fn inverse_stage(n: usize, len: usize) -> LinearTransform {
-    let half = len / 2;
-    let w = twiddles(len, true);
-    let zero = Complex64::new(0.0, 0.0);
     let one = Complex64::new(1.0, 0.0);
+    stage(n, len, true, |w| (one, one, -w, w))
+}
+
+/// A butterfly stage from its four diagonal entries per pair `(p, p + L/2)`, given the twiddle.
+fn stage(
+    n: usize,
+    len: usize,
+    conjugate: bool,
+    entries: impl Fn(Complex64) -> (Complex64, Complex64, Complex64, Complex64),
+) -> LinearTransform {
+    let half = len / 2;
+    let zero = Complex64::new(0.0, 0.0);
     let (mut d0, mut dp, mut dm) = (vec![zero; n], vec![zero; n], vec![zero; n]);
+    let w = twiddles(len, conjugate);
     for block in (0..n).step_by(len) {
         for (j, &wj) in w.iter().enumerate() {
             let (p, q) = (block + j, block + j + half);
-            d0[p] = one;
-            dp[p] = one;
-            d0[q] = -wj;
-            dm[q] = wj;
+            (d0[p], dp[p], d0[q], dm[q]) = entries(wj);
         }
     }
     build(n, half, d0, dp, dm)
