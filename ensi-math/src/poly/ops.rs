@@ -22,31 +22,18 @@ impl<R: Representation> RnsPoly<R> {
         Ok(())
     }
 
-    /// `f(self, other)` residue by residue into a new polynomial, without copying `self` first.
-    /// Single-threaded (or on a one-thread pool) the output is built by one pass of `extend`,
-    /// with no zero-fill; otherwise limbs are filled in parallel.
+    /// `f(self, other)` residue by residue into a new polynomial, without copying `self` first
+    /// and without a zero-fill ([`par::zip_into_new`]).
     fn zip_new<F>(&self, other: &Self, f: F) -> Result<Self, MathError>
     where
         F: Fn(&crate::Modulus, u64, u64) -> u64 + Send + Sync,
     {
         self.check_compatible(other)?;
         let moduli = self.ctx.basis.moduli();
-        let n = self.ctx.n;
-        if !par::is_parallel() {
-            let mut data = alloc::vec::Vec::with_capacity(self.data.len());
-            for (i, (x, y)) in self.data.chunks(n).zip(other.data.chunks(n)).enumerate() {
-                let m = &moduli[i];
-                data.extend(x.iter().zip(y).map(|(&a, &b)| f(m, a, b)));
-            }
-            return Ok(Self::from_vec(&self.ctx, self.limbs, data));
-        }
-        let mut data = alloc::vec![0u64; self.data.len()];
-        let (x, y) = (&self.data, &other.data);
-        par::for_each_limb(&mut data, n, |i, out| {
-            let m = &moduli[i];
-            let (x, y) = (&x[i * n..(i + 1) * n], &y[i * n..(i + 1) * n]);
+        let data = par::zip_into_new(&self.data, &other.data, self.ctx.n, |l, x, y, out| {
+            let m = &moduli[l];
             for ((o, &a), &b) in out.iter_mut().zip(x).zip(y) {
-                *o = f(m, a, b);
+                o.write(f(m, a, b));
             }
         });
         Ok(Self::from_vec(&self.ctx, self.limbs, data))

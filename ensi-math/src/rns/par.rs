@@ -64,3 +64,32 @@ pub fn is_parallel() -> bool {
         false
     }
 }
+
+/// A new vector of `a.len()` residues, limb `i` (of `n` residues) written by
+/// `f(i, a_i, b_i, out_i)` with `out_i` uninitialised: no zero-fill first, limbs in parallel
+/// with `parallel`. `f` must write every element of `out_i`.
+pub fn zip_into_new<F>(a: &[u64], b: &[u64], n: usize, f: F) -> alloc::vec::Vec<u64>
+where
+    F: Fn(usize, &[u64], &[u64], &mut [core::mem::MaybeUninit<u64>]) + Send + Sync,
+{
+    assert!(n > 0 && a.len() == b.len() && a.len().is_multiple_of(n));
+    let len = a.len();
+    let mut out: alloc::vec::Vec<u64> = alloc::vec::Vec::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    #[cfg(feature = "parallel")]
+    spare
+        .par_chunks_mut(n)
+        .zip(a.par_chunks(n).zip(b.par_chunks(n)))
+        .enumerate()
+        .for_each(|(i, (o, (x, y)))| f(i, x, y, o));
+    #[cfg(not(feature = "parallel"))]
+    spare
+        .chunks_mut(n)
+        .zip(a.chunks(n).zip(b.chunks(n)))
+        .enumerate()
+        .for_each(|(i, (o, (x, y)))| f(i, x, y, o));
+    // SAFETY: the first `len` elements are initialised: every limb chunk of `spare` was passed
+    // to `f`, whose contract is to write all of it, and the chunks cover `0..len`.
+    unsafe { out.set_len(len) };
+    out
+}
