@@ -213,6 +213,21 @@ fn sparse_slots() {
 }
 
 #[test]
+fn an_interval_too_small_for_the_trace_is_refused() {
+    // 2^9 of 2^11 slots: tau = 4, so I' spreads over about 7 sqrt(32 / 12 * 4) ~ 23 > K = 16.
+    let lit = BootstrapParametersLiteral {
+        log_slots: Some(9),
+        ..literal()
+    };
+    let ctx = context();
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
+    let err = Bootstrapper::new(&ctx, lit, keys).unwrap_err();
+    assert!(err.to_string().contains("too small"), "{err}");
+}
+
+#[test]
 fn mismatched_eval_scale_is_refused() {
     // A uniform 50-bit chain cannot keep a 2^60 EvalMod scale.
     let mut log_q = vec![60];

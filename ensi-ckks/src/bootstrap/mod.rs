@@ -293,6 +293,19 @@ impl Bootstrapper {
                 reason: "bootstrapping needs more levels than the parameter set has",
             });
         }
+        // EvalMod must cover I: with an ephemeral secret of weight h, |I| has a standard
+        // deviation of about sqrt(h / 12), and the partial trace of sparse slots sums
+        // tau = N / 2n conjugates of it. Ask for seven standard deviations.
+        let tau = (ctx.n() / 2 / slots) as f64;
+        let sigma_i = libm::sqrt(literal.ephemeral_hamming_weight as f64 / 12.0 * tau);
+        if (literal.k as f64) < 7.0 * sigma_i {
+            return Err(CkksError::InvalidArgument {
+                reason: "the EvalMod interval K is too small for this slot count and ephemeral \
+                         secret weight: the partial trace of sparse slots grows the overflow I \
+                         by sqrt(N / 2n); raise BootstrapParametersLiteral::k (and the double \
+                         angles and EvalMod levels with it)",
+            });
+        }
         let (cts_plain, stc_plain) = literal.transforms(ctx)?;
         let delta = ctx.params().default_scale();
         let eval_scale = literal
