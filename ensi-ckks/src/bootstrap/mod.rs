@@ -503,7 +503,8 @@ impl Bootstrapper {
         Ok(w)
     }
 
-    /// Bootstraps `ct` (any level; degree 1 or 2) to [`Self::output_level`].
+    /// Bootstraps `ct` (any level, degree 1 or 2, at the default scale, values in about
+    /// `[-1, 1]`) to [`Self::output_level`], at the default scale.
     pub fn bootstrap(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
         self.bootstrap_timed(ct).map(|(c, _)| c)
     }
