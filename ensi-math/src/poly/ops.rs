@@ -30,11 +30,10 @@ impl<R: Representation> RnsPoly<R> {
     {
         self.check_compatible(other)?;
         let moduli = self.ctx.basis.moduli();
-        let data = par::zip_into_new(&self.data, &other.data, self.ctx.n, |l, x, y, out| {
+        let f = &f;
+        let data = par::zip_into_new(&self.data, &other.data, self.ctx.n, |l| {
             let m = &moduli[l];
-            for ((o, &a), &b) in out.iter_mut().zip(x).zip(y) {
-                o.write(f(m, a, b));
-            }
+            move |a, b| f(m, a, b)
         });
         Ok(Self::from_vec(&self.ctx, self.limbs, data))
     }

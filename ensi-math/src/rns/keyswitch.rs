@@ -162,6 +162,11 @@ impl KeySwitchBasis {
         &self.p
     }
 
+    /// `([P^{-1}]_{q_i}, shoup)`: the constant ModDown multiplies by on limb `i` of `Q`.
+    pub fn p_inv_mod_q(&self, i: usize) -> (u64, u64) {
+        (self.p_inv_mod_q[i], self.p_inv_mod_q_shoup[i])
+    }
+
     /// Limbs per digit, `alpha = ceil(L / dnum)`.
     pub fn alpha(&self) -> usize {
         self.alpha

@@ -51,45 +51,44 @@ where
     jobs.into_iter().for_each(|(t, s)| f(t, s));
 }
 
-/// Whether limb loops run on more than one thread: the `parallel` feature is on and the current
-/// rayon pool has more than one worker.
-#[inline]
-pub fn is_parallel() -> bool {
-    #[cfg(feature = "parallel")]
-    {
-        rayon::current_num_threads() > 1
-    }
-    #[cfg(not(feature = "parallel"))]
-    {
-        false
-    }
-}
-
-/// A new vector of `a.len()` residues, limb `i` (of `n` residues) written by
-/// `f(i, a_i, b_i, out_i)` with `out_i` uninitialised: no zero-fill first, limbs in parallel
-/// with `parallel`. `f` must write every element of `out_i`.
-pub fn zip_into_new<F>(a: &[u64], b: &[u64], n: usize, f: F) -> alloc::vec::Vec<u64>
+/// A new vector of `len` residues (limbs of `n`), written without a zero-fill first: for limb
+/// `i`, `make(i)` returns a generator that is called for every index `k < n` of the limb, in
+/// order, and its value is stored at `i * n + k`. Limbs run in parallel with `parallel`. The
+/// helper itself writes every element, so the result is always fully initialised.
+pub fn new_limbs<M, G>(len: usize, n: usize, make: M) -> alloc::vec::Vec<u64>
 where
-    F: Fn(usize, &[u64], &[u64], &mut [core::mem::MaybeUninit<u64>]) + Send + Sync,
+    M: Fn(usize) -> G + Send + Sync,
+    G: FnMut(usize) -> u64,
 {
-    assert!(n > 0 && a.len() == b.len() && a.len().is_multiple_of(n));
-    let len = a.len();
+    assert!(n > 0 && len.is_multiple_of(n));
     let mut out: alloc::vec::Vec<u64> = alloc::vec::Vec::with_capacity(len);
+    let fill = |(i, limb): (usize, &mut [core::mem::MaybeUninit<u64>])| {
+        let mut g = make(i);
+        for (k, o) in limb.iter_mut().enumerate() {
+            o.write(g(k));
+        }
+    };
     let spare = &mut out.spare_capacity_mut()[..len];
     #[cfg(feature = "parallel")]
-    spare
-        .par_chunks_mut(n)
-        .zip(a.par_chunks(n).zip(b.par_chunks(n)))
-        .enumerate()
-        .for_each(|(i, (o, (x, y)))| f(i, x, y, o));
+    spare.par_chunks_mut(n).enumerate().for_each(fill);
     #[cfg(not(feature = "parallel"))]
-    spare
-        .chunks_mut(n)
-        .zip(a.chunks(n).zip(b.chunks(n)))
-        .enumerate()
-        .for_each(|(i, (o, (x, y)))| f(i, x, y, o));
-    // SAFETY: the first `len` elements are initialised: every limb chunk of `spare` was passed
-    // to `f`, whose contract is to write all of it, and the chunks cover `0..len`.
+    spare.chunks_mut(n).enumerate().for_each(fill);
+    // SAFETY: `spare` is the first `len` slots of the capacity, its chunks of `n` cover all of
+    // it, and `fill` writes every element of every chunk, so `0..len` is initialised.
     unsafe { out.set_len(len) };
     out
+}
+
+/// `f(i)(a[k], b[k])` for every residue `k` of limb `i`, into a new vector ([`new_limbs`]).
+pub fn zip_into_new<M, G>(a: &[u64], b: &[u64], n: usize, f: M) -> alloc::vec::Vec<u64>
+where
+    M: Fn(usize) -> G + Send + Sync,
+    G: Fn(u64, u64) -> u64,
+{
+    assert_eq!(a.len(), b.len());
+    new_limbs(a.len(), n, |i| {
+        let g = f(i);
+        let (x, y) = (&a[i * n..(i + 1) * n], &b[i * n..(i + 1) * n]);
+        move |k| g(x[k], y[k])
+    })
 }
