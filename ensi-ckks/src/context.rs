@@ -19,8 +19,6 @@ pub struct CkksContext {
     key_switch: KeySwitchBasis,
     /// `([P]_{q_i}, shoup)` for every prime of `Q`: the gadget factor of switching keys.
     p_mod_q: Vec<(u64, u64)>,
-    /// `([P^{-1}]_{q_i}, shoup)` for every prime of `Q`: ModDown in the NTT domain.
-    p_inv_mod_q: Vec<(u64, u64)>,
 }
 
 impl CkksContext {
@@ -48,7 +46,6 @@ impl CkksContext {
             encoder,
             key_switch,
             p_mod_q,
-            p_inv_mod_q,
         }))
     }
 
@@ -80,11 +77,6 @@ impl CkksContext {
     /// `([P]_{q_i}, shoup)` for every prime of `Q`.
     pub(crate) fn p_mod_q(&self) -> &[(u64, u64)] {
         &self.p_mod_q
-    }
-
-    /// `([P^{-1}]_{q_i}, shoup)` for every prime of `Q`.
-    pub(crate) fn p_inv_mod_q(&self) -> &[(u64, u64)] {
-        &self.p_inv_mod_q
     }
 
     /// The index in the ring's basis of limb `e` of a polynomial over `Q_l ∪ P` with `num_q`

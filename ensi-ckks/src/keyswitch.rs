@@ -210,17 +210,28 @@ impl CkksContext {
         let num_q = dec.num_q;
         let ext = num_q + self.key_switch().p_basis().len();
         let moduli = self.ring().basis().moduli();
-        let mut acc = vec![0u64; 2 * ext * n];
-        par::for_each_limb(&mut acc, n, |t, out| {
+        let digits = dec.digits;
+        let data = &dec.data;
+        // Limb t of the output: part t / ext (b, then a), extended limb e = t % ext. Every
+        // residue is sum_j dec_j[perm(i)] * key_j[i], accumulated in 128 bits and reduced every
+        // eight terms (products are below 2^124).
+        let acc = par::new_limbs(2 * ext * n, n, |t| {
             let (part, e) = (t / ext, t % ext);
             let g = self.extended_index(num_q, e);
-            let m = &moduli[g];
+            let m = moduli[g];
             let keys = if part == 0 { &key.b } else { &key.a };
-            let key_limbs: Vec<&[u64]> = keys[..dec.digits].iter().map(|k| k.limb(g)).collect();
-            let dec_limbs: Vec<&[u64]> = (0..dec.digits)
-                .map(|j| &dec.data[(j * ext + e) * n..(j * ext + e + 1) * n])
-                .collect();
-            inner_product_limb(m, &dec_limbs, &key_limbs, perm, out);
+            move |i| {
+                let src = perm.map_or(i, |p| p[i] as usize);
+                let mut sum: u128 = 0;
+                for (j, k) in keys[..digits].iter().enumerate() {
+                    if j > 0 && j % 8 == 0 {
+                        sum = u128::from(m.reduce_u128(sum));
+                    }
+                    let d = data[(j * ext + e) * n + src];
+                    sum += u128::from(d) * u128::from(k.limb(g)[i]);
+                }
+                m.reduce_u128(sum)
+            }
         });
         let (acc0, acc1) = acc.split_at(ext * n);
         Ok((
@@ -255,40 +266,15 @@ impl CkksContext {
             .mod_down(n, num_q, &mut tmp, Rounding::Round)?;
         tmp.truncate(num_q * n);
         let moduli = self.ring().basis().moduli();
-        let p_inv = self.p_inv_mod_q();
+        let ks = self.key_switch();
         par::for_each_limb_zip(&mut tmp, &x[..num_q * n], n, |i, t, src| {
             plans[i].forward(t);
             let m = &moduli[i];
-            let (w, ws) = p_inv[i];
+            let (w, ws) = ks.p_inv_mod_q(i);
             for (t, &s) in t.iter_mut().zip(src) {
                 *t = m.add(*t, m.mul_shoup(s, w, ws));
             }
         });
         Ok(RnsPoly::from_raw(self.ring(), num_q, tmp)?)
-    }
-}
-
-/// `out[i] = sum_j dec_j[perm(i)] * key_j[i] mod q`, accumulated in 128 bits and reduced every
-/// eight terms (products are below `2^124`).
-fn inner_product_limb(
-    m: &ensi_math::Modulus,
-    dec: &[&[u64]],
-    key: &[&[u64]],
-    perm: Option<&[u32]>,
-    out: &mut [u64],
-) {
-    for (i, o) in out.iter_mut().enumerate() {
-        let src = match perm {
-            Some(p) => p[i] as usize,
-            None => i,
-        };
-        let mut acc: u128 = 0;
-        for (j, (d, k)) in dec.iter().zip(key).enumerate() {
-            if j > 0 && j % 8 == 0 {
-                acc = u128::from(m.reduce_u128(acc));
-            }
-            acc += u128::from(d[src]) * u128::from(k[i]);
-        }
-        *o = m.reduce_u128(acc);
     }
 }
