@@ -47,6 +47,18 @@ impl Ciphertext {
         &self.parts
     }
 
+    /// A ciphertext of the same slot count and parameter set with other polynomials and scale
+    /// (the result of an operation on `self`; never seeded).
+    pub(crate) fn derive(&self, parts: Vec<RnsPoly<Ntt>>, scale: f64) -> Self {
+        Self {
+            parts,
+            scale,
+            slots: self.slots,
+            params_id: self.params_id,
+            seed: None,
+        }
+    }
+
     /// The seed of `c_1`, if this is a fresh symmetric encryption.
     pub fn seed(&self) -> Option<&[u8; 32]> {
         self.seed.as_ref()

@@ -119,7 +119,7 @@ fn depth_is_ceil_log2_degree_plus_one_on_the_unit_interval() {
 }
 
 #[test]
-fn odd_functions_skip_the_even_terms_and_scales_do_not_drift() {
+fn odd_functions_cost_no_more_and_scales_do_not_drift() {
     let s = setup();
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let x = uniform(&mut rng, 256, -1.0, 1.0);

@@ -423,13 +423,7 @@ impl Bootstrapper {
         let (k0, k1) = self.ctx.switch_key(&r1, &self.sparse_to_dense)?;
         let mut c0 = r0;
         c0.try_add_assign(&k0)?;
-        let mut out = Ciphertext {
-            parts: vec![c0, k1],
-            scale: ct.scale(),
-            slots: ct.slots(),
-            params_id: ct.params_id(),
-            seed: None,
-        };
+        let mut out = ct.derive(vec![c0, k1], ct.scale);
         if self.slots < self.ctx.n() / 2 {
             let tau = self.ctx.n() / 2 / self.slots;
             out.slots = self.ctx.n() / 2;
@@ -601,12 +595,6 @@ impl Evaluator {
             .iter()
             .map(|p| p.try_mul(&mono))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Ciphertext {
-            parts,
-            scale: ct.scale,
-            slots: ct.slots,
-            params_id: ct.params_id,
-            seed: None,
-        })
+        Ok(ct.derive(parts, ct.scale))
     }
 }

@@ -138,13 +138,7 @@ impl Evaluator {
             .zip(&b.parts)
             .map(|(x, y)| if subtract { x.try_sub(y) } else { x.try_add(y) })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Ciphertext {
-            parts,
-            scale: a.scale,
-            slots: a.slots,
-            params_id: a.params_id,
-            seed: None,
-        })
+        Ok(a.derive(parts, a.scale))
     }
 
     /// `a += b`.
@@ -271,13 +265,7 @@ impl Evaluator {
             .iter()
             .map(|c| c.try_mul(&p))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Ciphertext {
-            parts,
-            scale,
-            slots: ct.slots,
-            params_id: ct.params_id,
-            seed: None,
-        })
+        Ok(ct.derive(parts, scale))
     }
 
     /// `acc += ct * pt` (fused, no temporary): `acc` must have the scale of `ct * pt`.
@@ -375,13 +363,7 @@ impl Evaluator {
             c1.try_mul_acc(a1, b0)?;
             c1
         };
-        Ok(Ciphertext {
-            parts: alloc::vec![c0, c1, c2],
-            scale,
-            slots: a.slots,
-            params_id: self.ctx.id(),
-            seed: None,
-        })
+        Ok(a.derive(alloc::vec![c0, c1, c2], scale))
     }
 
     /// Relinearizes a degree-2 ciphertext to degree 1 with the relinearization key (a degree-1
@@ -407,13 +389,7 @@ impl Evaluator {
         let mut c1 = ct.parts[1].clone();
         c0.try_add_assign(&p0)?;
         c1.try_add_assign(&p1)?;
-        Ok(Ciphertext {
-            parts: alloc::vec![c0, c1],
-            scale: ct.scale,
-            slots: ct.slots,
-            params_id: ct.params_id,
-            seed: None,
-        })
+        Ok(ct.derive(alloc::vec![c0, c1], ct.scale))
     }
 
     /// `a * b` relinearized (no rescale).
@@ -447,13 +423,7 @@ impl Evaluator {
             .iter()
             .map(|p| p.clone().rescale())
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Ciphertext {
-            parts,
-            scale: ct.scale / q_last,
-            slots: ct.slots,
-            params_id: ct.params_id,
-            seed: None,
-        })
+        Ok(ct.derive(parts, ct.scale / q_last))
     }
 
     /// Drops primes down to `level` without dividing (the scale is unchanged).

@@ -104,13 +104,7 @@ impl Evaluator {
             .switch_decomposed(dec, &key.key, Some(table.permutation()))?;
         let mut c0 = ct.parts[0].automorphism_with(table)?;
         c0.try_add_assign(&p0)?;
-        Ok(Ciphertext {
-            parts: alloc::vec![c0, p1],
-            scale: ct.scale,
-            slots: ct.slots,
-            params_id: ct.params_id,
-            seed: None,
-        })
+        Ok(ct.derive(alloc::vec![c0, p1], ct.scale))
     }
 
     /// Slot `i` of the result is `sum_{j < n} ct[i + j * batch]` (indices modulo the slot

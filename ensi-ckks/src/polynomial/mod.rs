@@ -25,7 +25,7 @@ pub use chebyshev::ChebyshevPoly;
 use crate::ciphertext::Ciphertext;
 use crate::error::CkksError;
 use crate::evaluator::Evaluator;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use chebyshev::divide;
 
@@ -102,19 +102,16 @@ impl Plan {
         Ok(Some(out))
     }
 
-    /// Ciphertext products of the plan: the recurrences for every needed `T_j` plus one per
-    /// non-constant quotient.
+    /// Ciphertext products of the plan: one per `T_j` (`j >= 2`) the leaves, the giant steps
+    /// and their recurrences need, plus one per non-constant quotient.
     fn products(&self, p: &[f64]) -> usize {
-        let mut needed = BTreeMap::new();
-        let nodes = self.collect(p, &mut needed);
-        let mut all = BTreeMap::new();
-        for &j in needed.keys() {
-            mark(j, &mut all);
-        }
-        all.keys().filter(|&&j| j >= 2).count() + nodes
+        let mut basis = BTreeSet::new();
+        let nodes = self.collect(p, &mut basis);
+        basis.iter().filter(|&&j| j >= 2).count() + nodes
     }
 
-    fn collect(&self, p: &[f64], needed: &mut BTreeMap<usize, ()>) -> usize {
+    /// Marks the `T_j` that evaluating `p` needs; returns its quotient products.
+    fn collect(&self, p: &[f64], basis: &mut BTreeSet<usize>) -> usize {
         let deg = degree(p);
         if deg == 0 {
             return 0;
@@ -122,28 +119,27 @@ impl Plan {
         if deg < self.baby {
             for (j, &c) in p.iter().enumerate().skip(1) {
                 if c != 0.0 {
-                    needed.insert(j, ());
+                    mark(j, basis);
                 }
             }
             return 0;
         }
         let g = self.giant_for(deg);
-        needed.insert(g, ());
+        mark(g, basis);
         let (q, r) = divide(&p[..=deg], g);
         let q_const = degree(&q) == 0;
-        self.collect(&q, needed) + self.collect(&r, needed) + usize::from(!q_const)
+        self.collect(&q, basis) + self.collect(&r, basis) + usize::from(!q_const)
     }
 }
 
-/// Every `T_k` the recurrence for `T_j` needs.
-fn mark(j: usize, all: &mut BTreeMap<usize, ()>) {
-    if j <= 1 || all.contains_key(&j) {
-        all.insert(j, ());
+/// Marks `T_j` and every `T_k` its recurrence (`T_j` from `T_ceil(j/2)` and `T_floor(j/2)`)
+/// needs.
+fn mark(j: usize, basis: &mut BTreeSet<usize>) {
+    if !basis.insert(j) || j <= 1 {
         return;
     }
-    all.insert(j, ());
-    mark(j / 2, all);
-    mark(j.div_ceil(2), all);
+    mark(j / 2, basis);
+    mark(j.div_ceil(2), basis);
 }
 
 /// The index of the last non-zero coefficient.
@@ -185,11 +181,9 @@ impl Run<'_> {
         } else {
             // T_2k+1 = 2 T_k+1 T_k - T_1, with T_1 lifted to the product's scale.
             let t1 = e.drop_to_level(&self.t(1)?, level)?;
-            let lift = prod.scale / t1.scale;
-            let t1 = e.mul_const_with_scale(&t1, 1.0, lift)?;
-            let mut t1 = t1;
-            t1.scale = prod.scale;
-            prod = e.sub(&prod, &t1)?;
+            let mut lifted = e.mul_const_with_scale(&t1, 1.0, prod.scale / t1.scale)?;
+            lifted.scale = prod.scale;
+            prod = e.sub(&prod, &lifted)?;
         }
         let out = e.rescale(&prod)?;
         self.basis.insert(j, out.clone());
