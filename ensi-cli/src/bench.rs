@@ -197,14 +197,28 @@ fn time<T>(warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> (f64, f64, T
         samples.push(start.elapsed().as_secs_f64() * 1e6);
         last = Some(out);
     }
-    samples.sort_by(f64::total_cmp);
-    let median = if samples.len() % 2 == 1 {
-        samples[samples.len() / 2]
-    } else {
-        (samples[samples.len() / 2 - 1] + samples[samples.len() / 2]) / 2.0
-    };
+    let (median, min) = median_min(samples);
     // `last` is set: reps.max(1) >= 1 iterations ran.
-    (median, samples[0], last.unwrap_or_else(|| unreachable!()))
+    (median, min, last.unwrap_or_else(|| unreachable!()))
+}
+
+/// Median and minimum of a non-empty sample.
+fn median_min(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let h = samples.len() / 2;
+    let median = if samples.len() % 2 == 1 {
+        samples[h]
+    } else {
+        (samples[h - 1] + samples[h]) / 2.0
+    };
+    (median, samples[0])
+}
+
+/// `count` values uniform in `[-1, 1)`.
+fn uniform_values(rng: &mut ChaCha20Rng, count: usize) -> Vec<f64> {
+    (0..count)
+        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+        .collect()
 }
 
 fn entry(median: f64, min: f64, reps: usize) -> Value {
@@ -275,9 +289,7 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
     let bts = Bootstrapper::new(&ctx, lit.clone(), keys).map_err(err)?;
     let setup_us = start.elapsed().as_secs_f64() * 1e6;
     let slots = lit.slots(ctx.n()).map_err(err)?;
-    let values: Vec<f64> = (0..slots)
-        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
-        .collect();
+    let values = uniform_values(&mut rng, slots);
     let pt = ctx
         .encode(&values, slots, 0, ctx.params().default_scale())
         .map_err(err)?;
@@ -299,20 +311,14 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
         .decode(&sk.decrypt(&ctx, &out).map_err(err)?)
         .map_err(err)?;
     let stats = PrecisionStats::real(&values, &got);
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let stage = |f: fn(&ensi_ckks::StageTimes) -> f64| median(stages.iter().map(f).collect()) * 1e6;
-    let sorted = {
-        let mut s = samples.clone();
-        s.sort_by(f64::total_cmp);
-        s
-    };
+    let stage =
+        |f: fn(&ensi_ckks::StageTimes) -> f64| median_min(stages.iter().map(f).collect()).0 * 1e6;
+    let reps = samples.len();
+    let (median_us, min_us) = median_min(samples);
     Ok(json!({
-        "median_us": median(samples.clone()),
-        "min_us": sorted[0],
-        "reps": samples.len(),
+        "median_us": median_us,
+        "min_us": min_us,
+        "reps": reps,
         "precision_bits": stats.min_bits,
         "median_precision_bits": stats.median_bits,
         "levels_left": out.level(),
@@ -407,9 +413,7 @@ fn measure(
 
     let slots = ctx.n() / 2;
     let scale = ctx.params().default_scale();
-    let values: Vec<f64> = (0..slots)
-        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
-        .collect();
+    let values = uniform_values(&mut rng, slots);
     let (med, min, pt) = time(warm, reps, || ctx.encode(&values, slots, level, scale));
     let pt = pt.map_err(err)?;
     if has("encode") {
