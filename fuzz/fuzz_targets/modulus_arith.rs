@@ -15,7 +15,16 @@ fuzz_target!(|words: [u64; 4]| {
     let (ra, rb, rc) = (a % q, b % q, c % q);
     assert_eq!(m.add(ra, rb), wide(ra as u128 + rb as u128));
     assert_eq!(m.sub(ra, rb), wide(ra as u128 + q as u128 - rb as u128));
-    assert_eq!(m.mul_add(ra, rb, rc), wide(ra as u128 * rb as u128 + rc as u128));
-    assert_eq!(m.mul_shoup(a, rb, m.shoup(rb)), wide(a as u128 * rb as u128));
-    assert_eq!(m.reduce_u128(((a as u128) << 64) | b as u128), wide(((a as u128) << 64) | b as u128));
+    assert_eq!(
+        m.mul_add(ra, rb, rc),
+        wide(ra as u128 * rb as u128 + rc as u128)
+    );
+    assert_eq!(
+        m.mul_shoup(a, rb, m.shoup(rb)),
+        wide(a as u128 * rb as u128)
+    );
+    assert_eq!(
+        m.reduce_u128(((a as u128) << 64) | b as u128),
+        wide(((a as u128) << 64) | b as u128)
+    );
 });

@@ -21,7 +21,11 @@ fuzz_target!(|input: (u8, u8, Vec<u64>)| {
         for j in 0..n {
             let p = a[i] as u128 * b[j] as u128 % q as u128;
             let k = (i + j) % n;
-            let p = if i + j < n { p } else { (q as u128 - p) % q as u128 };
+            let p = if i + j < n {
+                p
+            } else {
+                (q as u128 - p) % q as u128
+            };
             expected[k] = (expected[k] + p) % q as u128;
         }
     }
@@ -30,7 +34,11 @@ fuzz_target!(|input: (u8, u8, Vec<u64>)| {
         let (mut fa, mut fb) = (a.clone(), b.clone());
         plan.forward(&mut fa);
         plan.forward(&mut fb);
-        let mut c: Vec<u64> = fa.iter().zip(&fb).map(|(&x, &y)| plan.modulus().mul(x, y)).collect();
+        let mut c: Vec<u64> = fa
+            .iter()
+            .zip(&fb)
+            .map(|(&x, &y)| plan.modulus().mul(x, y))
+            .collect();
         plan.inverse(&mut c);
         let expected: Vec<u64> = expected.iter().map(|&x| x as u64).collect();
         assert_eq!(c, expected, "{backend:?}");
