@@ -14,38 +14,75 @@ use ensi_math::{KeySwitchBasis, RnsContext};
 #[derive(Debug)]
 pub struct CkksContext {
     params: Parameters,
-    ring: Arc<RnsContext>,
     encoder: Encoder,
-    key_switch: KeySwitchBasis,
-    /// `([P]_{q_i}, shoup)` for every prime of `Q`: the gadget factor of switching keys.
-    p_mod_q: Vec<(u64, u64)>,
+    /// The whole `Q ∪ P` basis (`dnum` digits): ciphertexts and every evaluation key.
+    main: SwitchSpace,
+    /// The two-prime space `{q_0, p_0}` of the dense-to-sparse encapsulation key.
+    encapsulation: SwitchSpace,
+}
+
+/// A basis that switching keys can span: its ring (the `Q` primes first, then the `P` primes),
+/// its hybrid key-switching tables and the gadget factors `[P]_{q_i}`.
+#[derive(Debug)]
+pub(crate) struct SwitchSpace {
+    pub(crate) ring: Arc<RnsContext>,
+    pub(crate) key_switch: KeySwitchBasis,
+    pub(crate) p_mod_q: Vec<(u64, u64)>,
+}
+
+impl SwitchSpace {
+    fn new(n: usize, q: &[u64], p: &[u64], dnum: usize) -> Result<Self, CkksError> {
+        let primes: Vec<u64> = q.iter().chain(p).copied().collect();
+        let ring = RnsContext::new(n, &primes)?;
+        let key_switch = KeySwitchBasis::new(q, p, dnum)?;
+        let p_mod_q = ring.basis().moduli()[..q.len()]
+            .iter()
+            .map(|m| {
+                let pm = p.iter().fold(1u64, |acc, &x| m.mul(acc, m.reduce(x)));
+                (pm, m.shoup(pm))
+            })
+            .collect();
+        Ok(Self {
+            ring,
+            key_switch,
+            p_mod_q,
+        })
+    }
+
+    /// The number of `Q` primes of this space.
+    pub(crate) fn q_count(&self) -> usize {
+        self.key_switch.q_basis().len()
+    }
+
+    /// The number of limbs of a key over this space, `|Q| + |P|`.
+    pub(crate) fn key_limbs(&self) -> usize {
+        self.ring.max_limbs()
+    }
+
+    /// The index in the ring's basis of limb `e` of a polynomial over `Q_l ∪ P` with `num_q`
+    /// active `Q` primes: `e` itself for the `Q` limbs, `|Q| + (e - num_q)` for the `P` limbs.
+    pub(crate) fn extended_index(&self, num_q: usize, e: usize) -> usize {
+        if e < num_q {
+            e
+        } else {
+            self.q_count() + e - num_q
+        }
+    }
 }
 
 impl CkksContext {
     /// Builds the context of `params` (NTT tables for every prime, CRT and basis-extension
     /// constants, special FFTs for every slot count).
     pub fn new(params: Parameters) -> Result<Arc<Self>, CkksError> {
-        let primes: Vec<u64> = params.q().iter().chain(params.p()).copied().collect();
-        let ring = RnsContext::new(params.n(), &primes)?;
-        let encoder = Encoder::new(params.n())?;
-        let key_switch = KeySwitchBasis::new(params.q(), params.p(), params.dnum())?;
-        let mut p_mod_q = Vec::with_capacity(params.q().len());
-        let mut p_inv_mod_q = Vec::with_capacity(params.q().len());
-        for m in &ring.basis().moduli()[..params.q().len()] {
-            let p = params
-                .p()
-                .iter()
-                .fold(1u64, |acc, &p| m.mul(acc, m.reduce(p)));
-            let inv = m.inv_vartime(p).ok_or(ensi_math::MathError::InvalidBasis)?;
-            p_mod_q.push((p, m.shoup(p)));
-            p_inv_mod_q.push((inv, m.shoup(inv)));
-        }
+        let n = params.n();
+        let main = SwitchSpace::new(n, params.q(), params.p(), params.dnum())?;
+        let encapsulation = SwitchSpace::new(n, &params.q()[..1], &params.p()[..1], 1)?;
+        let encoder = Encoder::new(n)?;
         Ok(Arc::new(Self {
             params,
-            ring,
             encoder,
-            key_switch,
-            p_mod_q,
+            main,
+            encapsulation,
         }))
     }
 
@@ -61,7 +98,7 @@ impl CkksContext {
 
     /// The ring over `Q ∪ P`.
     pub fn ring(&self) -> &Arc<RnsContext> {
-        &self.ring
+        &self.main.ring
     }
 
     /// The slot encoder.
@@ -71,22 +108,17 @@ impl CkksContext {
 
     /// The hybrid key-switching tables (ModUp, ModDown, digits).
     pub fn key_switch(&self) -> &KeySwitchBasis {
-        &self.key_switch
+        &self.main.key_switch
     }
 
-    /// `([P]_{q_i}, shoup)` for every prime of `Q`.
-    pub(crate) fn p_mod_q(&self) -> &[(u64, u64)] {
-        &self.p_mod_q
+    /// The `Q ∪ P` space of ciphertexts and evaluation keys.
+    pub(crate) fn main_space(&self) -> &SwitchSpace {
+        &self.main
     }
 
-    /// The index in the ring's basis of limb `e` of a polynomial over `Q_l ∪ P` with `num_q`
-    /// active `Q` primes: `e` itself for the `Q` limbs, `|Q| + (e - num_q)` for the `P` limbs.
-    pub(crate) fn extended_index(&self, num_q: usize, e: usize) -> usize {
-        if e < num_q {
-            e
-        } else {
-            self.params.q().len() + e - num_q
-        }
+    /// The two-prime space `{q_0, p_0}` (one digit) of the dense-to-sparse key.
+    pub(crate) fn encapsulation(&self) -> &SwitchSpace {
+        &self.encapsulation
     }
 
     /// The ring degree `N`.

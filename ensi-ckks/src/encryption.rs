@@ -14,21 +14,21 @@ use crate::plaintext::Plaintext;
 use alloc::borrow::Cow;
 use alloc::sync::Arc;
 use alloc::vec;
-use ensi_math::{Ntt, RnsPoly, sample};
+use ensi_math::{Ntt, RnsContext, RnsPoly, sample};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
-/// A small polynomial from a signed sampler, lifted to `limbs` primes in NTT form.
+/// A small polynomial from a signed sampler, lifted to `limbs` primes of `ring` in NTT form.
 fn small_poly<G: RngCore + CryptoRng>(
-    ctx: &CkksContext,
+    ring: &Arc<RnsContext>,
     limbs: usize,
     rng: &mut G,
     sampler: fn(&mut G, &mut [i64]),
 ) -> Result<Zeroizing<RnsPoly<Ntt>>, CkksError> {
-    let mut coeffs = Zeroizing::new(vec![0i64; ctx.n()]);
+    let mut coeffs = Zeroizing::new(vec![0i64; ring.n()]);
     sampler(rng, &mut coeffs);
     Ok(Zeroizing::new(
-        RnsPoly::from_i64(ctx.ring(), limbs, &coeffs)?.into_ntt(),
+        RnsPoly::from_i64(ring, limbs, &coeffs)?.into_ntt(),
     ))
 }
 
@@ -51,10 +51,22 @@ pub(crate) fn rlwe_sample<G: RngCore + CryptoRng>(
     seed: &[u8; 32],
     rng: &mut G,
 ) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>), CkksError> {
-    let a = sample::expand_seed::<Ntt>(ctx.ring(), limbs, seed)?;
     let s = secret_at(sk, limbs)?;
-    let e = small_poly(ctx, limbs, rng, sample::gaussian::<G>)?;
-    let mut b = a.try_mul(&s)?;
+    rlwe_sample_under(ctx.ring(), &s, seed, rng)
+}
+
+/// An RLWE sample `(-a s + e, a)` over the ring and limbs of `s` (NTT form), `a` expanded
+/// from `seed`.
+pub(crate) fn rlwe_sample_under<G: RngCore + CryptoRng>(
+    ring: &Arc<RnsContext>,
+    s: &RnsPoly<Ntt>,
+    seed: &[u8; 32],
+    rng: &mut G,
+) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>), CkksError> {
+    let limbs = s.limbs();
+    let a = sample::expand_seed::<Ntt>(ring, limbs, seed)?;
+    let e = small_poly(ring, limbs, rng, sample::gaussian::<G>)?;
+    let mut b = a.try_mul(s)?;
     b.neg_assign();
     b.try_add_assign(&e)?;
     Ok((b, a))
@@ -81,9 +93,10 @@ impl PublicKey {
             a.drop_last_limbs(drop)?;
             (Cow::Owned(b), Cow::Owned(a))
         };
-        let u = small_poly(ctx, limbs, rng, sample::ternary::<G>)?;
-        let e0 = small_poly(ctx, limbs, rng, sample::gaussian::<G>)?;
-        let e1 = small_poly(ctx, limbs, rng, sample::gaussian::<G>)?;
+        let ring = ctx.ring();
+        let u = small_poly(ring, limbs, rng, sample::ternary::<G>)?;
+        let e0 = small_poly(ring, limbs, rng, sample::gaussian::<G>)?;
+        let e1 = small_poly(ring, limbs, rng, sample::gaussian::<G>)?;
         let mut c0 = b.try_mul(&u)?;
         c0.try_add_assign(&e0)?;
         c0.try_add_assign(&pt.poly)?;

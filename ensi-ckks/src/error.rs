@@ -148,6 +148,26 @@ pub enum CkksError {
         /// `log2` of the modulus at the ciphertext's level.
         log_q: f64,
     },
+    /// The ephemeral sparse secret of bootstrapping is too sparse for the modulus its key
+    /// lives at: the estimate of [`crate::security`] is below 128 bits.
+    InsecureEphemeralSecret {
+        /// The requested Hamming weight.
+        hamming_weight: usize,
+        /// The smallest weight the estimate accepts at this modulus.
+        min_hamming_weight: usize,
+        /// `log2` of the modulus of the dense-to-sparse key, `q_0 p_0`.
+        log_modulus: f64,
+        /// The ring degree.
+        n: usize,
+    },
+    /// A secret key's coefficients are not of its declared distribution (not in `{-1, 0, 1}`,
+    /// or not of the exact Hamming weight of a sparse set).
+    InvalidSecretKey,
+    /// A bootstrapping key (dense-to-sparse or sparse-to-dense) is missing.
+    MissingBootstrapKey {
+        /// Which one.
+        which: &'static str,
+    },
     /// An invalid argument, described.
     InvalidArgument {
         /// What is wrong.
@@ -266,6 +286,23 @@ impl fmt::Display for CkksError {
                 f,
                 "a scale of 2^{log_scale:.2} does not fit below the modulus of 2^{log_q:.2} bits \
                  at this level: rescale first"
+            ),
+            Self::InsecureEphemeralSecret {
+                hamming_weight,
+                min_hamming_weight,
+                log_modulus,
+                n,
+            } => write!(
+                f,
+                "an ephemeral secret of Hamming weight {hamming_weight} is below 128-bit security                  at N = {n} and log2(q_0 p_0) = {log_modulus:.1}: use at least                  {min_hamming_weight}"
+            ),
+            Self::InvalidSecretKey => write!(
+                f,
+                "secret key coefficients outside the declared distribution (ternary, and of the                  exact Hamming weight for a sparse set)"
+            ),
+            Self::MissingBootstrapKey { which } => write!(
+                f,
+                "the {which} key of bootstrapping is missing (generate the keys with --bootstrap)"
             ),
             Self::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
         }

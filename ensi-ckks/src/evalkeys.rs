@@ -6,10 +6,11 @@
 //! and hands each to the sink, which writes or sends it and drops it. Peak memory is then the
 //! secret key plus one switching key, whatever the number of rotations.
 
+use crate::bootstrap::{DenseToSparseKey, SparseToDenseKey};
 use crate::context::CkksContext;
 use crate::error::CkksError;
 use crate::keys::SecretKey;
-use crate::keyswitch::SwitchingKey;
+use crate::keyswitch::{KeySpan, SwitchingKey};
 use crate::params::ParamsId;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -33,7 +34,7 @@ impl RelinearizationKey {
         ctx.check_id(sk.params_id)?;
         let s2 = Zeroizing::new(sk.s.try_mul(&sk.s)?);
         Ok(Self {
-            key: SwitchingKey::generate(ctx, sk, &s2, rng)?,
+            key: SwitchingKey::generate(ctx, KeySpan::Full, &sk.s, &s2, rng)?,
         })
     }
 
@@ -64,7 +65,7 @@ impl GaloisKey {
         let s_g = Zeroizing::new(sk.s.automorphism(g)?);
         Ok(Self {
             galois_element: g,
-            key: SwitchingKey::generate(ctx, sk, &s_g, rng)?,
+            key: SwitchingKey::generate(ctx, KeySpan::Full, &sk.s, &s_g, rng)?,
         })
     }
 
@@ -123,15 +124,26 @@ pub enum EvaluationKey {
     Relinearization(RelinearizationKey),
     /// A Galois key.
     Galois(GaloisKey),
+    /// Bootstrapping's dense-to-sparse key (over `q_0 p_0`, under the ephemeral secret).
+    DenseToSparse(DenseToSparseKey),
+    /// Bootstrapping's sparse-to-dense key.
+    SparseToDense(SparseToDenseKey),
 }
 
 impl EvaluationKey {
+    /// The switching key inside.
+    pub fn switching_key(&self) -> &SwitchingKey {
+        match self {
+            Self::Relinearization(k) => &k.key,
+            Self::Galois(k) => &k.key,
+            Self::DenseToSparse(k) => &k.key,
+            Self::SparseToDense(k) => &k.key,
+        }
+    }
+
     /// The parameter set this key belongs to.
     pub fn params_id(&self) -> ParamsId {
-        match self {
-            Self::Relinearization(k) => k.key.params_id,
-            Self::Galois(k) => k.key.params_id,
-        }
+        self.switching_key().params_id
     }
 }
 
@@ -250,6 +262,8 @@ where
 pub struct EvaluationKeySet {
     relinearization: Option<RelinearizationKey>,
     galois: BTreeMap<usize, GaloisKey>,
+    dense_to_sparse: Option<DenseToSparseKey>,
+    sparse_to_dense: Option<SparseToDenseKey>,
 }
 
 impl EvaluationKeySet {
@@ -277,7 +291,28 @@ impl EvaluationKeySet {
             EvaluationKey::Galois(k) => {
                 self.galois.insert(k.galois_element, k);
             }
+            EvaluationKey::DenseToSparse(k) => self.dense_to_sparse = Some(k),
+            EvaluationKey::SparseToDense(k) => self.sparse_to_dense = Some(k),
         }
+    }
+
+    /// Removes and returns the two encapsulation keys of bootstrapping, if both are present.
+    pub fn take_encapsulation_keys(
+        &mut self,
+    ) -> Result<(DenseToSparseKey, SparseToDenseKey), CkksError> {
+        let d2s = self
+            .dense_to_sparse
+            .take()
+            .ok_or(CkksError::MissingBootstrapKey {
+                which: "dense-to-sparse",
+            })?;
+        let s2d = self
+            .sparse_to_dense
+            .take()
+            .ok_or(CkksError::MissingBootstrapKey {
+                which: "sparse-to-dense",
+            })?;
+        Ok((d2s, s2d))
     }
 
     /// The relinearization key, if present.
@@ -301,6 +336,8 @@ impl EvaluationKeySet {
             .iter()
             .map(|k| k.key.params_id)
             .chain(self.galois.values().map(|k| k.key.params_id))
+            .chain(self.dense_to_sparse.iter().map(|k| k.key.params_id))
+            .chain(self.sparse_to_dense.iter().map(|k| k.key.params_id))
     }
 }
 

@@ -38,8 +38,24 @@ impl SecretKey {
     }
 
     /// Builds a secret key from its signed coefficients (length `N`), for tests and for keys
-    /// restored from storage. The caller keeps responsibility for zeroizing `coeffs`.
+    /// restored from storage. Refuses coefficients outside `{-1, 0, 1}` and, for a parameter set
+    /// with a sparse secret, a Hamming weight other than the declared one
+    /// ([`CkksError::InvalidSecretKey`]); the check is branch-free on the coefficients. The
+    /// caller keeps responsibility for zeroizing `coeffs`.
     pub fn from_coefficients(ctx: &Arc<CkksContext>, coeffs: &[i64]) -> Result<Self, CkksError> {
+        let mut valid = Choice::from(u8::from(coeffs.len() == ctx.n()));
+        let mut weight = 0u64;
+        for c in coeffs {
+            let zero = c.ct_eq(&0);
+            valid &= zero | c.ct_eq(&1) | c.ct_eq(&-1);
+            weight += u64::from((!zero).unwrap_u8());
+        }
+        if let SecretDistribution::SparseTernary { hamming_weight } = ctx.params().secret() {
+            valid &= weight.ct_eq(&(hamming_weight as u64));
+        }
+        if !bool::from(valid) {
+            return Err(CkksError::InvalidSecretKey);
+        }
         let s = RnsPoly::from_i64(ctx.ring(), ctx.key_limbs(), coeffs)?.into_ntt();
         Ok(Self {
             s,
@@ -51,10 +67,17 @@ impl SecretKey {
     pub fn params_id(&self) -> ParamsId {
         self.params_id
     }
+}
 
-    /// The key polynomial (NTT form over `Q ∪ P`).
-    pub fn poly(&self) -> &RnsPoly<Ntt> {
-        &self.s
+/// Hazardous access to secret material, for tests and audits only. Whatever is read through
+/// this module is the secret key: never log it, copy it into unzeroized memory or send it.
+pub mod hazmat {
+    use super::SecretKey;
+    use ensi_math::{Ntt, RnsPoly};
+
+    /// The secret key polynomial (NTT form over `Q ∪ P`).
+    pub fn secret_poly(sk: &SecretKey) -> &RnsPoly<Ntt> {
+        &sk.s
     }
 }
 

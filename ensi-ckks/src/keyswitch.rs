@@ -21,10 +21,14 @@
 //! `X -> X^k` is a fixed permutation of NTT slots that commutes with ModUp, so many rotations of
 //! one ciphertext share one decomposition and each costs only its inner product and ModDown.
 //! ModDown runs in the NTT domain: only the `P` limbs are brought back to coefficients.
+//!
+//! **Spans.** Most keys span all of `Q ∪ P` ([`KeySpan::Full`]). The dense-to-sparse key of
+//! bootstrapping spans only `{q_0, p_0}` ([`KeySpan::Encapsulation`]), one digit, and is applied
+//! by [`CkksContext::switch_key_level0`]: the same ModUp, inner product and ModDown in that
+//! two-prime basis.
 
-use crate::context::CkksContext;
+use crate::context::{CkksContext, SwitchSpace};
 use crate::error::CkksError;
-use crate::keys::SecretKey;
 use crate::params::ParamsId;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -32,15 +36,53 @@ use ensi_math::{Ntt, RnsPoly, Rounding, par};
 use rand_core::{CryptoRng, RngCore};
 use sha3::{Digest, Sha3_256};
 
-/// A hybrid key-switching key from some `s'` to the secret key `s`: one RLWE sample over
-/// `Q ∪ P` per digit, in NTT form. The uniform halves `a_j` are expanded from one 32-byte seed,
-/// so the stored form needs only the `b_j` and the seed.
+/// The primes a [`SwitchingKey`] spans. The span is fixed by the key's purpose and recorded in
+/// the key; a key can only be applied to a ciphertext in its own span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeySpan {
+    /// Every prime of `Q ∪ P`, in `dnum` digits: relinearization, Galois and sparse-to-dense
+    /// keys, under the main secret.
+    Full,
+    /// Only `q_0` and `p_0`, one digit: the dense-to-sparse key of bootstrapping, the one public
+    /// object under the ephemeral sparse secret. Applied at level 0 only. Keeping it this small
+    /// is what makes a low Hamming weight safe (sparse-secret encapsulation, Bossuat,
+    /// Troncoso-Pastoriza and Hubaux, ePrint 2022/024, §4).
+    Encapsulation,
+}
+
+impl CkksContext {
+    /// The basis of keys of `span`.
+    pub(crate) fn space(&self, span: KeySpan) -> &SwitchSpace {
+        match span {
+            KeySpan::Full => self.main_space(),
+            KeySpan::Encapsulation => self.encapsulation(),
+        }
+    }
+
+    /// `log2` of the modulus keys of `span` live at (`log2(QP)` for [`KeySpan::Full`],
+    /// `log2(q_0 p_0)` for [`KeySpan::Encapsulation`]).
+    pub fn span_log_modulus(&self, span: KeySpan) -> f64 {
+        self.space(span)
+            .ring
+            .basis()
+            .moduli()
+            .iter()
+            .map(|m| libm::log2(m.q() as f64))
+            .sum()
+    }
+}
+
+/// A hybrid key-switching key from some `s'` to a secret `s`: one RLWE sample under `s` per
+/// digit, over the primes of its [`KeySpan`], in NTT form. The uniform halves `a_j` are
+/// expanded from one 32-byte seed, so the stored form needs only the `b_j` and the seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SwitchingKey {
     pub(crate) b: Vec<RnsPoly<Ntt>>,
     pub(crate) a: Vec<RnsPoly<Ntt>>,
     pub(crate) seed: [u8; 32],
     pub(crate) params_id: ParamsId,
+    pub(crate) span: KeySpan,
 }
 
 /// The seed of digit `j`'s uniform polynomial: SHA3-256 of a domain tag, the key's seed and `j`.
@@ -53,28 +95,47 @@ pub(crate) fn digit_seed(seed: &[u8; 32], digit: usize) -> [u8; 32] {
 }
 
 impl SwitchingKey {
-    /// Generates the key switching `s_from` (NTT form over all of `Q ∪ P`) to `sk`.
+    /// Generates the key switching `s_from` to `s_to` over the primes of `span`. `s_to` (the
+    /// secret every sample is made under) must be in NTT form over exactly the span's primes
+    /// (its ring and limb count are checked): a key cannot be made over more primes than its
+    /// span. Only the `Q` limbs of `s_from` are read (NTT form, `q_i` at limb `i`).
     pub(crate) fn generate<G: RngCore + CryptoRng>(
         ctx: &CkksContext,
-        sk: &SecretKey,
+        span: KeySpan,
+        s_to: &RnsPoly<Ntt>,
         s_from: &RnsPoly<Ntt>,
         rng: &mut G,
     ) -> Result<Self, CkksError> {
-        ctx.check_id(sk.params_id)?;
-        let limbs = ctx.key_limbs();
-        let num_q = ctx.max_level() + 1;
-        let ks = ctx.key_switch();
+        let space = ctx.space(span);
+        if !s_to.context().same_ring(&space.ring) || s_to.limbs() != space.key_limbs() {
+            return Err(CkksError::InvalidArgument {
+                reason: "a switching key's secret must span exactly the primes of its key span",
+            });
+        }
+        let num_q = space.q_count();
+        if s_from.limbs() < num_q
+            || s_from.moduli()[..num_q] != space.ring.basis().moduli()[..num_q]
+        {
+            return Err(CkksError::InvalidArgument {
+                reason: "the switched secret must cover the Q primes of the key span",
+            });
+        }
+        let ks = &space.key_switch;
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let digits = ks.dnum();
         let mut b = Vec::with_capacity(digits);
         let mut a = Vec::with_capacity(digits);
         for j in 0..digits {
-            let (mut bj, aj) =
-                crate::encryption::rlwe_sample(ctx, sk, limbs, &digit_seed(&seed, j), rng)?;
+            let (mut bj, aj) = crate::encryption::rlwe_sample_under(
+                &space.ring,
+                s_to,
+                &digit_seed(&seed, j),
+                rng,
+            )?;
             for i in ks.digit_range(j, num_q) {
-                let m = ctx.ring().basis().moduli()[i];
-                let (p, ps) = ctx.p_mod_q()[i];
+                let m = space.ring.basis().moduli()[i];
+                let (p, ps) = space.p_mod_q[i];
                 let src = s_from.limb(i);
                 for (x, &y) in bj.limb_mut(i).iter_mut().zip(src) {
                     *x = m.add(*x, m.mul_shoup(y, p, ps));
@@ -88,20 +149,23 @@ impl SwitchingKey {
             a,
             seed,
             params_id: ctx.id(),
+            span,
         })
     }
 
-    /// Rebuilds a key from its `b_j` and the seed of the `a_j` (deserialization).
+    /// Rebuilds a key of `span` from its `b_j` and the seed of the `a_j` (deserialization).
     pub(crate) fn from_seeded(
         ctx: &CkksContext,
+        span: KeySpan,
         b: Vec<RnsPoly<Ntt>>,
         seed: [u8; 32],
     ) -> Result<Self, CkksError> {
+        let space = ctx.space(span);
         let a = (0..b.len())
             .map(|j| {
                 ensi_math::sample::expand_seed::<Ntt>(
-                    ctx.ring(),
-                    ctx.key_limbs(),
+                    &space.ring,
+                    space.key_limbs(),
                     &digit_seed(&seed, j),
                 )
             })
@@ -111,12 +175,30 @@ impl SwitchingKey {
             a,
             seed,
             params_id: ctx.id(),
+            span,
         })
     }
 
     /// The number of digits.
     pub fn digits(&self) -> usize {
         self.b.len()
+    }
+
+    /// The primes this key spans.
+    pub fn span(&self) -> KeySpan {
+        self.span
+    }
+
+    /// The number of primes this key spans (`|Q| + |P|` of its span).
+    pub fn limbs(&self) -> usize {
+        self.b.first().map_or(0, RnsPoly::limbs)
+    }
+
+    /// `log2` of the modulus this key lives at: the product of the primes it spans.
+    pub fn log_modulus(&self) -> f64 {
+        self.b.first().map_or(0.0, |b| {
+            b.moduli().iter().map(|m| libm::log2(m.q() as f64)).sum()
+        })
     }
 
     /// The seed the uniform halves are expanded from.
@@ -160,30 +242,7 @@ impl CkksContext {
     /// ModUp of every digit of `c` (NTT form over `Q_l`), in NTT form over `Q_l ∪ P`. The limbs
     /// of a digit's own primes are copied from `c` (the ModUp is exact there).
     pub fn decompose(&self, c: &RnsPoly<Ntt>) -> Result<Decomposition, CkksError> {
-        let n = self.n();
-        let num_q = c.limbs();
-        let ks = self.key_switch();
-        let ext = num_q + ks.p_basis().len();
-        let digits = ks.digits_at(num_q);
-        let coeff = c.clone().into_coeff();
-        let mut data = vec![0u64; digits * ext * n];
-        let plans = self.ring().plans();
-        for (j, block) in data.chunks_mut(ext * n).enumerate() {
-            ks.mod_up_digit(n, num_q, j, coeff.as_slice(), block)?;
-            let own = ks.digit_range(j, num_q);
-            par::for_each_limb(block, n, |e, limb| {
-                if own.contains(&e) {
-                    limb.copy_from_slice(c.limb(e));
-                } else {
-                    plans[self.extended_index(num_q, e)].forward(limb);
-                }
-            });
-        }
-        Ok(Decomposition {
-            data,
-            num_q,
-            digits,
-        })
+        decompose_in(self.main_space(), c)
     }
 
     /// Switches the key of a decomposed polynomial: returns `(p_0, p_1)` over `Q_l` with
@@ -195,48 +254,11 @@ impl CkksContext {
         key: &SwitchingKey,
         perm: Option<&[u32]>,
     ) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>), CkksError> {
-        self.check_id(key.params_id)?;
-        if key.digits() < dec.digits {
-            return Err(CkksError::InvalidArgument {
-                reason: "switching key has fewer digits than the decomposition",
-            });
-        }
-        let n = self.n();
-        if perm.is_some_and(|p| p.len() != n) {
-            return Err(CkksError::InvalidArgument {
-                reason: "automorphism permutation of the wrong length",
-            });
-        }
-        let num_q = dec.num_q;
-        let ext = num_q + self.key_switch().p_basis().len();
-        let moduli = self.ring().basis().moduli();
-        let digits = dec.digits;
-        let data = &dec.data;
-        // Limb t of the output: part t / ext (b, then a), extended limb e = t % ext. Every
-        // residue is sum_j dec_j[perm(i)] * key_j[i], accumulated in 128 bits and reduced every
-        // eight terms (products are below 2^124).
-        let acc = par::new_limbs(2 * ext * n, n, |t| {
-            let (part, e) = (t / ext, t % ext);
-            let g = self.extended_index(num_q, e);
-            let m = moduli[g];
-            let keys = if part == 0 { &key.b } else { &key.a };
-            move |i| {
-                let src = perm.map_or(i, |p| p[i] as usize);
-                let mut sum: u128 = 0;
-                for (j, k) in keys[..digits].iter().enumerate() {
-                    if j > 0 && j % 8 == 0 {
-                        sum = u128::from(m.reduce_u128(sum));
-                    }
-                    let d = data[(j * ext + e) * n + src];
-                    sum += u128::from(d) * u128::from(k.limb(g)[i]);
-                }
-                m.reduce_u128(sum)
-            }
-        });
-        let (acc0, acc1) = acc.split_at(ext * n);
+        self.check_span(key, KeySpan::Full)?;
+        let (d0, d1) = switch_decomposed_in(self.main_space(), dec, key, perm)?;
         Ok((
-            self.mod_down_ntt(acc0, num_q)?,
-            self.mod_down_ntt(acc1, num_q)?,
+            RnsPoly::from_raw(self.ring(), dec.num_q, d0)?,
+            RnsPoly::from_raw(self.ring(), dec.num_q, d1)?,
         ))
     }
 
@@ -246,35 +268,153 @@ impl CkksContext {
         c: &RnsPoly<Ntt>,
         key: &SwitchingKey,
     ) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>), CkksError> {
+        self.check_span(key, KeySpan::Full)?;
         let dec = self.decompose(c)?;
         self.switch_decomposed(&dec, key, None)
     }
 
-    /// ModDown of `x` (NTT form over `Q_l ∪ P`, `num_q + K` limbs) to `round(x / P) - u` over
-    /// `Q_l` (`0 <= u < K`), in the NTT domain: `x_Q P^{-1} + NTT((h - y) P^{-1})`, where `y`
-    /// is the fast conversion of `[x + h]_P` (only the `P` limbs go through an inverse NTT).
-    fn mod_down_ntt(&self, x: &[u64], num_q: usize) -> Result<RnsPoly<Ntt>, CkksError> {
-        let n = self.n();
-        let plans = self.ring().plans();
-        let mut tmp = vec![0u64; x.len()];
-        let (_, p_part) = tmp.split_at_mut(num_q * n);
-        par::for_each_limb_zip(p_part, &x[num_q * n..], n, |j, t, src| {
-            t.copy_from_slice(src);
-            plans[self.extended_index(num_q, num_q + j)].inverse(t);
+    /// Switches the key of `c` at level 0 (one limb, NTT form modulo `q_0`) with a key of
+    /// [`KeySpan::Encapsulation`]: ModUp to `{q_0, p_0}`, inner product, ModDown by `p_0`.
+    /// The result is over `q_0` in this context's ring.
+    pub fn switch_key_level0(
+        &self,
+        c: &RnsPoly<Ntt>,
+        key: &SwitchingKey,
+    ) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>), CkksError> {
+        self.check_span(key, KeySpan::Encapsulation)?;
+        if c.limbs() != 1 {
+            return Err(CkksError::InvalidArgument {
+                reason: "the dense-to-sparse key applies at level 0 only",
+            });
+        }
+        let space = self.encapsulation();
+        let dec = decompose_in(space, c)?;
+        let (d0, d1) = switch_decomposed_in(space, &dec, key, None)?;
+        Ok((
+            RnsPoly::from_raw(self.ring(), 1, d0)?,
+            RnsPoly::from_raw(self.ring(), 1, d1)?,
+        ))
+    }
+
+    fn check_span(&self, key: &SwitchingKey, span: KeySpan) -> Result<(), CkksError> {
+        self.check_id(key.params_id)?;
+        if key.span != span {
+            return Err(CkksError::InvalidArgument {
+                reason: "switching key of the wrong span for this operation",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// ModUp of every digit of `c` into `space` (see [`CkksContext::decompose`]).
+fn decompose_in(space: &SwitchSpace, c: &RnsPoly<Ntt>) -> Result<Decomposition, CkksError> {
+    let n = c.n();
+    let num_q = c.limbs();
+    let ks = &space.key_switch;
+    if num_q > space.q_count() {
+        return Err(CkksError::InvalidArgument {
+            reason: "polynomial has more limbs than the key span's Q primes",
         });
-        self.key_switch()
-            .mod_down(n, num_q, &mut tmp, Rounding::Round)?;
-        tmp.truncate(num_q * n);
-        let moduli = self.ring().basis().moduli();
-        let ks = self.key_switch();
-        par::for_each_limb_zip(&mut tmp, &x[..num_q * n], n, |i, t, src| {
-            plans[i].forward(t);
-            let m = &moduli[i];
-            let (w, ws) = ks.p_inv_mod_q(i);
-            for (t, &s) in t.iter_mut().zip(src) {
-                *t = m.add(*t, m.mul_shoup(s, w, ws));
+    }
+    let ext = num_q + ks.p_basis().len();
+    let digits = ks.digits_at(num_q);
+    let coeff = c.clone().into_coeff();
+    let mut data = vec![0u64; digits * ext * n];
+    let plans = space.ring.plans();
+    for (j, block) in data.chunks_mut(ext * n).enumerate() {
+        ks.mod_up_digit(n, num_q, j, coeff.as_slice(), block)?;
+        let own = ks.digit_range(j, num_q);
+        par::for_each_limb(block, n, |e, limb| {
+            if own.contains(&e) {
+                limb.copy_from_slice(c.limb(e));
+            } else {
+                plans[space.extended_index(num_q, e)].forward(limb);
             }
         });
-        Ok(RnsPoly::from_raw(self.ring(), num_q, tmp)?)
     }
+    Ok(Decomposition {
+        data,
+        num_q,
+        digits,
+    })
+}
+
+/// The inner products of a decomposition with `key` and the ModDown by `P`, in `space`; returns
+/// the raw residues of `(p_0, p_1)` over `Q_l`, NTT form.
+fn switch_decomposed_in(
+    space: &SwitchSpace,
+    dec: &Decomposition,
+    key: &SwitchingKey,
+    perm: Option<&[u32]>,
+) -> Result<(Vec<u64>, Vec<u64>), CkksError> {
+    if key.digits() < dec.digits {
+        return Err(CkksError::InvalidArgument {
+            reason: "switching key has fewer digits than the decomposition",
+        });
+    }
+    let n = space.ring.n();
+    if perm.is_some_and(|p| p.len() != n) {
+        return Err(CkksError::InvalidArgument {
+            reason: "automorphism permutation of the wrong length",
+        });
+    }
+    let num_q = dec.num_q;
+    let ext = num_q + space.key_switch.p_basis().len();
+    let moduli = space.ring.basis().moduli();
+    let digits = dec.digits;
+    let data = &dec.data;
+    // Limb t of the output: part t / ext (b, then a), extended limb e = t % ext. Every
+    // residue is sum_j dec_j[perm(i)] * key_j[i], accumulated in 128 bits and reduced every
+    // eight terms (products are below 2^124).
+    let acc = par::new_limbs(2 * ext * n, n, |t| {
+        let (part, e) = (t / ext, t % ext);
+        let g = space.extended_index(num_q, e);
+        let m = moduli[g];
+        let keys = if part == 0 { &key.b } else { &key.a };
+        move |i| {
+            let src = perm.map_or(i, |p| p[i] as usize);
+            let mut sum: u128 = 0;
+            for (j, k) in keys[..digits].iter().enumerate() {
+                if j > 0 && j % 8 == 0 {
+                    sum = u128::from(m.reduce_u128(sum));
+                }
+                let d = data[(j * ext + e) * n + src];
+                sum += u128::from(d) * u128::from(k.limb(g)[i]);
+            }
+            m.reduce_u128(sum)
+        }
+    });
+    let (acc0, acc1) = acc.split_at(ext * n);
+    Ok((
+        mod_down_ntt(space, acc0, num_q)?,
+        mod_down_ntt(space, acc1, num_q)?,
+    ))
+}
+
+/// ModDown of `x` (NTT form over `Q_l ∪ P`, `num_q + K` limbs) to `round(x / P) - u` over
+/// `Q_l` (`0 <= u < K`), in the NTT domain: `x_Q P^{-1} + NTT((h - y) P^{-1})`, where `y`
+/// is the fast conversion of `[x + h]_P` (only the `P` limbs go through an inverse NTT).
+fn mod_down_ntt(space: &SwitchSpace, x: &[u64], num_q: usize) -> Result<Vec<u64>, CkksError> {
+    let n = space.ring.n();
+    let plans = space.ring.plans();
+    let ks = &space.key_switch;
+    let mut tmp = vec![0u64; x.len()];
+    let (_, p_part) = tmp.split_at_mut(num_q * n);
+    par::for_each_limb_zip(p_part, &x[num_q * n..], n, |j, t, src| {
+        t.copy_from_slice(src);
+        plans[space.extended_index(num_q, num_q + j)].inverse(t);
+    });
+    ks.mod_down(n, num_q, &mut tmp, Rounding::Round)?;
+    tmp.truncate(num_q * n);
+    let moduli = space.ring.basis().moduli();
+    par::for_each_limb_zip(&mut tmp, &x[..num_q * n], n, |i, t, src| {
+        plans[i].forward(t);
+        let m = &moduli[i];
+        let (w, ws) = ks.p_inv_mod_q(i);
+        for (t, &s) in t.iter_mut().zip(src) {
+            *t = m.add(*t, m.mul_shoup(s, w, ws));
+        }
+    });
+    Ok(tmp)
 }

@@ -31,9 +31,13 @@ pub mod params;
 pub mod plaintext;
 pub mod polynomial;
 pub mod precision;
+pub mod security;
 pub mod serialize;
 
-pub use bootstrap::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, StageTimes};
+pub use bootstrap::{
+    BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, DenseToSparseKey, SparseToDenseKey,
+    StageTimes, generate_bootstrap_keys, generate_encapsulation_keys,
+};
 pub use ciphertext::Ciphertext;
 pub use context::CkksContext;
 pub use error::CkksError;
@@ -43,12 +47,13 @@ pub use evalkeys::{
 };
 pub use evaluator::Evaluator;
 pub use keys::{PublicKey, SecretKey};
-pub use keyswitch::{Decomposition, SwitchingKey};
+pub use keyswitch::{Decomposition, KeySpan, SwitchingKey};
 pub use lintrans::{EncodedLinearTransform, LinearTransform};
 pub use params::{Parameters, ParametersLiteral, ParamsId, SecretDistribution, Security};
 pub use plaintext::Plaintext;
 pub use polynomial::{ChebyshevPoly, PolyEvalStats};
 pub use precision::PrecisionStats;
+pub use security::{SecretReport, SecretRole, SecurityReport};
 pub use serialize::{DecodeOptions, FormatError};
 
 pub use ensi_math;

@@ -131,6 +131,8 @@ fn key_file(key: &EvaluationKey) -> String {
     match key {
         EvaluationKey::Relinearization(_) => "relin.key".into(),
         EvaluationKey::Galois(k) => format!("galois-{}.key", k.galois_element()),
+        EvaluationKey::DenseToSparse(_) => "dense-to-sparse.key".into(),
+        EvaluationKey::SparseToDense(_) => "sparse-to-dense.key".into(),
     }
 }
 

@@ -203,6 +203,12 @@ fn dropping_limbs_and_zeroize() {
     z.zeroize();
     assert!(z.as_slice().iter().all(|&x| x == 0));
     assert_eq!(z.limbs(), 3);
+    // A wiped polynomial is the zero polynomial of the same shape, still usable.
+    assert_eq!(z.as_slice().len(), 3 * 16);
+    assert_eq!(z, RnsPoly::<Ntt>::zero(&c, 3).unwrap());
+    let sum = z.try_add(&a.clone().into_ntt()).unwrap();
+    assert_eq!(sum, a.clone().into_ntt());
+    assert_eq!(z.limb(2).len(), 16);
     let dbg = format!("{a:?}");
     assert!(dbg.contains("limbs: 3") && !dbg.contains(&a.as_slice()[0].to_string()));
 }

@@ -18,9 +18,16 @@
 //! 4. [`Bootstrapper::slots_to_coeffs`]: the forward special FFT as `stc_level_budget`
 //!    transforms, which also rescales the result back to `Delta`.
 //!
-//! The client makes the keys ([`BootstrapKeys::generate`]); the server holds only them.
+//! The client makes the keys ([`BootstrapKeys::generate`], or streamed one at a time by
+//! [`generate_bootstrap_keys`]); the server holds only them. The dense-to-sparse key spans only
+//! `q_0 p_0` (see [`keys`] and [`crate::security`]).
 
 pub(crate) mod dft;
+pub mod keys;
+
+pub use keys::{
+    DenseToSparseKey, SparseToDenseKey, generate_bootstrap_keys, generate_encapsulation_keys,
+};
 
 use crate::ciphertext::Ciphertext;
 use crate::context::CkksContext;
@@ -28,16 +35,14 @@ use crate::error::CkksError;
 use crate::evalkeys::{EvaluationKey, EvaluationKeySet, KeyRequest};
 use crate::evaluator::Evaluator;
 use crate::keys::SecretKey;
-use crate::keyswitch::SwitchingKey;
 use crate::lintrans::{EncodedLinearTransform, LinearTransform};
 use crate::polynomial::{ChebyshevPoly, PolyEvalStats};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::f64::consts::PI;
-use ensi_math::{Ntt, RnsPoly, sample};
+use ensi_math::{Ntt, RnsPoly};
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroizing;
 
 /// The parameters of bootstrapping, with documented defaults ([`Default`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -200,39 +205,37 @@ impl BootstrapParametersLiteral {
 }
 
 /// Everything the server needs to bootstrap: evaluation keys and the two encapsulation keys
-/// (dense to sparse at level 0, sparse to dense at the top). Made by the client.
+/// (dense to sparse at level 0, sparse to dense at the top). Made by the client; no secret.
 #[derive(Clone, Debug)]
 pub struct BootstrapKeys {
     /// Relinearization, rotation and conjugation keys.
     pub evaluation: EvaluationKeySet,
-    /// Switches `s` to the ephemeral sparse `s'`.
-    pub dense_to_sparse: SwitchingKey,
+    /// Switches `s` to the ephemeral sparse `s'` (spans `q_0 p_0` only).
+    pub dense_to_sparse: DenseToSparseKey,
     /// Switches `s'` back to `s`.
-    pub sparse_to_dense: SwitchingKey,
+    pub sparse_to_dense: SparseToDenseKey,
 }
 
 impl BootstrapKeys {
-    /// Generates the bootstrapping keys of `sk` for `literal` (the client side).
+    /// Generates the bootstrapping keys of `sk` for `literal` (the client side), all in memory.
+    /// [`generate_bootstrap_keys`] streams the same keys one at a time instead.
     pub fn generate<G: RngCore + CryptoRng>(
         ctx: &Arc<CkksContext>,
         sk: &SecretKey,
         literal: &BootstrapParametersLiteral,
         rng: &mut G,
     ) -> Result<Self, CkksError> {
-        ctx.check_id(sk.params_id)?;
-        let request = literal.key_request(ctx)?;
-        let evaluation = EvaluationKeySet::generate(ctx, sk, &request, rng)?;
-        let h = literal.ephemeral_hamming_weight;
-        if h == 0 || h > ctx.n() {
-            return Err(CkksError::InvalidHammingWeight { h, n: ctx.n() });
-        }
-        let mut coeffs = Zeroizing::new(vec![0i64; ctx.n()]);
-        sample::ternary_hamming(rng, h, &mut coeffs)?;
-        let sparse = SecretKey::from_coefficients(ctx, &coeffs)?;
-        let dense_to_sparse = SwitchingKey::generate(ctx, &sparse, &sk.s, rng)?;
-        let sparse_to_dense = SwitchingKey::generate(ctx, sk, &sparse.s, rng)?;
+        let mut set = EvaluationKeySet::new();
+        generate_bootstrap_keys(ctx, sk, literal, &KeyRequest::new(), &mut set, rng)?;
+        Self::from_set(set)
+    }
+
+    /// Splits a set that holds every bootstrapping key (for example one loaded from files) into
+    /// its evaluation keys and the two encapsulation keys.
+    pub fn from_set(mut set: EvaluationKeySet) -> Result<Self, CkksError> {
+        let (dense_to_sparse, sparse_to_dense) = set.take_encapsulation_keys()?;
         Ok(Self {
-            evaluation,
+            evaluation: set,
             dense_to_sparse,
             sparse_to_dense,
         })
@@ -240,7 +243,11 @@ impl BootstrapKeys {
 
     /// Adds keys generated separately (for example a streamed set) to the evaluation keys.
     pub fn insert(&mut self, key: EvaluationKey) {
-        self.evaluation.insert(key);
+        match key {
+            EvaluationKey::DenseToSparse(k) => self.dense_to_sparse = k,
+            EvaluationKey::SparseToDense(k) => self.sparse_to_dense = k,
+            other => self.evaluation.insert(other),
+        }
     }
 }
 
@@ -265,8 +272,8 @@ pub struct Bootstrapper {
     literal: BootstrapParametersLiteral,
     slots: usize,
     eval: Evaluator,
-    dense_to_sparse: SwitchingKey,
-    sparse_to_dense: SwitchingKey,
+    dense_to_sparse: DenseToSparseKey,
+    sparse_to_dense: SparseToDenseKey,
     cts: Vec<EncodedLinearTransform>,
     eval_scale: f64,
     stc_plain: Vec<LinearTransform>,
@@ -361,9 +368,26 @@ impl Bootstrapper {
             let pt_scale = if i == 0 { q_l * delta / scale } else { q_l };
             stc.push(t.encode(ctx, lvl, pt_scale)?);
         }
+        // Every key the circuit needs must be there: a clear error now, not in the middle.
+        let request = literal.key_request(ctx)?;
+        if keys.evaluation.relinearization().is_none() {
+            return Err(CkksError::MissingRelinearizationKey);
+        }
+        for g in request.distinct_galois_elements() {
+            if keys.evaluation.galois(g).is_none() {
+                return Err(CkksError::MissingGaloisKey { galois_element: g });
+            }
+        }
+        ctx.check_id(keys.dense_to_sparse.key.params_id)?;
+        ctx.check_id(keys.sparse_to_dense.key.params_id)?;
+        if keys.dense_to_sparse.key.span() != crate::keyswitch::KeySpan::Encapsulation
+            || keys.sparse_to_dense.key.span() != crate::keyswitch::KeySpan::Full
+        {
+            return Err(CkksError::InvalidArgument {
+                reason: "bootstrapping keys of the wrong span",
+            });
+        }
         let eval = Evaluator::new(ctx, keys.evaluation)?;
-        ctx.check_id(keys.dense_to_sparse.params_id)?;
-        ctx.check_id(keys.sparse_to_dense.params_id)?;
         Ok(Self {
             ctx: ctx.clone(),
             cosine,
@@ -408,7 +432,9 @@ impl Bootstrapper {
         }
         let low = e.relinearize(&e.drop_to_level(ct, 0)?)?;
         // Dense to sparse at level 0.
-        let (p0, p1) = self.ctx.switch_key(&low.parts[1], &self.dense_to_sparse)?;
+        let (p0, p1) = self
+            .ctx
+            .switch_key_level0(&low.parts[1], &self.dense_to_sparse.key)?;
         let mut c0 = low.parts[0].clone();
         c0.try_add_assign(&p0)?;
         let top = self.ctx.max_level() + 1;
@@ -420,7 +446,7 @@ impl Bootstrapper {
         };
         let (r0, r1) = (raise(c0)?, raise(p1)?);
         // Sparse to dense at the top level.
-        let (k0, k1) = self.ctx.switch_key(&r1, &self.sparse_to_dense)?;
+        let (k0, k1) = self.ctx.switch_key(&r1, &self.sparse_to_dense.key)?;
         let mut c0 = r0;
         c0.try_add_assign(&k0)?;
         let mut out = ct.derive(vec![c0, k1], ct.scale);

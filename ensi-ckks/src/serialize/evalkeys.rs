@@ -1,12 +1,16 @@
-//! Evaluation keys in the binary format (`FORMAT.md` §4.6 and §4.7): seeded, so only the
-//! `b_j` of each digit are stored, with the one seed every `a_j` is expanded from.
+//! Evaluation keys in the binary format (`FORMAT.md` §4.6 to §4.9): seeded, so only the
+//! `b_j` of each digit are stored, with the one seed every `a_j` is expanded from. The
+//! bootstrapping keys (dense-to-sparse over `q_0 p_0`, sparse-to-dense over `Q ∪ P`) have
+//! their own tags; the span of each is fixed by its tag, so a decoder never builds a
+//! dense-to-sparse key over more than two primes.
 
 use super::wire::{Reader, poly_len, read_header, read_poly, write_header, write_poly};
 use super::{FormatError, HEADER_LEN, ObjectType, field};
+use crate::bootstrap::{BootstrapParametersLiteral, DenseToSparseKey, SparseToDenseKey};
 use crate::context::CkksContext;
 use crate::error::CkksError;
 use crate::evalkeys::{EvaluationKey, GaloisKey, RelinearizationKey};
-use crate::keyswitch::SwitchingKey;
+use crate::keyswitch::{KeySpan, SwitchingKey};
 use crate::params::ParamsId;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -30,10 +34,15 @@ fn write_switching_key(out: &mut Vec<u8>, key: &SwitchingKey) -> Result<(), Ckks
     Ok(())
 }
 
-fn read_switching_key(ctx: &CkksContext, r: &mut Reader<'_>) -> Result<SwitchingKey, CkksError> {
+fn read_switching_key(
+    ctx: &CkksContext,
+    span: KeySpan,
+    r: &mut Reader<'_>,
+) -> Result<SwitchingKey, CkksError> {
+    let space = ctx.space(span);
     let seed: [u8; 32] = r.array()?;
     let digits = usize::from(r.u8()?);
-    if digits != ctx.key_switch().dnum() {
+    if digits != space.key_switch.dnum() {
         return Err(FormatError::InvalidField {
             field: "digits",
             value: digits as u64,
@@ -41,9 +50,9 @@ fn read_switching_key(ctx: &CkksContext, r: &mut Reader<'_>) -> Result<Switching
         .into());
     }
     let b = (0..digits)
-        .map(|_| read_poly(r, ctx.ring(), ctx.key_limbs()))
+        .map(|_| read_poly(r, &space.ring, space.key_limbs()))
         .collect::<Result<Vec<_>, _>>()?;
-    SwitchingKey::from_seeded(ctx, b, seed)
+    SwitchingKey::from_seeded(ctx, span, b, seed)
 }
 
 fn begin(kind: ObjectType, id: ParamsId, len: usize) -> Vec<u8> {
@@ -73,7 +82,7 @@ impl RelinearizationKey {
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
         let mut r = Reader::new(bytes);
         ctx.check_id(read_header(&mut r, ObjectType::RelinearizationKey)?)?;
-        let key = read_switching_key(ctx, &mut r)?;
+        let key = read_switching_key(ctx, KeySpan::Full, &mut r)?;
         r.finish()?;
         Ok(Self { key })
     }
@@ -110,12 +119,87 @@ impl GaloisKey {
             }
             .into());
         }
-        let key = read_switching_key(ctx, &mut r)?;
+        let key = read_switching_key(ctx, KeySpan::Full, &mut r)?;
         r.finish()?;
         Ok(Self {
             galois_element: g,
             key,
         })
+    }
+}
+
+impl DenseToSparseKey {
+    /// Bytes of [`Self::to_bytes`].
+    pub fn serialized_len(&self) -> usize {
+        HEADER_LEN + 4 + switching_key_len(&self.key)
+    }
+
+    /// Serializes the Hamming weight of the sparse secret and the key (two primes, one digit)
+    /// in seeded form (`FORMAT.md` §4.8).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CkksError> {
+        let mut out = begin(
+            ObjectType::DenseToSparseKey,
+            self.key.params_id,
+            self.serialized_len(),
+        );
+        let h: u32 = field("hamming_weight", self.hamming_weight)?;
+        out.extend_from_slice(&h.to_le_bytes());
+        write_switching_key(&mut out, &self.key)?;
+        Ok(out)
+    }
+
+    /// Decodes a dense-to-sparse key of `ctx`. The key spans `q_0 p_0` by construction; the
+    /// recorded weight must be valid and, for a 128-bit parameter set, pass the security check
+    /// of [`BootstrapParametersLiteral::check_ephemeral_security`].
+    pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
+        let mut r = Reader::new(bytes);
+        ctx.check_id(read_header(&mut r, ObjectType::DenseToSparseKey)?)?;
+        let h = r.u32()? as usize;
+        if h == 0 || h > ctx.n() {
+            return Err(FormatError::InvalidField {
+                field: "hamming_weight",
+                value: h as u64,
+            }
+            .into());
+        }
+        BootstrapParametersLiteral {
+            ephemeral_hamming_weight: h,
+            ..BootstrapParametersLiteral::default()
+        }
+        .check_ephemeral_security(ctx)?;
+        let key = read_switching_key(ctx, KeySpan::Encapsulation, &mut r)?;
+        r.finish()?;
+        Ok(Self {
+            key,
+            hamming_weight: h,
+        })
+    }
+}
+
+impl SparseToDenseKey {
+    /// Bytes of [`Self::to_bytes`].
+    pub fn serialized_len(&self) -> usize {
+        HEADER_LEN + switching_key_len(&self.key)
+    }
+
+    /// Serializes the key in seeded form (`FORMAT.md` §4.9).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CkksError> {
+        let mut out = begin(
+            ObjectType::SparseToDenseKey,
+            self.key.params_id,
+            self.serialized_len(),
+        );
+        write_switching_key(&mut out, &self.key)?;
+        Ok(out)
+    }
+
+    /// Decodes a sparse-to-dense key of `ctx`.
+    pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
+        let mut r = Reader::new(bytes);
+        ctx.check_id(read_header(&mut r, ObjectType::SparseToDenseKey)?)?;
+        let key = read_switching_key(ctx, KeySpan::Full, &mut r)?;
+        r.finish()?;
+        Ok(Self { key })
     }
 }
 
@@ -125,6 +209,8 @@ impl EvaluationKey {
         match self {
             Self::Relinearization(k) => k.serialized_len(),
             Self::Galois(k) => k.serialized_len(),
+            Self::DenseToSparse(k) => k.serialized_len(),
+            Self::SparseToDense(k) => k.serialized_len(),
         }
     }
 
@@ -133,16 +219,25 @@ impl EvaluationKey {
         match self {
             Self::Relinearization(k) => k.to_bytes(),
             Self::Galois(k) => k.to_bytes(),
+            Self::DenseToSparse(k) => k.to_bytes(),
+            Self::SparseToDense(k) => k.to_bytes(),
         }
     }
 
-    /// Decodes a relinearization or Galois key, whichever the header announces.
+    /// Decodes any evaluation key (relinearization, Galois, dense-to-sparse, sparse-to-dense),
+    /// whichever the header announces.
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
         match super::peek_header(bytes)?.object_type {
             ObjectType::RelinearizationKey => Ok(Self::Relinearization(
                 RelinearizationKey::from_bytes(ctx, bytes)?,
             )),
             ObjectType::GaloisKey => Ok(Self::Galois(GaloisKey::from_bytes(ctx, bytes)?)),
+            ObjectType::DenseToSparseKey => Ok(Self::DenseToSparse(DenseToSparseKey::from_bytes(
+                ctx, bytes,
+            )?)),
+            ObjectType::SparseToDenseKey => Ok(Self::SparseToDense(SparseToDenseKey::from_bytes(
+                ctx, bytes,
+            )?)),
             other => Err(FormatError::WrongObjectType {
                 expected: ObjectType::GaloisKey,
                 found: other as u8,

@@ -1,8 +1,8 @@
 //! A versioned, checked binary format for parameters, keys, plaintexts and ciphertexts.
 //!
 //! Every object starts with a 16-byte header: the magic bytes `b"ENSI"`, the format version
-//! ([`FORMAT_VERSION`], `u16` little-endian), an [`ObjectType`] tag, a reserved zero byte and the
-//! 8-byte [`ParamsId`] of its parameter set. The layout of every field is specified in the
+//! ([`FORMAT_VERSION`], `u16` little-endian), an [`ObjectType`] tag, a flags byte
+//! ([`FLAG_TEST_KEY`]) and the 8-byte [`ParamsId`] of its parameter set. The layout of every field is specified in the
 //! crate's `FORMAT.md`.
 //!
 //! Residues are packed tightly: limb `i` stores its `N` residues at `bitlen(q_i)` bits each,
@@ -46,9 +46,24 @@ pub const MAGIC: [u8; 4] = *b"ENSI";
 /// The format version this crate writes and reads.
 pub const FORMAT_VERSION: u16 = 1;
 
-/// Bytes of the common header: magic (4), version (2), object type (1), reserved (1),
+/// Bytes of the common header: magic (4), version (2), object type (1), flags (1),
 /// parameter id (8).
 pub const HEADER_LEN: usize = 16;
+
+/// Header flag: the object was made from a reproducible seed (for example `ensi keygen
+/// --seed`), so whatever secret it depends on is known to anyone with the seed. For tests only;
+/// tools show it and must not treat such keys as secure.
+pub const FLAG_TEST_KEY: u8 = 1;
+
+/// Every flag this version knows; decoders refuse the others.
+pub(crate) const KNOWN_FLAGS: u8 = FLAG_TEST_KEY;
+
+/// Sets [`FLAG_TEST_KEY`] in the header of an encoded object (after checking it is one).
+pub fn mark_test_object(bytes: &mut [u8]) -> Result<(), CkksError> {
+    peek_header(bytes)?;
+    bytes[7] |= FLAG_TEST_KEY;
+    Ok(())
+}
 
 /// The most primes a parameter set may list in `Q` or in `P` when decoded.
 pub const MAX_PRIMES: usize = 256;
@@ -72,6 +87,10 @@ pub enum ObjectType {
     RelinearizationKey = 6,
     /// A [`crate::GaloisKey`].
     GaloisKey = 7,
+    /// A [`crate::DenseToSparseKey`] (bootstrapping).
+    DenseToSparseKey = 8,
+    /// A [`crate::SparseToDenseKey`] (bootstrapping).
+    SparseToDenseKey = 9,
 }
 
 impl ObjectType {
@@ -85,6 +104,8 @@ impl ObjectType {
             5 => Self::Ciphertext,
             6 => Self::RelinearizationKey,
             7 => Self::GaloisKey,
+            8 => Self::DenseToSparseKey,
+            9 => Self::SparseToDenseKey,
             _ => return None,
         })
     }
@@ -117,6 +138,8 @@ pub struct Header {
     pub object_type: ObjectType,
     /// The parameter set the object belongs to.
     pub params_id: ParamsId,
+    /// [`FLAG_TEST_KEY`] is set: made from a reproducible seed, for tests only.
+    pub test_key: bool,
 }
 
 /// Reads the header of any serialized object of this format version.
@@ -134,6 +157,7 @@ pub fn peek_header(bytes: &[u8]) -> Result<Header, CkksError> {
         version: FORMAT_VERSION,
         object_type,
         params_id,
+        test_key: bytes[7] & FLAG_TEST_KEY != 0,
     })
 }
 

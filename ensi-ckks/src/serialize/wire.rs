@@ -65,7 +65,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The 16-byte header: magic, version, object type, reserved byte, parameter id.
+/// The 16-byte header: magic, version, object type, flags (written as zero; see
+/// [`super::mark_test_object`]), parameter id.
 pub(crate) fn write_header(out: &mut Vec<u8>, kind: ObjectType, id: ParamsId) {
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -97,11 +98,11 @@ pub(crate) fn read_header(
             found: tag,
         });
     }
-    let reserved = r.u8()?;
-    if reserved != 0 {
+    let flags = r.u8()?;
+    if flags & !super::KNOWN_FLAGS != 0 {
         return Err(FormatError::InvalidField {
-            field: "reserved",
-            value: u64::from(reserved),
+            field: "flags",
+            value: u64::from(flags),
         });
     }
     Ok(ParamsId(r.array()?))

@@ -160,9 +160,17 @@ impl<R: Representation> PartialEq for RnsPoly<R> {
 
 impl<R: Representation> Eq for RnsPoly<R> {}
 
+/// Wipes every residue in place: the polynomial stays a valid zero polynomial with the same
+/// limb count (so a wiped value can still be used or dropped without surprises), and the spare
+/// capacity of the buffer is wiped too.
 impl<R: Representation> Zeroize for RnsPoly<R> {
     fn zeroize(&mut self) {
-        self.data.zeroize();
+        self.data.as_mut_slice().zeroize();
+        // `Vec::zeroize` would also shrink the length to 0 and leave `limbs` inconsistent; wipe
+        // only what lies past the length (there is none unless a limb was dropped).
+        let len = self.data.len();
+        self.data.spare_capacity_mut().zeroize();
+        debug_assert_eq!(self.data.len(), len);
     }
 }
 
