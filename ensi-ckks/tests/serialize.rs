@@ -377,12 +377,12 @@ fn headers_are_checked_for_every_object() {
             FormatError::WrongObjectType { .. }
         ));
         let mut b = bytes.clone();
-        b[7] = 1;
+        b[7] = 2;
         assert_eq!(
             format_err(decode(*kind, &f.ctx, &b)),
             FormatError::InvalidField {
-                field: "reserved",
-                value: 1
+                field: "flags",
+                value: 2
             }
         );
         let mut b = bytes.clone();
@@ -632,4 +632,37 @@ fn sizes_at_n16_match_the_format_document() {
     let pt0 = ctx.encode(&[0.5], 1, 0, 2f64.powi(40)).unwrap();
     let ct0 = pk.encrypt(&ctx, &pt0, &mut rng).unwrap();
     assert_eq!(ct0.to_bytes().unwrap().len(), 983_077);
+    // The encapsulation keys of bootstrapping: two primes, and a full key.
+    let mut keys = ensi_ckks::EvaluationKeySet::new();
+    ensi_ckks::generate_encapsulation_keys(
+        &ctx,
+        &sk,
+        &ensi_ckks::BootstrapParametersLiteral::default(),
+        &mut keys,
+        &mut rng,
+    )
+    .unwrap();
+    let boot = ensi_ckks::BootstrapKeys::from_set(keys).unwrap();
+    assert_eq!(boot.dense_to_sparse.to_bytes().unwrap().len(), 991_285);
+    assert_eq!(boot.sparse_to_dense.to_bytes().unwrap().len(), 85_278_769);
+}
+
+/// The N = 2^10 sizes of the encapsulation keys in FORMAT.md.
+#[test]
+fn encapsulation_key_sizes_at_n10_match_the_format_document() {
+    let ctx = context(10, 2);
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let mut keys = ensi_ckks::EvaluationKeySet::new();
+    ensi_ckks::generate_encapsulation_keys(
+        &ctx,
+        &sk,
+        &ensi_ckks::BootstrapParametersLiteral::default(),
+        &mut keys,
+        &mut rng,
+    )
+    .unwrap();
+    let boot = ensi_ckks::BootstrapKeys::from_set(keys).unwrap();
+    assert_eq!(boot.dense_to_sparse.to_bytes().unwrap().len(), 12_853);
+    assert_eq!(boot.sparse_to_dense.to_bytes().unwrap().len(), 58_929);
 }
