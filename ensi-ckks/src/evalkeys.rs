@@ -296,6 +296,25 @@ impl EvaluationKeySet {
         }
     }
 
+    /// Every key of the set: relinearization, Galois keys by ascending element, then the
+    /// dense-to-sparse and sparse-to-dense keys.
+    pub fn into_keys(self) -> impl Iterator<Item = EvaluationKey> {
+        self.relinearization
+            .into_iter()
+            .map(EvaluationKey::Relinearization)
+            .chain(self.galois.into_values().map(EvaluationKey::Galois))
+            .chain(
+                self.dense_to_sparse
+                    .into_iter()
+                    .map(EvaluationKey::DenseToSparse),
+            )
+            .chain(
+                self.sparse_to_dense
+                    .into_iter()
+                    .map(EvaluationKey::SparseToDense),
+            )
+    }
+
     /// Removes and returns the two encapsulation keys of bootstrapping, if both are present.
     pub fn take_encapsulation_keys(
         &mut self,

@@ -1,24 +1,32 @@
 //! `ensi keygen`: the client's key generation. Writes the parameter set, the secret key (owner-only
 //! permissions), the public key and the evaluation keys to a directory, generating the evaluation
 //! keys one at a time into a file sink so that at most one of them is in memory, and reports the
-//! peak resident memory.
+//! peak resident memory. With `--bootstrap` the evaluation keys include everything bootstrapping
+//! needs (its rotations, conjugation, relinearization and the two encapsulation keys), so a
+//! server holding only the public files can bootstrap (`ensi ckks bootstrap`).
+//!
+//! The master seed and the generator's state are wiped when key generation ends. Keys made with
+//! `--seed` are reproducible by anyone who knows the seed: every file written then carries the
+//! format's test-key flag, and `ensi inspect` shows it.
 //!
 //! Every file is written to a temporary name in the same directory and renamed into place, so an
 //! interrupted run never leaves a truncated key under a real name; existing files are refused
 //! unless `--force`.
 
+use crate::sets::ParamSet;
 use clap::{Args, ValueEnum};
 use ensi_ckks::{
-    CkksContext, CkksError, EvaluationKey, EvaluationKeySet, KeyRequest, KeySink, Parameters,
-    ParametersLiteral, PublicKey, SecretKey, generate_evaluation_keys,
+    CkksContext, CkksError, EvaluationKey, EvaluationKeySet, KeyRequest, KeySink, PublicKey,
+    SecretKey, generate_bootstrap_keys, generate_evaluation_keys,
 };
 use rand_chacha::ChaCha20Rng;
-use rand_core::{OsRng, SeedableRng, TryRngCore};
+use rand_core::{CryptoRng, OsRng, RngCore, SeedableRng, TryRngCore};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Arguments of `ensi keygen`.
 #[derive(Args, Debug)]
@@ -36,6 +44,10 @@ pub struct KeygenArgs {
     /// Also make the conjugation key.
     #[arg(long)]
     conjugation: bool,
+    /// Also make every key bootstrapping needs (its rotations, conjugation and the two
+    /// encapsulation keys), for a bootstrappable parameter set.
+    #[arg(long)]
+    bootstrap: bool,
     /// Hold every evaluation key in memory and write them at the end, instead of streaming them
     /// one at a time (to measure what streaming saves).
     #[arg(long)]
@@ -48,17 +60,6 @@ pub struct KeygenArgs {
     seed: Option<u64>,
 }
 
-/// The named parameter sets.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ParamSet {
-    /// N = 2^16, 26 + 5 primes, 6 digits (128-bit secure, made for bootstrapping).
-    N16Bootstrappable,
-    /// N = 2^15, 15 + 4 primes, 4 digits (128-bit secure, leveled).
-    N15Leveled,
-    /// N = 2^11, a few primes: INSECURE, for tests.
-    InsecureTest,
-}
-
 /// Which rotation keys to make.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Rotations {
@@ -68,19 +69,9 @@ pub enum Rotations {
     None,
 }
 
-impl ParamSet {
-    fn parameters(self) -> Result<Parameters, CkksError> {
-        match self {
-            Self::N16Bootstrappable => Parameters::new(ParametersLiteral::n16_bootstrappable()),
-            Self::N15Leveled => Parameters::new(ParametersLiteral::n15_leveled()),
-            Self::InsecureTest => Parameters::new_insecure(ParametersLiteral::insecure_test(11, 4)),
-        }
-    }
-}
-
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename;
 /// `secret` files get mode 0600 from creation on (Unix).
-fn write_atomic(path: &Path, bytes: &[u8], secret: bool, force: bool) -> Result<(), String> {
+pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool, force: bool) -> Result<(), String> {
     if path.exists() && !force {
         return Err(format!(
             "{} exists; pass --force to replace it",
@@ -111,10 +102,58 @@ fn write_atomic(path: &Path, bytes: &[u8], secret: bool, force: bool) -> Result<
 struct FileSink<'a> {
     dir: &'a Path,
     force: bool,
+    test_keys: bool,
     done: usize,
     total: usize,
     bytes: u64,
     started: Instant,
+}
+
+/// The key generator's randomness: ChaCha20 from a 32-byte master seed. The seed is wiped as
+/// soon as the generator is built, and the generator's whole state (key, counter, buffered
+/// keystream) is overwritten when it is dropped.
+struct KeygenRng(ChaCha20Rng);
+
+impl KeygenRng {
+    fn from_seed(mut seed: Zeroizing<[u8; 32]>) -> Self {
+        let rng = ChaCha20Rng::from_seed(*seed);
+        seed.zeroize();
+        Self(rng)
+    }
+}
+
+impl Drop for KeygenRng {
+    fn drop(&mut self) {
+        // ChaCha20Rng has no Zeroize: overwrite it in place with a generator of a public
+        // all-zero seed, through a volatile write the compiler cannot drop as dead.
+        let wiped = ChaCha20Rng::from_seed([0u8; 32]);
+        // SAFETY: `self.0` is a valid, aligned, exclusively borrowed ChaCha20Rng; the value
+        // written is a valid ChaCha20Rng, and the old one owns no heap memory to leak.
+        unsafe { std::ptr::write_volatile(&mut self.0, wiped) };
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl RngCore for KeygenRng {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        self.0.fill_bytes(dst);
+    }
+}
+
+impl CryptoRng for KeygenRng {}
+
+/// Marks `bytes` as a test object when the keys come from `--seed`.
+fn finish_bytes(mut bytes: Vec<u8>, test_keys: bool) -> Result<Vec<u8>, CkksError> {
+    if test_keys {
+        ensi_ckks::serialize::mark_test_object(&mut bytes)?;
+    }
+    Ok(bytes)
 }
 
 /// A sink error: a key-generation error or an I/O message.
@@ -140,7 +179,7 @@ impl KeySink for FileSink<'_> {
     type Error = SinkError;
 
     fn accept(&mut self, key: EvaluationKey) -> Result<(), SinkError> {
-        let bytes = key.to_bytes()?;
+        let bytes = finish_bytes(key.to_bytes()?, self.test_keys)?;
         let path = self.dir.join(key_file(&key));
         drop(key);
         write_atomic(&path, &bytes, false, self.force).map_err(SinkError)?;
@@ -166,9 +205,11 @@ pub fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Runs `ensi keygen`.
-pub fn run(args: &KeygenArgs) -> ExitCode {
-    match run_inner(args) {
+/// Runs `ensi keygen`; the seed argument is wiped afterwards.
+pub fn run(mut args: KeygenArgs) -> ExitCode {
+    let result = run_inner(&args);
+    args.seed.zeroize();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ensi keygen: {e}");
@@ -180,42 +221,67 @@ pub fn run(args: &KeygenArgs) -> ExitCode {
 fn run_inner(args: &KeygenArgs) -> Result<(), String> {
     let started = Instant::now();
     let params = args.params.parameters().map_err(|e| e.to_string())?;
-    fs::create_dir_all(&args.out).map_err(|e| format!("creating {}: {e}", args.out.display()))?;
+    let boot_literal = match (args.bootstrap, args.params.bootstrap_literal()) {
+        (false, _) => None,
+        (true, Some(lit)) => Some(lit),
+        (true, None) => {
+            return Err(format!(
+                "--bootstrap: the parameter set {} is not laid out for bootstrapping; use \
+                 n16-bootstrappable (or insecure-bootstrap-test for tests)",
+                args.params.name()
+            ));
+        }
+    };
     let ctx = CkksContext::new(params).map_err(|e| e.to_string())?;
+    // Refuse a too-sparse ephemeral secret before anything is written.
+    if let Some(lit) = &boot_literal {
+        lit.check_ephemeral_security(&ctx)
+            .map_err(|e| e.to_string())?;
+    }
+    fs::create_dir_all(&args.out).map_err(|e| format!("creating {}: {e}", args.out.display()))?;
+    let test_keys = args.seed.is_some();
     let mut rng = match args.seed {
         Some(s) => {
-            eprintln!("ensi keygen: --seed makes the keys reproducible: for tests only");
-            ChaCha20Rng::seed_from_u64(s)
+            eprintln!(
+                "ensi keygen: --seed makes the keys reproducible: for tests only (the files are \
+                 marked as test keys)"
+            );
+            let mut seed = Zeroizing::new([0u8; 32]);
+            seed[..8].copy_from_slice(&s.to_le_bytes());
+            KeygenRng::from_seed(seed)
         }
         None => {
-            let mut seed = [0u8; 32];
+            let mut seed = Zeroizing::new([0u8; 32]);
             OsRng
-                .try_fill_bytes(&mut seed)
+                .try_fill_bytes(&mut seed[..])
                 .map_err(|e| format!("operating-system randomness: {e}"))?;
-            ChaCha20Rng::from_seed(seed)
+            KeygenRng::from_seed(seed)
         }
     };
     let err = |e: CkksError| e.to_string();
     let dir = args.out.as_path();
-    write_atomic(
-        &dir.join("params.bin"),
-        &ctx.params().to_bytes().map_err(err)?,
+    let mut written = 0u64;
+    let mut write = |name: &str, bytes: &[u8], secret: bool| -> Result<(), String> {
+        written += bytes.len() as u64;
+        write_atomic(&dir.join(name), bytes, secret, args.force)
+    };
+    write(
+        "params.bin",
+        &finish_bytes(ctx.params().to_bytes().map_err(err)?, test_keys).map_err(err)?,
         false,
-        args.force,
     )?;
     let sk = SecretKey::generate(&ctx, &mut rng).map_err(err)?;
-    write_atomic(
-        &dir.join("secret.key"),
-        &sk.to_bytes().map_err(err)?,
-        true,
-        args.force,
-    )?;
+    let mut sk_bytes = sk.to_bytes().map_err(err)?;
+    if test_keys {
+        ensi_ckks::serialize::mark_test_object(&mut sk_bytes).map_err(err)?;
+    }
+    write("secret.key", &sk_bytes, true)?;
+    drop(sk_bytes);
     let pk = PublicKey::generate(&ctx, &sk, &mut rng).map_err(err)?;
-    write_atomic(
-        &dir.join("public.key"),
-        &pk.to_bytes().map_err(err)?,
+    write(
+        "public.key",
+        &finish_bytes(pk.to_bytes().map_err(err)?, test_keys).map_err(err)?,
         false,
-        args.force,
     )?;
     drop(pk);
 
@@ -226,11 +292,25 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
     if args.conjugation {
         request = request.with_conjugation(&ctx);
     }
-    let total = request.key_count();
+    let total = match &boot_literal {
+        Some(lit) => {
+            lit.key_request(&ctx)
+                .map_err(err)?
+                .merge(&request)
+                .key_count()
+                + 2
+        }
+        None => request.key_count(),
+    };
     eprintln!(
-        "ensi keygen: N = 2^{}, {} evaluation keys into {} ({})",
+        "ensi keygen: N = 2^{}, {} evaluation keys{} into {} ({})",
         ctx.params().log_n(),
         total,
+        if boot_literal.is_some() {
+            " (bootstrapping included)"
+        } else {
+            ""
+        },
         dir.display(),
         if args.no_stream {
             "all in memory, then written"
@@ -241,31 +321,38 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
     let mut sink = FileSink {
         dir,
         force: args.force,
+        test_keys,
         done: 0,
         total,
         bytes: 0,
         started: Instant::now(),
     };
     if args.no_stream {
-        let all = EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).map_err(err)?;
-        if let Some(r) = all.relinearization() {
-            sink.accept(EvaluationKey::Relinearization(r.clone()))
-                .map_err(|e| e.0)?;
+        let mut all = EvaluationKeySet::new();
+        match &boot_literal {
+            Some(lit) => generate_bootstrap_keys(&ctx, &sk, lit, &request, &mut all, &mut rng),
+            None => generate_evaluation_keys(&ctx, &sk, &request, &mut all, &mut rng),
         }
-        for g in all.galois_elements() {
-            if let Some(k) = all.galois(g) {
-                sink.accept(EvaluationKey::Galois(k.clone()))
-                    .map_err(|e| e.0)?;
-            }
+        .map_err(err)?;
+        for key in all.into_keys() {
+            sink.accept(key).map_err(|e| e.0)?;
         }
     } else {
-        generate_evaluation_keys(&ctx, &sk, &request, &mut sink, &mut rng).map_err(|e| e.0)?;
+        match &boot_literal {
+            Some(lit) => generate_bootstrap_keys(&ctx, &sk, lit, &request, &mut sink, &mut rng),
+            None => generate_evaluation_keys(&ctx, &sk, &request, &mut sink, &mut rng),
+        }
+        .map_err(|e| e.0)?;
     }
+    drop(sk);
+    drop(rng);
     let peak = peak_rss().map_or("unknown".into(), |b| format!("{:.1} MB", b as f64 / 1e6));
     eprintln!(
-        "ensi keygen: {} evaluation keys, {:.1} MB written, {:.1} s, peak resident memory {peak}",
+        "ensi keygen: {} evaluation keys, {:.1} MB written ({:.1} MB in all files), {:.1} s, \
+         peak resident memory {peak}",
         sink.done,
         sink.bytes as f64 / 1e6,
+        (sink.bytes + written) as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -1,9 +1,12 @@
 //! `ensi`: the command-line front end of the ensi secure-inference stack.
 
 mod bench;
+mod ckks_cmd;
+mod inspect;
 mod keygen;
 mod reference;
 mod self_check;
+mod sets;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +33,13 @@ enum Command {
     /// Generate a client's keys into a directory: parameters, secret key (owner-only), public key
     /// and evaluation keys, streamed one at a time; reports the peak memory.
     Keygen(keygen::KeygenArgs),
+    /// Raw CKKS vectors through files: the client encrypts and decrypts, the server bootstraps
+    /// with the public keys only.
+    #[command(subcommand)]
+    Ckks(ckks_cmd::CkksCommand),
+    /// Show what an ensi file is (object type, parameter set, levels, digits, the secret a key
+    /// is under and its security verdict) without printing any secret.
+    Inspect(inspect::InspectArgs),
     /// Benchmarks; each prints one JSON object (see bench/README.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -54,6 +64,8 @@ fn main() -> ExitCode {
         }
         Command::Reference(args) => reference::run(&args),
         Command::Bench(BenchCommand::Ckks(args)) => bench::run_ckks(&args),
-        Command::Keygen(args) => keygen::run(&args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Ckks(cmd) => ckks_cmd::run(&cmd),
+        Command::Inspect(args) => inspect::run(&args),
     }
 }
