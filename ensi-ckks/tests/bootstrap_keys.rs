@@ -397,3 +397,38 @@ fn secret_keys_must_match_their_declared_distribution() {
     let mut rng = ChaCha20Rng::seed_from_u64(8);
     assert!(SecretKey::generate(&sparse, &mut rng).is_ok());
 }
+
+/// The committed seed corpus of the `decode_bootstrap_key` fuzz target: one dense-to-sparse and
+/// one sparse-to-dense key of the fuzzing context (`insecure_test(4, 2)`), made from a fixed
+/// seed. The files must equal what the encoder writes today (a change of the format shows up
+/// here); `ENSI_WRITE_FUZZ_SEEDS=1` rewrites them.
+#[test]
+fn fuzz_seed_corpus_is_current() {
+    let ctx =
+        CkksContext::new(Parameters::new_insecure(ParametersLiteral::insecure_test(4, 2)).unwrap())
+            .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(2024);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let mut sink = Collect::default();
+    let lit = BootstrapParametersLiteral {
+        ephemeral_hamming_weight: 4,
+        ..BootstrapParametersLiteral::default()
+    };
+    generate_encapsulation_keys(&ctx, &sk, &lit, &mut sink, &mut rng).unwrap();
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/decode_bootstrap_key");
+    let write = std::env::var_os("ENSI_WRITE_FUZZ_SEEDS").is_some();
+    for (name, key) in ["dense-to-sparse.bin", "sparse-to-dense.bin"]
+        .into_iter()
+        .zip(&sink.0)
+    {
+        let bytes = key.to_bytes().unwrap();
+        assert_eq!(EvaluationKey::from_bytes(&ctx, &bytes).unwrap(), *key);
+        let path = dir.join(name);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{}", path.display());
+    }
+}
