@@ -1,5 +1,6 @@
 //! Ciphertexts.
 
+use crate::error::CkksError;
 use crate::params::ParamsId;
 use alloc::vec::Vec;
 use ensi_math::{Ntt, RnsPoly};
@@ -57,6 +58,15 @@ impl Ciphertext {
             params_id: self.params_id,
             seed: None,
         }
+    }
+
+    /// Replaces the scale by `target` where the two agree to the evaluator's tolerance (a
+    /// relative `2^-30`): removes the floating-point drift of exact scale bookkeeping, and
+    /// refuses anything larger, so the scale never drifts silently.
+    pub(crate) fn snap_scale(&mut self, target: f64) -> Result<(), CkksError> {
+        crate::evaluator::check_scale(self.scale, target)?;
+        self.scale = target;
+        Ok(())
     }
 
     /// The seed of `c_1`, if this is a fresh symmetric encryption.

@@ -45,7 +45,7 @@ pub use evalkeys::{
     EvaluationKey, EvaluationKeySet, GaloisKey, KeyRequest, KeySink, RelinearizationKey,
     generate_evaluation_keys,
 };
-pub use evaluator::Evaluator;
+pub use evaluator::{Evaluator, OpCount};
 pub use keys::{PublicKey, SecretKey};
 pub use keyswitch::{Decomposition, KeySpan, SwitchingKey};
 pub use lintrans::{EncodedLinearTransform, LinearTransform};

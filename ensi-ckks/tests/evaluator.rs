@@ -550,3 +550,81 @@ proptest! {
         prop_assert!(stats.min_bits >= 18.0, "{:?}", stats);
     }
 }
+
+#[test]
+fn op_counts_match_the_executed_operations() {
+    // A fresh evaluator (its own counters) over the shared keys.
+    let s = setup();
+    let eval = Evaluator::new(&s.ctx, s.eval.keys().clone()).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(71);
+    let v = random_values(&mut rng, 16);
+    let a = encrypt(s, &v, 16, 4, &mut rng);
+    let pt = s
+        .ctx
+        .encode(&v, 16, 4, s.ctx.params().default_scale())
+        .unwrap();
+    assert_eq!(eval.op_count(), ensi_ckks::OpCount::default());
+    let before = eval.op_count();
+    let b = eval.add(&a, &a).unwrap(); // add 1
+    let c = eval.sub_plain(&b, &pt).unwrap(); // add 2
+    let d = eval.add_const(&c, 0.5).unwrap(); // add 3
+    let p = eval.mul_plain(&d, &pt).unwrap(); // plain_mul 1
+    let m = eval.mul_relin(&a, &a).unwrap(); // tensor 1, relinearize 1
+    let r = eval.rescale(&m).unwrap(); // rescale 1
+    let _ = eval.rescale(&p).unwrap(); // rescale 2
+    let _ = eval.mul_const(&r, 0.25).unwrap(); // const_mul 1
+    let _ = eval.mul_integer(&r, 3).unwrap(); // const_mul 2
+    let _ = eval.mul_by_i(&r).unwrap(); // const_mul 3
+    let _ = eval.rotate(&a, 1).unwrap(); // rotate 1
+    let _ = eval.rotate(&a, 16).unwrap(); // a whole turn: nothing
+    let _ = eval.conjugate(&a).unwrap(); // conjugate 1
+    let _ = eval.rotate_hoisted(&a, &[1, 2, 0, 4]).unwrap(); // hoisted 3
+    let _ = eval.relinearize(&r).unwrap(); // degree 1: nothing
+    let got = eval.op_count() - before;
+    let mut expect = ensi_ckks::OpCount::default();
+    expect.add = 3;
+    expect.plain_mul = 1;
+    expect.tensor = 1;
+    expect.relinearize = 1;
+    expect.rescale = 2;
+    expect.const_mul = 3;
+    expect.rotate = 1;
+    expect.conjugate = 1;
+    expect.hoisted_rotate = 3;
+    assert_eq!(got, expect);
+    assert_eq!(got.key_switches(), 6);
+    eval.reset_op_count();
+    assert_eq!(eval.op_count(), ensi_ckks::OpCount::default());
+}
+
+#[test]
+fn scale_metadata_folds_constants_without_a_level() {
+    let s = setup();
+    let mut rng = ChaCha20Rng::seed_from_u64(72);
+    let v = random_values(&mut rng, 32);
+    let a = encrypt(s, &v, 32, 3, &mut rng);
+    // 3.5 * x with no level and no noise: the decryption equals the reference 3.5 v.
+    let folded = s.eval.fold_into_scale(&a, 3.5).unwrap();
+    assert_eq!(folded.level(), a.level());
+    let expect: Vec<f64> = v.iter().map(|x| 3.5 * x).collect();
+    assert_bits(&expect, &folded, s, 23.0, "fold 3.5");
+    // set_scale reinterprets: halving the scale doubles the values.
+    let mut b = a.clone();
+    s.eval.set_scale(&mut b, a.scale() / 2.0).unwrap();
+    let expect: Vec<f64> = v.iter().map(|x| 2.0 * x).collect();
+    assert_bits(&expect, &b, s, 23.0, "set_scale");
+    // Invalid scales and constants are refused, and the ciphertext is left as it was.
+    let mut c = a.clone();
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 2f64.powi(300)] {
+        assert!(s.eval.set_scale(&mut c, bad).is_err(), "{bad}");
+        assert_eq!(c.scale(), a.scale());
+    }
+    for bad in [0.0, -2.0, f64::NAN] {
+        assert!(s.eval.fold_into_scale(&a, bad).is_err(), "{bad}");
+    }
+    // A folded constant must still match in additions: the evaluator refuses a scale mismatch.
+    assert!(matches!(
+        s.eval.add(&a, &folded),
+        Err(CkksError::ScaleMismatch { .. })
+    ));
+}

@@ -13,5 +13,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod activation;
+
 pub use ensi_bitnet;
 pub use ensi_ckks;

@@ -473,7 +473,7 @@ impl Bootstrapper {
         let mut x = ct.clone();
         for t in &self.cts {
             x = e.rescale(&e.linear_transform(&x, t)?)?;
-            x.scale = self.eval_scale;
+            x.snap_scale(self.eval_scale)?;
         }
         let conj = e.conjugate(&x)?;
         let re = e.add(&x, &conj)?;
@@ -518,7 +518,7 @@ impl Bootstrapper {
             };
             w = e.rescale(&out)?;
             // The first transform brings the scale back to the default; the others keep it.
-            w.scale = target;
+            w.snap_scale(target)?;
         }
         Ok(w)
     }
@@ -545,13 +545,13 @@ impl Bootstrapper {
         let out1 = self.bootstrap(ct)?;
         let ct0 = e.relinearize(&e.drop_to_level(ct, 0)?)?;
         let mut low1 = e.drop_to_level(&out1, 0)?;
-        low1.scale = ct0.scale;
+        low1.snap_scale(ct0.scale)?;
         let diff = e.sub(&ct0, &low1)?;
         let scaled = e.mul_integer(&diff, 1i64 << log_gain)?;
         let out2 = self.bootstrap(&scaled)?;
         let back = libm::ldexp(1.0, -(log_gain as i32));
         let mut corr = e.rescale(&e.mul_const(&out2, back)?)?;
-        corr.scale = out1.scale;
+        corr.snap_scale(out1.scale)?;
         let mut out = e.drop_to_level(&out1, corr.level())?;
         e.add_assign(&mut out, &corr)?;
         Ok(out)
@@ -604,23 +604,5 @@ impl Clock {
         {
             0.0
         }
-    }
-}
-
-impl Evaluator {
-    /// Multiplies every slot by `i` (the monomial `X^(N/2)`, which is `i` at every root of the
-    /// orbit of 5): no level, no scale change.
-    pub fn mul_by_i(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
-        let ctx = self.context();
-        let n = ctx.n();
-        let mut coeffs = vec![0i64; n];
-        coeffs[n / 2] = 1;
-        let mono = RnsPoly::from_i64(ctx.ring(), ct.level() + 1, &coeffs)?.into_ntt();
-        let parts = ct
-            .parts
-            .iter()
-            .map(|p| p.try_mul(&mono))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ct.derive(parts, ct.scale))
     }
 }

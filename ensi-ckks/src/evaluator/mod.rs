@@ -10,7 +10,11 @@
 //! Formulas are those of Cheon–Kim–Kim–Song 2017 (§3.4: addition, tensor product,
 //! relinearization, rescaling) and Cheon–Han–Kim–Kim–Song 2018 (full-RNS rescaling).
 
+mod count;
 mod rotation;
+
+pub(crate) use count::Op;
+pub use count::OpCount;
 
 use crate::ciphertext::Ciphertext;
 use crate::context::CkksContext;
@@ -31,6 +35,7 @@ pub struct Evaluator {
     ctx: Arc<CkksContext>,
     keys: EvaluationKeySet,
     automorphisms: BTreeMap<usize, NttAutomorphism>,
+    counters: count::Counters,
 }
 
 impl Evaluator {
@@ -48,6 +53,7 @@ impl Evaluator {
             ctx: ctx.clone(),
             keys,
             automorphisms,
+            counters: count::Counters::default(),
         })
     }
 
@@ -132,6 +138,7 @@ impl Evaluator {
         }
         self.check_pair(a, b)?;
         check_scale(a.scale, b.scale)?;
+        self.count(Op::Add, 1);
         let parts = a
             .parts
             .iter()
@@ -164,6 +171,7 @@ impl Evaluator {
     ) -> Result<(), CkksError> {
         self.check_pair(a, b)?;
         check_scale(a.scale, b.scale)?;
+        self.count(Op::Add, 1);
         for (i, q) in b.parts.iter().enumerate() {
             if i < a.parts.len() {
                 if subtract {
@@ -186,6 +194,7 @@ impl Evaluator {
     /// `-a`.
     pub fn neg(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
         self.check(a)?;
+        self.count(Op::Add, 1);
         let mut out = a.clone();
         out.parts.iter_mut().for_each(RnsPoly::neg_assign);
         out.seed = None;
@@ -210,6 +219,7 @@ impl Evaluator {
     ) -> Result<Ciphertext, CkksError> {
         let p = self.plain_at(ct, pt)?;
         check_scale(ct.scale, pt.scale)?;
+        self.count(Op::Add, 1);
         let mut out = ct.clone();
         if subtract {
             out.parts[0].try_sub_assign(&p)?;
@@ -225,6 +235,7 @@ impl Evaluator {
     pub fn add_const(&self, ct: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {
         self.check(ct)?;
         let residues = self.const_residues(c, ct.scale, ct.level())?;
+        self.count(Op::Add, 1);
         let mut out = ct.clone();
         let n = self.ctx.n();
         let moduli = out.parts[0].moduli().to_vec();
@@ -260,6 +271,7 @@ impl Evaluator {
         let p = self.plain_at(ct, pt)?;
         let scale = ct.scale * pt.scale;
         self.check_scale_fits(scale, ct.level())?;
+        self.count(Op::PlainMul, 1);
         let parts = ct
             .parts
             .iter()
@@ -284,6 +296,7 @@ impl Evaluator {
                 expected: acc.degree(),
             });
         }
+        self.count(Op::PlainMul, 1);
         for (a, c) in acc.parts.iter_mut().zip(&ct.parts) {
             a.try_mul_acc(c, &p)?;
         }
@@ -294,6 +307,7 @@ impl Evaluator {
     /// `ct * c` for an integer `c`: no scale change, no level consumed.
     pub fn mul_integer(&self, ct: &Ciphertext, c: i64) -> Result<Ciphertext, CkksError> {
         self.check(ct)?;
+        self.count(Op::ConstMul, 1);
         let mut out = ct.clone();
         out.parts
             .iter_mut()
@@ -325,13 +339,16 @@ impl Evaluator {
         let out_scale = ct.scale * scale;
         self.check_scale_fits(out_scale, ct.level())?;
         let residues = self.const_residues(c, scale, ct.level())?;
-        let mut out = ct.clone();
-        for part in &mut out.parts {
-            part.mul_scalar_per_limb_assign(&residues)?;
-        }
-        out.scale = out_scale;
-        out.seed = None;
-        Ok(out)
+        self.count(Op::ConstMul, 1);
+        let parts = ct
+            .parts
+            .iter()
+            .map(|p| {
+                let mut p = p.clone();
+                p.mul_scalar_per_limb_assign(&residues).map(|()| p)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ct.derive(parts, out_scale))
     }
 
     /// The tensor product of two degree-1 ciphertexts: `(a_0 b_0, a_0 b_1 + a_1 b_0, a_1 b_1)`,
@@ -349,6 +366,7 @@ impl Evaluator {
         }
         let scale = a.scale * b.scale;
         self.check_scale_fits(scale, a.level())?;
+        self.count(Op::Tensor, 1);
         let (a0, a1) = (&a.parts[0], &a.parts[1]);
         let (b0, b1) = (&b.parts[0], &b.parts[1]);
         let c0 = a0.try_mul(b0)?;
@@ -384,6 +402,7 @@ impl Evaluator {
             .keys
             .relinearization()
             .ok_or(CkksError::MissingRelinearizationKey)?;
+        self.count(Op::Relinearize, 1);
         let (p0, p1) = self.ctx.switch_key(&ct.parts[2], &rlk.key)?;
         let mut c0 = ct.parts[0].clone();
         let mut c1 = ct.parts[1].clone();
@@ -408,6 +427,51 @@ impl Evaluator {
         self.rescale(&t)
     }
 
+    // ---------------------------------------------------------------- scales
+
+    /// Reinterprets the scale of `ct` as `scale`, which multiplies the encrypted values by
+    /// `ct.scale() / scale`: no level, no arithmetic on the polynomials. The new scale must be
+    /// finite, positive and fit below the modulus of the ciphertext's level.
+    pub fn set_scale(&self, ct: &mut Ciphertext, scale: f64) -> Result<(), CkksError> {
+        self.check(ct)?;
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(CkksError::InvalidEncodingScale { scale });
+        }
+        self.check_scale_fits(scale, ct.level())?;
+        ct.scale = scale;
+        Ok(())
+    }
+
+    /// `c * ct` for a constant `c > 0` folded into the scale metadata (`scale / c`): no level
+    /// and no noise. Fails where the new scale would not be a valid one (see [`Self::set_scale`]).
+    pub fn fold_into_scale(&self, ct: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(CkksError::InvalidArgument {
+                reason: "only a finite positive constant folds into the scale (negate separately)",
+            });
+        }
+        let mut out = ct.clone();
+        self.set_scale(&mut out, ct.scale / c)?;
+        Ok(out)
+    }
+
+    /// Multiplies every slot by `i` (the monomial `X^(N/2)`, which is `i` at every root of the
+    /// orbit of 5): no level, no scale change.
+    pub fn mul_by_i(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check(ct)?;
+        self.count(Op::ConstMul, 1);
+        let n = self.ctx.n();
+        let mut coeffs = alloc::vec![0i64; n];
+        coeffs[n / 2] = 1;
+        let mono = RnsPoly::from_i64(self.ctx.ring(), ct.level() + 1, &coeffs)?.into_ntt();
+        let parts = ct
+            .parts
+            .iter()
+            .map(|p| p.try_mul(&mono))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ct.derive(parts, ct.scale))
+    }
+
     // ---------------------------------------------------------------- levels
 
     /// Divides by the last prime `q_l` of the level (exact rounding, in the NTT domain) and drops
@@ -418,6 +482,7 @@ impl Evaluator {
             return Err(CkksError::NoLevelLeft);
         }
         let q_last = self.ctx.params().q()[ct.level()] as f64;
+        self.count(Op::Rescale, 1);
         let parts = ct
             .parts
             .iter()
@@ -458,7 +523,7 @@ fn check_slots(a: usize, b: usize) -> Result<(), CkksError> {
     Ok(())
 }
 
-fn check_scale(a: f64, b: f64) -> Result<(), CkksError> {
+pub(crate) fn check_scale(a: f64, b: f64) -> Result<(), CkksError> {
     if libm::fabs(a - b) > SCALE_TOLERANCE * libm::fmax(libm::fabs(a), libm::fabs(b)) {
         return Err(CkksError::ScaleMismatch { left: a, right: b });
     }

@@ -6,7 +6,7 @@
 //! (Halevi–Shoup 2018, "Faster homomorphic linear transformations in HElib", §5) shares one
 //! ModUp of `c_1` between all rotations of one ciphertext.
 
-use super::Evaluator;
+use super::{Evaluator, Op};
 use crate::ciphertext::Ciphertext;
 use crate::error::CkksError;
 use crate::keyswitch::Decomposition;
@@ -31,7 +31,21 @@ impl Evaluator {
     pub fn apply_galois(&self, ct: &Ciphertext, k: usize) -> Result<Ciphertext, CkksError> {
         self.check(ct)?;
         let dec = self.decompose_for_rotation(ct)?;
-        self.apply_galois_hoisted(ct, &dec, k)
+        let out = self.galois_decomposed(ct, &dec, k)?;
+        self.count_galois(k, false);
+        Ok(out)
+    }
+
+    /// Counts one application of `X -> X^k`: a conjugation, or a (hoisted) rotation.
+    fn count_galois(&self, k: usize, hoisted: bool) {
+        let op = if k % (2 * self.ctx.n()) == self.ctx.conjugation_galois_element() {
+            Op::Conjugate
+        } else if hoisted {
+            Op::HoistedRotate
+        } else {
+            Op::Rotate
+        };
+        self.count(op, 1);
     }
 
     /// Rotations of one ciphertext by each of `steps`, sharing one decomposition of `c_1`
@@ -47,7 +61,10 @@ impl Evaluator {
             if s.rem_euclid(ct.slots as isize) == 0 {
                 Ok(ct.clone())
             } else {
-                self.apply_galois_hoisted(ct, &dec, self.ctx.rotation_galois_element(*s))
+                let k = self.ctx.rotation_galois_element(*s);
+                let out = self.galois_decomposed(ct, &dec, k)?;
+                self.count_galois(k, true);
+                Ok(out)
             }
         };
         // Independent rotations run side by side with `parallel` (each is also parallel over
@@ -76,8 +93,19 @@ impl Evaluator {
     }
 
     /// `X -> X^k` of `ct`, given the decomposition of its `c_1`
-    /// ([`Self::decompose_for_rotation`]).
+    /// ([`Self::decompose_for_rotation`]); counted as a hoisted rotation (or a conjugation).
     pub fn apply_galois_hoisted(
+        &self,
+        ct: &Ciphertext,
+        dec: &Decomposition,
+        k: usize,
+    ) -> Result<Ciphertext, CkksError> {
+        let out = self.galois_decomposed(ct, dec, k)?;
+        self.count_galois(k, true);
+        Ok(out)
+    }
+
+    fn galois_decomposed(
         &self,
         ct: &Ciphertext,
         dec: &Decomposition,

@@ -182,7 +182,7 @@ impl Run<'_> {
             // T_2k+1 = 2 T_k+1 T_k - T_1, with T_1 lifted to the product's scale.
             let t1 = e.drop_to_level(&self.t(1)?, level)?;
             let mut lifted = e.mul_const_with_scale(&t1, 1.0, prod.scale / t1.scale)?;
-            lifted.scale = prod.scale;
+            lifted.snap_scale(prod.scale)?;
             prod = e.sub(&prod, &lifted)?;
         }
         let out = e.rescale(&prod)?;
@@ -207,7 +207,7 @@ impl Run<'_> {
                 }
                 let tj = e.drop_to_level(&self.t(j)?, level)?;
                 let mut term = e.mul_const_with_scale(&tj, c, target * q_l / tj.scale)?;
-                term.scale = target * q_l;
+                term.snap_scale(target * q_l)?;
                 self.stats.const_products += 1;
                 acc = Some(match acc {
                     None => term,
@@ -217,7 +217,7 @@ impl Run<'_> {
             let acc = acc.ok_or(CkksError::NoLevelLeft)?;
             let acc = e.add_const(&acc, p[0])?;
             let mut out = e.rescale(&acc)?;
-            out.scale = target;
+            out.snap_scale(target)?;
             return Ok(Value::Ct(out));
         }
         let g = self.plan.giant_for(deg);
@@ -229,7 +229,7 @@ impl Run<'_> {
                 let c = q.first().copied().unwrap_or(0.0);
                 let q_l = e.context().params().q()[tg.level()] as f64;
                 let mut term = e.mul_const_with_scale(&tg, c, target * q_l / tg.scale)?;
-                term.scale = target * q_l;
+                term.snap_scale(target * q_l)?;
                 self.stats.const_products += 1;
                 term
             }
@@ -246,18 +246,18 @@ impl Run<'_> {
                 let tg = e.drop_to_level(&tg, lp)?;
                 let mut prod = e.mul_relin(&qc, &tg)?;
                 self.stats.ct_products += 1;
-                prod.scale = target * q_l;
+                prod.snap_scale(target * q_l)?;
                 prod
             }
         };
         let mut out = e.rescale(&product)?;
-        out.scale = target;
+        out.snap_scale(target)?;
         match self.eval(&r, target)? {
             Value::Const(c) => out = e.add_const(&out, c)?,
             Value::Ct(rc) => {
                 let level = out.level().min(rc.level());
                 let mut rc = e.drop_to_level(&rc, level)?;
-                rc.scale = target;
+                rc.snap_scale(target)?;
                 out = e.drop_to_level(&out, level)?;
                 e.add_assign(&mut out, &rc)?;
             }
@@ -297,7 +297,7 @@ impl Evaluator {
             stats.const_products += 1;
             let scaled = self.rescale(&self.mul_const(ct, alpha)?)?;
             let mut scaled = scaled;
-            scaled.scale = ct.scale;
+            scaled.snap_scale(ct.scale)?;
             self.add_const(&scaled, beta)?
         };
         let cleaned = clean(&poly.coeffs);
@@ -383,38 +383,5 @@ impl ChebyshevPoly {
         }
         let (levels, _, _) = choose_plan(&p, top).ok_or(CkksError::NoLevelLeft)?;
         Ok(affine + levels)
-    }
-}
-
-/// Coefficients of the odd polynomial `(3x - x^3) / 2` composed `k` times, a composite
-/// approximation of `sign(x)` on `[-1, 1]` away from 0 (Cheon–Kim–Kim–Lee 2020, "Efficient
-/// homomorphic comparison methods with optimal complexity", the `f_1` family): each round
-/// costs two levels and brings `|x|` closer to 1.
-pub fn sign_step() -> ChebyshevPoly {
-    // (3y - y^3)/2 = (3/2) T_1 - (1/2) (T_3 + 3 T_1)/4 = (9/8) T_1 - (1/8) T_3.
-    ChebyshevPoly::new(alloc::vec![0.0, 9.0 / 8.0, 0.0, -1.0 / 8.0], -1.0, 1.0)
-}
-
-impl Evaluator {
-    /// `sign(x)` for slots in `[-1, 1]`, by `rounds` compositions of [`sign_step`]; accurate
-    /// where `|x|` is not too close to 0 (each round roughly squares the distance of `|x|` to 1).
-    pub fn sign(&self, ct: &Ciphertext, rounds: usize) -> Result<Ciphertext, CkksError> {
-        let step = sign_step();
-        let mut x = ct.clone();
-        for _ in 0..rounds {
-            x = self.evaluate_chebyshev_same_scale(&x, &step)?.0;
-        }
-        Ok(x)
-    }
-
-    /// `ReLU(x) = x (1 + sign(x)) / 2` for slots in `[-1, 1]`, with [`Self::sign`].
-    pub fn relu(&self, ct: &Ciphertext, rounds: usize) -> Result<Ciphertext, CkksError> {
-        let s = self.sign(ct, rounds)?;
-        let one_plus = self.add_const(&s, 1.0)?;
-        let x = self.drop_to_level(ct, one_plus.level())?;
-        let mut prod = self.mul_relin(&one_plus, &x)?;
-        // Halving by bookkeeping: the same residues read at twice the scale.
-        prod.scale *= 2.0;
-        self.rescale(&prod)
     }
 }
