@@ -3,7 +3,7 @@
 
 use ensi_ckks::{
     CkksContext, CkksError, EvaluationKeySet, Evaluator, KeyRequest, LinearTransform, Parameters,
-    ParametersLiteral, PrecisionStats, SecretKey,
+    ParametersLiteral, PrecisionStats, ReplicatedMatrix, SecretKey,
 };
 use num_complex::Complex64;
 use rand_chacha::ChaCha20Rng;
@@ -131,4 +131,144 @@ fn missing_rotation_keys_are_named() {
         CkksError::LevelMismatch { .. }
     ));
     assert!(LinearTransform::from_diagonals(6, []).is_err());
+}
+
+/// A dense `rows x cols` real matrix-vector product, the reference for the replicated layouts.
+fn matvec(m: &[Vec<f64>], x: &[f64]) -> Vec<f64> {
+    m.iter()
+        .map(|row| row.iter().zip(x).map(|(a, b)| a * b).sum())
+        .collect()
+}
+
+fn keys_for(
+    ctx: &Arc<CkksContext>,
+    galois: Vec<usize>,
+    rng: &mut ChaCha20Rng,
+) -> (SecretKey, Evaluator) {
+    let sk = SecretKey::generate(ctx, rng).unwrap();
+    let mut request = KeyRequest::new();
+    request.galois_elements = galois;
+    let keys = EvaluationKeySet::generate(ctx, &sk, &request, rng).unwrap();
+    (sk, Evaluator::new(ctx, keys).unwrap())
+}
+
+#[test]
+fn streamed_diagonals_give_the_cached_result_with_the_same_operations() {
+    let ctx = ctx();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let slots = 64;
+    let rows: Vec<Vec<Complex64>> = (0..slots)
+        .map(|_| (0..slots).map(|_| c(&mut rng) * 0.1).collect())
+        .collect();
+    let lt = LinearTransform::from_matrix(&rows).unwrap();
+    let (sk, eval) = keys_for(&ctx, lt.galois_elements(&ctx), &mut rng);
+    let v: Vec<Complex64> = (0..slots).map(|_| c(&mut rng)).collect();
+    let level = 3;
+    let scale = ctx.params().default_scale();
+    let ct = sk
+        .encrypt(
+            &ctx,
+            &ctx.encode_complex(&v, slots, level, scale).unwrap(),
+            &mut rng,
+        )
+        .unwrap();
+    let q_l = ctx.params().q()[level] as f64;
+    // The reference: the dense product from the rows, not from the transform.
+    let expect: Vec<Complex64> = rows
+        .iter()
+        .map(|r| r.iter().zip(&v).map(|(a, b)| a * b).sum())
+        .collect();
+
+    let enc = lt.encode(&ctx, level, q_l).unwrap();
+    let before = eval.op_count();
+    let cached = eval.linear_transform(&ct, &enc).unwrap();
+    let cached_ops = eval.op_count() - before;
+    let shape = lt.shape();
+    let before = eval.op_count();
+    let streamed = eval
+        .linear_transform_streamed(&ct, &shape, q_l, |k| {
+            Ok((0..slots).map(|t| rows[t][(t + k) % slots]).collect())
+        })
+        .unwrap();
+    let streamed_ops = eval.op_count() - before;
+    assert_eq!(streamed_ops.encode, slots);
+    assert_eq!(cached_ops.encode, 0);
+    assert_eq!(streamed_ops.plain_mul, cached_ops.plain_mul);
+    assert_eq!(streamed_ops.key_switches(), cached_ops.key_switches());
+    // Predicted from the shape alone: every diagonal is one product; the rotations are the
+    // non-zero baby and giant steps.
+    let n1 = shape.baby_step();
+    let (babies, giants) = shape.split_counts(n1);
+    assert_eq!(streamed_ops.plain_mul, slots);
+    assert_eq!(streamed_ops.hoisted_rotate, babies);
+    assert_eq!(streamed_ops.rotate, giants);
+    for out in [cached, streamed] {
+        let out = eval.rescale(&out).unwrap();
+        let got = ctx
+            .decode_complex(&sk.decrypt(&ctx, &out).unwrap())
+            .unwrap();
+        let p = PrecisionStats::complex(&expect, &got);
+        assert!(p.min_bits >= 20.0, "{p:?}");
+    }
+    // A diagonal of the wrong length is an error, not a panic.
+    assert!(
+        eval.linear_transform_streamed(&ct, &shape, q_l, |_| Ok(vec![Complex64::new(0.0, 0.0); 3]))
+            .is_err()
+    );
+}
+
+#[test]
+fn replicated_rectangular_matrices_match_the_dense_product() {
+    let ctx = ctx();
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let slots = 256;
+    // Square (12 x 12 padded to 16), tall (24 x 7: W = 8, Mo = 32), wide (5 x 27: Mo = 8,
+    // W = 32: extended diagonals and two rotate-and-add steps).
+    for (m, w) in [(12usize, 12usize), (24, 7), (5, 27)] {
+        let mut u = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+        let matrix: Vec<Vec<f64>> = (0..m)
+            .map(|_| (0..w).map(|_| u() * 0.3).collect())
+            .collect();
+        let x: Vec<f64> = (0..w).map(|_| u()).collect();
+        let rm = ReplicatedMatrix::new(slots, m, w, |i, j| matrix[i][j]).unwrap();
+        let (wp, mo) = (rm.input_period(), rm.output_period());
+        assert_eq!((wp, mo), (w.next_power_of_two(), m.next_power_of_two()));
+        assert_eq!(rm.shape().unwrap().indices().len(), wp.min(mo));
+        let (sk, eval) = keys_for(&ctx, rm.galois_elements(&ctx).unwrap(), &mut rng);
+        // The client replicates x with period W (zero-padded).
+        let replicated: Vec<f64> = (0..slots)
+            .map(|t| x.get(t % wp).copied().unwrap_or(0.0))
+            .collect();
+        let level = 3;
+        let ct = sk
+            .encrypt(
+                &ctx,
+                &ctx.encode(&replicated, slots, level, ctx.params().default_scale())
+                    .unwrap(),
+                &mut rng,
+            )
+            .unwrap();
+        let q_l = ctx.params().q()[level] as f64;
+        let out = eval
+            .rescale(&eval.replicated_matvec(&ct, &rm, q_l).unwrap())
+            .unwrap();
+        let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
+        let y = matvec(&matrix, &x);
+        // y replicated with period Mo, zero in the padding rows.
+        let expect: Vec<f64> = (0..slots)
+            .map(|t| y.get(t % mo).copied().unwrap_or(0.0))
+            .collect();
+        let p = PrecisionStats::real(&expect, &got);
+        assert!(p.min_bits >= 20.0, "{m} x {w}: {p:?}");
+        assert_eq!(
+            rm.sum_steps().len(),
+            if mo < wp {
+                (wp / mo).ilog2() as usize
+            } else {
+                0
+            }
+        );
+    }
+    assert!(ReplicatedMatrix::new(16, 32, 4, |_, _| 0.0).is_err());
+    assert!(ReplicatedMatrix::new(16, 0, 4, |_, _| 0.0).is_err());
 }

@@ -12,16 +12,126 @@
 //! giant step costs one rotation. The split `n1` is chosen to minimise
 //! `babies + ratio * giants` (rotations at a giant step cost about `ratio` times a hoisted one).
 
-use crate::ciphertext::Ciphertext;
 use crate::context::CkksContext;
 use crate::error::CkksError;
-use crate::evaluator::Evaluator;
 use crate::plaintext::Plaintext;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use num_complex::Complex64;
+
+mod eval;
+mod rect;
+
+pub use rect::ReplicatedMatrix;
+
+/// The shape of a linear transform: its slot count and the indices of its non-zero diagonals.
+/// It alone decides the baby-step/giant-step split and the rotations, so a transform whose
+/// diagonals are produced on the fly ([`Evaluator::linear_transform_streamed`]) is planned, and
+/// its keys requested, without materialising a diagonal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransformShape {
+    slots: usize,
+    indices: BTreeSet<usize>,
+    /// Cost of a giant-step rotation relative to a hoisted baby-step one.
+    pub bsgs_ratio: f64,
+}
+
+impl TransformShape {
+    /// The shape with non-zero diagonals at `indices` (taken modulo `slots`, a power of two).
+    pub fn new(slots: usize, indices: impl IntoIterator<Item = isize>) -> Result<Self, CkksError> {
+        if !slots.is_power_of_two() {
+            return Err(CkksError::InvalidSlotCount { slots, max: slots });
+        }
+        let indices: BTreeSet<usize> = indices
+            .into_iter()
+            .map(|k| k.rem_euclid(slots as isize) as usize)
+            .collect();
+        if indices.is_empty() {
+            return Err(CkksError::InvalidArgument {
+                reason: "a linear transform with no diagonal",
+            });
+        }
+        Ok(Self {
+            slots,
+            indices,
+            bsgs_ratio: 2.0,
+        })
+    }
+
+    /// The slot count.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// The indices of the non-zero diagonals, ascending.
+    pub fn indices(&self) -> &BTreeSet<usize> {
+        &self.indices
+    }
+
+    /// The baby-step size `n1` (a power of two) minimising `babies + ratio * giants`.
+    pub fn baby_step(&self) -> usize {
+        let mut best = (f64::MAX, 1usize);
+        let mut n1 = 1usize;
+        while n1 <= self.slots {
+            let (babies, giants) = self.split_counts(n1);
+            let cost = babies as f64 + self.bsgs_ratio * giants as f64;
+            if cost < best.0 {
+                best = (cost, n1);
+            }
+            n1 *= 2;
+        }
+        best.1
+    }
+
+    /// The number of non-zero baby steps and giant steps for a split `n1`.
+    pub fn split_counts(&self, n1: usize) -> (usize, usize) {
+        let babies: BTreeSet<usize> = self.indices.iter().map(|k| k % n1).collect();
+        let giants: BTreeSet<usize> = self.indices.iter().map(|k| k / n1).collect();
+        (
+            babies.iter().filter(|&&j| j != 0).count(),
+            giants.iter().filter(|&&i| i != 0).count(),
+        )
+    }
+
+    /// The rotations (in slots) the evaluation needs: non-zero baby steps `j` and giant steps
+    /// `n1 i`.
+    pub fn rotations(&self) -> Vec<isize> {
+        let n1 = self.baby_step();
+        let mut r: BTreeSet<isize> = BTreeSet::new();
+        for &k in &self.indices {
+            if k % n1 != 0 {
+                r.insert((k % n1) as isize);
+            }
+            if k / n1 != 0 {
+                r.insert((n1 * (k / n1)) as isize);
+            }
+        }
+        r.into_iter().collect()
+    }
+
+    /// The Galois elements the evaluation needs, for key generation.
+    pub fn galois_elements(&self, ctx: &CkksContext) -> Vec<usize> {
+        let mut g: Vec<usize> = self
+            .rotations()
+            .into_iter()
+            .map(|r| ctx.rotation_galois_element(r))
+            .collect();
+        g.sort_unstable();
+        g.dedup();
+        g
+    }
+
+    /// The diagonal indices grouped by giant step `i` (`k = n1 i + j`), as `(i, [j])`.
+    pub(crate) fn groups(&self, n1: usize) -> BTreeMap<usize, Vec<usize>> {
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for &k in &self.indices {
+            groups.entry(k / n1).or_default().push(k % n1);
+        }
+        groups
+    }
+}
 
 /// A linear map on `slots` complex slots by its non-zero diagonals (index `k` in `0..slots`).
 #[derive(Clone, Debug, PartialEq)]
@@ -154,56 +264,29 @@ impl LinearTransform {
         self
     }
 
-    /// The baby-step size `n1` (a power of two) minimising `babies + ratio * giants`.
-    pub fn baby_step(&self) -> usize {
-        let mut best = (f64::MAX, 1usize);
-        let mut n1 = 1usize;
-        while n1 <= self.slots {
-            let (babies, giants) = self.split_counts(n1);
-            let cost = babies as f64 + self.bsgs_ratio * giants as f64;
-            if cost < best.0 {
-                best = (cost, n1);
-            }
-            n1 *= 2;
+    /// The shape (slot count and diagonal indices) with this transform's BSGS ratio.
+    pub fn shape(&self) -> TransformShape {
+        TransformShape {
+            slots: self.slots,
+            indices: self.diagonals.keys().copied().collect(),
+            bsgs_ratio: self.bsgs_ratio,
         }
-        best.1
     }
 
-    fn split_counts(&self, n1: usize) -> (usize, usize) {
-        let babies: BTreeSet<usize> = self.diagonals.keys().map(|k| k % n1).collect();
-        let giants: BTreeSet<usize> = self.diagonals.keys().map(|k| k / n1).collect();
-        (
-            babies.iter().filter(|&&j| j != 0).count(),
-            giants.iter().filter(|&&i| i != 0).count(),
-        )
+    /// The baby-step size `n1` (a power of two) minimising `babies + ratio * giants`.
+    pub fn baby_step(&self) -> usize {
+        self.shape().baby_step()
     }
 
     /// The rotations (in slots) the evaluation needs: non-zero baby steps `j` and giant steps
     /// `n1 i`.
     pub fn rotations(&self) -> Vec<isize> {
-        let n1 = self.baby_step();
-        let mut r: BTreeSet<isize> = BTreeSet::new();
-        for &k in self.diagonals.keys() {
-            if k % n1 != 0 {
-                r.insert((k % n1) as isize);
-            }
-            if k / n1 != 0 {
-                r.insert((n1 * (k / n1)) as isize);
-            }
-        }
-        r.into_iter().collect()
+        self.shape().rotations()
     }
 
     /// The Galois elements the evaluation needs, for key generation.
     pub fn galois_elements(&self, ctx: &CkksContext) -> Vec<usize> {
-        let mut g: Vec<usize> = self
-            .rotations()
-            .into_iter()
-            .map(|r| ctx.rotation_galois_element(r))
-            .collect();
-        g.sort_unstable();
-        g.dedup();
-        g
+        self.shape().galois_elements(ctx)
     }
 
     /// Encodes the (pre-rotated) diagonals at `level` and `scale`, ready for evaluation.
@@ -256,65 +339,5 @@ impl EncodedLinearTransform {
     /// The baby-step size.
     pub fn baby_step(&self) -> usize {
         self.n1
-    }
-}
-
-impl Evaluator {
-    /// `M v` for the encoded transform `lt` (no rescale: the output scale is
-    /// `ct.scale() * lt.scale()`). The ciphertext must be at the transform's level and slot count.
-    pub fn linear_transform(
-        &self,
-        ct: &Ciphertext,
-        lt: &EncodedLinearTransform,
-    ) -> Result<Ciphertext, CkksError> {
-        if ct.slots() != lt.slots {
-            return Err(CkksError::SlotMismatch {
-                left: ct.slots(),
-                right: lt.slots,
-            });
-        }
-        if ct.level() != lt.level {
-            return Err(CkksError::LevelMismatch {
-                left: ct.level(),
-                right: lt.level,
-            });
-        }
-        let babies: BTreeSet<usize> = lt
-            .groups
-            .values()
-            .flat_map(|g| g.iter().map(|(j, _)| *j))
-            .collect();
-        let steps: Vec<isize> = babies.iter().map(|&j| j as isize).collect();
-        let rotated: BTreeMap<usize, Ciphertext> = babies
-            .iter()
-            .copied()
-            .zip(self.rotate_hoisted(ct, &steps)?)
-            .collect();
-        let mut out: Option<Ciphertext> = None;
-        for (&i, group) in &lt.groups {
-            let mut inner: Option<Ciphertext> = None;
-            for (j, pt) in group {
-                let src = rotated.get(j).ok_or(CkksError::InvalidArgument {
-                    reason: "missing baby-step rotation",
-                })?;
-                match &mut inner {
-                    None => inner = Some(self.mul_plain(src, pt)?),
-                    // acc += src * pt, fused: no temporary ciphertext.
-                    Some(acc) => self.mul_plain_acc(acc, src, pt)?,
-                }
-            }
-            let Some(inner) = inner else { continue };
-            let moved = self.rotate(&inner, (lt.n1 * i) as isize)?;
-            out = Some(match out {
-                None => moved,
-                Some(mut acc) => {
-                    self.add_assign(&mut acc, &moved)?;
-                    acc
-                }
-            });
-        }
-        out.ok_or(CkksError::InvalidArgument {
-            reason: "a linear transform with no diagonal",
-        })
     }
 }
