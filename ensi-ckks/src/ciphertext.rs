@@ -69,6 +69,17 @@ impl Ciphertext {
         Ok(())
     }
 
+    /// Sets the scale where the raw polynomial is known to encode the intended values at
+    /// `scale` by construction (CoeffsToSlots' first stage); refuses a scale that is not
+    /// finite and positive. Public code uses [`crate::Evaluator::set_scale`].
+    pub(crate) fn reinterpret_scale(&mut self, scale: f64) -> Result<(), CkksError> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(CkksError::InvalidEncodingScale { scale });
+        }
+        self.scale = scale;
+        Ok(())
+    }
+
     /// The seed of `c_1`, if this is a fresh symmetric encryption.
     pub fn seed(&self) -> Option<&[u8; 32]> {
         self.seed.as_ref()

@@ -163,6 +163,13 @@ pub enum CkksError {
     /// A secret key's coefficients are not of its declared distribution (not in `{-1, 0, 1}`,
     /// or not of the exact Hamming weight of a sparse set).
     InvalidSecretKey,
+    /// A bootstrap input's stated bound exceeds what EvalMod covers at its scale.
+    InputOutOfRange {
+        /// The caller's bound on the slot values.
+        bound: f64,
+        /// The largest bound EvalMod covers at this scale.
+        max_bound: f64,
+    },
     /// A bootstrapping key (dense-to-sparse or sparse-to-dense) is missing.
     MissingBootstrapKey {
         /// Which one.
@@ -299,6 +306,12 @@ impl fmt::Display for CkksError {
             Self::InvalidSecretKey => write!(
                 f,
                 "secret key coefficients outside the declared distribution (ternary, and of the                  exact Hamming weight for a sparse set)"
+            ),
+            Self::InputOutOfRange { bound, max_bound } => write!(
+                f,
+                "a bootstrap input bounded by {bound} exceeds what EvalMod covers at its scale \
+                 (at most {max_bound:.3}): lower the input's scale, or lower \
+                 BootstrapParametersLiteral::log_message_ratio (less EvalMod precision)"
             ),
             Self::MissingBootstrapKey { which } => write!(
                 f,

@@ -35,8 +35,8 @@ pub mod security;
 pub mod serialize;
 
 pub use bootstrap::{
-    BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, DenseToSparseKey, SparseToDenseKey,
-    StageTimes, generate_bootstrap_keys, generate_encapsulation_keys,
+    BootstrapKeys, BootstrapOptions, BootstrapParametersLiteral, Bootstrapper, DenseToSparseKey,
+    SparseToDenseKey, StageTimes, generate_bootstrap_keys, generate_encapsulation_keys,
 };
 pub use ciphertext::Ciphertext;
 pub use context::CkksContext;

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use ensi_ckks::{
-    BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, Ciphertext, CkksContext, Parameters,
-    ParametersLiteral, PrecisionStats, SecretDistribution, SecretKey,
+    BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, Ciphertext, CkksContext, CkksError,
+    Parameters, ParametersLiteral, PrecisionStats, SecretDistribution, SecretKey,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -279,6 +279,24 @@ fn n16_full_slot_bootstrapping() {
         stats.min_bits >= 17.5 && stats.median_bits >= 20.5,
         "{stats:?}"
     );
+    // The same with an RMSNorm-like gain in [0.5, 2] folded into SlotsToCoeffs.
+    let gain: Vec<f64> = uniform(&mut rng, slots).iter().map(|g| 1.25 + 0.75 * g).collect();
+    let opts = ensi_ckks::BootstrapOptions {
+        gain: Some(gain.clone()),
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let out = bts.bootstrap_with(&ct, &opts).unwrap();
+    let took = start.elapsed();
+    assert_eq!(out.level(), 10);
+    let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
+    let expect: Vec<f64> = v.iter().zip(&gain).map(|(a, g)| a * g).collect();
+    let stats = PrecisionStats::real(&expect, &got);
+    eprintln!("N = 2^16 with a gain folded in: {stats:?}, {took:?}");
+    assert!(
+        stats.min_bits >= 17.5 && stats.median_bits >= 20.5,
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -297,4 +315,117 @@ fn a_second_iteration_adds_precision() {
     eprintln!("one iteration {p1:?}\ntwo iterations {p2:?}");
     assert!(p2.min_bits >= p1.min_bits + 5.0, "{p1:?} vs {p2:?}");
     assert!(bts.bootstrap_twice(&ct, 0).is_err());
+}
+
+#[test]
+fn a_gain_vector_rides_in_slots_to_coeffs_at_no_level() {
+    let lit = literal();
+    let (ctx, sk, bts) = setup(&lit, 21);
+    let mut rng = ChaCha20Rng::seed_from_u64(22);
+    let slots = ctx.n() / 2;
+    let v = uniform(&mut rng, slots);
+    let gain: Vec<f64> = uniform(&mut rng, slots)
+        .iter()
+        .map(|g| 1.25 + 0.75 * g)
+        .collect();
+    let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
+    let e = bts.evaluator();
+    let before = e.op_count();
+    let opts = ensi_ckks::BootstrapOptions {
+        gain: Some(gain.clone()),
+        ..Default::default()
+    };
+    let out = bts.bootstrap_with(&ct, &opts).unwrap();
+    let ops = e.op_count() - before;
+    assert_eq!(ops.bootstrap, 1);
+    assert_eq!(out.level(), bts.output_level());
+    assert_eq!(out.scale(), ctx.params().default_scale());
+    let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
+    let expect: Vec<f64> = v.iter().zip(&gain).map(|(a, g)| a * g).collect();
+    let stats = PrecisionStats::real(&expect, &got);
+    eprintln!("gain folded: {stats:?}");
+    assert!(stats.min_bits >= 23.0, "{stats:?}");
+    // A gain of the wrong length is an error.
+    let bad = ensi_ckks::BootstrapOptions {
+        gain: Some(vec![1.0; 3]),
+        ..Default::default()
+    };
+    assert!(bts.bootstrap_with(&ct, &bad).is_err());
+}
+
+#[test]
+fn inputs_at_another_scale_and_their_range() {
+    let lit = literal();
+    let (ctx, sk, bts) = setup(&lit, 23);
+    let mut rng = ChaCha20Rng::seed_from_u64(24);
+    let slots = ctx.n() / 2;
+    let delta = ctx.params().default_scale();
+    // Values up to 3 at a quarter of the default scale: raw coefficients as large as the
+    // default input's; the output is the values at the default scale.
+    let v: Vec<f64> = uniform(&mut rng, slots).iter().map(|x| 3.0 * x).collect();
+    let pt = ctx.encode(&v, slots, 0, delta / 4.0).unwrap();
+    let ct = sk.encrypt(&ctx, &pt, &mut rng).unwrap();
+    let opts = ensi_ckks::BootstrapOptions {
+        input_bound: 3.0,
+        gain: None,
+    };
+    let out = bts.bootstrap_with(&ct, &opts).unwrap();
+    assert_eq!(out.scale(), delta);
+    let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
+    let stats = PrecisionStats::real(&v, &got);
+    eprintln!("input at scale delta/4, |x| <= 3: {stats:?}");
+    assert!(stats.min_bits >= 20.0, "{stats:?}");
+    // The plain entry point still wants the default scale.
+    assert!(matches!(
+        bts.bootstrap(&ct),
+        Err(CkksError::ScaleMismatch { .. })
+    ));
+    // A bound beyond what EvalMod covers (q_0 / 2^8 over the scale: 4 at the default scale)
+    // is refused with the largest one allowed.
+    let at_default = encrypt_at_zero(&ctx, &sk, &v[..slots], slots, &mut rng);
+    let too_big = ensi_ckks::BootstrapOptions {
+        input_bound: 8.0,
+        gain: None,
+    };
+    match bts.bootstrap_with(&at_default, &too_big) {
+        Err(CkksError::InputOutOfRange { bound, max_bound }) => {
+            assert_eq!(bound, 8.0);
+            let q0 = ctx.params().q()[0] as f64;
+            assert!((max_bound - q0 / 256.0 / delta).abs() < 1e-9);
+        }
+        other => panic!("expected a range error, got {other:?}"),
+    }
+}
+
+#[test]
+fn two_real_ciphertexts_share_one_bootstrap() {
+    let lit = literal();
+    let (ctx, sk, bts) = setup(&lit, 25);
+    let mut rng = ChaCha20Rng::seed_from_u64(26);
+    let slots = ctx.n() / 2;
+    let x = uniform(&mut rng, slots);
+    let y = uniform(&mut rng, slots);
+    let gain: Vec<f64> = uniform(&mut rng, slots)
+        .iter()
+        .map(|g| 1.0 + 0.5 * g)
+        .collect();
+    let cx = encrypt_at_zero(&ctx, &sk, &x, slots, &mut rng);
+    let cy = encrypt_at_zero(&ctx, &sk, &y, slots, &mut rng);
+    let e = bts.evaluator();
+    let before = e.op_count();
+    let opts = ensi_ckks::BootstrapOptions {
+        input_bound: 1.0,
+        gain: Some(gain.clone()),
+    };
+    let (ox, oy) = bts.bootstrap_pair(&cx, &cy, &opts).unwrap();
+    assert_eq!((e.op_count() - before).bootstrap, 1);
+    for (out, v) in [(&ox, &x), (&oy, &y)] {
+        assert_eq!(out.level(), bts.output_level());
+        assert_eq!(out.scale(), ctx.params().default_scale());
+        let got = ctx.decode(&sk.decrypt(&ctx, out).unwrap()).unwrap();
+        let expect: Vec<f64> = v.iter().zip(&gain).map(|(a, g)| a * g).collect();
+        let stats = PrecisionStats::real(&expect, &got);
+        eprintln!("paired: {stats:?}");
+        assert!(stats.min_bits >= 21.0, "{stats:?}");
+    }
 }

@@ -18,7 +18,9 @@
 use crate::bootstrap::BootstrapParametersLiteral;
 use crate::context::CkksContext;
 use crate::error::CkksError;
-use crate::evalkeys::{EvaluationKey, KeyRequest, KeySink, generate_evaluation_keys};
+use crate::evalkeys::{
+    EvaluationKey, EvaluationKeySet, KeyRequest, KeySink, generate_evaluation_keys,
+};
 use crate::keys::SecretKey;
 use crate::keyswitch::{KeySpan, SwitchingKey};
 use crate::params::Security;
@@ -172,5 +174,52 @@ impl KeyRequest {
         self.galois_elements
             .extend_from_slice(&other.galois_elements);
         self
+    }
+}
+
+/// Everything the server needs to bootstrap: evaluation keys and the two encapsulation keys
+/// (dense to sparse at level 0, sparse to dense at the top). Made by the client; no secret.
+#[derive(Clone, Debug)]
+pub struct BootstrapKeys {
+    /// Relinearization, rotation and conjugation keys.
+    pub evaluation: EvaluationKeySet,
+    /// Switches `s` to the ephemeral sparse `s'` (spans `q_0 p_0` only).
+    pub dense_to_sparse: DenseToSparseKey,
+    /// Switches `s'` back to `s`.
+    pub sparse_to_dense: SparseToDenseKey,
+}
+
+impl BootstrapKeys {
+    /// Generates the bootstrapping keys of `sk` for `literal` (the client side), all in memory.
+    /// [`generate_bootstrap_keys`] streams the same keys one at a time instead.
+    pub fn generate<G: RngCore + CryptoRng>(
+        ctx: &Arc<CkksContext>,
+        sk: &SecretKey,
+        literal: &BootstrapParametersLiteral,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
+        let mut set = EvaluationKeySet::new();
+        generate_bootstrap_keys(ctx, sk, literal, &KeyRequest::new(), &mut set, rng)?;
+        Self::from_set(set)
+    }
+
+    /// Splits a set that holds every bootstrapping key (for example one loaded from files) into
+    /// its evaluation keys and the two encapsulation keys.
+    pub fn from_set(mut set: EvaluationKeySet) -> Result<Self, CkksError> {
+        let (dense_to_sparse, sparse_to_dense) = set.take_encapsulation_keys()?;
+        Ok(Self {
+            evaluation: set,
+            dense_to_sparse,
+            sparse_to_dense,
+        })
+    }
+
+    /// Adds keys generated separately (for example a streamed set) to the evaluation keys.
+    pub fn insert(&mut self, key: EvaluationKey) {
+        match key {
+            EvaluationKey::DenseToSparse(k) => self.dense_to_sparse = k,
+            EvaluationKey::SparseToDense(k) => self.sparse_to_dense = k,
+            other => self.evaluation.insert(other),
+        }
     }
 }

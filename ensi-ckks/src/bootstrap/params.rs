@@ -1,0 +1,177 @@
+//! The parameters of bootstrapping: level budgets, the EvalMod polynomial, the ephemeral
+//! secret's weight, and what follows from them (the transforms' rotations, the keys to request).
+
+use super::dft;
+use crate::context::CkksContext;
+use crate::error::CkksError;
+use crate::evalkeys::KeyRequest;
+use crate::lintrans::LinearTransform;
+use crate::polynomial::ChebyshevPoly;
+use alloc::vec::Vec;
+use core::f64::consts::PI;
+
+/// The parameters of bootstrapping, with documented defaults ([`Default`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BootstrapParametersLiteral {
+    /// `log2` of the slot count; `None` for full slots (`N/2`).
+    pub log_slots: Option<u32>,
+    /// Levels (linear transforms) of CoeffsToSlots. Default 3.
+    pub cts_level_budget: usize,
+    /// Levels (linear transforms) of SlotsToCoeffs. Default 3.
+    pub stc_level_budget: usize,
+    /// EvalMod interval: `x = t / q_0` is assumed in `[-(K + 1), K + 1]`. Default 16.
+    pub k: usize,
+    /// Double-angle steps `r` of EvalMod. Default 4.
+    pub double_angle: usize,
+    /// Degree of the Chebyshev interpolant of the scaled cosine. Default 30.
+    pub cos_degree: usize,
+    /// Degree of the odd arcsine correction (0: none). Default 0.
+    pub arcsine_degree: usize,
+    /// Hamming weight of the ephemeral sparse secret (sparse-secret encapsulation). Default 32.
+    pub ephemeral_hamming_weight: usize,
+    /// Giant/baby rotation cost ratio of the linear transforms. Default 2.
+    pub bsgs_ratio: f64,
+    /// `log2` of the scale CoeffsToSlots leaves and EvalMod works at; `None`: the parameter
+    /// set's default scale. Default `Some(60)`, matching the 60-bit EvalMod and CoeffsToSlots
+    /// primes of [`crate::ParametersLiteral::n16_bootstrappable`]. Set it to the size of the primes of those levels when they are
+    /// larger than the default scale: the slots entering CoeffsToSlots are about
+    /// `K q_0 / Delta` times larger than its output, so its plaintext scale sets the precision.
+    pub log_eval_scale: Option<u32>,
+    /// The least `log2(q_0 / (scale * bound))` an input may have: how far below `q_0` the
+    /// message's raw coefficients must stay for EvalMod's sine to approximate `x mod q_0`
+    /// (its error grows as `(2 pi scale bound / q_0)^2`). Default 8 (Lattigo's default message
+    /// ratio): at the default set (`q_0 ~ 2^60`, scale `2^50`) inputs up to `|x| <= 4`.
+    pub log_message_ratio: u32,
+}
+
+impl Default for BootstrapParametersLiteral {
+    fn default() -> Self {
+        Self {
+            log_slots: None,
+            cts_level_budget: 3,
+            stc_level_budget: 3,
+            k: 16,
+            double_angle: 4,
+            cos_degree: 30,
+            arcsine_degree: 0,
+            ephemeral_hamming_weight: 32,
+            bsgs_ratio: 2.0,
+            log_eval_scale: Some(60),
+            log_message_ratio: 8,
+        }
+    }
+}
+
+impl BootstrapParametersLiteral {
+    /// The slot count for ring degree `n`.
+    pub fn slots(&self, n: usize) -> Result<usize, CkksError> {
+        let max = n / 2;
+        match self.log_slots {
+            None => Ok(max),
+            Some(l) if l < usize::BITS && (1usize << l) <= max => Ok(1 << l),
+            Some(l) => Err(CkksError::InvalidSlotCount {
+                slots: 1usize.checked_shl(l).unwrap_or(usize::MAX),
+                max,
+            }),
+        }
+    }
+
+    /// The polynomial of EvalMod on `[-1, 1]`: `cos(2 pi ((K + 1) y - 1/4) / 2^r)`.
+    pub fn cosine(&self) -> ChebyshevPoly {
+        let (k1, r) = ((self.k + 1) as f64, self.double_angle as i32);
+        ChebyshevPoly::interpolate(
+            move |y| libm::cos(2.0 * PI * (k1 * y - 0.25) / libm::ldexp(1.0, r)),
+            -1.0,
+            1.0,
+            self.cos_degree,
+        )
+    }
+
+    /// The arcsine correction, if enabled: the odd Taylor polynomial of `arcsin(y) / 2 pi` to
+    /// degree `arcsine_degree`, in the Chebyshev basis of `[-1, 1]` (no change of variable, so
+    /// no extra level). EvalMod's values are tiny (`|y| <~ 2 pi Delta / q_0`), where the series
+    /// converges fast.
+    pub fn arcsine(&self) -> Option<ChebyshevPoly> {
+        (self.arcsine_degree > 0).then(|| {
+            let degree = self.arcsine_degree;
+            let taylor = move |y: f64| {
+                // arcsin y = sum_k (2k)! / (4^k (k!)^2 (2k + 1)) y^(2k + 1)
+                let (mut term, mut sum, mut k) = (1.0f64, 0.0f64, 0usize);
+                while 2 * k < degree {
+                    sum += term / (2 * k + 1) as f64 * libm::pow(y, (2 * k + 1) as f64);
+                    term *= ((2 * k + 1) * (2 * k + 2)) as f64 / (4.0 * ((k + 1) * (k + 1)) as f64);
+                    k += 1;
+                }
+                sum / (2.0 * PI)
+            };
+            ChebyshevPoly::interpolate(taylor, -1.0, 1.0, degree)
+        })
+    }
+
+    /// Levels consumed by EvalMod: the cosine, the double angles and the arcsine.
+    pub fn eval_mod_depth(&self) -> usize {
+        let d = |deg: usize| (usize::BITS - deg.leading_zeros()) as usize;
+        d(self.cos_degree)
+            + self.double_angle
+            + if self.arcsine_degree > 0 {
+                d(self.arcsine_degree)
+            } else {
+                0
+            }
+    }
+
+    /// Levels consumed by the whole bootstrapping.
+    pub fn depth(&self) -> usize {
+        self.cts_level_budget + self.eval_mod_depth() + self.stc_level_budget
+    }
+
+    /// The CoeffsToSlots and SlotsToCoeffs transforms (plain), for `ctx`.
+    pub(crate) fn transforms(
+        &self,
+        ctx: &CkksContext,
+    ) -> Result<(Vec<LinearTransform>, Vec<LinearTransform>), CkksError> {
+        let n = self.slots(ctx.n())?;
+        let q0 = ctx.params().q()[0] as f64;
+        let delta = ctx.params().default_scale();
+        // CtS: slots <- t / (q0 (K + 1)), halved for the real/imaginary split.
+        let cts_factor = delta / (q0 * (self.k + 1) as f64 * 2.0);
+        // StC: (sin(2 pi x) / 2 pi or arcsin) * q0 / Delta, and 1/tau for the partial trace.
+        let tau = (ctx.n() / 2 / n) as f64;
+        let sine = if self.arcsine_degree > 0 {
+            1.0
+        } else {
+            1.0 / (2.0 * PI)
+        };
+        let stc_factor = sine * q0 / (delta * tau);
+        let mut cts = dft::coeffs_to_slots(n, self.cts_level_budget, cts_factor);
+        let mut stc = dft::slots_to_coeffs(n, self.stc_level_budget, stc_factor);
+        for t in cts.iter_mut().chain(stc.iter_mut()) {
+            t.bsgs_ratio = self.bsgs_ratio;
+        }
+        Ok((cts, stc))
+    }
+
+    /// The rotations bootstrapping needs (linear transforms and the partial trace); conjugation
+    /// is needed too.
+    pub fn rotations(&self, ctx: &CkksContext) -> Result<Vec<isize>, CkksError> {
+        let (cts, stc) = self.transforms(ctx)?;
+        let mut r: Vec<isize> = cts.iter().chain(&stc).flat_map(|t| t.rotations()).collect();
+        let n = self.slots(ctx.n())?;
+        let mut k = n;
+        while k < ctx.n() / 2 {
+            r.push(k as isize);
+            k *= 2;
+        }
+        r.sort_unstable();
+        r.dedup();
+        Ok(r)
+    }
+
+    /// The evaluation keys (relinearization, rotations, conjugation) bootstrapping needs.
+    pub fn key_request(&self, ctx: &CkksContext) -> Result<KeyRequest, CkksError> {
+        Ok(KeyRequest::new()
+            .with_relinearization()
+            .with_rotations(ctx, &self.rotations(ctx)?)
+            .with_conjugation(ctx))
+    }
+}
