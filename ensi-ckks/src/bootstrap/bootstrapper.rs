@@ -394,7 +394,7 @@ impl Bootstrapper {
         self.eval.count(Op::Bootstrap, 1);
         let raised = self.mod_raise(ct)?;
         let (re, im) = self.coeffs_to_slots(&raised)?;
-        let ((re, _), (im, _)) = self.eval_mod_both(&re, &im)?;
+        let (re, im) = self.eval_mod_both(&re, &im)?;
         self.slots_to_coeffs_scaled(&re, &im, factor.as_deref())
     }
 
@@ -419,12 +419,12 @@ impl Bootstrapper {
         &self,
         re: &Ciphertext,
         im: &Ciphertext,
-    ) -> Result<((Ciphertext, PolyEvalStats), (Ciphertext, PolyEvalStats)), CkksError> {
+    ) -> Result<(Ciphertext, Ciphertext), CkksError> {
         #[cfg(feature = "parallel")]
         let (re, im) = rayon::join(|| self.eval_mod(re), || self.eval_mod(im));
         #[cfg(not(feature = "parallel"))]
         let (re, im) = (self.eval_mod(re), self.eval_mod(im));
-        Ok((re?, im?))
+        Ok((re?.0, im?.0))
     }
 
     /// Two bootstrapping iterations for more precision (the iterated bootstrapping of
@@ -473,7 +473,7 @@ impl Bootstrapper {
         times.mod_raise = clock.lap();
         let (re, im) = self.coeffs_to_slots(&raised)?;
         times.coeffs_to_slots = clock.lap();
-        let ((re, _), (im, _)) = self.eval_mod_both(&re, &im)?;
+        let (re, im) = self.eval_mod_both(&re, &im)?;
         times.eval_mod = clock.lap();
         let out = self.slots_to_coeffs(&re, &im)?;
         times.slots_to_coeffs = clock.lap();
