@@ -25,8 +25,8 @@ use crate::config::{Activation, Family, ModelConfig};
 use crate::error::Result;
 use crate::linear::Linear;
 use crate::model::{Layer, Model};
-use crate::quant::absmean_ternarize;
 use crate::ternary::ScaleConvention;
+use crate::ternary::absmean_ternarize;
 
 /// The seed of the embedded model.
 pub const EMBEDDED_SEED: u64 = 0x454E_5349_4249_544E; // "ENSIBITN"

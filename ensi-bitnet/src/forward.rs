@@ -21,7 +21,7 @@ use crate::model::{Layer, Model};
 use crate::ops::{
     AttentionKind, apply_rope, argmax, attention_head, relu_squared, rms_norm, rope_angles, silu,
 };
-use crate::quant::absmean_ternarize;
+use crate::ternary::absmean_ternarize;
 
 /// Switches of the reference forward pass.
 #[derive(Debug, Clone, Copy, PartialEq)]

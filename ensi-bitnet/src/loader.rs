@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::linear::{DenseMatrix, Linear};
 use crate::model::{Layer, Model};
 use crate::packing::{pack_2bit, unpack_2bit};
-use crate::quant::absmean_ternarize;
+use crate::ternary::absmean_ternarize;
 use crate::ternary::{TernaryMatrix, WeightScale};
 
 /// The tensors of one checkpoint, possibly spread over several safetensors files.

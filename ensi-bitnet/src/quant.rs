@@ -1,4 +1,5 @@
-//! BitNet b1.58 quantizers: absmean weight ternarization and per-token absmax int8 activations.
+//! BitNet b1.58 quantization: per-tensor weight scales, per-token absmax int8 activations, and
+//! the rescaling of ternary sums (absmean ternarization itself is in `ternary`).
 //!
 //! Formulas of Ma et al., "The Era of 1-bit LLMs" (2024), eq. 1-3, and of the official
 //! "Training Tips, Code and FAQ" reference code, as used for bitnet-b1.58-2B-4T ("BitNet b1.58
@@ -13,42 +14,62 @@
 
 use alloc::vec::Vec;
 
-use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::ternary::{ScaleConvention, TernaryMatrix, WeightScale};
 
 /// Lower clamp of `mean|W|` and `max|x|` in both quantizers (the reference code's `1e-5`).
 pub const QUANT_EPS: f64 = 1e-5;
 
-/// Absmean ternarization of a row-major `rows x cols` latent weight tensor.
+/// How a checkpoint's per-tensor `weight_scale` turns ternary values into real weights.
 ///
-/// `mean|W|` is summed in `f64` and rounded to `f32`; the scale is `1 / max(mean, 1e-5)` in
-/// `f32` and the result uses [`ScaleConvention::Divide`] (real weight = `T / scale`), like
-/// transformers' `WeightQuant`. A NaN or infinite latent weight is an error naming its index.
-pub fn absmean_ternarize(rows: usize, cols: usize, latent: &[f32]) -> Result<TernaryMatrix> {
-    if let Some(index) = latent.iter().position(|v| !v.is_finite()) {
-        return Err(Error::InvalidValue {
-            name: "latent weight".into(),
-            index,
-            reason: "not finite",
-        });
+/// Public sources disagree: transformers' `BitLinear` (the class for packed uint8 weights)
+/// computes `y / (input_scale * weight_scale)`, so the real weight is `t / weight_scale`, while
+/// its `AutoBitLinear` (offline mode) computes `y * weight_scale`, so the weight is
+/// `t * weight_scale`. The loader picks one explicitly (see `LoadOptions` / `ModelConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScaleConvention {
+    /// Real weight = ternary / scale (transformers `BitLinear`; the scale is `1 / mean|W|`, as
+    /// produced by absmean quantization). The default.
+    Divide,
+    /// Real weight = ternary * scale (transformers `AutoBitLinear`, offline mode).
+    Multiply,
+}
+
+impl ScaleConvention {
+    /// The convention's name, `"divide"` or `"multiply"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScaleConvention::Divide => "divide",
+            ScaleConvention::Multiply => "multiply",
+        }
     }
-    let n = latent.len().max(1) as f64;
-    let mean = (latent.iter().map(|v| f64::from(v.abs())).sum::<f64>() / n) as f32;
-    let scale = 1.0f32 / mean.max(QUANT_EPS as f32);
-    let values = latent
-        .iter()
-        .map(|&w| Float::round_ties_even(w * scale).clamp(-1.0, 1.0) as i8)
-        .collect();
-    TernaryMatrix::new(
-        rows,
-        cols,
-        values,
-        WeightScale {
-            value: scale,
-            convention: ScaleConvention::Divide,
-        },
-    )
+}
+
+/// The per-tensor scale of a ternary matrix, with how it applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WeightScale {
+    /// The stored scale (finite, > 0).
+    pub value: f32,
+    /// Whether the ternary values are divided or multiplied by it.
+    pub convention: ScaleConvention,
+}
+
+impl WeightScale {
+    /// The factor `m` such that the real weight is `t * m`, in precision `F`.
+    pub fn multiplier<F: Float>(&self) -> F {
+        match self.convention {
+            ScaleConvention::Divide => F::ONE / F::from_f32(self.value),
+            ScaleConvention::Multiply => F::from_f32(self.value),
+        }
+    }
+
+    /// Applies the scale to a ternary dot product `acc` (divides or multiplies, exactly as the
+    /// convention says, so no rounded reciprocal is involved).
+    pub fn apply<F: Float>(&self, acc: F) -> F {
+        match self.convention {
+            ScaleConvention::Divide => acc / F::from_f32(self.value),
+            ScaleConvention::Multiply => acc * F::from_f32(self.value),
+        }
+    }
 }
 
 /// One token's activations quantized to int8 by absmax.
@@ -98,30 +119,6 @@ pub fn dequantize_ternary_sum<F: Float>(acc: F, act_scale: Option<F>, w: WeightS
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn absmean_matches_hand_computation() {
-        // mean|W| = (0.2 + 1.0 + 0.6 + 0.2) / 4 = 0.5, scale 2: 0.4 -> 0, 2 -> 1, -1.2 -> -1, 0.4 -> 0.
-        let t = absmean_ternarize(2, 2, &[0.2, 1.0, -0.6, -0.2]).unwrap();
-        assert_eq!(t.values(), &[0, 1, -1, 0]);
-        assert_eq!(t.scale().value, 2.0);
-        assert_eq!(t.scale().convention, ScaleConvention::Divide);
-    }
-
-    #[test]
-    fn absmean_ties_round_to_even() {
-        // mean = 1, scale 1: 0.5 -> 0, -0.5 -> -0, 1.5 -> 2 -> clipped 1, 1.5.
-        let t = absmean_ternarize(1, 4, &[0.5, -0.5, 1.5, 1.5]).unwrap();
-        assert_eq!(t.values(), &[0, 0, 1, 1]);
-    }
-
-    #[test]
-    fn absmean_rejects_nan() {
-        assert!(matches!(
-            absmean_ternarize(1, 2, &[0.0, f32::NAN]),
-            Err(Error::InvalidValue { index: 1, .. })
-        ));
-    }
 
     #[test]
     fn absmax_quantizes_to_int8() {

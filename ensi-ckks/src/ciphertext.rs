@@ -64,7 +64,7 @@ impl Ciphertext {
     /// relative `2^-30`): removes the floating-point drift of exact scale bookkeeping, and
     /// refuses anything larger, so the scale never drifts silently.
     pub(crate) fn snap_scale(&mut self, target: f64) -> Result<(), CkksError> {
-        crate::evaluator::check_scale(self.scale, target)?;
+        check_scale(self.scale, target)?;
         self.scale = target;
         Ok(())
     }
@@ -84,4 +84,15 @@ impl Ciphertext {
     pub fn seed(&self) -> Option<&[u8; 32]> {
         self.seed.as_ref()
     }
+}
+
+/// Scales closer than this relative difference are equal.
+const SCALE_TOLERANCE: f64 = 1.0 / (1u64 << 30) as f64;
+
+/// Two scales agree to [`SCALE_TOLERANCE`], or a [`CkksError::ScaleMismatch`].
+pub(crate) fn check_scale(a: f64, b: f64) -> Result<(), CkksError> {
+    if libm::fabs(a - b) > SCALE_TOLERANCE * libm::fmax(libm::fabs(a), libm::fabs(b)) {
+        return Err(CkksError::ScaleMismatch { left: a, right: b });
+    }
+    Ok(())
 }

@@ -11,66 +11,12 @@ use crate::context::CkksContext;
 use crate::error::CkksError;
 use crate::keys::{PublicKey, SecretKey};
 use crate::plaintext::Plaintext;
+use crate::rlwe::{rlwe_sample_under, small_poly};
 use alloc::borrow::Cow;
 use alloc::sync::Arc;
 use alloc::vec;
-use ensi_math::{Ntt, RnsContext, RnsPoly, sample};
+use ensi_math::sample;
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroizing;
-
-/// A small polynomial from a signed sampler, lifted to `limbs` primes of `ring` in NTT form.
-fn small_poly<G: RngCore + CryptoRng>(
-    ring: &Arc<RnsContext>,
-    limbs: usize,
-    rng: &mut G,
-    sampler: fn(&mut G, &mut [i64]),
-) -> Result<Zeroizing<RnsPoly<Ntt>>, CkksError> {
-    let mut coeffs = Zeroizing::new(vec![0i64; ring.n()]);
-    sampler(rng, &mut coeffs);
-    Ok(Zeroizing::new(
-        RnsPoly::from_i64(ring, limbs, &coeffs)?.into_ntt(),
-    ))
-}
-
-/// The secret key restricted to its first `limbs` primes (a zeroized copy).
-pub(crate) fn secret_at(
-    sk: &SecretKey,
-    limbs: usize,
-) -> Result<Zeroizing<RnsPoly<Ntt>>, CkksError> {
-    let mut s = Zeroizing::new(sk.s.clone());
-    let extra = s.limbs() - limbs;
-    s.drop_last_limbs(extra)?;
-    Ok(s)
-}
-
-/// An RLWE sample `(-a s + e, a)` over the first `limbs` primes, `a` expanded from `seed`.
-pub(crate) fn rlwe_sample<G: RngCore + CryptoRng>(
-    ctx: &CkksContext,
-    sk: &SecretKey,
-    limbs: usize,
-    seed: &[u8; 32],
-    rng: &mut G,
-) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>), CkksError> {
-    let s = secret_at(sk, limbs)?;
-    rlwe_sample_under(ctx.ring(), &s, seed, rng)
-}
-
-/// An RLWE sample `(-a s + e, a)` over the ring and limbs of `s` (NTT form), `a` expanded
-/// from `seed`.
-pub(crate) fn rlwe_sample_under<G: RngCore + CryptoRng>(
-    ring: &Arc<RnsContext>,
-    s: &RnsPoly<Ntt>,
-    seed: &[u8; 32],
-    rng: &mut G,
-) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>), CkksError> {
-    let limbs = s.limbs();
-    let a = sample::expand_seed::<Ntt>(ring, limbs, seed)?;
-    let e = small_poly(ring, limbs, rng, sample::gaussian::<G>)?;
-    let mut b = a.try_mul(s)?;
-    b.neg_assign();
-    b.try_add_assign(&e)?;
-    Ok((b, a))
-}
 
 impl PublicKey {
     /// Encrypts `pt` (at its level) with this public key.
@@ -125,7 +71,8 @@ impl SecretKey {
         ctx.check_id(pt.params_id)?;
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
-        let (mut c0, c1) = rlwe_sample(ctx, self, pt.level() + 1, &seed, rng)?;
+        let s = self.restricted(pt.level() + 1)?;
+        let (mut c0, c1) = rlwe_sample_under(ctx.ring(), &s, &seed, rng)?;
         c0.try_add_assign(&pt.poly)?;
         Ok(Ciphertext {
             parts: vec![c0, c1],
@@ -141,7 +88,7 @@ impl SecretKey {
     pub fn decrypt(&self, ctx: &Arc<CkksContext>, ct: &Ciphertext) -> Result<Plaintext, CkksError> {
         ctx.check_id(self.params_id)?;
         ctx.check_id(ct.params_id)?;
-        let s = secret_at(self, ct.level() + 1)?;
+        let s = self.restricted(ct.level() + 1)?;
         let mut parts = ct.parts.iter().rev();
         let mut acc = parts.next().cloned().ok_or(CkksError::EmptyCiphertext)?;
         for part in parts {

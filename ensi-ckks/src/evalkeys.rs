@@ -6,7 +6,6 @@
 //! and hands each to the sink, which writes or sends it and drops it. Peak memory is then the
 //! secret key plus one switching key, whatever the number of rotations.
 
-use crate::bootstrap::{DenseToSparseKey, SparseToDenseKey};
 use crate::context::CkksContext;
 use crate::error::CkksError;
 use crate::keys::SecretKey;
@@ -74,6 +73,39 @@ impl GaloisKey {
         self.galois_element
     }
 
+    /// The switching key.
+    pub fn switching_key(&self) -> &SwitchingKey {
+        &self.key
+    }
+}
+
+/// Switches the main secret `s` to the ephemeral sparse secret `s'` at level 0; spans only
+/// `{q_0, p_0}` (one digit). Records the Hamming weight of `s'`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DenseToSparseKey {
+    pub(crate) key: SwitchingKey,
+    pub(crate) hamming_weight: usize,
+}
+
+/// Switches the ephemeral sparse secret `s'` back to `s`, over all of `Q ∪ P`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SparseToDenseKey {
+    pub(crate) key: SwitchingKey,
+}
+
+impl DenseToSparseKey {
+    /// The switching key (two primes, one digit).
+    pub fn switching_key(&self) -> &SwitchingKey {
+        &self.key
+    }
+
+    /// The Hamming weight of the sparse secret this key is under.
+    pub fn hamming_weight(&self) -> usize {
+        self.hamming_weight
+    }
+}
+
+impl SparseToDenseKey {
     /// The switching key.
     pub fn switching_key(&self) -> &SwitchingKey {
         &self.key

@@ -67,6 +67,14 @@ impl SecretKey {
     pub fn params_id(&self) -> ParamsId {
         self.params_id
     }
+
+    /// The secret restricted to its first `limbs` primes (a zeroized copy).
+    pub(crate) fn restricted(&self, limbs: usize) -> Result<Zeroizing<RnsPoly<Ntt>>, CkksError> {
+        let mut s = Zeroizing::new(self.s.clone());
+        let extra = s.limbs() - limbs;
+        s.drop_last_limbs(extra)?;
+        Ok(s)
+    }
 }
 
 /// Hazardous access to secret material, for tests and audits only. Whatever is read through
@@ -139,7 +147,8 @@ impl PublicKey {
         let limbs = ctx.max_level() + 1;
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
-        let (b, a) = crate::encryption::rlwe_sample(ctx, sk, limbs, &seed, rng)?;
+        let s = sk.restricted(limbs)?;
+        let (b, a) = crate::rlwe::rlwe_sample_under(ctx.ring(), &s, &seed, rng)?;
         Ok(Self {
             b,
             a,

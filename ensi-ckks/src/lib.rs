@@ -24,6 +24,7 @@ pub mod encryption;
 pub mod error;
 pub mod evalkeys;
 pub mod evaluator;
+pub mod ids;
 pub mod keys;
 pub mod keyswitch;
 pub mod lintrans;
@@ -31,6 +32,7 @@ pub mod params;
 pub mod plaintext;
 pub mod polynomial;
 pub mod precision;
+pub mod rlwe;
 pub mod security;
 pub mod serialize;
 

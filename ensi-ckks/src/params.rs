@@ -8,8 +8,8 @@
 //! bits). The bound applies to `log2(QP)`, the whole modulus key-switching keys live under.
 
 use crate::error::CkksError;
+pub use crate::ids::ParamsId;
 use alloc::vec::Vec;
-use core::fmt;
 use ensi_math::generate_ntt_primes;
 use sha3::{Digest, Sha3_256};
 
@@ -151,27 +151,6 @@ pub enum Security {
     Bits128,
     /// Built by [`Parameters::new_insecure`]: for tests only.
     Insecure,
-}
-
-/// A short, stable identifier of a parameter set: the first 8 bytes of SHA3-256 over a canonical
-/// encoding of the literal and the generated primes. Every key, plaintext and ciphertext carries
-/// it, so objects of different sets are never mixed.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ParamsId(pub [u8; 8]);
-
-impl fmt::Debug for ParamsId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ParamsId({self})")
-    }
-}
-
-impl fmt::Display for ParamsId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
 }
 
 /// A checked, immutable CKKS parameter set.

@@ -280,7 +280,10 @@ fn n16_full_slot_bootstrapping() {
         "{stats:?}"
     );
     // The same with an RMSNorm-like gain in [0.5, 2] folded into SlotsToCoeffs.
-    let gain: Vec<f64> = uniform(&mut rng, slots).iter().map(|g| 1.25 + 0.75 * g).collect();
+    let gain: Vec<f64> = uniform(&mut rng, slots)
+        .iter()
+        .map(|g| 1.25 + 0.75 * g)
+        .collect();
     let opts = ensi_ckks::BootstrapOptions {
         gain: Some(gain.clone()),
         ..Default::default()

@@ -18,6 +18,7 @@
 use crate::bootstrap::BootstrapParametersLiteral;
 use crate::context::CkksContext;
 use crate::error::CkksError;
+pub use crate::evalkeys::{DenseToSparseKey, SparseToDenseKey};
 use crate::evalkeys::{
     EvaluationKey, EvaluationKeySet, KeyRequest, KeySink, generate_evaluation_keys,
 };
@@ -30,39 +31,6 @@ use alloc::vec;
 use ensi_math::{RnsPoly, sample};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
-
-/// Switches the main secret `s` to the ephemeral sparse secret `s'` at level 0; spans only
-/// `{q_0, p_0}` (one digit). Records the Hamming weight of `s'`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DenseToSparseKey {
-    pub(crate) key: SwitchingKey,
-    pub(crate) hamming_weight: usize,
-}
-
-/// Switches the ephemeral sparse secret `s'` back to `s`, over all of `Q ∪ P`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SparseToDenseKey {
-    pub(crate) key: SwitchingKey,
-}
-
-impl DenseToSparseKey {
-    /// The switching key (two primes, one digit).
-    pub fn switching_key(&self) -> &SwitchingKey {
-        &self.key
-    }
-
-    /// The Hamming weight of the sparse secret this key is under.
-    pub fn hamming_weight(&self) -> usize {
-        self.hamming_weight
-    }
-}
-
-impl SparseToDenseKey {
-    /// The switching key.
-    pub fn switching_key(&self) -> &SwitchingKey {
-        &self.key
-    }
-}
 
 impl BootstrapParametersLiteral {
     /// Checks that the ephemeral secret's weight is valid and, for a 128-bit parameter set,

@@ -16,7 +16,7 @@ mod rotation;
 pub(crate) use count::Op;
 pub use count::OpCount;
 
-use crate::ciphertext::Ciphertext;
+use crate::ciphertext::{Ciphertext, check_scale};
 use crate::context::CkksContext;
 use crate::error::CkksError;
 use crate::evalkeys::EvaluationKeySet;
@@ -25,9 +25,6 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use ensi_math::{Ntt, NttAutomorphism, RnsPoly};
-
-/// Scales closer than this relative difference are equal.
-const SCALE_TOLERANCE: f64 = 1.0 / (1u64 << 30) as f64;
 
 /// Homomorphic operations over one [`CkksContext`], with the evaluation keys it was given.
 #[derive(Debug)]
@@ -519,13 +516,6 @@ fn check_level(a: usize, b: usize) -> Result<(), CkksError> {
 fn check_slots(a: usize, b: usize) -> Result<(), CkksError> {
     if a != b {
         return Err(CkksError::SlotMismatch { left: a, right: b });
-    }
-    Ok(())
-}
-
-pub(crate) fn check_scale(a: f64, b: f64) -> Result<(), CkksError> {
-    if libm::fabs(a - b) > SCALE_TOLERANCE * libm::fmax(libm::fabs(a), libm::fabs(b)) {
-        return Err(CkksError::ScaleMismatch { left: a, right: b });
     }
     Ok(())
 }

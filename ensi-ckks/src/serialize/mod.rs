@@ -20,11 +20,11 @@
 //! **The secret key encoding is secret**: [`SecretKey::to_bytes`] returns a buffer that is
 //! zeroized on drop; store it with owner-only permissions and never send it.
 
-mod error;
 mod evalkeys;
 mod wire;
 
-pub use error::FormatError;
+pub use crate::error::FormatError;
+pub use crate::ids::ObjectType;
 
 use crate::ciphertext::Ciphertext;
 use crate::context::CkksContext;
@@ -67,49 +67,6 @@ pub fn mark_test_object(bytes: &mut [u8]) -> Result<(), CkksError> {
 
 /// The most primes a parameter set may list in `Q` or in `P` when decoded.
 pub const MAX_PRIMES: usize = 256;
-
-/// The kind of object a serialized buffer holds (the header's type tag).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-#[non_exhaustive]
-pub enum ObjectType {
-    /// A [`Parameters`] set.
-    Parameters = 1,
-    /// A [`SecretKey`].
-    SecretKey = 2,
-    /// A [`PublicKey`].
-    PublicKey = 3,
-    /// A [`Plaintext`].
-    Plaintext = 4,
-    /// A [`Ciphertext`].
-    Ciphertext = 5,
-    /// A [`crate::RelinearizationKey`].
-    RelinearizationKey = 6,
-    /// A [`crate::GaloisKey`].
-    GaloisKey = 7,
-    /// A [`crate::DenseToSparseKey`] (bootstrapping).
-    DenseToSparseKey = 8,
-    /// A [`crate::SparseToDenseKey`] (bootstrapping).
-    SparseToDenseKey = 9,
-}
-
-impl ObjectType {
-    /// The type of a tag byte, if known.
-    pub fn from_tag(tag: u8) -> Option<Self> {
-        Some(match tag {
-            1 => Self::Parameters,
-            2 => Self::SecretKey,
-            3 => Self::PublicKey,
-            4 => Self::Plaintext,
-            5 => Self::Ciphertext,
-            6 => Self::RelinearizationKey,
-            7 => Self::GaloisKey,
-            8 => Self::DenseToSparseKey,
-            9 => Self::SparseToDenseKey,
-            _ => return None,
-        })
-    }
-}
 
 /// Options of [`Parameters::from_bytes`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

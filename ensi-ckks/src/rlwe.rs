@@ -1,0 +1,222 @@
+//! The RLWE layer: small polynomials, RLWE samples `(-a s + e, a)` with `a` expanded from a
+//! seed, and hybrid key-switching keys built from them (one sample per digit), with the primes
+//! each key spans. Below keys, encryption and key switching; it knows secrets only as
+//! polynomials handed to it.
+
+use crate::context::{CkksContext, SwitchSpace};
+use crate::error::CkksError;
+use crate::ids::ParamsId;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use ensi_math::{Ntt, RnsContext, RnsPoly, sample};
+use rand_core::{CryptoRng, RngCore};
+use sha3::{Digest, Sha3_256};
+use zeroize::Zeroizing;
+
+/// A small polynomial from a signed sampler, lifted to `limbs` primes of `ring` in NTT form.
+pub(crate) fn small_poly<G: RngCore + CryptoRng>(
+    ring: &Arc<RnsContext>,
+    limbs: usize,
+    rng: &mut G,
+    sampler: fn(&mut G, &mut [i64]),
+) -> Result<Zeroizing<RnsPoly<Ntt>>, CkksError> {
+    let mut coeffs = Zeroizing::new(vec![0i64; ring.n()]);
+    sampler(rng, &mut coeffs);
+    Ok(Zeroizing::new(
+        RnsPoly::from_i64(ring, limbs, &coeffs)?.into_ntt(),
+    ))
+}
+
+/// An RLWE sample `(-a s + e, a)` over the ring and limbs of `s` (NTT form), `a` expanded
+/// from `seed`.
+pub(crate) fn rlwe_sample_under<G: RngCore + CryptoRng>(
+    ring: &Arc<RnsContext>,
+    s: &RnsPoly<Ntt>,
+    seed: &[u8; 32],
+    rng: &mut G,
+) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>), CkksError> {
+    let limbs = s.limbs();
+    let a = sample::expand_seed::<Ntt>(ring, limbs, seed)?;
+    let e = small_poly(ring, limbs, rng, sample::gaussian::<G>)?;
+    let mut b = a.try_mul(s)?;
+    b.neg_assign();
+    b.try_add_assign(&e)?;
+    Ok((b, a))
+}
+
+/// The primes a [`SwitchingKey`] spans. The span is fixed by the key's purpose and recorded in
+/// the key; a key can only be applied to a ciphertext in its own span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeySpan {
+    /// Every prime of `Q ∪ P`, in `dnum` digits: relinearization, Galois and sparse-to-dense
+    /// keys, under the main secret.
+    Full,
+    /// Only `q_0` and `p_0`, one digit: the dense-to-sparse key of bootstrapping, the one public
+    /// object under the ephemeral sparse secret. Applied at level 0 only. Keeping it this small
+    /// is what makes a low Hamming weight safe (sparse-secret encapsulation, Bossuat,
+    /// Troncoso-Pastoriza and Hubaux, ePrint 2022/024, §4).
+    Encapsulation,
+}
+
+impl CkksContext {
+    /// The basis of keys of `span`.
+    pub(crate) fn space(&self, span: KeySpan) -> &SwitchSpace {
+        match span {
+            KeySpan::Full => self.main_space(),
+            KeySpan::Encapsulation => self.encapsulation(),
+        }
+    }
+
+    /// `log2` of the modulus keys of `span` live at (`log2(QP)` for [`KeySpan::Full`],
+    /// `log2(q_0 p_0)` for [`KeySpan::Encapsulation`]).
+    pub fn span_log_modulus(&self, span: KeySpan) -> f64 {
+        self.space(span)
+            .ring
+            .basis()
+            .moduli()
+            .iter()
+            .map(|m| libm::log2(m.q() as f64))
+            .sum()
+    }
+}
+
+/// A hybrid key-switching key from some `s'` to a secret `s`: one RLWE sample under `s` per
+/// digit, over the primes of its [`KeySpan`], in NTT form. The uniform halves `a_j` are
+/// expanded from one 32-byte seed, so the stored form needs only the `b_j` and the seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwitchingKey {
+    pub(crate) b: Vec<RnsPoly<Ntt>>,
+    pub(crate) a: Vec<RnsPoly<Ntt>>,
+    pub(crate) seed: [u8; 32],
+    pub(crate) params_id: ParamsId,
+    pub(crate) span: KeySpan,
+}
+
+/// The seed of digit `j`'s uniform polynomial: SHA3-256 of a domain tag, the key's seed and `j`.
+pub(crate) fn digit_seed(seed: &[u8; 32], digit: usize) -> [u8; 32] {
+    let mut h = Sha3_256::new();
+    h.update(b"ensi switching key digit");
+    h.update(seed);
+    h.update((digit as u32).to_le_bytes());
+    h.finalize().into()
+}
+
+impl SwitchingKey {
+    /// Generates the key switching `s_from` to `s_to` over the primes of `span`. `s_to` (the
+    /// secret every sample is made under) must be in NTT form over exactly the span's primes
+    /// (its ring and limb count are checked): a key cannot be made over more primes than its
+    /// span. Only the `Q` limbs of `s_from` are read (NTT form, `q_i` at limb `i`).
+    pub(crate) fn generate<G: RngCore + CryptoRng>(
+        ctx: &CkksContext,
+        span: KeySpan,
+        s_to: &RnsPoly<Ntt>,
+        s_from: &RnsPoly<Ntt>,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
+        let space = ctx.space(span);
+        if !s_to.context().same_ring(&space.ring) || s_to.limbs() != space.key_limbs() {
+            return Err(CkksError::InvalidArgument {
+                reason: "a switching key's secret must span exactly the primes of its key span",
+            });
+        }
+        let num_q = space.q_count();
+        if s_from.limbs() < num_q
+            || s_from.moduli()[..num_q] != space.ring.basis().moduli()[..num_q]
+        {
+            return Err(CkksError::InvalidArgument {
+                reason: "the switched secret must cover the Q primes of the key span",
+            });
+        }
+        let ks = &space.key_switch;
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let digits = ks.dnum();
+        let mut b = Vec::with_capacity(digits);
+        let mut a = Vec::with_capacity(digits);
+        for j in 0..digits {
+            let (mut bj, aj) = rlwe_sample_under(&space.ring, s_to, &digit_seed(&seed, j), rng)?;
+            for i in ks.digit_range(j, num_q) {
+                let m = space.ring.basis().moduli()[i];
+                let (p, ps) = space.p_mod_q[i];
+                let src = s_from.limb(i);
+                for (x, &y) in bj.limb_mut(i).iter_mut().zip(src) {
+                    *x = m.add(*x, m.mul_shoup(y, p, ps));
+                }
+            }
+            b.push(bj);
+            a.push(aj);
+        }
+        Ok(Self {
+            b,
+            a,
+            seed,
+            params_id: ctx.id(),
+            span,
+        })
+    }
+
+    /// Rebuilds a key of `span` from its `b_j` and the seed of the `a_j` (deserialization).
+    pub(crate) fn from_seeded(
+        ctx: &CkksContext,
+        span: KeySpan,
+        b: Vec<RnsPoly<Ntt>>,
+        seed: [u8; 32],
+    ) -> Result<Self, CkksError> {
+        let space = ctx.space(span);
+        let a = (0..b.len())
+            .map(|j| {
+                ensi_math::sample::expand_seed::<Ntt>(
+                    &space.ring,
+                    space.key_limbs(),
+                    &digit_seed(&seed, j),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            b,
+            a,
+            seed,
+            params_id: ctx.id(),
+            span,
+        })
+    }
+
+    /// The number of digits.
+    pub fn digits(&self) -> usize {
+        self.b.len()
+    }
+
+    /// The primes this key spans.
+    pub fn span(&self) -> KeySpan {
+        self.span
+    }
+
+    /// The number of primes this key spans (`|Q| + |P|` of its span).
+    pub fn limbs(&self) -> usize {
+        self.b.first().map_or(0, RnsPoly::limbs)
+    }
+
+    /// `log2` of the modulus this key lives at: the product of the primes it spans.
+    pub fn log_modulus(&self) -> f64 {
+        self.b.first().map_or(0.0, |b| {
+            b.moduli().iter().map(|m| libm::log2(m.q() as f64)).sum()
+        })
+    }
+
+    /// The seed the uniform halves are expanded from.
+    pub fn seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+
+    /// The non-uniform halves `b_j`.
+    pub fn b(&self) -> &[RnsPoly<Ntt>] {
+        &self.b
+    }
+
+    /// The parameter set this key belongs to.
+    pub fn params_id(&self) -> ParamsId {
+        self.params_id
+    }
+}
