@@ -84,24 +84,7 @@ fn random_poly(rng: &mut ChaCha20Rng, n: usize, q: u64) -> Vec<u64> {
     (0..n).map(|_| rng.next_u64() % q).collect()
 }
 
-/// `a * b mod (X^N + 1, q)` by the schoolbook formula, skipping zero coefficients of `b`.
-fn naive_product(a: &[u64], b: &[u64], q: u64) -> Vec<u64> {
-    let n = a.len();
-    let q128 = q as u128;
-    let mut acc = vec![0u128; n];
-    for (j, &bj) in b.iter().enumerate().filter(|(_, bj)| **bj != 0) {
-        for (i, &ai) in a.iter().enumerate() {
-            let p = ai as u128 * bj as u128 % q128;
-            let k = i + j;
-            if k < n {
-                acc[k] = (acc[k] + p) % q128;
-            } else {
-                acc[k - n] = (acc[k - n] + q128 - p) % q128;
-            }
-        }
-    }
-    acc.into_iter().map(|x| x as u64).collect()
-}
+use ensi_math::oracle::negacyclic_mul as naive_product;
 
 fn ntt_product(plan: &NttPlan, a: &[u64], b: &[u64]) -> Vec<u64> {
     let (mut fa, mut fb) = (a.to_vec(), b.to_vec());

@@ -18,6 +18,7 @@ extern crate std;
 pub mod error;
 pub mod modulus;
 pub mod ntt;
+pub mod oracle;
 pub mod poly;
 pub mod prime;
 pub mod rns;

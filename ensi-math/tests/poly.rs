@@ -30,22 +30,7 @@ fn modq(a: &BigInt, q: &BigUint) -> BigUint {
     (((a % &q) + &q) % &q).to_biguint().unwrap()
 }
 
-/// Naive negacyclic product over the integers, reduced mod Q_l.
-fn naive_mul(a: &[BigUint], b: &[BigUint], q: &BigUint) -> Vec<BigUint> {
-    let n = a.len();
-    let mut acc = vec![BigInt::from(0); n];
-    for i in 0..n {
-        for j in 0..n {
-            let p = BigInt::from(&a[i] * &b[j]);
-            if i + j < n {
-                acc[i + j] += p;
-            } else {
-                acc[i + j - n] -= p;
-            }
-        }
-    }
-    acc.iter().map(|x| modq(x, q)).collect()
-}
+use ensi_math::oracle::negacyclic_mul_big as naive_mul;
 
 fn q_of(ctx: &Arc<RnsContext>, limbs: usize) -> BigUint {
     ctx.basis().prefix(limbs).unwrap().product().clone()

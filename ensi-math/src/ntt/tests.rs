@@ -2,24 +2,7 @@ use super::*;
 use crate::prime::generate_ntt_primes;
 use proptest::prelude::*;
 
-/// Schoolbook product modulo `X^N + 1` in u128 arithmetic: the independent oracle.
-pub(crate) fn negacyclic_naive(a: &[u64], b: &[u64], q: u64) -> Vec<u64> {
-    let n = a.len();
-    let q128 = q as u128;
-    let mut acc = alloc::vec![0u128; n];
-    for (i, &x) in a.iter().enumerate() {
-        for (j, &y) in b.iter().enumerate() {
-            let p = x as u128 * y as u128 % q128;
-            let k = i + j;
-            if k < n {
-                acc[k] = (acc[k] + p) % q128;
-            } else {
-                acc[k - n] = (acc[k - n] + q128 - p) % q128;
-            }
-        }
-    }
-    acc.into_iter().map(|x| x as u64).collect()
-}
+pub(crate) use crate::oracle::negacyclic_mul as negacyclic_naive;
 
 fn random_poly(n: usize, q: u64, seed: u64) -> Vec<u64> {
     let mut s = seed ^ 0x9e37_79b9_7f4a_7c15;
