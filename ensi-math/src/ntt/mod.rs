@@ -217,11 +217,14 @@ pub struct NttPlan {
     n_inv: u64,
     n_inv_shoup: u64,
     /// IFMA only: `floor(w * 2^52 / q)` for the twiddles of `fwd` (empty for other backends).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fwd_shoup52: Vec<u64>,
     /// IFMA only: `floor(w * 2^52 / q)` for the twiddles of `inv` (empty for other backends).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     inv_shoup52: Vec<u64>,
     /// SIMD inverse, last stage: `[N^-1, its Shoup constant, N^-1 * inv[1], its Shoup constant]`,
     /// the Shoup constants in the backend's precision (52 bits for IFMA, 64 otherwise).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     inv_last: [u64; 4],
 }
 
