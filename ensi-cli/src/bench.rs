@@ -166,7 +166,7 @@ fn selected_ops(args: &CkksBenchArgs) -> Result<Vec<&'static str>, String> {
         return Ok(ALL_OPS.to_vec());
     };
     for op in list {
-        if !ALL_OPS.contains(&op.as_str()) && op != "bootstrap" {
+        if !ALL_OPS.contains(&op.as_str()) && op != "bootstrap" && op != "lintrans" {
             return Err(format!(
                 "unknown operation {op:?}; known: {}",
                 ALL_OPS.join(", ")
@@ -180,6 +180,9 @@ fn selected_ops(args: &CkksBenchArgs) -> Result<Vec<&'static str>, String> {
         .collect();
     if list.iter().any(|o| o == "bootstrap") {
         ops.push("bootstrap");
+    }
+    if list.iter().any(|o| o == "lintrans") {
+        ops.push("lintrans");
     }
     Ok(ops)
 }
@@ -203,7 +206,7 @@ fn time<T>(warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> (f64, f64, T
 }
 
 /// Median and minimum of a non-empty sample.
-fn median_min(mut samples: Vec<f64>) -> (f64, f64) {
+pub(crate) fn median_min(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(f64::total_cmp);
     let h = samples.len() / 2;
     let median = if samples.len() % 2 == 1 {
@@ -240,8 +243,18 @@ fn run_ckks_inner(args: &CkksBenchArgs) -> Result<Value, String> {
         .build()
         .map_err(|e| e.to_string())?;
     pool.install(|| {
-        let main: Vec<&str> = ops.iter().copied().filter(|&o| o != "bootstrap").collect();
+        let main: Vec<&str> = ops
+            .iter()
+            .copied()
+            .filter(|&o| o != "bootstrap" && o != "lintrans")
+            .collect();
+        if main.is_empty() && ops == ["lintrans"] {
+            return crate::bench_lintrans::bench_lintrans(args.smoke, reps, args.seed);
+        }
         let mut doc = measure(params, args, &main, reps)?;
+        if ops.contains(&"lintrans") {
+            doc["lintrans"] = crate::bench_lintrans::bench_lintrans(args.smoke, reps, args.seed)?;
+        }
         if ops.contains(&"bootstrap") {
             doc["bootstrap"] = bench_bootstrap(args, reps)?;
             if let Some(m) = doc.as_object_mut() {

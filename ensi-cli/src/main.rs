@@ -1,6 +1,7 @@
 //! `ensi`: the command-line front end of the ensi secure-inference stack.
 
 mod bench;
+mod bench_lintrans;
 mod ckks_cmd;
 mod inspect;
 mod keygen;
