@@ -1,0 +1,84 @@
+//! The column layout against the plaintext reference forward pass of the embedded model
+//! (sigmoid attention, activation quantization off): the ternary projections and RoPE of the
+//! first layer, from the reference's own normalized input.
+#![allow(clippy::unwrap_used)]
+
+use ensi_bitnet::ops::AttentionKind;
+use ensi_bitnet::{ForwardOptions, Trace, embedded_model};
+use ensi_ckks::{
+    CkksContext, EvaluationKeySet, Evaluator, Parameters, ParametersLiteral, SecretKey,
+};
+use ensi_nn::column::{ColumnMatrix, rope, ternary_linear};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+fn reference(tokens: &[u32]) -> Trace<f64> {
+    let model = embedded_model().unwrap();
+    model
+        .forward::<f64>(tokens, &ForwardOptions::new(AttentionKind::Sigmoid, false))
+        .unwrap()
+}
+
+/// Max abs error relative to the largest magnitude of the reference.
+fn rel_err(expect: &[f64], got: &[f64]) -> f64 {
+    let max = expect.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    expect
+        .iter()
+        .zip(got)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+        / max
+}
+
+#[test]
+fn ternary_projections_and_rope_match_the_reference() {
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let tokens = [72u32, 101, 108, 108, 111, 32, 119, 111];
+    let trace = reference(&tokens);
+    let layer = &trace.layers[0];
+    let ctx = CkksContext::new(
+        Parameters::new_insecure(ParametersLiteral::insecure_test(11, 3)).unwrap(),
+    )
+    .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let eval = Evaluator::new(&ctx, EvaluationKeySet::new()).unwrap();
+    let scale = ctx.params().default_scale();
+    let x = ColumnMatrix::encrypt(
+        &ctx,
+        &sk,
+        layer.attn_norm.as_slice(),
+        tokens.len(),
+        3,
+        scale,
+        &mut rng,
+    )
+    .unwrap();
+    let w = &model.layers()[0];
+    for (proj, expect) in [
+        (&w.q_proj, &layer.q),
+        (&w.k_proj, &layer.k),
+        (&w.v_proj, &layer.v),
+    ] {
+        let before = eval.op_count();
+        let y = ternary_linear(&eval, &x, proj.as_ternary().unwrap()).unwrap();
+        let ops = eval.op_count() - before;
+        // Additions only: no product, no rotation, no level.
+        assert_eq!(
+            ops.plain_mul + ops.tensor + ops.rescale + ops.key_switches(),
+            0
+        );
+        assert_eq!(y.level(), 3);
+        let got = y.decrypt(&ctx, &sk).unwrap();
+        let e = rel_err(expect.as_slice(), &got);
+        assert!(e < 1e-6, "projection error {e}");
+    }
+    // RoPE on the queries: one level, exact output scale.
+    let q = ternary_linear(&eval, &x, w.q_proj.as_ternary().unwrap()).unwrap();
+    let r = rope(&eval, &q, cfg.head_dim, cfg.rope_theta, 1.0, scale).unwrap();
+    assert_eq!(r.level(), 2);
+    assert_eq!(r.scale(), scale);
+    let got = r.decrypt(&ctx, &sk).unwrap();
+    let e = rel_err(layer.q_rope.as_slice(), &got);
+    assert!(e < 1e-6, "RoPE error {e}");
+}
