@@ -34,7 +34,7 @@ impl ColumnMatrix {
         scale: f64,
         rng: &mut G,
     ) -> Result<Self, CkksError> {
-        if tokens == 0 || values.len() % tokens != 0 {
+        if tokens == 0 || !values.len().is_multiple_of(tokens) {
             return Err(CkksError::InvalidArgument {
                 reason: "the matrix must have tokens x cols values",
             });
@@ -176,7 +176,7 @@ pub fn rope(
     factor: f64,
     target_scale: f64,
 ) -> Result<ColumnMatrix, CkksError> {
-    if head_dim % 2 != 0 || x.cols() % head_dim != 0 {
+    if !head_dim.is_multiple_of(2) || head_dim == 0 || !x.cols().is_multiple_of(head_dim) {
         return Err(CkksError::InvalidArgument {
             reason: "RoPE needs an even head dimension dividing the width",
         });
