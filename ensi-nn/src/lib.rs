@@ -14,6 +14,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod activation;
+pub mod attention;
 pub mod column;
 
 pub use ensi_bitnet;
