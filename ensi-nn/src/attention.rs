@@ -57,13 +57,14 @@ pub fn causal_sigmoid_attention(
 ) -> Result<ColumnMatrix, CkksError> {
     let n = q.tokens();
     let d = head_dim;
-    if d == 0 || q.cols() % d != 0 || k.cols() != v.cols() || k.cols() % d != 0 {
+    if d == 0 || !q.cols().is_multiple_of(d) || k.cols() != v.cols() || !k.cols().is_multiple_of(d)
+    {
         return Err(CkksError::InvalidArgument {
             reason: "attention needs q, k, v widths that are multiples of the head dimension",
         });
     }
     let (heads, kv_heads) = (q.cols() / d, k.cols() / d);
-    if kv_heads == 0 || heads % kv_heads != 0 {
+    if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
         return Err(CkksError::InvalidArgument {
             reason: "the query heads must be a multiple of the KV heads",
         });
@@ -103,9 +104,9 @@ pub fn causal_sigmoid_attention(
             let mut weights = Vec::with_capacity(n);
             for delta in 0..n {
                 let mut acc: Option<Ciphertext> = None;
-                for c in 0..d {
+                for (c, shifts) in k_shift.iter().enumerate() {
                     let qc = &q.columns()[h * d + c];
-                    let kc = eval.drop_to_level(&k_shift[c][delta], qc.level())?;
+                    let kc = eval.drop_to_level(&shifts[delta], qc.level())?;
                     let t = eval.tensor(qc, &kc)?;
                     match &mut acc {
                         None => acc = Some(t),
