@@ -10,7 +10,7 @@
 //! out_c      = sum_delta A_delta ⊙ (mask_delta ⊙ rot_{-delta}(v_c))
 //! ```
 //!
-//! `mask_delta[i] = 1` for `delta <= i < n`, else 0: the causal mask is a 0/1 plaintext product
+//! `mask_delta[i] = 1` for `delta <= i mod p < n` (`p` the columns' period), else 0: the causal mask is a 0/1 plaintext product
 //! on the value side, applied after the sigmoid, never a large negative number added before a
 //! polynomial that is accurate only on a bounded interval. `1 / sqrt(d)` is expected folded into
 //! the queries (for example through [`crate::column::rope`]'s factor). The key and value
@@ -75,10 +75,14 @@ pub fn causal_sigmoid_attention(
     // The masks of the value side, one per diagonal: 1 on delta <= i < n.
     let level_v = v.level();
     let q_l = ctx.params().q()[level_v] as f64;
+    let period = q.period();
     let masks = (0..n)
         .map(|delta| {
             let m: Vec<f64> = (0..slots)
-                .map(|i| if i >= delta && i < n { 1.0 } else { 0.0 })
+                .map(|i| {
+                    let t = i % period;
+                    if t >= delta && t < n { 1.0 } else { 0.0 }
+                })
                 .collect();
             ctx.encode(&m, slots, level_v, q_l)
         })

@@ -1,6 +1,9 @@
 //! ENSI's *column* layout: an `n x d` activation matrix (tokens by hidden dimensions) as `d`
-//! ciphertexts, ciphertext `c` holding column `c` in its slots (slot `t` = token `t`, the slot
-//! count the next power of two of `n`). A ternary linear layer is then a signed sum of input
+//! ciphertexts, ciphertext `c` holding column `c` in its slots: slot `t` holds token
+//! `t mod p`, where the period `p` is `n` rounded up to a power of two (tokens `n .. p` are
+//! zero). The column is replicated over all `N/2` slots, so rotations act cyclically inside
+//! every period and every ciphertext is a full-slot one that bootstrapping refreshes without
+//! the partial trace of sparse packings. A ternary linear layer is then a signed sum of input
 //! ciphertexts per output column: additions only, no rotation, no level (He et al., ENSI,
 //! arXiv 2509.09424, §4.1); RoPE re-indexes column pairs and multiplies by per-position
 //! plaintexts.
@@ -17,9 +20,18 @@ pub struct ColumnMatrix {
     tokens: usize,
 }
 
-/// The slot count of a column of `tokens` tokens.
-pub fn column_slots(tokens: usize) -> usize {
+/// The period of a column of `tokens` tokens: `tokens` rounded up to a power of two.
+pub fn column_period(tokens: usize) -> usize {
     tokens.max(1).next_power_of_two()
+}
+
+/// `values` (one per token, `tokens = values.len()`) zero-padded to the period and replicated
+/// over `slots` slots.
+pub fn replicate(values: &[f64], slots: usize) -> Vec<f64> {
+    let period = column_period(values.len());
+    (0..slots)
+        .map(|t| values.get(t % period).copied().unwrap_or(0.0))
+        .collect()
 }
 
 impl ColumnMatrix {
@@ -40,14 +52,19 @@ impl ColumnMatrix {
             });
         }
         let cols = values.len() / tokens;
-        let slots = column_slots(tokens);
+        let slots = ctx.n() / 2;
+        if column_period(tokens) > slots {
+            return Err(CkksError::InvalidArgument {
+                reason: "more tokens than slots",
+            });
+        }
         let mut cts = Vec::with_capacity(cols);
         let mut column = alloc::vec![0.0; tokens];
         for c in 0..cols {
             for (t, v) in column.iter_mut().enumerate() {
                 *v = values[t * cols + c];
             }
-            let pt = ctx.encode(&column, slots, level, scale)?;
+            let pt = ctx.encode(&replicate(&column, slots), slots, level, scale)?;
             cts.push(sk.encrypt(ctx, &pt, rng)?);
         }
         Ok(Self { cts, tokens })
@@ -95,6 +112,11 @@ impl ColumnMatrix {
     /// The columns, owned.
     pub fn into_columns(self) -> Vec<Ciphertext> {
         self.cts
+    }
+
+    /// The replication period of the columns.
+    pub fn period(&self) -> usize {
+        column_period(self.tokens)
     }
 
     /// The number of tokens (rows).
@@ -195,6 +217,7 @@ pub fn rope(
             let (lo, hi) = (head * head_dim + i, head * head_dim + i + half);
             let cos: Vec<f64> = angles.iter().map(|(c, _)| c[i] * factor).collect();
             let sin: Vec<f64> = angles.iter().map(|(_, s)| s[i] * factor).collect();
+            let (cos, sin) = (replicate(&cos, slots), replicate(&sin, slots));
             // Every product lands at target * q_l, so the rescale gives the target exactly.
             let pt_scale = target_scale * q_l / x.cts[lo].scale();
             let pc = ctx.encode(&cos, slots, level, pt_scale)?;
