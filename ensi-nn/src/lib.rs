@@ -16,6 +16,7 @@ extern crate std;
 pub mod activation;
 pub mod attention;
 pub mod column;
+pub mod norm;
 
 pub use ensi_bitnet;
 pub use ensi_ckks;

@@ -151,3 +151,67 @@ fn causal_sigmoid_attention_matches_the_reference() {
     // inputs; the reference's exact sigmoid is the target.
     assert!(errors.iter().all(|&e| e < 1e-6), "{errors:?}");
 }
+
+#[test]
+fn rms_norm_with_a_bootstrapped_statistic_matches_the_reference() {
+    use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper};
+    use ensi_nn::norm::{NormPlan, rms_norm};
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let tokens = [72u32, 101, 108, 108, 111, 32];
+    let trace = reference(&tokens);
+    let layer = &trace.layers[0];
+    // N = 2^12, 10 levels after bootstrapping (INSECURE, for tests).
+    let mut literal = ParametersLiteral::insecure_bootstrap_test(12, 10, 9);
+    literal.dnum = 8;
+    let ctx = CkksContext::new(Parameters::new_insecure(literal).unwrap()).unwrap();
+    let lit = BootstrapParametersLiteral {
+        cts_level_budget: 2,
+        stc_level_budget: 2,
+        ..BootstrapParametersLiteral::default()
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
+    let bts = Bootstrapper::new(&ctx, lit, keys).unwrap();
+    let scale = ctx.params().default_scale();
+    let x = ColumnMatrix::encrypt(
+        &ctx,
+        &sk,
+        layer.input.as_slice(),
+        tokens.len(),
+        4,
+        scale,
+        &mut rng,
+    )
+    .unwrap();
+    // The calibrated interval of mean(x^2) + eps over the tokens, with a margin.
+    let d = cfg.hidden_size;
+    let stats: Vec<f64> = (0..tokens.len())
+        .map(|t| {
+            let row = layer.input.row(t);
+            row.iter().map(|v| v * v).sum::<f64>() / d as f64 + cfg.rms_norm_eps
+        })
+        .collect();
+    let (lo, hi) = stats
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let plan = NormPlan {
+        lo: lo * 0.8,
+        hi: hi * 1.25,
+        degree: 31,
+    };
+    let gamma = &model.layers()[0].input_layernorm;
+    let e = bts.evaluator();
+    let before = e.op_count();
+    let y = rms_norm(&bts, &x, gamma, cfg.rms_norm_eps, &plan, scale).unwrap();
+    assert_eq!((e.op_count() - before).bootstrap, 1);
+    assert_eq!(y.scale(), scale);
+    let got = y.decrypt(&ctx, &sk).unwrap();
+    let err = rel_err(layer.attn_norm.as_slice(), &got);
+    eprintln!(
+        "RMSNorm relative error {err:.2e}, output level {}",
+        y.level()
+    );
+    assert!(err < 1e-4, "{err}");
+}
