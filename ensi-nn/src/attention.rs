@@ -44,8 +44,11 @@ fn shifted(eval: &Evaluator, x: &Ciphertext, n: usize) -> Result<Vec<Ciphertext>
 /// Causal sigmoid attention of every query head (`q`: `heads x head_dim` columns, RoPE and
 /// `1/sqrt(d)` applied; `k`, `v`: `kv_heads x head_dim` columns, RoPE applied to `k`). Query
 /// head `h` reads KV head `h / (heads / kv_heads)` (GQA). `sigmoid` is the attention-weight
-/// polynomial ([`sigmoid_poly`]), evaluated to `weight_scale`. Returns the concatenated head
-/// outputs (`heads x head_dim` columns).
+/// polynomial ([`sigmoid_poly`]), evaluated to `weight_scale` after `shift` is added to the
+/// scores (with the polynomial on `[-1, 1]` and the scores' scaling folded into the queries,
+/// the shift completes the affine map at no level). Returns the concatenated head outputs
+/// (`heads x head_dim` columns).
+#[allow(clippy::too_many_arguments)]
 pub fn causal_sigmoid_attention(
     eval: &Evaluator,
     q: &ColumnMatrix,
@@ -53,6 +56,7 @@ pub fn causal_sigmoid_attention(
     v: &ColumnMatrix,
     head_dim: usize,
     sigmoid: &ChebyshevPoly,
+    shift: f64,
     weight_scale: f64,
 ) -> Result<ColumnMatrix, CkksError> {
     let n = q.tokens();
@@ -118,7 +122,10 @@ pub fn causal_sigmoid_attention(
                     }
                 }
                 let s = acc.ok_or(CkksError::NoLevelLeft)?;
-                let s = eval.rescale(&eval.relinearize(&s)?)?;
+                let mut s = eval.rescale(&eval.relinearize(&s)?)?;
+                if shift != 0.0 {
+                    s = eval.add_const(&s, shift)?;
+                }
                 weights.push(eval.evaluate_chebyshev(&s, sigmoid, weight_scale)?.0);
             }
             // out_c = sum_delta A_delta * masked v.

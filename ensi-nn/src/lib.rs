@@ -16,6 +16,7 @@ extern crate std;
 pub mod activation;
 pub mod attention;
 pub mod column;
+pub mod decoder;
 pub mod norm;
 
 pub use ensi_bitnet;

@@ -82,7 +82,16 @@ pub fn rms_norm(
     }
     let sum = acc.ok_or(CkksError::NoLevelLeft)?;
     let sum = eval.rescale(&eval.relinearize(&sum)?)?;
-    let scaled = eval.rescale(&eval.mul_const(&sum, 1.0 / (d as f64 * plan.hi))?)?;
+    // The constant product also brings the scale back to the default one, so the bootstrap
+    // input's raw size does not depend on the scales the columns arrived with.
+    let delta = ctx.params().default_scale();
+    let q_s = ctx.params().q()[sum.level()] as f64;
+    let mut scaled = eval.rescale(&eval.mul_const_with_scale(
+        &sum,
+        1.0 / (d as f64 * plan.hi),
+        delta * q_s / sum.scale(),
+    )?)?;
+    eval.set_scale(&mut scaled, delta)?;
     let v_over_hi = eval.add_const(&scaled, eps / plan.hi)?;
     // 2. One bootstrap; the gain alpha * hi turns v / hi into alpha v.
     let (alpha, beta) = plan.affine();

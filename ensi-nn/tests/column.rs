@@ -138,7 +138,7 @@ fn causal_sigmoid_attention_matches_the_reference() {
     let mut errors = Vec::new();
     for degree in [16usize, 31] {
         let poly = sigmoid_poly(bias, lo - margin, hi + margin, degree);
-        let out = causal_sigmoid_attention(&eval, &q, &k, &v, d, &poly, scale).unwrap();
+        let out = causal_sigmoid_attention(&eval, &q, &k, &v, d, &poly, 0.0, scale).unwrap();
         assert_eq!(out.cols(), cfg.num_attention_heads * d);
         let got = out.decrypt(&ctx, &sk).unwrap();
         errors.push(rel_err(reference_out, &got));

@@ -269,6 +269,11 @@ impl Run<'_> {
 impl Evaluator {
     /// Evaluates `poly` on every slot of `ct` (values in `[poly.a, poly.b]`); the result has
     /// exactly the scale `target_scale`. Returns what the evaluation used.
+    ///
+    /// When the interval is not `[-1, 1]`, the change of variable also brings the input to the
+    /// default scale, so any input scale works. On `[-1, 1]` (no change of variable, no level)
+    /// the Chebyshev basis is built at the input's own scale, which should then be close to the
+    /// size of the primes (each squaring multiplies a mismatch).
     pub fn evaluate_chebyshev(
         &self,
         ct: &Ciphertext,
@@ -295,9 +300,14 @@ impl Evaluator {
             ct.clone()
         } else {
             stats.const_products += 1;
-            let scaled = self.rescale(&self.mul_const(ct, alpha)?)?;
-            let mut scaled = scaled;
-            scaled.snap_scale(ct.scale)?;
+            // The constant is encoded so that the rescale lands on the default scale, whatever
+            // the input's: the products of the basis then keep scales near the primes instead
+            // of drifting by the input's excess at every squaring.
+            let delta = self.context().params().default_scale();
+            let q_last = self.context().params().q()[ct.level()] as f64;
+            let mut scaled =
+                self.rescale(&self.mul_const_with_scale(ct, alpha, delta * q_last / ct.scale)?)?;
+            scaled.snap_scale(delta)?;
             self.add_const(&scaled, beta)?
         };
         let cleaned = clean(&poly.coeffs);
