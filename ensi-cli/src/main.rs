@@ -6,6 +6,7 @@ mod ckks_cmd;
 mod inspect;
 mod keygen;
 mod reference;
+mod run;
 mod self_check;
 mod sets;
 
@@ -28,6 +29,9 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// The whole pipeline on ciphertexts: keys, the client's encrypted prompt, every decoder
+    /// layer on the server, decryption, and a report against the plaintext reference.
+    Run(run::RunArgs),
     /// Run the plaintext reference forward pass of a BitNet b1.58 model (a checkpoint directory,
     /// or the embedded tiny model) and print the last position's logits and greedy next token.
     Reference(reference::ReferenceArgs),
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Reference(args) => reference::run(&args),
+        Command::Run(args) => run::run(&args),
         Command::Bench(BenchCommand::Ckks(args)) => bench::run_ckks(&args),
         Command::Keygen(args) => keygen::run(args),
         Command::Ckks(cmd) => ckks_cmd::run(&cmd),

@@ -330,3 +330,144 @@ pub fn decoder_layer(
     let down = ternary_linear(eval, &yf, ternary(&w.down_proj)?)?;
     residual_add(eval, &x1, &down)
 }
+
+/// The plans of every layer and of the final norm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelPlan {
+    /// One plan per decoder layer.
+    pub layers: Vec<LayerPlan>,
+    /// The final norm's statistic interval.
+    pub final_norm: NormPlan,
+}
+
+/// Calibrates every layer and the final norm on the reference traces of sample prompts.
+pub fn calibrate_model(
+    traces: &[&ensi_bitnet::Trace<f64>],
+    cfg: &ModelConfig,
+    margin: f64,
+    sigmoid_degree: usize,
+    act_degree: usize,
+) -> ModelPlan {
+    let layers = (0..cfg.num_hidden_layers)
+        .map(|l| {
+            let per: Vec<&LayerTrace<f64>> = traces.iter().map(|t| &t.layers[l]).collect();
+            calibrate(&per, cfg, margin, sigmoid_degree, act_degree)
+        })
+        .collect();
+    let eps = cfg.rms_norm_eps;
+    let iv = Interval::of(traces.iter().flat_map(|t| {
+        let m = &t.layers[cfg.num_hidden_layers - 1].output;
+        (0..m.rows()).map(move |r| {
+            let row = m.row(r);
+            row.iter().map(|v| v * v).sum::<f64>() / row.len() as f64 + eps
+        })
+    }));
+    ModelPlan {
+        layers,
+        final_norm: NormPlan {
+            lo: iv.lo / (1.0 + 2.0 * margin),
+            hi: iv.hi * (1.0 + 2.0 * margin),
+            degree: 31,
+        },
+    }
+}
+
+/// Where the encrypted forward pass is, for progress reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Decoder layer `index` (0-based) of `count` starts.
+    Layer {
+        /// The layer.
+        index: usize,
+        /// How many there are.
+        count: usize,
+    },
+    /// The final norm starts.
+    FinalNorm,
+}
+
+/// Every decoder layer and the final norm on the encrypted embeddings `x` (column layout);
+/// returns the encrypted final hidden states (`tokens x hidden`). `progress` is told where the
+/// pass is.
+pub fn encrypted_forward(
+    bts: &Bootstrapper,
+    model: &ensi_bitnet::model::Model,
+    x: &ColumnMatrix,
+    plan: &ModelPlan,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ColumnMatrix, CkksError> {
+    let cfg = model.config();
+    if plan.layers.len() != model.layers().len() {
+        return Err(CkksError::InvalidArgument {
+            reason: "one layer plan per decoder layer",
+        });
+    }
+    let mut x = x.clone();
+    let count = model.layers().len();
+    for (index, (w, p)) in model.layers().iter().zip(&plan.layers).enumerate() {
+        progress(Progress::Layer { index, count });
+        x = decoder_layer(bts, &x, w, cfg, p)?;
+    }
+    progress(Progress::FinalNorm);
+    let delta = bts.evaluator().context().params().default_scale();
+    rms_norm(
+        bts,
+        &x,
+        model.norm(),
+        cfg.rms_norm_eps,
+        &plan.final_norm,
+        delta,
+    )
+}
+
+/// The LM head on the server: `logits_t = sum_c W[t][c] h_c` with plaintext weights
+/// (`vocab x hidden`, row-major), one constant product per weight and one rescale per token of
+/// the vocabulary; the result has one column per vocabulary entry.
+pub fn lm_head(
+    eval: &Evaluator,
+    hidden: &ColumnMatrix,
+    weights: &[f32],
+    vocab: usize,
+) -> Result<ColumnMatrix, CkksError> {
+    let d = hidden.cols();
+    if weights.len() != vocab * d {
+        return Err(CkksError::InvalidArgument {
+            reason: "the LM head must be vocab x hidden",
+        });
+    }
+    let ctx = eval.context();
+    let level = hidden.level();
+    let q_l = ctx.params().q()[level] as f64;
+    let mut out = Vec::with_capacity(vocab);
+    for t in 0..vocab {
+        let mut acc: Option<Ciphertext> = None;
+        for (c, h) in hidden.columns().iter().enumerate() {
+            let w = f64::from(weights[t * d + c]);
+            if w == 0.0 {
+                continue;
+            }
+            let term = eval.mul_const_with_scale(h, w, q_l)?;
+            match &mut acc {
+                None => acc = Some(term),
+                Some(a) => eval.add_assign(a, &term)?,
+            }
+        }
+        let acc = match acc {
+            Some(a) => a,
+            None => eval.mul_const_with_scale(&hidden.columns()[0], 0.0, q_l)?,
+        };
+        let mut logit = eval.rescale(&acc)?;
+        eval.set_scale(&mut logit, hidden.scale())?;
+        out.push(logit);
+    }
+    ColumnMatrix::from_columns(out, hidden.tokens())
+}
+
+/// The client's embedding of `tokens` (`tokens x hidden`, row-major) from the model's table.
+pub fn embed(model: &ensi_bitnet::model::Model, tokens: &[u32]) -> Option<Vec<f64>> {
+    let mut out = Vec::with_capacity(tokens.len() * model.config().hidden_size);
+    for &t in tokens {
+        out.extend(model.embedding(t)?.iter().map(|&v| f64::from(v)));
+    }
+    Some(out)
+}

@@ -215,3 +215,36 @@ fn rms_norm_with_a_bootstrapped_statistic_matches_the_reference() {
     );
     assert!(err < 1e-4, "{err}");
 }
+
+#[test]
+fn the_server_side_lm_head_matches_the_plaintext_product() {
+    use ensi_nn::decoder::lm_head;
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let tokens = [72u32, 101, 108];
+    let trace = reference(&tokens);
+    let ctx = CkksContext::new(
+        Parameters::new_insecure(ParametersLiteral::insecure_test(11, 2)).unwrap(),
+    )
+    .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let eval = Evaluator::new(&ctx, EvaluationKeySet::new()).unwrap();
+    let scale = ctx.params().default_scale();
+    let h = ColumnMatrix::encrypt(
+        &ctx,
+        &sk,
+        trace.final_hidden.as_slice(),
+        tokens.len(),
+        2,
+        scale,
+        &mut rng,
+    )
+    .unwrap();
+    let logits = lm_head(&eval, &h, model.lm_head(), cfg.vocab_size).unwrap();
+    assert_eq!(logits.cols(), cfg.vocab_size);
+    assert_eq!(logits.level(), 1);
+    let got = logits.decrypt(&ctx, &sk).unwrap();
+    let e = rel_err(trace.logits.as_slice(), &got);
+    assert!(e < 1e-6, "{e}");
+}
