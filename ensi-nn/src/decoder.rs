@@ -283,11 +283,11 @@ pub fn decoder_layer(
         &q,
         d,
         cfg.rope_theta,
-        alpha / (d as f64).sqrt(),
+        alpha / libm::sqrt(d as f64),
         delta,
     )?;
     let k = rope(eval, &k, d, cfg.rope_theta, 1.0, delta)?;
-    let bias = -(n.max(1) as f64).ln();
+    let bias = -libm::log(n.max(1) as f64);
     let sigmoid = sigmoid_in_u(plan.scores, bias, plan.sigmoid_degree);
     let o = causal_sigmoid_attention(eval, &q, &k, &v, d, &sigmoid, beta, delta)?;
     let ya = norm_refreshed(
