@@ -61,6 +61,44 @@ fn begin(kind: ObjectType, id: ParamsId, len: usize) -> Vec<u8> {
     out
 }
 
+/// Encodes a key whose body starts with one `u32` field (a Galois element, a Hamming weight).
+fn encode_with_field(
+    kind: ObjectType,
+    key: &SwitchingKey,
+    name: &'static str,
+    value: usize,
+) -> Result<Vec<u8>, CkksError> {
+    let mut out = begin(kind, key.params_id, HEADER_LEN + 4 + switching_key_len(key));
+    let v: u32 = field(name, value)?;
+    out.extend_from_slice(&v.to_le_bytes());
+    write_switching_key(&mut out, key)?;
+    Ok(out)
+}
+
+/// Decodes a key whose body starts with one `u32` field, which `valid` must accept.
+fn decode_with_field(
+    ctx: &CkksContext,
+    bytes: &[u8],
+    kind: ObjectType,
+    span: KeySpan,
+    name: &'static str,
+    valid: impl Fn(usize) -> bool,
+) -> Result<(usize, SwitchingKey), CkksError> {
+    let mut r = Reader::new(bytes);
+    ctx.check_id(read_header(&mut r, kind)?)?;
+    let value = r.u32()? as usize;
+    if !valid(value) {
+        return Err(FormatError::InvalidField {
+            field: name,
+            value: value as u64,
+        }
+        .into());
+    }
+    let key = read_switching_key(ctx, span, &mut r)?;
+    r.finish()?;
+    Ok((value, key))
+}
+
 impl RelinearizationKey {
     /// Bytes of [`Self::to_bytes`].
     pub fn serialized_len(&self) -> usize {
@@ -96,33 +134,26 @@ impl GaloisKey {
 
     /// Serializes the Galois element and the key in seeded form (`FORMAT.md` §4.7).
     pub fn to_bytes(&self) -> Result<Vec<u8>, CkksError> {
-        let mut out = begin(
+        encode_with_field(
             ObjectType::GaloisKey,
-            self.key.params_id,
-            self.serialized_len(),
-        );
-        let g: u32 = field("galois_element", self.galois_element)?;
-        out.extend_from_slice(&g.to_le_bytes());
-        write_switching_key(&mut out, &self.key)?;
-        Ok(out)
+            &self.key,
+            "galois_element",
+            self.galois_element,
+        )
     }
 
     /// Decodes a Galois key of `ctx` (the element must be odd, not 1, below `2N`).
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
-        let mut r = Reader::new(bytes);
-        ctx.check_id(read_header(&mut r, ObjectType::GaloisKey)?)?;
-        let g = r.u32()? as usize;
-        if g >= 2 * ctx.n() || ctx.check_galois_element(g).is_err() {
-            return Err(FormatError::InvalidField {
-                field: "galois_element",
-                value: g as u64,
-            }
-            .into());
-        }
-        let key = read_switching_key(ctx, KeySpan::Full, &mut r)?;
-        r.finish()?;
+        let (galois_element, key) = decode_with_field(
+            ctx,
+            bytes,
+            ObjectType::GaloisKey,
+            KeySpan::Full,
+            "galois_element",
+            |g| g < 2 * ctx.n() && ctx.check_galois_element(g).is_ok(),
+        )?;
         Ok(Self {
-            galois_element: g,
+            galois_element,
             key,
         })
     }
@@ -137,41 +168,34 @@ impl DenseToSparseKey {
     /// Serializes the Hamming weight of the sparse secret and the key (two primes, one digit)
     /// in seeded form (`FORMAT.md` §4.8).
     pub fn to_bytes(&self) -> Result<Vec<u8>, CkksError> {
-        let mut out = begin(
+        encode_with_field(
             ObjectType::DenseToSparseKey,
-            self.key.params_id,
-            self.serialized_len(),
-        );
-        let h: u32 = field("hamming_weight", self.hamming_weight)?;
-        out.extend_from_slice(&h.to_le_bytes());
-        write_switching_key(&mut out, &self.key)?;
-        Ok(out)
+            &self.key,
+            "hamming_weight",
+            self.hamming_weight,
+        )
     }
 
     /// Decodes a dense-to-sparse key of `ctx`. The key spans `q_0 p_0` by construction; the
     /// recorded weight must be valid and, for a 128-bit parameter set, pass the security check
     /// of [`BootstrapParametersLiteral::check_ephemeral_security`].
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
-        let mut r = Reader::new(bytes);
-        ctx.check_id(read_header(&mut r, ObjectType::DenseToSparseKey)?)?;
-        let h = r.u32()? as usize;
-        if h == 0 || h > ctx.n() {
-            return Err(FormatError::InvalidField {
-                field: "hamming_weight",
-                value: h as u64,
-            }
-            .into());
-        }
+        let (hamming_weight, key) = decode_with_field(
+            ctx,
+            bytes,
+            ObjectType::DenseToSparseKey,
+            KeySpan::Encapsulation,
+            "hamming_weight",
+            |h| h != 0 && h <= ctx.n(),
+        )?;
         BootstrapParametersLiteral {
-            ephemeral_hamming_weight: h,
+            ephemeral_hamming_weight: hamming_weight,
             ..BootstrapParametersLiteral::default()
         }
         .check_ephemeral_security(ctx)?;
-        let key = read_switching_key(ctx, KeySpan::Encapsulation, &mut r)?;
-        r.finish()?;
         Ok(Self {
             key,
-            hamming_weight: h,
+            hamming_weight,
         })
     }
 }
