@@ -18,7 +18,9 @@ use ensi_ckks::{
 };
 use ensi_nn::attention::attention_rotations;
 use ensi_nn::column::ColumnMatrix;
-use ensi_nn::decoder::{Progress, calibrate_model, embed, encrypted_forward, lm_head};
+use ensi_nn::decoder::{
+    Progress, calibrate_model, embed, encrypted_forward, layer_level_plan, lm_head,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, SeedableRng, TryRngCore};
 use serde_json::json;
@@ -306,6 +308,8 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         ops.key_switches()
     );
     let within = max_err <= 0.01 * max_logit;
+    let level_plan =
+        layer_level_plan(&bts, bts.output_level(), &cfg, &plan.layers[0]).map_err(err)?;
     if args.json {
         println!(
             "{}",
@@ -322,6 +326,10 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
                 "within_1_percent": within,
                 "lm_head": format!("{:?}", args.lm_head).to_lowercase(),
                 "sigmoid_degree": args.sigmoid_degree,
+                "layer_level_plan": level_plan
+                    .iter()
+                    .map(|(step, level)| json!({"step": step, "level": level}))
+                    .collect::<Vec<_>>(),
                 "times_s": {
                     "keygen": keygen_s, "encrypt": encrypt_s, "layers": forward_s,
                     "per_layer": layer_s, "head_and_decrypt": head_s, "total": total_s,

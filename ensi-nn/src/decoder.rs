@@ -260,6 +260,72 @@ pub fn decoder_layer(
     cfg: &ModelConfig,
     plan: &LayerPlan,
 ) -> Result<ColumnMatrix, CkksError> {
+    decoder_layer_logged(bts, x, w, cfg, plan, &mut |_, _| {})
+}
+
+/// The steps of a layer whose levels [`layer_level_plan`] predicts and
+/// [`decoder_layer_logged`] reports, in order.
+pub const LAYER_STEPS: [&str; 13] = [
+    "input_layernorm (refreshed)",
+    "q, k, v",
+    "rope",
+    "attention weights",
+    "attention output",
+    "attn_sub_norm (refreshed)",
+    "o_proj + residual",
+    "post_attention_layernorm (refreshed)",
+    "gate, up",
+    "activation",
+    "activation * up",
+    "ffn_sub_norm (refreshed)",
+    "down_proj + residual",
+];
+
+/// The level of every step of [`LAYER_STEPS`] for an input at `x_level`, predicted from the
+/// bootstrapper's output level and the polynomials' depths (written down by the code, checked
+/// against a run by a test).
+pub fn layer_level_plan(
+    bts: &Bootstrapper,
+    x_level: usize,
+    cfg: &ModelConfig,
+    plan: &LayerPlan,
+) -> Result<Vec<(&'static str, usize)>, CkksError> {
+    let l = bts.output_level();
+    let bias = -1.0; // the bias does not change the depth
+    let sig = sigmoid_in_u(plan.scores, bias, plan.sigmoid_degree);
+    let act = activation_poly(cfg.hidden_act, plan.gate, plan.act_degree);
+    let scores = l.checked_sub(2).ok_or(CkksError::NoLevelLeft)?;
+    let weights = scores - sig.depth_at(scores)?;
+    let attn = weights.min(l - 1) - 1;
+    let residual1 = x_level.min(l - 1);
+    let activation = l - act.depth_at(l)?;
+    let levels = [
+        l,
+        l,
+        l - 1,
+        weights,
+        attn,
+        l,
+        residual1,
+        l,
+        l,
+        activation,
+        activation - 1,
+        l,
+        residual1.min(l - 1),
+    ];
+    Ok(LAYER_STEPS.iter().copied().zip(levels).collect())
+}
+
+/// [`decoder_layer`], telling `log` the level of every step of [`LAYER_STEPS`].
+pub fn decoder_layer_logged(
+    bts: &Bootstrapper,
+    x: &ColumnMatrix,
+    w: &Layer,
+    cfg: &ModelConfig,
+    plan: &LayerPlan,
+    log: &mut dyn FnMut(&'static str, usize),
+) -> Result<ColumnMatrix, CkksError> {
     let eval = bts.evaluator();
     let delta = eval.context().params().default_scale();
     let eps = cfg.rms_norm_eps;
@@ -274,9 +340,11 @@ pub fn decoder_layer(
         &plan.norms[0],
         plan.norm_bounds[0],
     )?;
+    log(LAYER_STEPS[0], y1.level());
     let q = ternary_linear(eval, &y1, ternary(&w.q_proj)?)?;
     let k = ternary_linear(eval, &y1, ternary(&w.k_proj)?)?;
     let v = ternary_linear(eval, &y1, ternary(&w.v_proj)?)?;
+    log(LAYER_STEPS[1], q.level().min(k.level()).min(v.level()));
     let (alpha, beta) = plan.scores.affine();
     let q = rope(
         eval,
@@ -287,9 +355,13 @@ pub fn decoder_layer(
         delta,
     )?;
     let k = rope(eval, &k, d, cfg.rope_theta, 1.0, delta)?;
+    log(LAYER_STEPS[2], q.level());
     let bias = -libm::log(n.max(1) as f64);
     let sigmoid = sigmoid_in_u(plan.scores, bias, plan.sigmoid_degree);
     let o = causal_sigmoid_attention(eval, &q, &k, &v, d, &sigmoid, beta, delta)?;
+    // The weights' level: the output's plus the product's.
+    log(LAYER_STEPS[3], o.level() + 1);
+    log(LAYER_STEPS[4], o.level());
     let ya = norm_refreshed(
         bts,
         &o,
@@ -298,8 +370,10 @@ pub fn decoder_layer(
         &plan.norms[1],
         plan.norm_bounds[1],
     )?;
+    log(LAYER_STEPS[5], ya.level());
     let o = ternary_linear(eval, &ya, ternary(&w.o_proj)?)?;
     let x1 = residual_add(eval, x, &o)?;
+    log(LAYER_STEPS[6], x1.level());
     // FFN.
     let y2 = norm_refreshed(
         bts,
@@ -309,16 +383,22 @@ pub fn decoder_layer(
         &plan.norms[2],
         plan.norm_bounds[2],
     )?;
+    log(LAYER_STEPS[7], y2.level());
     let gate = ternary_linear(eval, &y2, ternary(&w.gate_proj)?)?;
     let up = ternary_linear(eval, &y2, ternary(&w.up_proj)?)?;
+    log(LAYER_STEPS[8], gate.level().min(up.level()));
     let act = activation_poly(cfg.hidden_act, plan.gate, plan.act_degree);
     let mut h = Vec::with_capacity(gate.cols());
     for (g, u) in gate.columns().iter().zip(up.columns()) {
         let a = eval.evaluate_chebyshev(g, &act, delta)?.0;
+        if h.is_empty() {
+            log(LAYER_STEPS[9], a.level());
+        }
         let u = eval.drop_to_level(u, a.level())?;
         h.push(eval.rescale(&eval.mul_relin(&a, &u)?)?);
     }
     let h = ColumnMatrix::from_columns(h, n)?;
+    log(LAYER_STEPS[10], h.level());
     let yf = norm_refreshed(
         bts,
         &h,
@@ -327,8 +407,11 @@ pub fn decoder_layer(
         &plan.norms[3],
         plan.norm_bounds[3],
     )?;
+    log(LAYER_STEPS[11], yf.level());
     let down = ternary_linear(eval, &yf, ternary(&w.down_proj)?)?;
-    residual_add(eval, &x1, &down)
+    let out = residual_add(eval, &x1, &down)?;
+    log(LAYER_STEPS[12], out.level());
+    Ok(out)
 }
 
 /// The plans of every layer and of the final norm.

@@ -11,7 +11,7 @@ use ensi_ckks::{
 };
 use ensi_nn::attention::attention_rotations;
 use ensi_nn::column::ColumnMatrix;
-use ensi_nn::decoder::{calibrate, decoder_layer};
+use ensi_nn::decoder::{calibrate, decoder_layer_logged, layer_level_plan};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -66,7 +66,17 @@ fn one_encrypted_decoder_layer_matches_the_reference() {
     let e = bts.evaluator();
     let before = e.op_count();
     let start = std::time::Instant::now();
-    let out = decoder_layer(&bts, &x, &model.layers()[0], &cfg, &plan).unwrap();
+    let mut seen: Vec<(&'static str, usize)> = Vec::new();
+    let out = decoder_layer_logged(&bts, &x, &model.layers()[0], &cfg, &plan, &mut |step, l| {
+        seen.push((step, l))
+    })
+    .unwrap();
+    // The level plan the code writes down is the one the run went through.
+    let predicted = layer_level_plan(&bts, x.level(), &cfg, &plan).unwrap();
+    for (step, level) in &predicted {
+        eprintln!("  {step:<40} level {level}");
+    }
+    assert_eq!(seen, predicted);
     let ops = e.op_count() - before;
     let got = out.decrypt(&ctx, &sk).unwrap();
     let expect = layer.output.as_slice();
