@@ -28,7 +28,7 @@ pub use rect::ReplicatedMatrix;
 
 /// The shape of a linear transform: its slot count and the indices of its non-zero diagonals.
 /// It alone decides the baby-step/giant-step split and the rotations, so a transform whose
-/// diagonals are produced on the fly ([`Evaluator::linear_transform_streamed`]) is planned, and
+/// diagonals are produced on the fly ([`crate::Evaluator::linear_transform_streamed`]) is planned, and
 /// its keys requested, without materialising a diagonal.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransformShape {
