@@ -394,8 +394,23 @@ fn secret_keys_must_match_their_declared_distribution() {
     );
     c[100] = 1;
     assert!(SecretKey::from_coefficients(&sparse, &c).is_ok());
+    // A generated sparse key has exactly the declared weight, counted on its coefficients.
     let mut rng = ChaCha20Rng::seed_from_u64(8);
-    assert!(SecretKey::generate(&sparse, &mut rng).is_ok());
+    let k = SecretKey::generate(&sparse, &mut rng).unwrap();
+    let coeffs = ensi_ckks::keys::hazmat::secret_poly(&k)
+        .clone()
+        .into_coeff()
+        .to_bigint();
+    let nonzero = coeffs
+        .iter()
+        .filter(|c| **c != num_bigint::BigInt::from(0))
+        .count();
+    assert_eq!(nonzero, 3);
+    assert!(
+        coeffs
+            .iter()
+            .all(|c| c.magnitude() <= &num_bigint::BigUint::from(1u32))
+    );
 }
 
 /// The committed seed corpus of the `decode_bootstrap_key` fuzz target: one dense-to-sparse and
