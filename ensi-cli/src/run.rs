@@ -274,6 +274,13 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         .forward::<f64>(&tokens, &options)
         .map_err(|e| e.to_string())?;
     let expect = reference.last_logits();
+    let outside = outside_calibration(&reference, &plan, cfg.rms_norm_eps);
+    if outside > 0 {
+        eprintln!(
+            "ensi run: {outside} values of this prompt fell outside the calibrated intervals \
+             (the polynomials are accurate only inside them)"
+        );
+    }
     let max_logit = expect.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let max_err = expect
         .iter()
@@ -324,6 +331,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
                 "max_abs_logit_error": max_err,
                 "max_rel_logit_error": max_err / max_logit,
                 "within_1_percent": within,
+                "values_outside_calibration": outside,
                 "lm_head": format!("{:?}", args.lm_head).to_lowercase(),
                 "sigmoid_degree": args.sigmoid_degree,
                 "layer_level_plan": level_plan
@@ -346,4 +354,39 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         return Err("--check: the encrypted result does not agree with the reference".into());
     }
     Ok(())
+}
+
+/// How many of the prompt's own values (from the client's reference trace) fall outside the
+/// intervals the polynomials were calibrated for: attention scores, FFN gates and the norm
+/// statistics.
+fn outside_calibration(
+    trace: &ensi_bitnet::Trace<f64>,
+    plan: &ensi_nn::decoder::ModelPlan,
+) -> usize {
+    let mut count = 0;
+    let eps = 1e-5;
+    for (layer, p) in trace.layers.iter().zip(&plan.layers) {
+        let scores = layer.scores.iter().flat_map(|s| s.as_slice().iter());
+        count += scores
+            .filter(|&&v| v < p.scores.lo || v > p.scores.hi)
+            .count();
+        let gates = layer.gate.as_slice().iter();
+        count += gates.filter(|&&v| v < p.gate.lo || v > p.gate.hi).count();
+        let inputs = [
+            &layer.input,
+            &layer.attn_output,
+            &layer.attn_residual,
+            &layer.ffn_act,
+        ];
+        for (m, norm) in inputs.iter().zip(&p.norms) {
+            for r in 0..m.rows() {
+                let row = m.row(r);
+                let v = row.iter().map(|x| x * x).sum::<f64>() / row.len() as f64 + eps;
+                if v < norm.lo || v > norm.hi {
+                    count += 1;
+                }
+            }
+        }
+    }
+    count
 }
