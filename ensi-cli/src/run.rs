@@ -362,9 +362,9 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
 fn outside_calibration(
     trace: &ensi_bitnet::Trace<f64>,
     plan: &ensi_nn::decoder::ModelPlan,
+    eps: f64,
 ) -> usize {
     let mut count = 0;
-    let eps = 1e-5;
     for (layer, p) in trace.layers.iter().zip(&plan.layers) {
         let scores = layer.scores.iter().flat_map(|s| s.as_slice().iter());
         count += scores
