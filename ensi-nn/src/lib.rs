@@ -1,12 +1,13 @@
 //! # ensi-nn
 //!
-//! Encrypted BitNet b1.58 layers (ENSI, He et al. 2025, arXiv 2509.09424): column-wise and packed
-//! activation layouts, ternary linear layers by additions only, RoPE, sigmoid attention, RMSNorm
-//! with fused bootstrapping, and the level planner.
+//! Encrypted BitNet b1.58 layers (ENSI, He et al. 2025, arXiv 2509.09424) in the column layout:
+//! ternary linear layers by additions only, RoPE, sigmoid attention, RMSNorm with bootstrapped
+//! statistics, the gated FFN, calibration and the level plan of a layer.
 //!
-//! This crate is being built; see the project's issue tracker. It compiles as a `no_std` crate on
-//! top of [`ensi_ckks`] and [`ensi_bitnet`].
+//! A `no_std` crate on top of [`ensi_ckks`] and [`ensi_bitnet`].
 #![no_std]
+#![doc = ""]
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
