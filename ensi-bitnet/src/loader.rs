@@ -264,8 +264,24 @@ fn expected_names(config: &ModelConfig) -> BTreeSet<String> {
     names
 }
 
+/// The tensors every decoder layer holds at the least: four norms and seven projections.
+const TENSORS_PER_LAYER: usize = 11;
+
 fn load_store(config: ModelConfig, store: &Store<'_>, options: &LoadOptions) -> Result<Model> {
     config.validate()?;
+    // Bound the layer count by what the files can hold before anything is sized by it: a
+    // config.json claiming 2^31 layers must not make the loader build billions of names.
+    let capacity = store.index.len() / TENSORS_PER_LAYER;
+    if config.num_hidden_layers > capacity {
+        return Err(Error::InvalidConfig {
+            key: "num_hidden_layers",
+            reason: format!(
+                "{} layers, but the checkpoint's {} tensors hold at most {capacity}",
+                config.num_hidden_layers,
+                store.index.len()
+            ),
+        });
+    }
     if options.strict {
         let expected = expected_names(&config);
         let mut names: Vec<&String> = store.index.keys().collect();

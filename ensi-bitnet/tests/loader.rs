@@ -785,3 +785,32 @@ fn save_then_load_round_trips_the_embedded_model() {
         })
     ));
 }
+
+#[test]
+fn a_config_claiming_more_layers_than_the_files_hold_is_refused_quickly() {
+    let m = model_2b4t();
+    let mut cfg = config_2b4t(m.config());
+    cfg["num_hidden_layers"] = serde_json::json!(2_000_000_000u64);
+    let start = std::time::Instant::now();
+    let e = expect_err(
+        "huge-layers",
+        &cfg,
+        &tensors_2b4t(&m),
+        &LoadOptions::default(),
+    );
+    // Refused before any per-layer work: well under a second.
+    assert!(start.elapsed().as_secs_f64() < 1.0, "{:?}", start.elapsed());
+    let text = e.to_string();
+    assert!(text.contains("num_hidden_layers"), "{text}");
+    let layers = m.config().num_hidden_layers;
+    // The real layer count still loads.
+    cfg["num_hidden_layers"] = serde_json::json!(layers);
+    let dir = write_dir("right-layers", &cfg, &tensors_2b4t(&m));
+    assert_eq!(
+        load_checkpoint(&dir, &LoadOptions::default())
+            .unwrap()
+            .layers()
+            .len(),
+        layers
+    );
+}
