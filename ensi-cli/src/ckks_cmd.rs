@@ -10,7 +10,8 @@
 //!
 //! Every file is written through a temporary file and a rename.
 
-use crate::keygen::{peak_rss, write_atomic};
+use crate::files::write_atomic;
+use crate::keygen::peak_rss;
 use crate::sets::{ParamSet, load_context};
 use clap::{Args, Subcommand};
 use ensi_ckks::{

@@ -13,6 +13,7 @@
 //! interrupted run never leaves a truncated key under a real name; existing files are refused
 //! unless `--force`.
 
+use crate::files::FileSet;
 use crate::sets::ParamSet;
 use clap::{Args, ValueEnum};
 use ensi_ckks::{
@@ -21,8 +22,7 @@ use ensi_ckks::{
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, OsRng, RngCore, SeedableRng, TryRngCore};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -69,39 +69,10 @@ pub enum Rotations {
     None,
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename;
-/// `secret` files get mode 0600 from creation on (Unix).
-pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool, force: bool) -> Result<(), String> {
-    if path.exists() && !force {
-        return Err(format!(
-            "{} exists; pass --force to replace it",
-            path.display()
-        ));
-    }
-    let tmp = path.with_extension("tmp");
-    let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if secret { 0o600 } else { 0o644 });
-    }
-    let result = (|| {
-        let mut f: File = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        format!("writing {}: {e}", path.display())
-    })
-}
-
-/// Writes each evaluation key to its own file as it arrives.
+/// Writes each evaluation key to its own (temporary) file as it arrives.
 struct FileSink<'a> {
     dir: &'a Path,
-    force: bool,
+    files: &'a mut FileSet,
     test_keys: bool,
     done: usize,
     total: usize,
@@ -182,7 +153,7 @@ impl KeySink for FileSink<'_> {
         let bytes = finish_bytes(key.to_bytes()?, self.test_keys)?;
         let path = self.dir.join(key_file(&key));
         drop(key);
-        write_atomic(&path, &bytes, false, self.force).map_err(SinkError)?;
+        self.files.write(&path, &bytes, false).map_err(SinkError)?;
         self.done += 1;
         self.bytes += bytes.len() as u64;
         eprintln!(
@@ -240,6 +211,37 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
     }
     fs::create_dir_all(&args.out).map_err(|e| format!("creating {}: {e}", args.out.display()))?;
     let test_keys = args.seed.is_some();
+    let err = |e: CkksError| e.to_string();
+    let dir = args.out.as_path();
+    let mut request = KeyRequest::new().with_relinearization();
+    if let Rotations::PowersOfTwo = args.rotations {
+        request = request.with_power_of_two_rotations(&ctx, ctx.n() / 2);
+    }
+    if args.conjugation {
+        request = request.with_conjugation(&ctx);
+    }
+    // Every file this run writes, known before anything is written.
+    let all_keys = match &boot_literal {
+        Some(lit) => lit.key_request(&ctx).map_err(err)?.merge(&request),
+        None => request.clone(),
+    };
+    let mut names: Vec<String> = vec![
+        "params.bin".into(),
+        "secret.key".into(),
+        "public.key".into(),
+    ];
+    if all_keys.relinearization {
+        names.push("relin.key".into());
+    }
+    for g in all_keys.distinct_galois_elements() {
+        names.push(format!("galois-{g}.key"));
+    }
+    if boot_literal.is_some() {
+        names.push("dense-to-sparse.key".into());
+        names.push("sparse-to-dense.key".into());
+    }
+    let targets: Vec<std::path::PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+    let mut files = FileSet::new(&targets, args.force)?;
     let mut rng = match args.seed {
         Some(s) => {
             eprintln!(
@@ -258,50 +260,26 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
             KeygenRng::from_seed(seed)
         }
     };
-    let err = |e: CkksError| e.to_string();
-    let dir = args.out.as_path();
     let mut written = 0u64;
-    let mut write = |name: &str, bytes: &[u8], secret: bool| -> Result<(), String> {
-        written += bytes.len() as u64;
-        write_atomic(&dir.join(name), bytes, secret, args.force)
-    };
-    write(
-        "params.bin",
-        &finish_bytes(ctx.params().to_bytes().map_err(err)?, test_keys).map_err(err)?,
-        false,
-    )?;
+    let params_bytes =
+        finish_bytes(ctx.params().to_bytes().map_err(err)?, test_keys).map_err(err)?;
+    written += params_bytes.len() as u64;
+    files.write(&dir.join("params.bin"), &params_bytes, false)?;
     let sk = SecretKey::generate(&ctx, &mut rng).map_err(err)?;
     let mut sk_bytes = sk.to_bytes().map_err(err)?;
     if test_keys {
         ensi_ckks::serialize::mark_test_object(&mut sk_bytes).map_err(err)?;
     }
-    write("secret.key", &sk_bytes, true)?;
+    written += sk_bytes.len() as u64;
+    files.write(&dir.join("secret.key"), &sk_bytes, true)?;
     drop(sk_bytes);
     let pk = PublicKey::generate(&ctx, &sk, &mut rng).map_err(err)?;
-    write(
-        "public.key",
-        &finish_bytes(pk.to_bytes().map_err(err)?, test_keys).map_err(err)?,
-        false,
-    )?;
-    drop(pk);
+    let pk_bytes = finish_bytes(pk.to_bytes().map_err(err)?, test_keys).map_err(err)?;
+    written += pk_bytes.len() as u64;
+    files.write(&dir.join("public.key"), &pk_bytes, false)?;
+    drop((pk, pk_bytes));
 
-    let mut request = KeyRequest::new().with_relinearization();
-    if let Rotations::PowersOfTwo = args.rotations {
-        request = request.with_power_of_two_rotations(&ctx, ctx.n() / 2);
-    }
-    if args.conjugation {
-        request = request.with_conjugation(&ctx);
-    }
-    let total = match &boot_literal {
-        Some(lit) => {
-            lit.key_request(&ctx)
-                .map_err(err)?
-                .merge(&request)
-                .key_count()
-                + 2
-        }
-        None => request.key_count(),
-    };
+    let total = all_keys.key_count() + if boot_literal.is_some() { 2 } else { 0 };
     eprintln!(
         "ensi keygen: N = 2^{}, {} evaluation keys{} into {} ({})",
         ctx.params().log_n(),
@@ -320,7 +298,7 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
     );
     let mut sink = FileSink {
         dir,
-        force: args.force,
+        files: &mut files,
         test_keys,
         done: 0,
         total,
@@ -344,15 +322,18 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
         }
         .map_err(|e| e.0)?;
     }
+    let (done, key_bytes) = (sink.done, sink.bytes);
+    // Every file is written: move them all into place together.
+    files.commit()?;
     drop(sk);
     drop(rng);
     let peak = peak_rss().map_or("unknown".into(), |b| format!("{:.1} MB", b as f64 / 1e6));
     eprintln!(
         "ensi keygen: {} evaluation keys, {:.1} MB written ({:.1} MB in all files), {:.1} s, \
          peak resident memory {peak}",
-        sink.done,
-        sink.bytes as f64 / 1e6,
-        (sink.bytes + written) as f64 / 1e6,
+        done,
+        key_bytes as f64 / 1e6,
+        (key_bytes + written) as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_lintrans;
 mod ckks_cmd;
+mod files;
 mod inspect;
 mod keygen;
 mod reference;

@@ -1,0 +1,231 @@
+//! Writing files that must never corrupt what the user already has.
+//!
+//! A [`FileSet`] writes several files as one:
+//!
+//! - every target is checked before anything is written (an existing one is refused unless
+//!   `force`);
+//! - each file goes to an unpredictable temporary name in the target's directory, created
+//!   exclusively (`O_CREAT | O_EXCL`: an existing file or symlink there is an error, never
+//!   followed) with its final permissions from the start (0600 for secrets), written and
+//!   synced;
+//! - [`FileSet::commit`] moves them all into place and syncs the directories. Without `force`
+//!   a temporary is hard-linked to its target, which fails if the target appeared meanwhile
+//!   (no check-then-replace race); with `force` it is renamed over it.
+//! - Dropping a set that was not committed removes its temporaries: a run that fails while
+//!   writing (or generating what it writes) leaves the previous files untouched.
+
+use rand_core::{OsRng, TryRngCore};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+/// Files written together and moved into place together (see the module documentation).
+#[derive(Debug)]
+pub struct FileSet {
+    force: bool,
+    /// `(temporary, target)` pairs written so far.
+    pending: Vec<(PathBuf, PathBuf)>,
+}
+
+impl FileSet {
+    /// A set that will write `targets`; refuses existing ones unless `force`.
+    pub fn new(targets: &[PathBuf], force: bool) -> Result<Self, String> {
+        if let Some(t) = targets
+            .iter()
+            .find(|t| !force && t.symlink_metadata().is_ok())
+        {
+            return Err(format!(
+                "{} exists; pass --force to replace it",
+                t.display()
+            ));
+        }
+        Ok(Self {
+            force,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Writes `bytes` to a fresh temporary beside `target` (owner-only when `secret`).
+    pub fn write(&mut self, target: &Path, bytes: &[u8], secret: bool) -> Result<(), String> {
+        let dir = target.parent().filter(|p| !p.as_os_str().is_empty());
+        let name = target
+            .file_name()
+            .ok_or_else(|| format!("{}: not a file name", target.display()))?
+            .to_string_lossy()
+            .into_owned();
+        let mut suffix = [0u8; 8];
+        OsRng
+            .try_fill_bytes(&mut suffix)
+            .map_err(|e| format!("operating-system randomness: {e}"))?;
+        let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let tmp_name = format!(".{name}.{hex}.tmp");
+        let tmp = dir.map_or_else(|| PathBuf::from(&tmp_name), |d| d.join(&tmp_name));
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(if secret { 0o600 } else { 0o644 });
+        }
+        let result = (|| {
+            let mut f: File = opts.open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        })();
+        match result {
+            Ok(()) => {
+                self.pending.push((tmp, target.to_path_buf()));
+                Ok(())
+            }
+            Err(e) => {
+                // Remove only what this call created (an existing path makes open fail first).
+                if e.kind() != ErrorKind::AlreadyExists {
+                    let _ = fs::remove_file(&tmp);
+                }
+                Err(format!("writing {}: {e}", target.display()))
+            }
+        }
+    }
+
+    /// Moves every written file into place and syncs the directories.
+    pub fn commit(mut self) -> Result<(), String> {
+        let pending = std::mem::take(&mut self.pending);
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (i, (tmp, target)) in pending.iter().enumerate() {
+            let moved = if self.force {
+                fs::rename(tmp, target)
+            } else {
+                fs::hard_link(tmp, target).and_then(|()| fs::remove_file(tmp))
+            };
+            if let Err(e) = moved {
+                // Nothing more is moved; the temporaries not yet moved are removed.
+                for (t, _) in &pending[i..] {
+                    let _ = fs::remove_file(t);
+                }
+                return Err(format!("moving {} into place: {e}", target.display()));
+            }
+            if let Some(d) = target.parent() {
+                let d = if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    d.to_path_buf()
+                };
+                if !dirs.contains(&d) {
+                    dirs.push(d);
+                }
+            }
+        }
+        for d in dirs {
+            File::open(&d)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| format!("syncing {}: {e}", d.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FileSet {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.pending {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Writes one file through a [`FileSet`] of one.
+pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool, force: bool) -> Result<(), String> {
+    let mut set = FileSet::new(&[path.to_path_buf()], force)?;
+    set.write(path, bytes, secret)?;
+    set.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ensi-files-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+        d
+    }
+
+    fn names(d: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .map(|r| {
+                r.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_uncommitted_set_leaves_the_old_files_and_no_temporary() {
+        let d = dir("drop");
+        let (a, b) = (d.join("a.key"), d.join("b.key"));
+        fs::write(&a, b"old a").unwrap_or_else(|e| panic!("{e}"));
+        fs::write(&b, b"old b").unwrap_or_else(|e| panic!("{e}"));
+        {
+            let mut set =
+                FileSet::new(&[a.clone(), b.clone()], true).unwrap_or_else(|e| panic!("{e}"));
+            set.write(&a, b"new a", false)
+                .unwrap_or_else(|e| panic!("{e}"));
+            // The run fails here (the set is dropped without commit).
+        }
+        assert_eq!(fs::read(&a).ok().as_deref(), Some(&b"old a"[..]));
+        assert_eq!(fs::read(&b).ok().as_deref(), Some(&b"old b"[..]));
+        assert_eq!(names(&d), ["a.key", "b.key"]);
+        // Committed, every file changes together.
+        let mut set = FileSet::new(&[a.clone(), b.clone()], true).unwrap_or_else(|e| panic!("{e}"));
+        set.write(&a, b"new a", false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        set.write(&b, b"new b", false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        set.commit().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fs::read(&a).ok().as_deref(), Some(&b"new a"[..]));
+        assert_eq!(fs::read(&b).ok().as_deref(), Some(&b"new b"[..]));
+        assert_eq!(names(&d), ["a.key", "b.key"]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn existing_targets_and_races_are_refused_without_force() {
+        let d = dir("race");
+        let a = d.join("a.key");
+        fs::write(&a, b"old").unwrap_or_else(|e| panic!("{e}"));
+        assert!(FileSet::new(std::slice::from_ref(&a), false).is_err());
+        // A target that appears between the check and the commit is not replaced.
+        let c = d.join("c.key");
+        let mut set =
+            FileSet::new(std::slice::from_ref(&c), false).unwrap_or_else(|e| panic!("{e}"));
+        set.write(&c, b"mine", false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        fs::write(&c, b"theirs").unwrap_or_else(|e| panic!("{e}"));
+        assert!(set.commit().is_err());
+        assert_eq!(fs::read(&c).ok().as_deref(), Some(&b"theirs"[..]));
+        assert_eq!(names(&d), ["a.key", "c.key"]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_at_the_target_is_refused_and_secrets_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = dir("link");
+        let victim = d.join("victim.txt");
+        fs::write(&victim, b"keep me").unwrap_or_else(|e| panic!("{e}"));
+        let s = d.join("secret.key");
+        std::os::unix::fs::symlink(&victim, &s).unwrap_or_else(|e| panic!("{e}"));
+        assert!(write_atomic(&s, b"SECRET", true, false).is_err());
+        assert_eq!(fs::read(&victim).ok().as_deref(), Some(&b"keep me"[..]));
+        // With --force the link itself is replaced, never written through.
+        write_atomic(&s, b"SECRET", true, true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fs::read(&victim).ok().as_deref(), Some(&b"keep me"[..]));
+        let meta = fs::symlink_metadata(&s).unwrap_or_else(|e| panic!("{e}"));
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let _ = fs::remove_dir_all(&d);
+    }
+}
