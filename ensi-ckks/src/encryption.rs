@@ -15,7 +15,7 @@ use crate::rlwe::{rlwe_sample_under, small_poly};
 use alloc::borrow::Cow;
 use alloc::sync::Arc;
 use alloc::vec;
-use ensi_math::sample;
+use ensi_math::{RnsPoly, sample};
 use rand_core::{CryptoRng, RngCore};
 
 impl PublicKey {
@@ -101,5 +101,69 @@ impl SecretKey {
             slots: ct.slots,
             params_id: ctx.id(),
         })
+    }
+}
+
+/// Noise flooding for decryptions whose results are shared with another party.
+///
+/// A CKKS decryption returns the message plus the ciphertext's error, and that error depends
+/// on the secret key: a party that sees decrypted results of ciphertexts it chose can recover
+/// the key (IND-CPA-D; Li and Micciancio, EUROCRYPT 2021; Li, Micciancio, Schultz and Sorrell,
+/// CRYPTO 2022). Before sharing, add to every coefficient a fresh uniform integer in
+/// `[-B_f, B_f]` with `B_f = 2^lambda * N * B`, where `B` bounds the error: the shared result is
+/// then within statistical distance about `2^-lambda` of one that does not depend on the error
+/// (the approach of OpenFHE's `NOISE_FLOODING_DECRYPT` mode). It costs precision: about
+/// `lambda + log2 N + log2 B` bits are lost below the scale, so the scale must leave room.
+/// Use it only for results that leave the client; private decryptions do not need it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NoiseFlooding {
+    /// The statistical security `lambda` in bits (OpenFHE's default is 30).
+    pub statistical_security: u32,
+    /// `log2` of an upper bound `B` of the ciphertext's error, in the raw coefficients.
+    pub log_noise_bound: f64,
+}
+
+impl NoiseFlooding {
+    /// `log2 B_f` for ring degree `n`.
+    pub fn log_flood(&self, n: usize) -> f64 {
+        f64::from(self.statistical_security) + libm::log2(n as f64) + self.log_noise_bound
+    }
+}
+
+impl SecretKey {
+    /// [`Self::decrypt`] followed by noise flooding (see [`NoiseFlooding`]): for results that
+    /// are shared with another party. Fails if `B_f` would not fit in 62 bits or not stay below
+    /// the ciphertext's scale (the result would hold no precision).
+    pub fn decrypt_flooded<G: RngCore + CryptoRng>(
+        &self,
+        ctx: &Arc<CkksContext>,
+        ct: &Ciphertext,
+        flooding: &NoiseFlooding,
+        rng: &mut G,
+    ) -> Result<Plaintext, CkksError> {
+        let log_flood = flooding.log_flood(ctx.n());
+        if !(log_flood.is_finite() && log_flood <= 62.0 && log_flood < libm::log2(ct.scale)) {
+            return Err(CkksError::InvalidArgument {
+                reason: "the flooding noise must fit in 62 bits and stay below the scale",
+            });
+        }
+        let bound = libm::exp2(log_flood) as u64;
+        let span = 2 * bound + 1;
+        // Uniform in [-B_f, B_f] by rejection on the top multiple of the span.
+        let limit = u64::MAX - u64::MAX % span;
+        let flood: alloc::vec::Vec<i64> = (0..ctx.n())
+            .map(|_| {
+                loop {
+                    let r = rng.next_u64();
+                    if r < limit {
+                        break (r % span) as i64 - bound as i64;
+                    }
+                }
+            })
+            .collect();
+        let mut pt = self.decrypt(ctx, ct)?;
+        let noise = RnsPoly::from_i64(ctx.ring(), pt.level() + 1, &flood)?.into_ntt();
+        pt.poly.try_add_assign(&noise)?;
+        Ok(pt)
     }
 }

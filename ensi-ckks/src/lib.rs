@@ -42,6 +42,7 @@ pub use bootstrap::{
 };
 pub use ciphertext::Ciphertext;
 pub use context::CkksContext;
+pub use encryption::NoiseFlooding;
 pub use error::CkksError;
 pub use evalkeys::{
     EvaluationKey, EvaluationKeySet, GaloisKey, KeyRequest, KeySink, RelinearizationKey,

@@ -152,3 +152,52 @@ fn objects_of_another_parameter_set_are_refused() {
         Err(CkksError::InvalidLevel { level: 9, max: 2 })
     ));
 }
+
+#[test]
+fn flooded_decryption_hides_the_error_at_a_stated_cost() {
+    use ensi_ckks::NoiseFlooding;
+    // q_0 of 60 bits and scale 2^50 leave room for the flood.
+    let ctx = CkksContext::new(
+        Parameters::new_insecure(ParametersLiteral::insecure_bootstrap_test(11, 1, 1)).unwrap(),
+    )
+    .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let slots = ctx.n() / 2;
+    let values = random_values(&mut rng, slots);
+    let scale = ctx.params().default_scale();
+    let pt = ctx.encode(&values, slots, 0, scale).unwrap();
+    let ct = sk.encrypt(&ctx, &pt, &mut rng).unwrap();
+    // A fresh secret-key error is below 19 = 2^4.25 per coefficient: B = 2^5.
+    let flooding = NoiseFlooding {
+        statistical_security: 20,
+        log_noise_bound: 5.0,
+    };
+    let log_flood = flooding.log_flood(ctx.n());
+    assert_eq!(log_flood, 36.0);
+    let plain = PrecisionStats::real(
+        &values,
+        &ctx.decode(&sk.decrypt(&ctx, &ct).unwrap()).unwrap(),
+    );
+    let a = sk.decrypt_flooded(&ctx, &ct, &flooding, &mut rng).unwrap();
+    let b = sk.decrypt_flooded(&ctx, &ct, &flooding, &mut rng).unwrap();
+    let (da, db) = (ctx.decode(&a).unwrap(), ctx.decode(&b).unwrap());
+    let fa = PrecisionStats::real(&values, &da);
+    // The flood dominates the error (many bits above the plain decryption's) ...
+    assert!(
+        fa.max_error > 1000.0 * plain.max_error,
+        "{plain:?} vs {fa:?}"
+    );
+    // ... but stays within its worst case, sum of N coefficients of size B_f over the scale.
+    let worst = 2f64.powf(log_flood + 11.0 - 50.0);
+    assert!(fa.max_error < worst, "{fa:?} vs {worst}");
+    assert!(fa.min_bits > 6.0, "{fa:?}");
+    // Fresh randomness every time: two flooded decryptions of one ciphertext differ.
+    assert!(da.iter().zip(&db).any(|(x, y)| (x - y).abs() > 1e-9));
+    // A flood that would not stay below the scale is refused.
+    let too_much = NoiseFlooding {
+        statistical_security: 40,
+        log_noise_bound: 5.0,
+    };
+    assert!(sk.decrypt_flooded(&ctx, &ct, &too_much, &mut rng).is_err());
+}
