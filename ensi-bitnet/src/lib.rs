@@ -54,7 +54,7 @@ pub use float::Float;
 pub use forward::{ForwardOptions, LayerTrace, Trace, forward, generate_greedy};
 pub use linear::{DenseMatrix, Linear};
 #[cfg(feature = "std")]
-pub use loader::{load_checkpoint, load_safetensors, save_checkpoint};
+pub use loader::{load_checkpoint, load_safetensors, parse_shard_index, save_checkpoint};
 pub use matrix::Matrix;
 pub use metrics::{LogitComparison, compare_logits};
 pub use model::{Layer, Model};

@@ -369,29 +369,7 @@ pub fn load_checkpoint(dir: &Path, options: &LoadOptions) -> Result<Model> {
             path: index_path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let index: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::InvalidConfig {
-                key: "model.safetensors.index.json",
-                reason: e.to_string(),
-            })?;
-        let map = index
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or(Error::MissingConfigKey { key: "weight_map" })?;
-        let mut shards = BTreeSet::new();
-        for v in map.values() {
-            let f = v.as_str().ok_or_else(|| Error::InvalidConfig {
-                key: "weight_map",
-                reason: "a shard name is not a string".into(),
-            })?;
-            if f.contains('/') || f.contains('\\') || f == ".." {
-                return Err(Error::InvalidConfig {
-                    key: "weight_map",
-                    reason: format!("shard name `{f}` is not a plain file name"),
-                });
-            }
-            shards.insert(f.to_string());
-        }
+        let shards = parse_shard_index(&text)?;
         shards
             .iter()
             .map(|f| read_file(&dir.join(f)))
@@ -399,6 +377,35 @@ pub fn load_checkpoint(dir: &Path, options: &LoadOptions) -> Result<Model> {
     };
     let store = Store::new(&buffers)?;
     load_store(config, &store, options)
+}
+
+/// The shard file names of a sharded checkpoint's `model.safetensors.index.json` (its
+/// `weight_map` values), each a plain file name (no path separator, not `..`).
+pub fn parse_shard_index(text: &str) -> Result<BTreeSet<String>> {
+    let index: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::InvalidConfig {
+            key: "model.safetensors.index.json",
+            reason: e.to_string(),
+        })?;
+    let map = index
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or(Error::MissingConfigKey { key: "weight_map" })?;
+    let mut shards = BTreeSet::new();
+    for v in map.values() {
+        let f = v.as_str().ok_or_else(|| Error::InvalidConfig {
+            key: "weight_map",
+            reason: "a shard name is not a string".into(),
+        })?;
+        if f.is_empty() || f.contains('/') || f.contains('\\') || f == ".." || f == "." {
+            return Err(Error::InvalidConfig {
+                key: "weight_map",
+                reason: format!("shard name `{f}` is not a plain file name"),
+            });
+        }
+        shards.insert(f.to_string());
+    }
+    Ok(shards)
 }
 
 /// Writes `model` as a checkpoint directory (`config.json` + `model.safetensors`) that

@@ -814,3 +814,48 @@ fn a_config_claiming_more_layers_than_the_files_hold_is_refused_quickly() {
         layers
     );
 }
+
+/// The committed seed corpora of the loader fuzz targets (`fuzz/seeds/`): a tiny 2B-4T
+/// checkpoint (its `model.safetensors` and the `config.json` the target loads it with), the
+/// configs of both families, and a sharded index. The files must equal what this code writes
+/// today; `ENSI_WRITE_FUZZ_SEEDS=1` rewrites them.
+#[test]
+fn fuzz_seed_corpora_are_current() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    let write = std::env::var_os("ENSI_WRITE_FUZZ_SEEDS").is_some();
+    let check = |rel: &str, bytes: &[u8]| {
+        let path = seeds.join(rel);
+        if write {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{}", path.display());
+    };
+    let m = model_2b4t();
+    let cfg = config_2b4t(m.config());
+    let cfg_text = serde_json::to_string_pretty(&cfg).unwrap();
+    let dir = write_dir("seeds", &cfg, &tensors_2b4t(&m));
+    let st = std::fs::read(dir.join("model.safetensors")).unwrap();
+    // The seed loads with its config (the target's starting point is a valid checkpoint).
+    let config = ModelConfig::from_json(&cfg_text, &LoadOptions::default()).unwrap();
+    assert!(ensi_bitnet::load_safetensors(config, &st, &LoadOptions::default()).is_ok());
+    check("load_safetensors/tiny-2b4t.safetensors", &st);
+    check("load_safetensors_config.json", cfg_text.as_bytes());
+    check("load_config/2b4t.json", cfg_text.as_bytes());
+    let (onebit, _, _) = onebit_fixture();
+    check(
+        "load_config/1bitllm.json",
+        serde_json::to_string_pretty(&onebit).unwrap().as_bytes(),
+    );
+    let index = json!({
+        "metadata": {"total_size": 1234},
+        "weight_map": {
+            "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+            "model.norm.weight": "model-00002-of-00002.safetensors"
+        }
+    });
+    let index_text = serde_json::to_string_pretty(&index).unwrap();
+    let shards = ensi_bitnet::parse_shard_index(&index_text).unwrap();
+    assert_eq!(shards.len(), 2);
+    check("parse_shard_index/index.json", index_text.as_bytes());
+}

@@ -433,6 +433,53 @@ fn fuzz_seed_corpus_is_current() {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/decode_bootstrap_key");
     let write = std::env::var_os("ENSI_WRITE_FUZZ_SEEDS").is_some();
+    // The other decoder targets' seeds: one valid object each, same context.
+    let others: Vec<(&str, Vec<u8>)> = {
+        let pk = ensi_ckks::PublicKey::generate(&ctx, &sk, &mut rng).unwrap();
+        let pt = ctx.encode(&[0.5, -0.25], 2, 2, 2f64.powi(30)).unwrap();
+        let ct = sk.encrypt(&ctx, &pt, &mut rng).unwrap();
+        let ct_full = pk.encrypt(&ctx, &pt, &mut rng).unwrap();
+        let mut keys = EvaluationKeySet::new();
+        ensi_ckks::generate_evaluation_keys(
+            &ctx,
+            &sk,
+            &KeyRequest::new()
+                .with_relinearization()
+                .with_rotations(&ctx, &[1]),
+            &mut keys,
+            &mut rng,
+        )
+        .unwrap();
+        let mut v = vec![
+            (
+                "decode_params/insecure_test_4_2.bin",
+                ctx.params().to_bytes().unwrap(),
+            ),
+            ("decode_secret_key/key.bin", sk.to_bytes().unwrap().to_vec()),
+            ("decode_public_key/key.bin", pk.to_bytes().unwrap()),
+            ("decode_plaintext/pt.bin", pt.to_bytes().unwrap()),
+            ("decode_ciphertext/seeded.bin", ct.to_bytes().unwrap()),
+            ("decode_ciphertext/full.bin", ct_full.to_bytes().unwrap()),
+        ];
+        for (i, k) in keys.into_keys().enumerate() {
+            let name = if i == 0 {
+                "decode_evaluation_key/relin.bin"
+            } else {
+                "decode_evaluation_key/galois.bin"
+            };
+            v.push((name, k.to_bytes().unwrap()));
+        }
+        v
+    };
+    let root = dir.parent().unwrap().to_path_buf();
+    for (rel, bytes) in &others {
+        let path = root.join(rel);
+        if write {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        }
+        assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{}", path.display());
+    }
     for (name, key) in ["dense-to-sparse.bin", "sparse-to-dense.bin"]
         .into_iter()
         .zip(&sink.0)
