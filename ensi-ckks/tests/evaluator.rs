@@ -622,6 +622,18 @@ fn scale_metadata_folds_constants_without_a_level() {
     for bad in [0.0, -2.0, f64::NAN] {
         assert!(s.eval.fold_into_scale(&a, bad).is_err(), "{bad}");
     }
+    // match_scale absorbs only floating-point drift: 2^-35 relative is snapped to the target
+    // exactly, 2^-20 is refused and the ciphertext keeps its scale.
+    let mut d = a.clone();
+    let near = a.scale() * (1.0 + 2f64.powi(-35));
+    s.eval.match_scale(&mut d, near).unwrap();
+    assert_eq!(d.scale(), near);
+    let far = a.scale() * (1.0 + 2f64.powi(-20));
+    assert!(matches!(
+        s.eval.match_scale(&mut d, far),
+        Err(CkksError::ScaleMismatch { .. })
+    ));
+    assert_eq!(d.scale(), near);
     // A folded constant must still match in additions: the evaluator refuses a scale mismatch.
     assert!(matches!(
         s.eval.add(&a, &folded),

@@ -645,6 +645,20 @@ fn sizes_at_n16_match_the_format_document() {
     let boot = ensi_ckks::BootstrapKeys::from_set(keys).unwrap();
     assert_eq!(boot.dense_to_sparse.to_bytes().unwrap().len(), 991_285);
     assert_eq!(boot.sparse_to_dense.to_bytes().unwrap().len(), 85_278_769);
+    // The pinned figures are FORMAT.md's; derive them from its layout and the primes too.
+    let (n, q, p) = (ctx.n(), ctx.params().q(), ctx.params().p());
+    let qp: Vec<u64> = q.iter().chain(p).copied().collect();
+    assert_eq!(11_714_608, HEADER_LEN + 32 + poly_len(n, q));
+    assert_eq!(11_714_592, HEADER_LEN + 16 + poly_len(n, q));
+    assert_eq!(11_714_625, HEADER_LEN + 17 + 32 + poly_len(n, q));
+    assert_eq!(23_429_157, HEADER_LEN + 17 + 4 + 2 * poly_len(n, q));
+    assert_eq!(983_077, HEADER_LEN + 17 + 4 + 2 * poly_len(n, &q[..1]));
+    assert_eq!(
+        991_285,
+        HEADER_LEN + 4 + 32 + 1 + poly_len(n, &[q[0], p[0]])
+    );
+    assert_eq!(85_278_769, HEADER_LEN + 32 + 1 + 6 * poly_len(n, &qp));
+    assert_eq!(16_400, HEADER_LEN + n / 4);
 }
 
 /// The N = 2^10 sizes of the encapsulation keys in FORMAT.md.

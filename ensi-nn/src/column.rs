@@ -227,8 +227,8 @@ pub fn rope(
             let mut b = eval.mul_plain(&x.cts[hi], &pc)?;
             eval.add_assign(&mut b, &eval.mul_plain(&x.cts[lo], &ps)?)?;
             let (mut a, mut b) = (eval.rescale(&a)?, eval.rescale(&b)?);
-            eval.set_scale(&mut a, target_scale)?;
-            eval.set_scale(&mut b, target_scale)?;
+            eval.match_scale(&mut a, target_scale)?;
+            eval.match_scale(&mut b, target_scale)?;
             out[lo] = Some(a);
             out[hi] = Some(b);
         }

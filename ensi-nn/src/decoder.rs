@@ -224,7 +224,7 @@ pub fn residual_add(
         let q_l = ctx.params().q()[b.level()] as f64;
         let mut b =
             eval.rescale(&eval.mul_const_with_scale(b, 1.0, a.scale() * q_l / b.scale())?)?;
-        eval.set_scale(&mut b, a.scale())?;
+        eval.match_scale(&mut b, a.scale())?;
         let level = a.level().min(b.level());
         let mut s = eval.drop_to_level(a, level)?;
         eval.add_assign(&mut s, &eval.drop_to_level(&b, level)?)?;
@@ -540,7 +540,7 @@ pub fn lm_head(
             None => eval.mul_const_with_scale(&hidden.columns()[0], 0.0, q_l)?,
         };
         let mut logit = eval.rescale(&acc)?;
-        eval.set_scale(&mut logit, hidden.scale())?;
+        eval.match_scale(&mut logit, hidden.scale())?;
         out.push(logit);
     }
     ColumnMatrix::from_columns(out, hidden.tokens())

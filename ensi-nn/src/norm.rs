@@ -91,7 +91,7 @@ pub fn rms_norm(
         1.0 / (d as f64 * plan.hi),
         delta * q_s / sum.scale(),
     )?)?;
-    eval.set_scale(&mut scaled, delta)?;
+    eval.match_scale(&mut scaled, delta)?;
     let v_over_hi = eval.add_const(&scaled, eps / plan.hi)?;
     // 2. One bootstrap; the gain alpha * hi turns v / hi into alpha v.
     let (alpha, beta) = plan.affine();
@@ -116,7 +116,7 @@ pub fn rms_norm(
         let pc = eval.mul_const_with_scale(&p, f64::from(g), sigma)?;
         let y = eval.rescale(&eval.mul_relin(&xc, &pc)?)?;
         let mut y = y;
-        eval.set_scale(&mut y, target_scale)?;
+        eval.match_scale(&mut y, target_scale)?;
         out.push(y);
     }
     ColumnMatrix::from_columns(out, x.tokens())

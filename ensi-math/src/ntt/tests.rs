@@ -54,6 +54,34 @@ fn products_match_naive_convolution_on_every_backend() {
     }
 }
 
+/// Products at the large degrees the schemes use, against the oracle: one factor dense, the
+/// other with a few non-zero coefficients (the oracle skips zeros, so this stays fast).
+#[test]
+fn large_degree_products_match_the_oracle() {
+    for log_n in [13u32, 16, 17] {
+        let n = 1usize << log_n;
+        let q = generate_ntt_primes(60, 1, n, &[]).unwrap()[0];
+        let a = random_poly(n, q, u64::from(log_n));
+        let mut b = alloc::vec![0u64; n];
+        for (i, k) in [0usize, 1, n / 3, n / 2 + 7, n - 1].into_iter().enumerate() {
+            b[k] = random_poly(1, q, 100 + i as u64)[0];
+        }
+        for backend in Backend::available() {
+            let plan = NttPlan::with_backend(n, q, backend).unwrap();
+            let (mut fa, mut fb) = (a.clone(), b.clone());
+            plan.forward(&mut fa);
+            plan.forward(&mut fb);
+            let mut prod: Vec<u64> = fa
+                .iter()
+                .zip(&fb)
+                .map(|(&x, &y)| plan.modulus().mul(x, y))
+                .collect();
+            plan.inverse(&mut prod);
+            assert_eq!(prod, negacyclic_naive(&a, &b, q), "n = {n}, {backend:?}");
+        }
+    }
+}
+
 #[test]
 fn evaluation_order_is_documented_one() {
     let n = 16;
