@@ -237,9 +237,15 @@ fn scale_convention_follows_linear_class_and_options() {
     let loaded = load_checkpoint(&dir, &forced).unwrap();
     let q = loaded.layers()[0].q_proj.as_ternary().unwrap();
     assert_eq!(q.scale().convention, ScaleConvention::Divide);
-    // The dequantized weight divides: t / s.
+    // The dequantized weight divides: t / s, on a non-zero trit, and not t * s (the scale is
+    // not 1, so the two conventions differ there).
     let w = loaded.layers()[0].q_proj.dequantize::<f64>();
-    assert_eq!(w[0], q.get(0, 0) as f64 / q.scale().value as f64);
+    let s = f64::from(q.scale().value);
+    assert_ne!(s, 1.0);
+    let i = q.values().iter().position(|&t| t != 0).unwrap();
+    let t = f64::from(q.values()[i]);
+    assert_eq!(w[i], t / s);
+    assert_ne!(w[i], t * s);
     // Without quantization_config, the default is Divide.
     cfg.as_object_mut().unwrap().remove("quantization_config");
     let dir = write_dir("noq", &cfg, &tensors_2b4t(&m));
