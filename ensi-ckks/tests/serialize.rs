@@ -680,3 +680,21 @@ fn encapsulation_key_sizes_at_n10_match_the_format_document() {
     assert_eq!(boot.dense_to_sparse.to_bytes().unwrap().len(), 12_853);
     assert_eq!(boot.sparse_to_dense.to_bytes().unwrap().len(), 58_929);
 }
+
+/// Regression (fuzz target `decode_params`, found by the CI smoke run): a parameter set whose
+/// header carries the test-key flag decodes, and re-encodes without the flag (encoders never
+/// write it; the flag is set on the bytes by `mark_test_object`).
+#[test]
+fn a_flagged_parameter_set_decodes_and_re_encodes_without_the_flag() {
+    let params = params(4, 2);
+    let mut bytes = params.to_bytes().unwrap();
+    ensi_ckks::serialize::mark_test_object(&mut bytes).unwrap();
+    assert_eq!(bytes[7], ensi_ckks::serialize::FLAG_TEST_KEY);
+    let back =
+        Parameters::from_bytes(&bytes, DecodeOptions::default().allow_insecure(true)).unwrap();
+    assert_eq!(back, params);
+    let again = back.to_bytes().unwrap();
+    assert_eq!(again[7], 0);
+    assert_eq!(again[..7], bytes[..7]);
+    assert_eq!(again[8..], bytes[8..]);
+}
