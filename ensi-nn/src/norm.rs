@@ -114,8 +114,7 @@ pub fn rms_norm(
         let xc = eval.drop_to_level(c, level)?;
         let sigma = target_scale * q_l / (xc.scale() * p.scale());
         let pc = eval.mul_const_with_scale(&p, f64::from(g), sigma)?;
-        let y = eval.rescale(&eval.mul_relin(&xc, &pc)?)?;
-        let mut y = y;
+        let mut y = eval.rescale(&eval.mul_relin(&xc, &pc)?)?;
         eval.match_scale(&mut y, target_scale)?;
         out.push(y);
     }

@@ -41,13 +41,17 @@ impl BootstrapParametersLiteral {
         if h == 0 || h > n {
             return Err(CkksError::InvalidHammingWeight { h, n });
         }
-        let report = security::ephemeral_report(ctx.params(), h);
-        if ctx.params().security() == Security::Bits128 && !report.secure_128 {
+        // Only the estimate, not the whole report (its largest-modulus search): this runs on
+        // every key generation and every decoded dense-to-sparse key.
+        let log_modulus = ctx.params().log_encapsulation_modulus();
+        if ctx.params().security() == Security::Bits128
+            && security::sparse_secret_bits(n, h, log_modulus) < security::TARGET_BITS
+        {
             return Err(CkksError::InsecureEphemeralSecret {
                 hamming_weight: h,
-                min_hamming_weight: security::min_sparse_hamming_weight(n, report.log_modulus)
+                min_hamming_weight: security::min_sparse_hamming_weight(n, log_modulus)
                     .unwrap_or(n),
-                log_modulus: report.log_modulus,
+                log_modulus,
                 n,
             });
         }
