@@ -303,3 +303,64 @@ fn replicated_rectangular_matrices_match_the_dense_product() {
     assert!(ReplicatedMatrix::new(16, 32, 4, |_, _| 0.0).is_err());
     assert!(ReplicatedMatrix::new(16, 0, 4, |_, _| 0.0).is_err());
 }
+
+/// `A ⊗ I_s` with only the diagonals at multiples of `s` (the column-block layout: slot
+/// `c s + t` holds column `c` of token `t`), tall, square and wide, against the product
+/// computed token by token from `A`.
+#[test]
+fn strided_kronecker_matrices_match_the_blockwise_product() {
+    let ctx = ctx();
+    let slots = ctx.n() / 2;
+    let mut rng = ChaCha20Rng::seed_from_u64(77);
+    let s = 4usize;
+    for (m, w) in [(20usize, 12usize), (16, 16), (10, 40)] {
+        let mut u = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+        let a: Vec<Vec<f64>> = (0..m).map(|_| (0..w).map(|_| u() * 0.3).collect()).collect();
+        // x[c][t] for t < s.
+        let x: Vec<Vec<f64>> = (0..w).map(|_| (0..s).map(|_| u()).collect()).collect();
+        let rm = ReplicatedMatrix::new(slots, m * s, w * s, |i, j| {
+            if i % s == j % s { a[i / s][j / s] } else { 0.0 }
+        })
+        .unwrap()
+        .with_stride(s)
+        .unwrap();
+        let (wp, mo) = (rm.input_period(), rm.output_period());
+        assert_eq!(rm.shape().unwrap().indices().len(), wp.min(mo) / s);
+        let (sk, eval) = keys_for(&ctx, rm.galois_elements(&ctx).unwrap(), &mut rng);
+        let replicated: Vec<f64> = (0..slots)
+            .map(|t| {
+                let (c, tok) = ((t % wp) / s, t % s);
+                x.get(c).map_or(0.0, |col| col[tok])
+            })
+            .collect();
+        let level = 3;
+        let scale = ctx.params().default_scale();
+        let ct = sk
+            .encrypt(
+                &ctx,
+                &ctx.encode(&replicated, slots, level, scale).unwrap(),
+                &mut rng,
+            )
+            .unwrap();
+        let q_l = ctx.params().q()[level] as f64;
+        let out = eval
+            .rescale(&eval.replicated_matvec(&ct, &rm, q_l).unwrap())
+            .unwrap();
+        let got = ctx.decode(&sk.decrypt(&ctx, &out).unwrap()).unwrap();
+        let expect: Vec<f64> = (0..slots)
+            .map(|t| {
+                let (r, tok) = ((t % mo) / s, t % s);
+                if r < m {
+                    (0..w).map(|c| a[r][c] * x[c][tok]).sum()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let p = PrecisionStats::real(&expect, &got);
+        assert!(p.min_bits >= 20.0, "{m} x {w}: {p:?}");
+    }
+    let base = ReplicatedMatrix::new(64, 8, 8, |_, _| 0.0).unwrap();
+    assert!(base.clone().with_stride(3).is_err());
+    assert!(base.with_stride(16).is_err());
+}

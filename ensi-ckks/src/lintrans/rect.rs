@@ -15,6 +15,11 @@
 //!   steps by `Mo, 2 Mo, ...` fold the `W / Mo` partial sums of every period; the output is `y`
 //!   replicated with period `Mo`.
 //!
+//! A matrix whose entries vanish unless `i = j (mod s)` for a power of two `s` (a Kronecker
+//! product `A ⊗ I_s`, as in the column-block layout of ensi-nn where slot `c s + t` holds
+//! column `c` of token `t`) has non-zero diagonals only at multiples of `s`:
+//! [`ReplicatedMatrix::with_stride`] keeps those alone, `s` times fewer products.
+//!
 //! The diagonals are computed from the matrix entries on demand and streamed through
 //! [`Evaluator::linear_transform_streamed`], so nothing of size `slots x diagonals` is stored.
 
@@ -35,6 +40,7 @@ pub struct ReplicatedMatrix<F> {
     cols: usize,
     in_period: usize,
     out_period: usize,
+    stride: usize,
     entry: F,
     /// Cost of a giant-step rotation relative to a hoisted one (see [`TransformShape`]).
     pub bsgs_ratio: f64,
@@ -61,9 +67,23 @@ impl<F: Fn(usize, usize) -> f64> ReplicatedMatrix<F> {
             cols,
             in_period,
             out_period,
+            stride: 1,
             entry,
             bsgs_ratio: 2.0,
         })
+    }
+
+    /// Keeps only the diagonals at multiples of `stride` (a power of two dividing both padded
+    /// sides). The caller asserts that `M[i][j] = 0` whenever `i != j (mod stride)`; the other
+    /// diagonals are then zero and skipped.
+    pub fn with_stride(mut self, stride: usize) -> Result<Self, CkksError> {
+        if !stride.is_power_of_two() || stride > self.in_period.min(self.out_period) {
+            return Err(CkksError::InvalidArgument {
+                reason: "the stride must be a power of two no larger than the padded sides",
+            });
+        }
+        self.stride = stride;
+        Ok(self)
     }
 
     /// The period of the input replication, `W`.
@@ -92,12 +112,15 @@ impl<F: Fn(usize, usize) -> f64> ReplicatedMatrix<F> {
     /// The diagonal indices and the BSGS plan.
     pub fn shape(&self) -> Result<TransformShape, CkksError> {
         let count = self.in_period.min(self.out_period);
-        let mut shape = TransformShape::new(self.slots, (0..count).map(|k| k as isize))?;
+        let mut shape = TransformShape::new(
+            self.slots,
+            (0..count).step_by(self.stride).map(|k| k as isize),
+        )?;
         shape.bsgs_ratio = self.bsgs_ratio;
         Ok(shape)
     }
 
-    /// Diagonal `k` (`0 <= k < min(W, Mo)`), one value per slot.
+    /// Diagonal `k` (`0 <= k < min(W, Mo)`, a multiple of the stride), one value per slot.
     pub fn diagonal(&self, k: usize) -> Vec<Complex64> {
         let (w, mo) = (self.in_period, self.out_period);
         (0..self.slots)
