@@ -74,6 +74,9 @@ pub struct LayerPlan {
     pub norms: [NormPlan; 4],
     /// Bounds on the four normalized activations (for their bootstraps).
     pub norm_bounds: [f64; 4],
+    /// Bounds on the four norms' inputs divided by their RMS, `|x_c| / rms(x)`, before the
+    /// gain (at most `sqrt(d)` by construction; the column-block layout bootstraps these).
+    pub unit_bounds: [f64; 4],
     /// The interval of the attention scores (`q . k / sqrt(d)`, every pair).
     pub scores: Interval,
     /// Degree of the sigmoid polynomial.
@@ -116,6 +119,20 @@ pub fn calibrate(
             .fold(0.0f64, f64::max)
             * (1.0 + margin)
     };
+    let unit = |pick: fn(&LayerTrace<f64>) -> &ensi_bitnet::Matrix<f64>| {
+        let mut worst = 0.0f64;
+        let mut width = 1usize;
+        for t in traces {
+            let m = pick(t);
+            width = m.cols();
+            for r in 0..m.rows() {
+                let row = m.row(r);
+                let rms = libm::sqrt(row.iter().map(|v| v * v).sum::<f64>() / row.len() as f64 + eps);
+                worst = row.iter().fold(worst, |w, v| w.max(v.abs() / rms));
+            }
+        }
+        (worst * (1.0 + margin)).min(libm::sqrt(width as f64))
+    };
     let scores = Interval::of(
         traces
             .iter()
@@ -142,6 +159,12 @@ pub fn calibrate(
             bound(|t| &t.ffn_norm),
             bound(|t| &t.ffn_sub_norm),
         ],
+        unit_bounds: [
+            unit(|t| &t.input),
+            unit(|t| &t.attn_output),
+            unit(|t| &t.attn_residual),
+            unit(|t| &t.ffn_act),
+        ],
         scores,
         sigmoid_degree,
         gate,
@@ -150,7 +173,7 @@ pub fn calibrate(
 }
 
 /// `sigmoid(s - ln n)` as a polynomial of `u = alpha s + beta` on `[-1, 1]`.
-fn sigmoid_in_u(scores: Interval, bias: f64, degree: usize) -> ChebyshevPoly {
+pub(crate) fn sigmoid_in_u(scores: Interval, bias: f64, degree: usize) -> ChebyshevPoly {
     let (lo, hi) = (scores.lo, scores.hi);
     ChebyshevPoly::interpolate(
         move |u| {
@@ -164,7 +187,7 @@ fn sigmoid_in_u(scores: Interval, bias: f64, degree: usize) -> ChebyshevPoly {
 }
 
 /// The FFN activation (ReLU^2 or SiLU) on the calibrated interval.
-fn activation_poly(act: Activation, gate: Interval, degree: usize) -> ChebyshevPoly {
+pub(crate) fn activation_poly(act: Activation, gate: Interval, degree: usize) -> ChebyshevPoly {
     let f = move |x: f64| match act {
         Activation::ReluSquared => {
             let r = x.max(0.0);

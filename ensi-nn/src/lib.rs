@@ -16,6 +16,8 @@ extern crate std;
 
 pub mod activation;
 pub mod attention;
+pub mod block;
+pub mod block_layer;
 pub mod column;
 pub mod decoder;
 pub mod norm;

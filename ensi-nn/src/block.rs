@@ -1,0 +1,254 @@
+//! The column-block layout: an `n x d` activation matrix in **one** ciphertext, slot
+//! `c * n_pad + t` holding column `c` of token `t` (`n_pad = n` rounded up to a power of two),
+//! replicated with period `P = d.next_power_of_two() * n_pad` over all slots.
+//!
+//! This is the packed layout of the cost model: where the column layout spends one ciphertext
+//! (and one bootstrap) per hidden dimension, a short prompt of a small model fits in one
+//! ciphertext here, so a refresh is one bootstrap whatever the width. A linear layer is the
+//! Kronecker product `W ⊗ I_{n_pad}`, whose only non-zero diagonals are the multiples of
+//! `n_pad`: a baby-step giant-step product over `min(P_in, P_out) / n_pad` diagonals
+//! ([`ReplicatedMatrix::with_stride`]), streamed (each plaintext diagonal encoded just before
+//! its product), one level. Every constant (weight scale, RMSNorm gain, RoPE's cos/sin,
+//! `1/sqrt(head dim)`, a polynomial's affine map) is folded into the diagonals: an entry
+//! function `(row, col, token) -> f64` gives the folded matrix token by token.
+//!
+//! Rotating the whole slot vector by a multiple of `n_pad` moves whole columns, cyclically
+//! inside each period, which is what the column sums of RMSNorm and the head-dimension sums of
+//! attention use.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use ensi_ckks::{Ciphertext, CkksContext, CkksError, Evaluator, ReplicatedMatrix, SecretKey};
+use rand_core::{CryptoRng, RngCore};
+
+/// The replication period of a `cols`-wide matrix of `n_pad` (padded) tokens.
+pub fn block_period(cols: usize, n_pad: usize) -> usize {
+    cols.max(1).next_power_of_two() * n_pad
+}
+
+/// An encrypted `tokens x cols` matrix in the column-block layout (see the module
+/// documentation).
+#[derive(Clone, Debug)]
+pub struct BlockMatrix {
+    ct: Ciphertext,
+    tokens: usize,
+    cols: usize,
+}
+
+fn invalid(reason: &'static str) -> CkksError {
+    CkksError::InvalidArgument { reason }
+}
+
+impl BlockMatrix {
+    /// The slot vector of `values` (`tokens x cols`, row-major) on `slots` slots: slot `s`
+    /// holds column `(s mod P) / n_pad` of token `s mod n_pad` (zero in the padding).
+    pub fn slot_values(
+        values: &[f64],
+        tokens: usize,
+        cols: usize,
+        slots: usize,
+    ) -> Result<Vec<f64>, CkksError> {
+        if tokens == 0 || cols == 0 || values.len() != tokens * cols {
+            return Err(invalid("the matrix must have tokens x cols values"));
+        }
+        let n_pad = tokens.next_power_of_two();
+        let period = block_period(cols, n_pad);
+        if period > slots {
+            return Err(invalid(
+                "the matrix does not fit one ciphertext in the column-block layout \
+                 (cols rounded up to a power of two, times tokens rounded up, exceeds the slots)",
+            ));
+        }
+        Ok((0..slots)
+            .map(|s| {
+                let (c, t) = ((s % period) / n_pad, s % n_pad);
+                if c < cols && t < tokens {
+                    values[t * cols + c]
+                } else {
+                    0.0
+                }
+            })
+            .collect())
+    }
+
+    /// The client's encryption of `values` (`tokens x cols`, row-major) at `level` and `scale`.
+    pub fn encrypt<G: RngCore + CryptoRng>(
+        ctx: &Arc<CkksContext>,
+        sk: &SecretKey,
+        values: &[f64],
+        tokens: usize,
+        level: usize,
+        scale: f64,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
+        let slots = ctx.n() / 2;
+        let cols = if tokens == 0 { 0 } else { values.len() / tokens };
+        let v = Self::slot_values(values, tokens, cols, slots)?;
+        let pt = ctx.encode(&v, slots, level, scale)?;
+        Ok(Self {
+            ct: sk.encrypt(ctx, &pt, rng)?,
+            tokens,
+            cols,
+        })
+    }
+
+    /// Wraps a ciphertext that holds a `tokens x cols` matrix in this layout.
+    pub fn from_ciphertext(ct: Ciphertext, tokens: usize, cols: usize) -> Result<Self, CkksError> {
+        if tokens == 0 || cols == 0 || block_period(cols, tokens.next_power_of_two()) > ct.slots()
+        {
+            return Err(invalid(
+                "a column-block matrix needs a token, a column and a period within the slots",
+            ));
+        }
+        Ok(Self { ct, tokens, cols })
+    }
+
+    /// The `tokens x cols` values (row-major) of a decoded slot vector.
+    pub fn from_slot_values(slots: &[f64], tokens: usize, cols: usize) -> Vec<f64> {
+        let n_pad = tokens.next_power_of_two();
+        let mut out = alloc::vec![0.0; tokens * cols];
+        for t in 0..tokens {
+            for c in 0..cols {
+                out[t * cols + c] = slots.get(c * n_pad + t).copied().unwrap_or(0.0);
+            }
+        }
+        out
+    }
+
+    /// The client's decryption: the `tokens x cols` values, row-major.
+    pub fn decrypt(&self, ctx: &Arc<CkksContext>, sk: &SecretKey) -> Result<Vec<f64>, CkksError> {
+        let v = ctx.decode(&sk.decrypt(ctx, &self.ct)?)?;
+        Ok(Self::from_slot_values(&v, self.tokens, self.cols))
+    }
+
+    /// The ciphertext.
+    pub fn ciphertext(&self) -> &Ciphertext {
+        &self.ct
+    }
+
+    /// The number of tokens (rows).
+    pub fn tokens(&self) -> usize {
+        self.tokens
+    }
+
+    /// The padded token count, a power of two.
+    pub fn n_pad(&self) -> usize {
+        self.tokens.next_power_of_two()
+    }
+
+    /// The number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The replication period.
+    pub fn period(&self) -> usize {
+        block_period(self.cols, self.n_pad())
+    }
+
+    /// The ciphertext's level.
+    pub fn level(&self) -> usize {
+        self.ct.level()
+    }
+
+    /// The ciphertext's scale.
+    pub fn scale(&self) -> f64 {
+        self.ct.scale()
+    }
+
+    /// The same matrix in another ciphertext (same layout).
+    pub fn with_ciphertext(&self, ct: Ciphertext) -> Self {
+        Self {
+            ct,
+            tokens: self.tokens,
+            cols: self.cols,
+        }
+    }
+}
+
+/// The `rows x cols` matrix `entry(row, col, token)`, token by token, as the slot matrix of the
+/// layout (`(W_t)` on the diagonal blocks of `I_{n_pad}`), with only its non-zero diagonals.
+pub fn block_matrix<F: Fn(usize, usize, usize) -> f64>(
+    slots: usize,
+    rows: usize,
+    cols: usize,
+    n_pad: usize,
+    entry: F,
+) -> Result<ReplicatedMatrix<impl Fn(usize, usize) -> f64>, CkksError> {
+    if !n_pad.is_power_of_two() {
+        return Err(invalid("the padded token count must be a power of two"));
+    }
+    ReplicatedMatrix::new(slots, rows * n_pad, cols * n_pad, move |i, j| {
+        if i % n_pad == j % n_pad {
+            entry(i / n_pad, j / n_pad, i % n_pad)
+        } else {
+            0.0
+        }
+    })?
+    .with_stride(n_pad)
+}
+
+/// `y_t = W_t x_t` for every token, with `W_t[row][col] = entry(row, col, t)` (`rows` outputs):
+/// one streamed BSGS product and one rescale. The output has scale `out_scale` exactly (the
+/// diagonals are encoded so), one level below `x`.
+pub fn block_linear<F: Fn(usize, usize, usize) -> f64>(
+    eval: &Evaluator,
+    x: &BlockMatrix,
+    rows: usize,
+    entry: F,
+    out_scale: f64,
+) -> Result<BlockMatrix, CkksError> {
+    let slots = x.ct.slots();
+    let m = block_matrix(slots, rows, x.cols, x.n_pad(), entry)?;
+    if m.input_period() != x.period() {
+        return Err(invalid("the matrix's width does not match the input's"));
+    }
+    let q_l = eval.context().params().q()[x.level()] as f64;
+    let pt_scale = out_scale * q_l / x.scale();
+    let mut y = eval.rescale(&eval.replicated_matvec(&x.ct, &m, pt_scale)?)?;
+    eval.match_scale(&mut y, out_scale)?;
+    Ok(BlockMatrix {
+        ct: y,
+        tokens: x.tokens,
+        cols: rows,
+    })
+}
+
+/// The rotations of [`block_linear`] for a `rows x cols` matrix (for key generation).
+pub fn block_linear_rotations(
+    slots: usize,
+    rows: usize,
+    cols: usize,
+    n_pad: usize,
+) -> Result<Vec<isize>, CkksError> {
+    block_matrix(slots, rows, cols, n_pad, |_, _, _| 0.0)?.rotations()
+}
+
+/// `sum_{j < count} rot(ct, step 2^j)` by doubling: `log2` rotations, each slot then holds the
+/// sum of the `2^count` slots `s, s + step, s + 2 step, ...` (cyclically).
+pub fn rotate_sum(
+    eval: &Evaluator,
+    ct: &Ciphertext,
+    step: usize,
+    count: usize,
+) -> Result<Ciphertext, CkksError> {
+    let mut acc = ct.clone();
+    for j in 0..count {
+        let r = eval.rotate(&acc, (step << j) as isize)?;
+        eval.add_assign(&mut acc, &r)?;
+    }
+    Ok(acc)
+}
+
+/// The rotations of [`rotate_sum`].
+pub fn rotate_sum_steps(step: usize, count: usize) -> Vec<isize> {
+    (0..count).map(|j| (step << j) as isize).collect()
+}
+
+/// `sum_c x_c^2` per token, replicated in every column block of the period: one product, one
+/// rescale, `log2(P / n_pad)` rotations.
+pub fn sum_of_squares(eval: &Evaluator, x: &BlockMatrix) -> Result<Ciphertext, CkksError> {
+    let sq = eval.rescale(&eval.mul_relin(&x.ct, &x.ct)?)?;
+    let count = (x.period() / x.n_pad()).trailing_zeros() as usize;
+    rotate_sum(eval, &sq, x.n_pad(), count)
+}

@@ -1,0 +1,626 @@
+//! A BitNet b1.58 decoder layer, and the model, in the column-block layout ([`crate::block`]):
+//! every activation of a short prompt is one ciphertext, so a refresh costs one bootstrap.
+//!
+//! Head layout. The query, key and value projections emit their rows in the order
+//! `rho = c * H + h` (head dimension `c` outer, query head `h` inner) instead of `h * hd + c`.
+//! The permutation, GQA (each query head's copy of its key/value head), RoPE (`cos` and the
+//! signed `sin` partner row, per token), `1/sqrt(hd)` and the sigmoid's affine map, the weight
+//! scales and the RMSNorm gain all fold into the projections' diagonals. Then a rotation by
+//! `H * n_pad * 2^j` moves `c` by `2^j` inside the period, so `log2(hd)` rotate-and-adds sum a
+//! head's products over `c` and leave the score replicated over `c`, as the value side needs.
+//! This needs `H * hd` to be a power of two (an error otherwise).
+//!
+//! Attention goes diagonal by diagonal (`r = 0 .. n_pad - 1`, token `t` against `t - r`):
+//! `Q * rot(K, -r)` (the key rotations hoisted), the head sum, `+ beta`, the sigmoid polynomial
+//! (`sigmoid(s - ln n)` in `u = alpha s + beta`), then `A_r * (m_r * rot(V, -r))` with the
+//! causal 0/1 mask `m_r` on the value side, after the sigmoid; the products are summed as
+//! tensors and relinearized once.
+//!
+//! RMSNorm (the F-steps of the cost model): the statistic `sum_c x_c^2` is one product and
+//! `log2(P / n_pad)` rotations; `1/sqrt(mean + eps)` is a Chebyshev polynomial on the calibrated
+//! interval, evaluated inline when the input has the levels, or on a bootstrapped statistic
+//! (F2; the polynomial's affine map rides in the bootstrap's gain, F1) when it does not; the
+//! normalized `y = x / rms(x)` (no gain: it folds into the next projection) is bootstrapped
+//! with the bound `|y| <= sqrt(d)` that holds by construction, tightened by calibration (F3).
+//!
+//! Levels, with `L` the bootstrapper's output level and the residual stream at `a`
+//! ([`block_level_plan`] writes them down, a test checks them against a run):
+//!
+//! | step | level |
+//! | --- | --- |
+//! | `input_layernorm`, refreshed | `L` |
+//! | Q, K, V (RoPE, GQA, scales folded) | `L - 1` |
+//! | attention weights (score product, sigmoid) | `L - 2 - depth(sigmoid)` |
+//! | attention output | one below |
+//! | `attn_sub_norm` (statistic bootstrapped), refreshed | `L` |
+//! | `o_proj` + residual | `min(a, L - 1)` |
+//! | `post_attention_layernorm` (inline), refreshed | `L` |
+//! | gate, up (the activation's affine map folded into gate) | `L - 1` |
+//! | activation; `* up` | `L - 1 - depth(act)`; one below |
+//! | `ffn_sub_norm` (statistic bootstrapped), refreshed | `L` |
+//! | `down_proj` + residual | `min(a, L - 1)` |
+//!
+//! At `L = 10` with degree-31 polynomials that is six bootstraps per layer: four refreshes and
+//! two statistics; the residual stream never needs one.
+
+use crate::block::{
+    BlockMatrix, block_linear, block_linear_rotations, rotate_sum, rotate_sum_steps,
+    sum_of_squares,
+};
+use crate::decoder::{LayerPlan, ModelPlan, activation_poly, sigmoid_in_u};
+use crate::norm::NormPlan;
+use alloc::vec;
+use alloc::vec::Vec;
+use ensi_bitnet::config::ModelConfig;
+use ensi_bitnet::model::{Layer, Model};
+use ensi_bitnet::ternary::TernaryMatrix;
+use ensi_ckks::{
+    BootstrapOptions, Bootstrapper, ChebyshevPoly, Ciphertext, CkksError, Evaluator,
+};
+
+fn invalid(reason: &'static str) -> CkksError {
+    CkksError::InvalidArgument { reason }
+}
+
+fn ternary(w: &ensi_bitnet::Linear) -> Result<&TernaryMatrix, CkksError> {
+    w.as_ternary().ok_or(invalid(
+        "encrypted layers need ternary (packed or ternarized) projections",
+    ))
+}
+
+/// The inverse square root of `mean + eps` as a polynomial of the column sum `s = d * mean`,
+/// on the calibrated interval.
+fn inv_sqrt_of_sum(plan: &NormPlan, d: usize, eps: f64) -> ChebyshevPoly {
+    let df = d as f64;
+    ChebyshevPoly::interpolate(
+        move |s| 1.0 / libm::sqrt(s / df + eps),
+        df * (plan.lo - eps),
+        df * (plan.hi - eps),
+        plan.degree,
+    )
+}
+
+/// The largest scale at which values bounded by `bound` can enter a bootstrap of `bts`,
+/// capped at the default scale.
+pub fn refresh_scale(bts: &Bootstrapper, bound: f64) -> f64 {
+    let ctx = bts.evaluator().context();
+    let q0 = ctx.params().q()[0] as f64;
+    let ratio = libm::ldexp(1.0, bts.literal().log_message_ratio as i32);
+    let max = q0 / (ratio * bound) * 0.999;
+    ctx.params().default_scale().min(max)
+}
+
+/// Whether RMSNorm runs inline on an input at `level` (else its statistic is bootstrapped).
+fn norm_inline(level: usize, plan: &NormPlan, d: usize, eps: f64) -> bool {
+    level >= 2
+        && inv_sqrt_of_sum(plan, d, eps)
+            .depth_at(level - 1)
+            .is_ok_and(|depth| level >= depth + 2)
+}
+
+/// `y = x / sqrt(mean_c(x_c^2) + eps)` per token (no gain), at scale `target` exactly. Inline
+/// when `x` has the levels, otherwise with the statistic bootstrapped (see the module
+/// documentation).
+pub fn normalize(
+    bts: &Bootstrapper,
+    x: &BlockMatrix,
+    plan: &NormPlan,
+    eps: f64,
+    target: f64,
+) -> Result<BlockMatrix, CkksError> {
+    let eval = bts.evaluator();
+    let ctx = eval.context();
+    let d = x.cols();
+    if !(plan.lo > eps.max(0.0) && plan.hi > plan.lo) {
+        return Err(invalid("RMSNorm needs a calibrated interval eps < lo < hi"));
+    }
+    if norm_inline(x.level(), plan, d, eps) {
+        return normalize_inline(eval, x, plan, eps, target);
+    }
+    // v / hi in (0, 1] at the default scale, bootstrapped; the gain alpha * hi turns it into
+    // alpha v, and + beta gives the polynomial's variable u in [-1, 1].
+    let sum = sum_of_squares(eval, x)?;
+    let delta = ctx.params().default_scale();
+    let q_s = ctx.params().q()[sum.level()] as f64;
+    let mut scaled = eval.rescale(&eval.mul_const_with_scale(
+        &sum,
+        1.0 / (d as f64 * plan.hi),
+        delta * q_s / sum.scale(),
+    )?)?;
+    eval.match_scale(&mut scaled, delta)?;
+    let w = eval.add_const(&scaled, eps / plan.hi)?;
+    let (alpha, beta) = plan.affine();
+    let options = BootstrapOptions {
+        input_bound: 1.0,
+        gain: Some(vec![alpha * plan.hi; w.slots()]),
+    };
+    let u = eval.add_const(&bts.bootstrap_with(&w, &options)?, beta)?;
+    let poly = plan.inv_sqrt();
+    let p_level = u.level() - poly.depth_at(u.level())?;
+    let level = p_level.min(x.level());
+    let q = ctx.params().q()[level] as f64;
+    let p = eval.evaluate_chebyshev(&u, &poly, target * q / x.scale())?.0;
+    scale_by(eval, x, &eval.drop_to_level(&p, level)?, target)
+}
+
+/// [`normalize`] without a bootstrap: the statistic and the inverse square root on `x`'s own
+/// levels (`2 + depth` of the polynomial, an error if `x` lacks them).
+pub fn normalize_inline(
+    eval: &Evaluator,
+    x: &BlockMatrix,
+    plan: &NormPlan,
+    eps: f64,
+    target: f64,
+) -> Result<BlockMatrix, CkksError> {
+    if !(plan.lo > eps.max(0.0) && plan.hi > plan.lo) {
+        return Err(invalid("RMSNorm needs a calibrated interval eps < lo < hi"));
+    }
+    let sum = sum_of_squares(eval, x)?;
+    let poly = inv_sqrt_of_sum(plan, x.cols(), eps);
+    let p_level = sum
+        .level()
+        .checked_sub(poly.depth_at(sum.level())?)
+        .ok_or(CkksError::NoLevelLeft)?;
+    let q = eval.context().params().q()[p_level] as f64;
+    let p = eval.evaluate_chebyshev(&sum, &poly, target * q / x.scale())?.0;
+    scale_by(eval, x, &p, target)
+}
+
+/// `x * p` at `p`'s level, rescaled and snapped to `target` (which `p`'s scale was chosen for).
+fn scale_by(
+    eval: &Evaluator,
+    x: &BlockMatrix,
+    p: &Ciphertext,
+    target: f64,
+) -> Result<BlockMatrix, CkksError> {
+    let xs = eval.drop_to_level(x.ciphertext(), p.level())?;
+    let mut y = eval.rescale(&eval.mul_relin(&xs, p)?)?;
+    eval.match_scale(&mut y, target)?;
+    Ok(x.with_ciphertext(y))
+}
+
+/// [`normalize`], then a bootstrap of the normalized values (bounded by `bound`): the output
+/// is at the bootstrapper's output level and the default scale.
+pub fn normalize_refreshed(
+    bts: &Bootstrapper,
+    x: &BlockMatrix,
+    plan: &NormPlan,
+    eps: f64,
+    bound: f64,
+) -> Result<BlockMatrix, CkksError> {
+    let y = normalize(bts, x, plan, eps, refresh_scale(bts, bound))?;
+    let options = BootstrapOptions {
+        input_bound: bound,
+        gain: None,
+    };
+    Ok(y.with_ciphertext(bts.bootstrap_with(y.ciphertext(), &options)?))
+}
+
+/// The model's attention shape: `(heads, head_dim, group)`, checked for this layout.
+fn heads(cfg: &ModelConfig) -> Result<(usize, usize, usize), CkksError> {
+    let (h, hd, kv) = (
+        cfg.num_attention_heads,
+        cfg.head_dim,
+        cfg.num_key_value_heads,
+    );
+    if h == 0 || kv == 0 || !h.is_multiple_of(kv) || !hd.is_multiple_of(2) {
+        return Err(invalid("attention needs kv heads dividing heads and an even head dim"));
+    }
+    if !(h * hd).is_power_of_two() || !hd.is_power_of_two() {
+        return Err(invalid(
+            "the column-block attention needs heads * head_dim and head_dim to be powers of two",
+        ));
+    }
+    Ok((h, hd, h / kv))
+}
+
+/// RoPE's `(cos, sin)` tables, one row per token.
+fn rope_tables(n_pad: usize, hd: usize, theta: f64) -> Vec<(Vec<f64>, Vec<f64>)> {
+    (0..n_pad)
+        .map(|p| ensi_bitnet::ops::rope_angles::<f64>(p, hd, theta))
+        .collect()
+}
+
+/// The query (`kv = false`) or key projection with RoPE, GQA and the head layout folded:
+/// row `rho = c * H + h` of token `t` is `factor * (cos W[r] + sign sin W[partner])`, scaled by
+/// the weight scale and the gain of the input's columns.
+#[allow(clippy::too_many_arguments)]
+fn roped_projection(
+    eval: &Evaluator,
+    y: &BlockMatrix,
+    w: &TernaryMatrix,
+    gamma: &[f32],
+    cfg: &ModelConfig,
+    kv: bool,
+    factor: f64,
+    out_scale: f64,
+) -> Result<BlockMatrix, CkksError> {
+    let (h, hd, group) = heads(cfg)?;
+    let half = hd / 2;
+    let tables = rope_tables(y.n_pad(), hd, cfg.rope_theta);
+    let mult = w.scale().multiplier::<f64>() * factor;
+    block_linear(
+        eval,
+        y,
+        h * hd,
+        |rho, col, t| {
+            let (head, c) = (rho % h, rho / h);
+            let src = if kv { head / group } else { head };
+            let (cos, sin) = (tables[t].0[c % half], tables[t].1[c % half]);
+            let (partner, sign) = if c < half {
+                (c + half, -1.0)
+            } else {
+                (c - half, 1.0)
+            };
+            let a = f64::from(w.get(src * hd + c, col));
+            let b = f64::from(w.get(src * hd + partner, col));
+            mult * f64::from(gamma[col]) * (cos * a + sign * sin * b)
+        },
+        out_scale,
+    )
+}
+
+/// A plain projection `mult * W[row][col] * gamma[col]` (rows and columns in model order).
+fn projection(
+    eval: &Evaluator,
+    y: &BlockMatrix,
+    w: &TernaryMatrix,
+    gamma: &[f32],
+    factor: f64,
+    out_scale: f64,
+) -> Result<BlockMatrix, CkksError> {
+    let mult = w.scale().multiplier::<f64>() * factor;
+    block_linear(
+        eval,
+        y,
+        w.rows(),
+        |r, c, _| mult * f64::from(w.get(r, c)) * f64::from(gamma[c]),
+        out_scale,
+    )
+}
+
+/// Causal sigmoid attention on `q`, `k`, `v` in the head layout (see the module
+/// documentation). `sigmoid` is a polynomial of `u = s + beta` where `s` is what the folded
+/// query-key product gives. The output (head layout) is one level below the weights.
+pub fn block_attention(
+    eval: &Evaluator,
+    q: &BlockMatrix,
+    k: &BlockMatrix,
+    v: &BlockMatrix,
+    cfg: &ModelConfig,
+    sigmoid: &ChebyshevPoly,
+    beta: f64,
+    log: &mut dyn FnMut(&'static str, usize),
+) -> Result<BlockMatrix, CkksError> {
+    let ctx = eval.context();
+    let (h, hd, _) = heads(cfg)?;
+    let n = q.n_pad();
+    if q.cols() != h * hd || k.cols() != h * hd || v.cols() != h * hd {
+        return Err(invalid("q, k, v must be in the head layout (heads x head_dim columns)"));
+    }
+    let shifts: Vec<isize> = (1..n).map(|r| -(r as isize)).collect();
+    let ks = eval.rotate_hoisted(k.ciphertext(), &shifts)?;
+    let vs = eval.rotate_hoisted(v.ciphertext(), &shifts)?;
+    let delta = ctx.params().default_scale();
+    let slots = q.ciphertext().slots();
+    let mut acc: Option<Ciphertext> = None;
+    for r in 0..n {
+        let kr = if r == 0 { k.ciphertext() } else { &ks[r - 1] };
+        let kr = eval.drop_to_level(kr, q.level())?;
+        let prod = eval.rescale(&eval.mul_relin(q.ciphertext(), &kr)?)?;
+        let s = rotate_sum(eval, &prod, h * n, hd.trailing_zeros() as usize)?;
+        let u = eval.add_const(&s, beta)?;
+        let a = eval.evaluate_chebyshev(&u, sigmoid, delta)?.0;
+        if r == 0 {
+            log(BLOCK_STEPS[2], a.level());
+        }
+        // The value side: rot(V, -r), masked to the tokens t >= r (which also clears the
+        // slots that wrapped around from the previous column).
+        let vr = if r == 0 {
+            v.ciphertext().clone()
+        } else {
+            let lv = vs[r - 1].level();
+            let q_l = ctx.params().q()[lv] as f64;
+            let mask: Vec<f64> = (0..slots)
+                .map(|s| if s % n >= r { 1.0 } else { 0.0 })
+                .collect();
+            let pt = ctx.encode(&mask, slots, lv, q_l)?;
+            let mut m = eval.rescale(&eval.mul_plain(&vs[r - 1], &pt)?)?;
+            eval.match_scale(&mut m, v.scale())?;
+            m
+        };
+        let vr = eval.drop_to_level(&vr, a.level())?;
+        let t = eval.tensor(&a, &vr)?;
+        match &mut acc {
+            None => acc = Some(t),
+            Some(x) => eval.add_assign(x, &t)?,
+        }
+    }
+    let acc = acc.ok_or(invalid("attention needs a token"))?;
+    let out = eval.rescale(&eval.relinearize(&acc)?)?;
+    Ok(q.with_ciphertext(out))
+}
+
+/// The attention half of a layer on the normalized input `y1` (no gain: it is folded): the Q,
+/// K, V projections with RoPE, GQA and every constant folded, and causal sigmoid attention.
+/// The output is in the head layout (column `c * H + h` is model column `h * hd + c`).
+pub fn attention_block(
+    eval: &Evaluator,
+    y1: &BlockMatrix,
+    w: &Layer,
+    cfg: &ModelConfig,
+    plan: &LayerPlan,
+    tokens: usize,
+    log: &mut dyn FnMut(&'static str, usize),
+) -> Result<BlockMatrix, CkksError> {
+    let delta = eval.context().params().default_scale();
+    let (h, hd, _) = heads(cfg)?;
+    let (alpha, beta) = plan.scores.affine();
+    let g1 = &w.input_layernorm;
+    let q_factor = alpha / libm::sqrt(hd as f64);
+    let q = roped_projection(eval, y1, ternary(&w.q_proj)?, g1, cfg, false, q_factor, delta)?;
+    let k = roped_projection(eval, y1, ternary(&w.k_proj)?, g1, cfg, true, 1.0, delta)?;
+    let wv = ternary(&w.v_proj)?;
+    let group = h / cfg.num_key_value_heads;
+    let mult_v = wv.scale().multiplier::<f64>();
+    let v = block_linear(
+        eval,
+        y1,
+        h * hd,
+        |rho, col, _| {
+            let (head, c) = (rho % h, rho / h);
+            mult_v * f64::from(wv.get((head / group) * hd + c, col)) * f64::from(g1[col])
+        },
+        delta,
+    )?;
+    log(BLOCK_STEPS[1], q.level().min(k.level()).min(v.level()));
+    let bias = -libm::log(tokens.max(1) as f64);
+    let sigmoid = sigmoid_in_u(plan.scores, bias, plan.sigmoid_degree);
+    block_attention(eval, &q, &k, &v, cfg, &sigmoid, beta, log)
+}
+
+/// The steps of a layer whose levels [`block_level_plan`] predicts and [`block_layer_logged`]
+/// reports, in order.
+pub const BLOCK_STEPS: [&str; 12] = [
+    "input_layernorm (refreshed)",
+    "q, k, v (rope folded)",
+    "attention weights",
+    "attention output",
+    "attn_sub_norm (refreshed)",
+    "o_proj + residual",
+    "post_attention_layernorm (refreshed)",
+    "gate, up",
+    "activation",
+    "activation * up",
+    "ffn_sub_norm (refreshed)",
+    "down_proj + residual",
+];
+
+/// The level of every step of [`BLOCK_STEPS`] for a residual stream at `x_level`, and the
+/// number of bootstraps of the layer, from the bootstrapper's output level and the
+/// polynomials' depths.
+pub fn block_level_plan(
+    bts: &Bootstrapper,
+    x_level: usize,
+    cfg: &ModelConfig,
+    plan: &LayerPlan,
+) -> Result<(Vec<(&'static str, usize)>, usize), CkksError> {
+    let l = bts.output_level();
+    let eps = cfg.rms_norm_eps;
+    let sig = sigmoid_in_u(plan.scores, -1.0, plan.sigmoid_degree);
+    let act = activation_in_u(cfg, plan).1;
+    let need = |x: Option<usize>| x.ok_or(CkksError::NoLevelLeft);
+    let weights = need((l - 2).checked_sub(sig.depth_at(l - 2)?))?;
+    let attn = need(weights.checked_sub(1))?;
+    let residual = x_level.min(l - 1);
+    let activation = need((l - 1).checked_sub(act.depth_at(l - 1)?))?;
+    let up = need(activation.checked_sub(1))?;
+    let levels = [
+        l, l - 1, weights, attn, l, residual, l, l - 1, activation, up, l, residual,
+    ];
+    // Four refreshes, plus one per norm whose input lacks the levels to run inline.
+    let inputs = [
+        (x_level, &plan.norms[0], cfg.hidden_size),
+        (attn, &plan.norms[1], cfg.q_dim()),
+        (residual, &plan.norms[2], cfg.hidden_size),
+        (up, &plan.norms[3], cfg.intermediate_size),
+    ];
+    let statistics = inputs
+        .iter()
+        .filter(|(level, p, d)| !norm_inline(*level, p, *d, eps))
+        .count();
+    Ok((BLOCK_STEPS.iter().copied().zip(levels).collect(), 4 + statistics))
+}
+
+/// The gate interval's affine map `u = alpha g + beta`, and the activation as a polynomial of
+/// `u` on `[-1, 1]`.
+fn activation_in_u(cfg: &ModelConfig, plan: &LayerPlan) -> ((f64, f64), ChebyshevPoly) {
+    let f = activation_poly(cfg.hidden_act, plan.gate, plan.act_degree);
+    (plan.gate.affine(), ChebyshevPoly::new(f.coeffs, -1.0, 1.0))
+}
+
+/// One decoder layer on the residual stream `x` (column-block layout, all tokens real: pad
+/// the prompt to a power of two, see [`pad_prompt`]). `tokens` is the prompt's real length
+/// (the sigmoid bias is `-ln tokens`).
+pub fn block_layer(
+    bts: &Bootstrapper,
+    x: &BlockMatrix,
+    w: &Layer,
+    cfg: &ModelConfig,
+    plan: &LayerPlan,
+    tokens: usize,
+) -> Result<BlockMatrix, CkksError> {
+    block_layer_logged(bts, x, w, cfg, plan, tokens, &mut |_, _| {})
+}
+
+/// [`block_layer`], telling `log` the level of every step of [`BLOCK_STEPS`].
+pub fn block_layer_logged(
+    bts: &Bootstrapper,
+    x: &BlockMatrix,
+    w: &Layer,
+    cfg: &ModelConfig,
+    plan: &LayerPlan,
+    tokens: usize,
+    log: &mut dyn FnMut(&'static str, usize),
+) -> Result<BlockMatrix, CkksError> {
+    let eval = bts.evaluator();
+    let delta = eval.context().params().default_scale();
+    let eps = cfg.rms_norm_eps;
+    if !x.tokens().is_power_of_two() || x.cols() != cfg.hidden_size {
+        return Err(invalid(
+            "the column-block layer needs hidden-size columns and a power-of-two token count \
+             (pad the prompt)",
+        ));
+    }
+    let (h, hd, _) = heads(cfg)?;
+    // Attention.
+    let y1 = normalize_refreshed(bts, x, &plan.norms[0], eps, plan.unit_bounds[0])?;
+    log(BLOCK_STEPS[0], y1.level());
+    let o = attention_block(eval, &y1, w, cfg, plan, tokens, log)?;
+    log(BLOCK_STEPS[3], o.level());
+    let ya = normalize_refreshed(bts, &o, &plan.norms[1], eps, plan.unit_bounds[1])?;
+    log(BLOCK_STEPS[4], ya.level());
+    // o_proj reads the head layout: column rho = c * H + h is model column h * hd + c.
+    let wo = ternary(&w.o_proj)?;
+    let mult_o = wo.scale().multiplier::<f64>();
+    let gs = &w.attn_sub_norm;
+    let o = block_linear(
+        eval,
+        &ya,
+        cfg.hidden_size,
+        |r, rho, _| {
+            let m = (rho % h) * hd + rho / h;
+            mult_o * f64::from(wo.get(r, m)) * f64::from(gs[m])
+        },
+        x.scale(),
+    )?;
+    let x1 = residual(eval, x, &o)?;
+    log(BLOCK_STEPS[5], x1.level());
+    // FFN.
+    let y2 = normalize_refreshed(bts, &x1, &plan.norms[2], eps, plan.unit_bounds[2])?;
+    log(BLOCK_STEPS[6], y2.level());
+    let ((ga, gb), act) = activation_in_u(cfg, plan);
+    let g2 = &w.post_attention_layernorm;
+    let gate = projection(eval, &y2, ternary(&w.gate_proj)?, g2, ga, delta)?;
+    let up = projection(eval, &y2, ternary(&w.up_proj)?, g2, 1.0, delta)?;
+    log(BLOCK_STEPS[7], gate.level().min(up.level()));
+    let u = eval.add_const(gate.ciphertext(), gb)?;
+    let a = eval.evaluate_chebyshev(&u, &act, delta)?.0;
+    log(BLOCK_STEPS[8], a.level());
+    let upc = eval.drop_to_level(up.ciphertext(), a.level())?;
+    let hct = eval.rescale(&eval.mul_relin(&a, &upc)?)?;
+    let hm = up.with_ciphertext(hct);
+    log(BLOCK_STEPS[9], hm.level());
+    let yf = normalize_refreshed(bts, &hm, &plan.norms[3], eps, plan.unit_bounds[3])?;
+    log(BLOCK_STEPS[10], yf.level());
+    let down = projection(
+        eval,
+        &yf,
+        ternary(&w.down_proj)?,
+        &w.ffn_sub_norm,
+        1.0,
+        x1.scale(),
+    )?;
+    let out = residual(eval, &x1, &down)?;
+    log(BLOCK_STEPS[11], out.level());
+    Ok(out)
+}
+
+/// `x + y` for `y` at `x`'s scale, at the lower level.
+fn residual(eval: &Evaluator, x: &BlockMatrix, y: &BlockMatrix) -> Result<BlockMatrix, CkksError> {
+    let level = x.level().min(y.level());
+    let mut s = eval.drop_to_level(x.ciphertext(), level)?;
+    let mut b = eval.drop_to_level(y.ciphertext(), level)?;
+    eval.match_scale(&mut b, s.scale())?;
+    eval.add_assign(&mut s, &b)?;
+    Ok(x.with_ciphertext(s))
+}
+
+/// The prompt padded to a power of two by repeating its last token. Causal attention keeps the
+/// real tokens' outputs exactly those of the unpadded prompt; the padding rows are computed
+/// and ignored.
+pub fn pad_prompt(tokens: &[u32]) -> Vec<u32> {
+    let mut out = tokens.to_vec();
+    if let Some(&last) = tokens.last() {
+        out.resize(tokens.len().next_power_of_two(), last);
+    }
+    out
+}
+
+/// Every rotation the column-block forward pass needs besides bootstrapping's, for `n_pad`
+/// tokens on `slots` slots (with the server-side LM head when `head` is set).
+pub fn block_rotations(
+    cfg: &ModelConfig,
+    n_pad: usize,
+    slots: usize,
+    head: bool,
+) -> Result<Vec<isize>, CkksError> {
+    let (h, hd, _) = heads(cfg)?;
+    let (d, qd, f) = (cfg.hidden_size, h * hd, cfg.intermediate_size);
+    let mut r: Vec<isize> = Vec::new();
+    for (rows, cols) in [(qd, d), (d, qd), (f, d), (d, f)] {
+        r.extend(block_linear_rotations(slots, rows, cols, n_pad)?);
+    }
+    if head {
+        r.extend(block_linear_rotations(slots, cfg.vocab_size, d, n_pad)?);
+    }
+    for cols in [d, qd, f] {
+        let count = cols.next_power_of_two().trailing_zeros() as usize;
+        r.extend(rotate_sum_steps(n_pad, count));
+    }
+    r.extend(rotate_sum_steps(h * n_pad, hd.trailing_zeros() as usize));
+    r.extend((1..n_pad).map(|s| -(s as isize)));
+    r.sort_unstable();
+    r.dedup();
+    Ok(r)
+}
+
+/// Every decoder layer and the final norm on the encrypted embeddings `x` (column-block
+/// layout, the padded prompt); returns the encrypted final hidden states, normalized without
+/// the final gain (the client applies it with the LM head, or [`block_lm_head`] does).
+/// `tokens` is the real prompt length; `progress` is told where the pass is.
+pub fn block_forward(
+    bts: &Bootstrapper,
+    model: &Model,
+    x: &BlockMatrix,
+    plan: &ModelPlan,
+    tokens: usize,
+    progress: &mut dyn FnMut(crate::decoder::Progress),
+) -> Result<BlockMatrix, CkksError> {
+    let cfg = model.config();
+    if plan.layers.len() != model.layers().len() {
+        return Err(invalid("one layer plan per decoder layer"));
+    }
+    let mut x = x.clone();
+    let count = model.layers().len();
+    for (index, (w, p)) in model.layers().iter().zip(&plan.layers).enumerate() {
+        progress(crate::decoder::Progress::Layer { index, count });
+        x = block_layer(bts, &x, w, cfg, p, tokens)?;
+    }
+    progress(crate::decoder::Progress::FinalNorm);
+    let delta = bts.evaluator().context().params().default_scale();
+    normalize(bts, &x, &plan.final_norm, cfg.rms_norm_eps, delta)
+}
+
+/// The LM head on the server: `logits = W diag(gamma) y` with the final norm's gain `gamma`
+/// folded, for every token (one streamed product, one level).
+pub fn block_lm_head(
+    eval: &Evaluator,
+    y: &BlockMatrix,
+    model: &Model,
+) -> Result<BlockMatrix, CkksError> {
+    let cfg = model.config();
+    let (d, vocab) = (cfg.hidden_size, cfg.vocab_size);
+    let (w, gamma) = (model.lm_head(), model.norm());
+    if w.len() != vocab * d || gamma.len() != d || y.cols() != d {
+        return Err(invalid("the LM head must be vocab x hidden"));
+    }
+    let delta = eval.context().params().default_scale();
+    block_linear(
+        eval,
+        y,
+        vocab,
+        |r, c, _| f64::from(w[r * d + c]) * f64::from(gamma[c]),
+        delta,
+    )
+}

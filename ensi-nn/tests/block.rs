@@ -1,0 +1,151 @@
+//! The column-block layout against the plaintext reference forward pass of the embedded model
+//! (sigmoid attention, activation quantization off): the folded projections and attention of
+//! the first layer and the inline RMSNorm at small insecure parameters, and a whole layer with
+//! bootstrapping.
+#![allow(clippy::unwrap_used)]
+
+use ensi_bitnet::ops::AttentionKind;
+use ensi_bitnet::{ForwardOptions, Matrix, Trace, embedded_model};
+use ensi_ckks::{
+    CkksContext, EvaluationKeySet, Evaluator, KeyRequest, Parameters, ParametersLiteral,
+    SecretKey,
+};
+use ensi_nn::block::BlockMatrix;
+use ensi_nn::block_layer::{attention_block, block_rotations, normalize_inline, pad_prompt};
+use ensi_nn::decoder::calibrate;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+fn reference(tokens: &[u32]) -> Trace<f64> {
+    let model = embedded_model().unwrap();
+    model
+        .forward::<f64>(tokens, &ForwardOptions::new(AttentionKind::Sigmoid, false))
+        .unwrap()
+}
+
+/// Max abs error over the first `rows` rows, relative to the largest reference magnitude.
+fn rel_err(expect: &Matrix<f64>, got: &[f64], rows: usize) -> f64 {
+    let cols = expect.cols();
+    let e = &expect.as_slice()[..rows * cols];
+    let max = e.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    e.iter()
+        .zip(&got[..rows * cols])
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+        / max
+}
+
+/// `x / sqrt(mean(x^2) + eps)` row by row, in f64.
+fn unit_rows(x: &Matrix<f64>, eps: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    for r in 0..x.rows() {
+        let row = x.row(r);
+        let rms = (row.iter().map(|v| v * v).sum::<f64>() / row.len() as f64 + eps).sqrt();
+        out.extend(row.iter().map(|v| v / rms));
+    }
+    out
+}
+
+/// N = 2^13 (4096 slots: the embedded model's 320-wide FFN times 8 tokens), 10 levels of
+/// 40 bits, INSECURE.
+fn leveled() -> std::sync::Arc<CkksContext> {
+    CkksContext::new(Parameters::new_insecure(ParametersLiteral::insecure_test(13, 10)).unwrap())
+        .unwrap()
+}
+
+/// The projections (RoPE, GQA, head layout, gains and scales folded into the diagonals) and
+/// causal sigmoid attention, from the reference's own normalized input: against the
+/// reference's attention output, for a prompt of 8 tokens and for one of 6 padded to 8.
+#[test]
+fn folded_projections_and_attention_match_the_reference() {
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let ctx = leveled();
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let slots = ctx.n() / 2;
+    let request = KeyRequest::new()
+        .with_relinearization()
+        .with_rotations(&ctx, &block_rotations(&cfg, 8, slots, false).unwrap());
+    let eval = Evaluator::new(
+        &ctx,
+        EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap(),
+    )
+    .unwrap();
+    let (h, hd) = (cfg.num_attention_heads, cfg.head_dim);
+    for prompt in [&b"ENSI run"[..], &b"Hello "[..]] {
+        let real: Vec<u32> = prompt.iter().map(|&b| u32::from(b)).collect();
+        let padded = pad_prompt(&real);
+        assert_eq!(padded.len(), 8);
+        let trace = reference(&padded);
+        let layer = &trace.layers[0];
+        let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
+        let y1 = unit_rows(&layer.input, cfg.rms_norm_eps);
+        let x = BlockMatrix::encrypt(
+            &ctx,
+            &sk,
+            &y1,
+            8,
+            ctx.max_level(),
+            ctx.params().default_scale(),
+            &mut rng,
+        )
+        .unwrap();
+        let mut levels = Vec::new();
+        let o = attention_block(&eval, &x, &model.layers()[0], &cfg, &plan, real.len(), &mut |s, l| {
+            levels.push((s, l))
+        })
+        .unwrap();
+        let got_head = o.decrypt(&ctx, &sk).unwrap();
+        // Head layout (column c * H + h) back to the model's (h * hd + c).
+        let q = cfg.q_dim();
+        let got: Vec<f64> = (0..8 * q)
+            .map(|i| {
+                let (t, m) = (i / q, i % q);
+                got_head[t * q + (m % hd) * h + m / hd]
+            })
+            .collect();
+        // The reference of the real prompt alone (causality: the padding changes nothing).
+        let expect = reference(&real).layers[0].attn_output.clone();
+        let err = rel_err(&expect, &got, real.len());
+        eprintln!("{} tokens: attention output error {err:.2e}, levels {levels:?}", real.len());
+        assert!(err < 1e-3, "{err}");
+        assert_eq!(levels[0].1, ctx.max_level() - 1);
+        assert_eq!(o.level() + 1, levels[1].1);
+    }
+}
+
+/// RMSNorm inline (statistic, inverse square root on the calibrated interval, product)
+/// against `x / rms(x)` in f64.
+#[test]
+fn inline_rms_norm_matches_the_reference() {
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let ctx = leveled();
+    let mut rng = ChaCha20Rng::seed_from_u64(32);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let slots = ctx.n() / 2;
+    let request = KeyRequest::new()
+        .with_relinearization()
+        .with_rotations(&ctx, &block_rotations(&cfg, 8, slots, false).unwrap());
+    let eval = Evaluator::new(
+        &ctx,
+        EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap(),
+    )
+    .unwrap();
+    let tokens: Vec<u32> = b"Encrypt!".iter().map(|&b| u32::from(b)).collect();
+    let trace = reference(&tokens);
+    let layer = &trace.layers[1];
+    let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
+    let scale = ctx.params().default_scale();
+    for (m, norm) in [(&layer.input, &plan.norms[0]), (&layer.attn_residual, &plan.norms[2])] {
+        let x = BlockMatrix::encrypt(&ctx, &sk, m.as_slice(), 8, ctx.max_level(), scale, &mut rng)
+            .unwrap();
+        let y = normalize_inline(&eval, &x, norm, cfg.rms_norm_eps, scale / 4.0).unwrap();
+        assert_eq!(y.scale(), scale / 4.0);
+        let got = y.decrypt(&ctx, &sk).unwrap();
+        let expect = Matrix::from_vec(8, cfg.hidden_size, unit_rows(m, cfg.rms_norm_eps)).unwrap();
+        let err = rel_err(&expect, &got, 8);
+        eprintln!("inline norm: error {err:.2e}, level {}", y.level());
+        assert!(err < 1e-3, "{err}");
+    }
+}
