@@ -315,7 +315,9 @@ fn strided_kronecker_matrices_match_the_blockwise_product() {
     let s = 4usize;
     for (m, w) in [(20usize, 12usize), (16, 16), (10, 40)] {
         let mut u = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
-        let a: Vec<Vec<f64>> = (0..m).map(|_| (0..w).map(|_| u() * 0.3).collect()).collect();
+        let a: Vec<Vec<f64>> = (0..m)
+            .map(|_| (0..w).map(|_| u() * 0.3).collect())
+            .collect();
         // x[c][t] for t < s.
         let x: Vec<Vec<f64>> = (0..w).map(|_| (0..s).map(|_| u()).collect()).collect();
         let rm = ReplicatedMatrix::new(slots, m * s, w * s, |i, j| {

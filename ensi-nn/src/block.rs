@@ -82,7 +82,11 @@ impl BlockMatrix {
         rng: &mut G,
     ) -> Result<Self, CkksError> {
         let slots = ctx.n() / 2;
-        let cols = if tokens == 0 { 0 } else { values.len() / tokens };
+        let cols = if tokens == 0 {
+            0
+        } else {
+            values.len() / tokens
+        };
         let v = Self::slot_values(values, tokens, cols, slots)?;
         let pt = ctx.encode(&v, slots, level, scale)?;
         Ok(Self {
@@ -94,8 +98,7 @@ impl BlockMatrix {
 
     /// Wraps a ciphertext that holds a `tokens x cols` matrix in this layout.
     pub fn from_ciphertext(ct: Ciphertext, tokens: usize, cols: usize) -> Result<Self, CkksError> {
-        if tokens == 0 || cols == 0 || block_period(cols, tokens.next_power_of_two()) > ct.slots()
-        {
+        if tokens == 0 || cols == 0 || block_period(cols, tokens.next_power_of_two()) > ct.slots() {
             return Err(invalid(
                 "a column-block matrix needs a token, a column and a period within the slots",
             ));

@@ -44,8 +44,7 @@
 //! two statistics; the residual stream never needs one.
 
 use crate::block::{
-    BlockMatrix, block_linear, block_linear_rotations, rotate_sum, rotate_sum_steps,
-    sum_of_squares,
+    BlockMatrix, block_linear, block_linear_rotations, rotate_sum, rotate_sum_steps, sum_of_squares,
 };
 use crate::decoder::{LayerPlan, ModelPlan, activation_poly, sigmoid_in_u};
 use crate::norm::NormPlan;
@@ -54,9 +53,7 @@ use alloc::vec::Vec;
 use ensi_bitnet::config::ModelConfig;
 use ensi_bitnet::model::{Layer, Model};
 use ensi_bitnet::ternary::TernaryMatrix;
-use ensi_ckks::{
-    BootstrapOptions, Bootstrapper, ChebyshevPoly, Ciphertext, CkksError, Evaluator,
-};
+use ensi_ckks::{BootstrapOptions, Bootstrapper, ChebyshevPoly, Ciphertext, CkksError, Evaluator};
 
 fn invalid(reason: &'static str) -> CkksError {
     CkksError::InvalidArgument { reason }
@@ -139,7 +136,9 @@ pub fn normalize(
     let p_level = u.level() - poly.depth_at(u.level())?;
     let level = p_level.min(x.level());
     let q = ctx.params().q()[level] as f64;
-    let p = eval.evaluate_chebyshev(&u, &poly, target * q / x.scale())?.0;
+    let p = eval
+        .evaluate_chebyshev(&u, &poly, target * q / x.scale())?
+        .0;
     scale_by(eval, x, &eval.drop_to_level(&p, level)?, target)
 }
 
@@ -162,7 +161,9 @@ pub fn normalize_inline(
         .checked_sub(poly.depth_at(sum.level())?)
         .ok_or(CkksError::NoLevelLeft)?;
     let q = eval.context().params().q()[p_level] as f64;
-    let p = eval.evaluate_chebyshev(&sum, &poly, target * q / x.scale())?.0;
+    let p = eval
+        .evaluate_chebyshev(&sum, &poly, target * q / x.scale())?
+        .0;
     scale_by(eval, x, &p, target)
 }
 
@@ -204,7 +205,9 @@ fn heads(cfg: &ModelConfig) -> Result<(usize, usize, usize), CkksError> {
         cfg.num_key_value_heads,
     );
     if h == 0 || kv == 0 || !h.is_multiple_of(kv) || !hd.is_multiple_of(2) {
-        return Err(invalid("attention needs kv heads dividing heads and an even head dim"));
+        return Err(invalid(
+            "attention needs kv heads dividing heads and an even head dim",
+        ));
     }
     if !(h * hd).is_power_of_two() || !hd.is_power_of_two() {
         return Err(invalid(
@@ -296,7 +299,9 @@ pub fn block_attention(
     let (h, hd, _) = heads(cfg)?;
     let n = q.n_pad();
     if q.cols() != h * hd || k.cols() != h * hd || v.cols() != h * hd {
-        return Err(invalid("q, k, v must be in the head layout (heads x head_dim columns)"));
+        return Err(invalid(
+            "q, k, v must be in the head layout (heads x head_dim columns)",
+        ));
     }
     let shifts: Vec<isize> = (1..n).map(|r| -(r as isize)).collect();
     let ks = eval.rotate_hoisted(k.ciphertext(), &shifts)?;
@@ -358,7 +363,16 @@ pub fn attention_block(
     let (alpha, beta) = plan.scores.affine();
     let g1 = &w.input_layernorm;
     let q_factor = alpha / libm::sqrt(hd as f64);
-    let q = roped_projection(eval, y1, ternary(&w.q_proj)?, g1, cfg, false, q_factor, delta)?;
+    let q = roped_projection(
+        eval,
+        y1,
+        ternary(&w.q_proj)?,
+        g1,
+        cfg,
+        false,
+        q_factor,
+        delta,
+    )?;
     let k = roped_projection(eval, y1, ternary(&w.k_proj)?, g1, cfg, true, 1.0, delta)?;
     let wv = ternary(&w.v_proj)?;
     let group = h / cfg.num_key_value_heads;
@@ -377,6 +391,32 @@ pub fn attention_block(
     let bias = -libm::log(tokens.max(1) as f64);
     let sigmoid = sigmoid_in_u(plan.scores, bias, plan.sigmoid_degree);
     block_attention(eval, &q, &k, &v, cfg, &sigmoid, beta, log)
+}
+
+/// The gated FFN on the normalized input `y2` (no gain: it is folded): gate and up, the
+/// activation polynomial (its affine map folded into the gate), and the product.
+pub fn ffn_block(
+    eval: &Evaluator,
+    y2: &BlockMatrix,
+    w: &Layer,
+    cfg: &ModelConfig,
+    plan: &LayerPlan,
+    log: &mut dyn FnMut(&'static str, usize),
+) -> Result<BlockMatrix, CkksError> {
+    let delta = eval.context().params().default_scale();
+    let ((ga, gb), act) = activation_in_u(cfg, plan);
+    let g2 = &w.post_attention_layernorm;
+    let gate = projection(eval, y2, ternary(&w.gate_proj)?, g2, ga, delta)?;
+    let up = projection(eval, y2, ternary(&w.up_proj)?, g2, 1.0, delta)?;
+    log(BLOCK_STEPS[7], gate.level().min(up.level()));
+    let u = eval.add_const(gate.ciphertext(), gb)?;
+    let a = eval.evaluate_chebyshev(&u, &act, delta)?.0;
+    log(BLOCK_STEPS[8], a.level());
+    let upc = eval.drop_to_level(up.ciphertext(), a.level())?;
+    let hct = eval.rescale(&eval.mul_relin(&a, &upc)?)?;
+    let hm = up.with_ciphertext(hct);
+    log(BLOCK_STEPS[9], hm.level());
+    Ok(hm)
 }
 
 /// The steps of a layer whose levels [`block_level_plan`] predicts and [`block_layer_logged`]
@@ -416,7 +456,18 @@ pub fn block_level_plan(
     let activation = need((l - 1).checked_sub(act.depth_at(l - 1)?))?;
     let up = need(activation.checked_sub(1))?;
     let levels = [
-        l, l - 1, weights, attn, l, residual, l, l - 1, activation, up, l, residual,
+        l,
+        l - 1,
+        weights,
+        attn,
+        l,
+        residual,
+        l,
+        l - 1,
+        activation,
+        up,
+        l,
+        residual,
     ];
     // Four refreshes, plus one per norm whose input lacks the levels to run inline.
     let inputs = [
@@ -429,7 +480,10 @@ pub fn block_level_plan(
         .iter()
         .filter(|(level, p, d)| !norm_inline(*level, p, *d, eps))
         .count();
-    Ok((BLOCK_STEPS.iter().copied().zip(levels).collect(), 4 + statistics))
+    Ok((
+        BLOCK_STEPS.iter().copied().zip(levels).collect(),
+        4 + statistics,
+    ))
 }
 
 /// The gate interval's affine map `u = alpha g + beta`, and the activation as a polynomial of
@@ -499,18 +553,7 @@ pub fn block_layer_logged(
     // FFN.
     let y2 = normalize_refreshed(bts, &x1, &plan.norms[2], eps, plan.unit_bounds[2])?;
     log(BLOCK_STEPS[6], y2.level());
-    let ((ga, gb), act) = activation_in_u(cfg, plan);
-    let g2 = &w.post_attention_layernorm;
-    let gate = projection(eval, &y2, ternary(&w.gate_proj)?, g2, ga, delta)?;
-    let up = projection(eval, &y2, ternary(&w.up_proj)?, g2, 1.0, delta)?;
-    log(BLOCK_STEPS[7], gate.level().min(up.level()));
-    let u = eval.add_const(gate.ciphertext(), gb)?;
-    let a = eval.evaluate_chebyshev(&u, &act, delta)?.0;
-    log(BLOCK_STEPS[8], a.level());
-    let upc = eval.drop_to_level(up.ciphertext(), a.level())?;
-    let hct = eval.rescale(&eval.mul_relin(&a, &upc)?)?;
-    let hm = up.with_ciphertext(hct);
-    log(BLOCK_STEPS[9], hm.level());
+    let hm = ffn_block(eval, &y2, w, cfg, plan, log)?;
     let yf = normalize_refreshed(bts, &hm, &plan.norms[3], eps, plan.unit_bounds[3])?;
     log(BLOCK_STEPS[10], yf.level());
     let down = projection(

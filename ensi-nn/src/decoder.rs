@@ -127,7 +127,8 @@ pub fn calibrate(
             width = m.cols();
             for r in 0..m.rows() {
                 let row = m.row(r);
-                let rms = libm::sqrt(row.iter().map(|v| v * v).sum::<f64>() / row.len() as f64 + eps);
+                let rms =
+                    libm::sqrt(row.iter().map(|v| v * v).sum::<f64>() / row.len() as f64 + eps);
                 worst = row.iter().fold(worst, |w, v| w.max(v.abs() / rms));
             }
         }

@@ -7,8 +7,7 @@
 use ensi_bitnet::ops::AttentionKind;
 use ensi_bitnet::{ForwardOptions, Matrix, Trace, embedded_model};
 use ensi_ckks::{
-    CkksContext, EvaluationKeySet, Evaluator, KeyRequest, Parameters, ParametersLiteral,
-    SecretKey,
+    CkksContext, EvaluationKeySet, Evaluator, KeyRequest, Parameters, ParametersLiteral, SecretKey,
 };
 use ensi_nn::block::BlockMatrix;
 use ensi_nn::block_layer::{attention_block, block_rotations, normalize_inline, pad_prompt};
@@ -76,7 +75,10 @@ fn folded_projections_and_attention_match_the_reference() {
         let real: Vec<u32> = prompt.iter().map(|&b| u32::from(b)).collect();
         let padded = pad_prompt(&real);
         assert_eq!(padded.len(), 8);
-        let trace = reference(&padded);
+        let bias = AttentionKind::SigmoidBias(-(real.len() as f64).ln());
+        let trace = model
+            .forward::<f64>(&padded, &ForwardOptions::new(bias, false))
+            .unwrap();
         let layer = &trace.layers[0];
         let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
         let y1 = unit_rows(&layer.input, cfg.rms_norm_eps);
@@ -91,9 +93,15 @@ fn folded_projections_and_attention_match_the_reference() {
         )
         .unwrap();
         let mut levels = Vec::new();
-        let o = attention_block(&eval, &x, &model.layers()[0], &cfg, &plan, real.len(), &mut |s, l| {
-            levels.push((s, l))
-        })
+        let o = attention_block(
+            &eval,
+            &x,
+            &model.layers()[0],
+            &cfg,
+            &plan,
+            real.len(),
+            &mut |s, l| levels.push((s, l)),
+        )
         .unwrap();
         let got_head = o.decrypt(&ctx, &sk).unwrap();
         // Head layout (column c * H + h) back to the model's (h * hd + c).
@@ -107,7 +115,10 @@ fn folded_projections_and_attention_match_the_reference() {
         // The reference of the real prompt alone (causality: the padding changes nothing).
         let expect = reference(&real).layers[0].attn_output.clone();
         let err = rel_err(&expect, &got, real.len());
-        eprintln!("{} tokens: attention output error {err:.2e}, levels {levels:?}", real.len());
+        eprintln!(
+            "{} tokens: attention output error {err:.2e}, levels {levels:?}",
+            real.len()
+        );
         assert!(err < 1e-3, "{err}");
         assert_eq!(levels[0].1, ctx.max_level() - 1);
         assert_eq!(o.level() + 1, levels[1].1);
@@ -137,7 +148,10 @@ fn inline_rms_norm_matches_the_reference() {
     let layer = &trace.layers[1];
     let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
     let scale = ctx.params().default_scale();
-    for (m, norm) in [(&layer.input, &plan.norms[0]), (&layer.attn_residual, &plan.norms[2])] {
+    for (m, norm) in [
+        (&layer.input, &plan.norms[0]),
+        (&layer.attn_residual, &plan.norms[2]),
+    ] {
         let x = BlockMatrix::encrypt(&ctx, &sk, m.as_slice(), 8, ctx.max_level(), scale, &mut rng)
             .unwrap();
         let y = normalize_inline(&eval, &x, norm, cfg.rms_norm_eps, scale / 4.0).unwrap();
@@ -148,4 +162,93 @@ fn inline_rms_norm_matches_the_reference() {
         eprintln!("inline norm: error {err:.2e}, level {}", y.level());
         assert!(err < 1e-3, "{err}");
     }
+}
+
+/// A whole layer with bootstrapping (N = 2^13, 10 levels after bootstrapping, INSECURE)
+/// against the reference layer; the level plan the code writes down is the one the run goes
+/// through, and so is its bootstrap count. Run in release mode:
+/// `cargo test --release -p ensi-nn --test block -- --ignored`.
+#[test]
+#[ignore = "heavy: run in release mode with --ignored"]
+fn one_block_layer_with_bootstrapping_matches_the_reference() {
+    use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper};
+    use ensi_nn::block_layer::{block_layer_logged, block_level_plan};
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let mut literal = ParametersLiteral::insecure_bootstrap_test(13, 10, 9);
+    literal.dnum = 8;
+    let ctx = CkksContext::new(Parameters::new_insecure(literal).unwrap()).unwrap();
+    let lit = BootstrapParametersLiteral {
+        cts_level_budget: 2,
+        stc_level_budget: 2,
+        ..BootstrapParametersLiteral::default()
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(33);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let mut keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
+    let slots = ctx.n() / 2;
+    let extra = EvaluationKeySet::generate(
+        &ctx,
+        &sk,
+        &KeyRequest::new().with_rotations(&ctx, &block_rotations(&cfg, 8, slots, false).unwrap()),
+        &mut rng,
+    )
+    .unwrap();
+    for key in extra.into_keys() {
+        keys.insert(key);
+    }
+    let bts = Bootstrapper::new(&ctx, lit, keys).unwrap();
+    let real: Vec<u32> = b"Hello ".iter().map(|&b| u32::from(b)).collect();
+    let padded = pad_prompt(&real);
+    // The padded prompt with the real prompt's sigmoid bias, as the encrypted layer computes
+    // it: calibration must see the padding rows the bootstraps will see.
+    let bias = -(real.len() as f64).ln();
+    let trace = model
+        .forward::<f64>(
+            &padded,
+            &ForwardOptions::new(AttentionKind::SigmoidBias(bias), false),
+        )
+        .unwrap();
+    let plan = calibrate(&[&trace.layers[0]], &cfg, 0.1, 31, 31);
+    let x = BlockMatrix::encrypt(
+        &ctx,
+        &sk,
+        trace.layers[0].input.as_slice(),
+        8,
+        bts.output_level(),
+        ctx.params().default_scale(),
+        &mut rng,
+    )
+    .unwrap();
+    let e = bts.evaluator();
+    let before = e.op_count();
+    let start = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let out = block_layer_logged(
+        &bts,
+        &x,
+        &model.layers()[0],
+        &cfg,
+        &plan,
+        real.len(),
+        &mut |s, l| seen.push((s, l)),
+    )
+    .unwrap();
+    let ops = e.op_count() - before;
+    let (predicted, bootstraps) = block_level_plan(&bts, x.level(), &cfg, &plan).unwrap();
+    for (step, level) in &predicted {
+        eprintln!("  {step:<40} level {level}");
+    }
+    assert_eq!(seen, predicted);
+    assert_eq!(ops.bootstrap, bootstraps);
+    let got = out.decrypt(&ctx, &sk).unwrap();
+    let expect = reference(&real).layers[0].output.clone();
+    let err = rel_err(&expect, &got, real.len());
+    eprintln!(
+        "block layer 0: relative error {err:.2e}, {:.1} s, {} bootstraps, {} key switches",
+        start.elapsed().as_secs_f64(),
+        ops.bootstrap,
+        ops.key_switches()
+    );
+    assert!(err < 1e-2, "{err}");
 }
