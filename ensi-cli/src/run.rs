@@ -17,6 +17,10 @@ use ensi_ckks::{
     KeyRequest, Parameters, ParametersLiteral, SecretKey,
 };
 use ensi_nn::attention::attention_rotations;
+use ensi_nn::block::BlockMatrix;
+use ensi_nn::block_layer::{
+    block_forward, block_level_plan, block_lm_head, block_rotations, pad_prompt,
+};
 use ensi_nn::column::ColumnMatrix;
 use ensi_nn::decoder::{
     Progress, calibrate_model, embed, encrypted_forward, layer_level_plan, lm_head,
@@ -40,10 +44,15 @@ pub struct RunArgs {
     /// Input text, one token per byte (the embedded model's vocabulary). Default "ENSI run".
     #[arg(long)]
     prompt: Option<String>,
-    /// A small, INSECURE demo set (N = 2^11, minutes instead of hours). Without it the run uses
-    /// the default 128-bit N = 2^16 set, which in the column layout takes hours.
+    /// A small, INSECURE demo set (N = 2^13 for the column-block layout, 2^11 for the column
+    /// layout). Without it the run uses the default 128-bit N = 2^16 set.
     #[arg(long)]
     insecure_small: bool,
+    /// The layout of the encrypted activations: column-block (one ciphertext per activation,
+    /// BSGS products; the default) or ENSI's column layout (one ciphertext per hidden
+    /// dimension, additions only; hours at 128-bit).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Block)]
+    layout: LayoutArg,
     /// Degree of the sigmoid polynomial (ENSI uses 16).
     #[arg(long, default_value_t = 31)]
     sigmoid_degree: usize,
@@ -64,6 +73,15 @@ pub struct RunArgs {
     /// logit error is within 1% of the largest logit magnitude.
     #[arg(long)]
     check: bool,
+}
+
+/// The layout of the encrypted activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// Slot = column * n_pad + token: one ciphertext per activation matrix.
+    Block,
+    /// One ciphertext per hidden dimension (ENSI).
+    Column,
 }
 
 /// Where the LM head runs.
@@ -122,8 +140,14 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         ));
     }
     let n = tokens.len();
+    let block = args.layout == LayoutArg::Block;
+    // The column-block layout runs the prompt padded to a power of two (its last token
+    // repeated; causality keeps the real tokens' results), with the real prompt's bias.
+    let run_len = if block { n.next_power_of_two() } else { n };
     let options = ForwardOptions::new(AttentionKind::Sigmoid, false);
-    // Calibration on the sample prompts only.
+    let cal_options = ForwardOptions::new(AttentionKind::SigmoidBias(-(n as f64).ln()), false);
+    // Calibration on the sample prompts only, cut (or repeated) to the prompt's length, padded
+    // as the prompt is, with its sigmoid bias: the server knows the length, never the prompt.
     let samples = CALIBRATION_PROMPTS
         .iter()
         .map(|p| {
@@ -131,8 +155,11 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
                 .bytes()
                 .map(u32::from)
                 .filter(|&t| (t as usize) < cfg.vocab_size)
+                .cycle()
+                .take(n)
                 .collect();
-            model.forward::<f64>(&t, &options)
+            let t = if block { pad_prompt(&t) } else { t };
+            model.forward::<f64>(&t, &cal_options)
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
@@ -145,7 +172,8 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     );
     // Parameters and keys.
     let (params, literal) = if args.insecure_small {
-        let mut lit = ParametersLiteral::insecure_bootstrap_test(11, 10, 9);
+        let log_n = if block { 13 } else { 11 };
+        let mut lit = ParametersLiteral::insecure_bootstrap_test(log_n, 10, 9);
         lit.dnum = 8;
         let boot = BootstrapParametersLiteral {
             cts_level_budget: 2,
@@ -157,10 +185,12 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
             boot,
         )
     } else {
-        eprintln!(
-            "ensi run: 128-bit N = 2^16 set: the column layout bootstraps every column; expect \
-             hours (use --insecure-small for a demo in minutes)"
-        );
+        if !block {
+            eprintln!(
+                "ensi run: 128-bit N = 2^16 set: the column layout bootstraps every column; \
+                 expect hours (the default column-block layout takes minutes)"
+            );
+        }
         (
             Parameters::new(ParametersLiteral::n16_bootstrappable()).map_err(|e| e.to_string())?,
             BootstrapParametersLiteral::default(),
@@ -191,12 +221,18 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         }
     );
     let clock = Instant::now();
+    let slots = ctx.n() / 2;
+    let rotations = if block {
+        block_rotations(&cfg, run_len, slots, args.lm_head == HeadSide::Server).map_err(err)?
+    } else {
+        attention_rotations(n)
+    };
     let sk = SecretKey::generate(&ctx, &mut rng).map_err(err)?;
     let mut keys = BootstrapKeys::generate(&ctx, &sk, &literal, &mut rng).map_err(err)?;
     let extra = EvaluationKeySet::generate(
         &ctx,
         &sk,
-        &KeyRequest::new().with_rotations(&ctx, &attention_rotations(n)),
+        &KeyRequest::new().with_rotations(&ctx, &rotations),
         &mut rng,
     )
     .map_err(err)?;
@@ -205,18 +241,23 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     }
     let bts = Bootstrapper::new(&ctx, literal, keys).map_err(err)?;
     let keygen_s = clock.elapsed().as_secs_f64();
-    // The client encrypts the embeddings.
+    // The client encrypts the embeddings (the padded prompt in the column-block layout).
     let clock = Instant::now();
-    let x = ColumnMatrix::encrypt(
-        &ctx,
-        &sk,
-        &embed(&model, &tokens).ok_or("token outside the embedding table")?,
-        n,
-        bts.output_level(),
-        ctx.params().default_scale(),
-        &mut rng,
-    )
-    .map_err(err)?;
+    let run_tokens = pad_prompt(&tokens);
+    let run_tokens = if block { &run_tokens[..] } else { &tokens[..] };
+    let embeddings = embed(&model, run_tokens).ok_or("token outside the embedding table")?;
+    let (level, delta) = (bts.output_level(), ctx.params().default_scale());
+    let x = if block {
+        Activations::Block(
+            BlockMatrix::encrypt(&ctx, &sk, &embeddings, run_len, level, delta, &mut rng)
+                .map_err(err)?,
+        )
+    } else {
+        Activations::Column(
+            ColumnMatrix::encrypt(&ctx, &sk, &embeddings, n, level, delta, &mut rng)
+                .map_err(err)?,
+        )
+    };
     let encrypt_s = clock.elapsed().as_secs_f64();
     // The server runs the layers.
     let eval = bts.evaluator();
@@ -224,7 +265,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     let clock = Instant::now();
     let mut layer_s: Vec<f64> = Vec::new();
     let mut last = Instant::now();
-    let hidden = encrypted_forward(&bts, &model, &x, &plan, &mut |p| {
+    let mut progress = |p: Progress| {
         if !matches!(p, Progress::Layer { index: 0, .. }) {
             layer_s.push(last.elapsed().as_secs_f64());
         }
@@ -240,30 +281,45 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
                 clock.elapsed().as_secs_f64()
             ),
         }
-    })
-    .map_err(err)?;
+    };
+    let hidden = match &x {
+        Activations::Block(x) => Activations::Block(
+            block_forward(&bts, &model, x, &plan, n, &mut progress).map_err(err)?,
+        ),
+        Activations::Column(x) => Activations::Column(
+            encrypted_forward(&bts, &model, x, &plan, &mut progress).map_err(err)?,
+        ),
+    };
     let forward_s = clock.elapsed().as_secs_f64();
     let ops = eval.op_count() - before;
     // The LM head and decryption.
     let clock = Instant::now();
     let vocab = cfg.vocab_size;
-    let logits: Vec<f64> = match args.lm_head {
-        HeadSide::Client => {
-            let h = hidden.decrypt(&ctx, &sk).map_err(err)?;
-            let last_row = &h[(n - 1) * cfg.hidden_size..];
-            let head = model.lm_head();
-            (0..vocab)
-                .map(|t| {
-                    head[t * cfg.hidden_size..(t + 1) * cfg.hidden_size]
-                        .iter()
-                        .zip(last_row)
-                        .map(|(&w, &v)| f64::from(w) * v)
-                        .sum()
-                })
-                .collect()
+    let d = cfg.hidden_size;
+    let head = model.lm_head();
+    let logits: Vec<f64> = match (&hidden, args.lm_head) {
+        (Activations::Block(h), HeadSide::Client) => {
+            // The final norm's gain is applied by the client with the head.
+            let h = h.decrypt(&ctx, &sk).map_err(err)?;
+            let gamma = model.norm();
+            let last_row: Vec<f64> = h[(n - 1) * d..n * d]
+                .iter()
+                .zip(gamma)
+                .map(|(v, &g)| v * f64::from(g))
+                .collect();
+            client_head(head, &last_row, vocab)
         }
-        HeadSide::Server => {
-            let enc = lm_head(eval, &hidden, model.lm_head(), vocab).map_err(err)?;
+        (Activations::Block(h), HeadSide::Server) => {
+            let enc = block_lm_head(eval, h, &model).map_err(err)?;
+            let all = enc.decrypt(&ctx, &sk).map_err(err)?;
+            all[(n - 1) * vocab..n * vocab].to_vec()
+        }
+        (Activations::Column(h), HeadSide::Client) => {
+            let h = h.decrypt(&ctx, &sk).map_err(err)?;
+            client_head(head, &h[(n - 1) * d..], vocab)
+        }
+        (Activations::Column(h), HeadSide::Server) => {
+            let enc = lm_head(eval, h, head, vocab).map_err(err)?;
             let all = enc.decrypt(&ctx, &sk).map_err(err)?;
             all[(n - 1) * vocab..].to_vec()
         }
@@ -274,7 +330,15 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         .forward::<f64>(&tokens, &options)
         .map_err(|e| e.to_string())?;
     let expect = reference.last_logits();
-    let outside = outside_calibration(&reference, &plan, cfg.rms_norm_eps);
+    // What the server's polynomials saw: the padded prompt in the column-block layout.
+    let seen = if block {
+        model
+            .forward::<f64>(run_tokens, &cal_options)
+            .map_err(|e| e.to_string())?
+    } else {
+        reference.clone()
+    };
+    let outside = outside_calibration(&seen, &plan, cfg.rms_norm_eps);
     if outside > 0 {
         eprintln!(
             "ensi run: {outside} values of this prompt fell outside the calibrated intervals \
@@ -315,14 +379,20 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         ops.key_switches()
     );
     let within = max_err <= 0.01 * max_logit;
-    let level_plan =
-        layer_level_plan(&bts, bts.output_level(), &cfg, &plan.layers[0]).map_err(err)?;
+    let level_plan = if block {
+        block_level_plan(&bts, bts.output_level(), &cfg, &plan.layers[0])
+            .map_err(err)?
+            .0
+    } else {
+        layer_level_plan(&bts, bts.output_level(), &cfg, &plan.layers[0]).map_err(err)?
+    };
     if args.json {
         println!(
             "{}",
             json!({
                 "tokens": tokens,
                 "params": {"log_n": ctx.params().log_n(), "secure_128": !args.insecure_small},
+                "layout": format!("{:?}", args.layout).to_lowercase(),
                 "next_token": got_top[0].0,
                 "reference_next_token": ref_top[0].0,
                 "top1_agrees": agree,
@@ -354,6 +424,26 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         return Err("--check: the encrypted result does not agree with the reference".into());
     }
     Ok(())
+}
+
+/// The encrypted activations in either layout.
+enum Activations {
+    Block(BlockMatrix),
+    Column(ColumnMatrix),
+}
+
+/// The client-side LM head on the last token's final hidden state (gain applied).
+fn client_head(head: &[f32], last_row: &[f64], vocab: usize) -> Vec<f64> {
+    let d = last_row.len();
+    (0..vocab)
+        .map(|t| {
+            head[t * d..(t + 1) * d]
+                .iter()
+                .zip(last_row)
+                .map(|(&w, &v)| f64::from(w) * v)
+                .sum()
+        })
+        .collect()
 }
 
 /// How many of the prompt's own values (from the client's reference trace) fall outside the

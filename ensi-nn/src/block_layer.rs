@@ -518,7 +518,6 @@ pub fn block_layer_logged(
     log: &mut dyn FnMut(&'static str, usize),
 ) -> Result<BlockMatrix, CkksError> {
     let eval = bts.evaluator();
-    let delta = eval.context().params().default_scale();
     let eps = cfg.rms_norm_eps;
     if !x.tokens().is_power_of_two() || x.cols() != cfg.hidden_size {
         return Err(invalid(
