@@ -259,32 +259,92 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         )
     };
     let encrypt_s = clock.elapsed().as_secs_f64();
+    // The reference of what the server computes (the padded prompt with the real prompt's
+    // bias in the column-block layout; its first n rows are the prompt's own reference).
+    let seen = if block {
+        model
+            .forward::<f64>(run_tokens, &cal_options)
+            .map_err(|e| e.to_string())?
+    } else {
+        model
+            .forward::<f64>(&tokens, &options)
+            .map_err(|e| e.to_string())?
+    };
     // The server runs the layers.
     let eval = bts.evaluator();
     let before = eval.op_count();
     let clock = Instant::now();
-    let mut layer_s: Vec<f64> = Vec::new();
+    let mut layers: Vec<LayerReport> = Vec::new();
+    let mut steps: Vec<(&'static str, f64)> = Vec::new();
     let mut last = Instant::now();
+    let mut layer_ops = eval.op_count();
     let mut progress = |p: Progress| {
-        if !matches!(p, Progress::Layer { index: 0, .. }) {
-            layer_s.push(last.elapsed().as_secs_f64());
-        }
+        let lap = last.elapsed().as_secs_f64();
         last = Instant::now();
+        let close_layer = |layers: &mut Vec<LayerReport>, ops: &mut ensi_ckks::OpCount| {
+            if let Some(l) = layers.last_mut() {
+                let now = eval.op_count();
+                let d = now - *ops;
+                *ops = now;
+                l.bootstraps = d.bootstrap;
+                l.bootstrap_s = d.bootstrap_micros as f64 * 1e-6;
+                l.key_switches = d.key_switches();
+            }
+        };
         match p {
-            Progress::Layer { index, count } => eprintln!(
-                "ensi run: layer {}/{count} ({:.0} s so far)",
-                index + 1,
-                clock.elapsed().as_secs_f64()
-            ),
-            Progress::FinalNorm => eprintln!(
-                "ensi run: final norm ({:.0} s so far)",
-                clock.elapsed().as_secs_f64()
-            ),
+            Progress::Layer { index, count } => {
+                if let Some(l) = layers.last_mut() {
+                    l.seconds += lap;
+                }
+                close_layer(&mut layers, &mut layer_ops);
+                layers.push(LayerReport::default());
+                eprintln!(
+                    "ensi run: layer {}/{count} ({:.0} s so far)",
+                    index + 1,
+                    clock.elapsed().as_secs_f64()
+                );
+            }
+            Progress::Step { name, level } => {
+                if let Some(l) = layers.last_mut() {
+                    l.seconds += lap;
+                }
+                match steps.iter_mut().find(|(s, _)| *s == name) {
+                    Some((_, t)) => *t += lap,
+                    None => steps.push((name, lap)),
+                }
+                eprintln!("ensi run:   {name:<38} level {level:>2}  {lap:>6.1} s");
+            }
+            Progress::FinalNorm => {
+                if let Some(l) = layers.last_mut() {
+                    l.seconds += lap;
+                }
+                close_layer(&mut layers, &mut layer_ops);
+                eprintln!(
+                    "ensi run: final norm ({:.0} s so far)",
+                    clock.elapsed().as_secs_f64()
+                );
+            }
+        }
+    };
+    // Per-layer precision: a diagnostic only this one-process demo can give (it holds the
+    // secret key); a real server never decrypts.
+    let mut layer_bits: Vec<f64> = Vec::new();
+    let mut layer_output = |i: usize, out: &BlockMatrix| {
+        if let (Ok(got), Some(r)) = (out.decrypt(&ctx, &sk), seen.layers.get(i)) {
+            let m = &r.output;
+            let e = &m.as_slice()[..n * m.cols()];
+            let max = e.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            let err = e
+                .iter()
+                .zip(&got)
+                .fold(0.0f64, |a, (x, y)| a.max((x - y).abs()));
+            layer_bits.push(-(err / max).log2());
         }
     };
     let hidden = match &x {
         Activations::Block(x) => Activations::Block(
-            block_forward(&bts, &model, x, &plan, n, &mut progress).map_err(err)?,
+            block_forward(&bts, &model, x, &plan, n, &mut progress, &mut layer_output)
+                .map_err(err)?,
         ),
         Activations::Column(x) => Activations::Column(
             encrypted_forward(&bts, &model, x, &plan, &mut progress).map_err(err)?,
@@ -330,14 +390,6 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         .forward::<f64>(&tokens, &options)
         .map_err(|e| e.to_string())?;
     let expect = reference.last_logits();
-    // What the server's polynomials saw: the padded prompt in the column-block layout.
-    let seen = if block {
-        model
-            .forward::<f64>(run_tokens, &cal_options)
-            .map_err(|e| e.to_string())?
-    } else {
-        reference.clone()
-    };
     let outside = outside_calibration(&seen, &plan, cfg.rms_norm_eps);
     if outside > 0 {
         eprintln!(
@@ -378,6 +430,32 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         ops.bootstrap,
         ops.key_switches()
     );
+    for (i, l) in layers.iter().enumerate() {
+        eprintln!(
+            "ensi run: layer {}: {:.1} s, {} bootstraps ({:.1} s, {:.0}%), {} key switches{}",
+            i + 1,
+            l.seconds,
+            l.bootstraps,
+            l.bootstrap_s,
+            100.0 * l.bootstrap_s / l.seconds.max(1e-9),
+            l.key_switches,
+            layer_bits
+                .get(i)
+                .map(|b| format!(", output precision {b:.1} bits"))
+                .unwrap_or_default()
+        );
+    }
+    if !steps.is_empty() {
+        eprintln!("ensi run: time per step (all layers):");
+        for (step, t) in &steps {
+            eprintln!("  {step:<38} {t:>7.1} s");
+        }
+    }
+    eprintln!(
+        "ensi run: bootstrapping {:.1} s = {:.0}% of the layers' time",
+        ops.bootstrap_micros as f64 * 1e-6,
+        100.0 * ops.bootstrap_micros as f64 * 1e-6 / forward_s
+    );
     let within = max_err <= 0.01 * max_logit;
     let level_plan = if block {
         block_level_plan(&bts, bts.output_level(), &cfg, &plan.layers[0])
@@ -410,8 +488,16 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
                     .collect::<Vec<_>>(),
                 "times_s": {
                     "keygen": keygen_s, "encrypt": encrypt_s, "layers": forward_s,
-                    "per_layer": layer_s, "head_and_decrypt": head_s, "total": total_s,
+                    "head_and_decrypt": head_s, "total": total_s,
+                    "bootstrapping": ops.bootstrap_micros as f64 * 1e-6,
                 },
+                "layers": layers.iter().enumerate().map(|(i, l)| json!({
+                    "seconds": l.seconds, "bootstraps": l.bootstraps,
+                    "bootstrap_seconds": l.bootstrap_s, "key_switches": l.key_switches,
+                    "precision_bits": layer_bits.get(i),
+                })).collect::<Vec<_>>(),
+                "steps_s": steps.iter().map(|(s, t)| json!({"step": s, "seconds": t}))
+                    .collect::<Vec<_>>(),
                 "ops": {
                     "bootstrap": ops.bootstrap, "key_switches": ops.key_switches(),
                     "tensor": ops.tensor, "plain_mul": ops.plain_mul, "const_mul": ops.const_mul,
@@ -424,6 +510,15 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         return Err("--check: the encrypted result does not agree with the reference".into());
     }
     Ok(())
+}
+
+/// What one layer cost.
+#[derive(Clone, Debug, Default)]
+struct LayerReport {
+    seconds: f64,
+    bootstraps: usize,
+    bootstrap_s: f64,
+    key_switches: usize,
 }
 
 /// The encrypted activations in either layout.

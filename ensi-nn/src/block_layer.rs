@@ -620,7 +620,8 @@ pub fn block_rotations(
 /// Every decoder layer and the final norm on the encrypted embeddings `x` (column-block
 /// layout, the padded prompt); returns the encrypted final hidden states, normalized without
 /// the final gain (the client applies it with the LM head, or [`block_lm_head`] does).
-/// `tokens` is the real prompt length; `progress` is told where the pass is.
+/// `tokens` is the real prompt length; `progress` is told where the pass is, step by step, and
+/// `layer_output` sees every layer's output (a diagnostic for runs that hold the secret key).
 pub fn block_forward(
     bts: &Bootstrapper,
     model: &Model,
@@ -628,6 +629,7 @@ pub fn block_forward(
     plan: &ModelPlan,
     tokens: usize,
     progress: &mut dyn FnMut(crate::decoder::Progress),
+    layer_output: &mut dyn FnMut(usize, &BlockMatrix),
 ) -> Result<BlockMatrix, CkksError> {
     let cfg = model.config();
     if plan.layers.len() != model.layers().len() {
@@ -637,7 +639,10 @@ pub fn block_forward(
     let count = model.layers().len();
     for (index, (w, p)) in model.layers().iter().zip(&plan.layers).enumerate() {
         progress(crate::decoder::Progress::Layer { index, count });
-        x = block_layer(bts, &x, w, cfg, p, tokens)?;
+        x = block_layer_logged(bts, &x, w, cfg, p, tokens, &mut |name, level| {
+            progress(crate::decoder::Progress::Step { name, level })
+        })?;
+        layer_output(index, &x);
     }
     progress(crate::decoder::Progress::FinalNorm);
     let delta = bts.evaluator().context().params().default_scale();

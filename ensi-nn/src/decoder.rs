@@ -489,6 +489,13 @@ pub enum Progress {
         /// How many there are.
         count: usize,
     },
+    /// A step of the current layer ended, its output at `level` (column-block layout).
+    Step {
+        /// The step, one of [`crate::block_layer::BLOCK_STEPS`].
+        name: &'static str,
+        /// The level of its output.
+        level: usize,
+    },
     /// The final norm starts.
     FinalNorm,
 }

@@ -1,8 +1,10 @@
 //! # ensi-nn
 //!
-//! Encrypted BitNet b1.58 layers (ENSI, He et al. 2025, arXiv 2509.09424) in the column layout:
-//! ternary linear layers by additions only, RoPE, sigmoid attention, RMSNorm with bootstrapped
-//! statistics, the gated FFN, calibration and the level plan of a layer.
+//! Encrypted BitNet b1.58 layers (ENSI, He et al. 2025, arXiv 2509.09424) in two layouts: the
+//! packed column-block layout (one ciphertext per activation, streamed BSGS projections with
+//! every constant folded) and ENSI's column layout (ternary projections by additions only);
+//! RoPE, sigmoid attention, RMSNorm with fused bootstrapping, the gated FFN, calibration and the
+//! level plan of a layer.
 //!
 //! A `no_std` crate on top of [`ensi_ckks`] and [`ensi_bitnet`].
 #![no_std]

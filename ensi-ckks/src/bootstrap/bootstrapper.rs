@@ -392,10 +392,19 @@ impl Bootstrapper {
             None => None,
         };
         self.eval.count(Op::Bootstrap, 1);
+        let clock = Clock::start();
         let raised = self.mod_raise(ct)?;
         let (re, im) = self.coeffs_to_slots(&raised)?;
         let (re, im) = self.eval_mod_both(&re, &im)?;
-        self.slots_to_coeffs_scaled(&re, &im, factor.as_deref())
+        let out = self.slots_to_coeffs_scaled(&re, &im, factor.as_deref());
+        self.count_micros(clock.lap());
+        out
+    }
+
+    /// Adds `seconds` to the evaluator's bootstrap time.
+    fn count_micros(&self, seconds: f64) {
+        self.eval
+            .count(Op::BootstrapMicros, (seconds * 1e6) as usize);
     }
 
     /// Refuses an input whose raw coefficients (`scale * bound`) come closer to `q_0` than the
@@ -477,6 +486,9 @@ impl Bootstrapper {
         times.eval_mod = clock.lap();
         let out = self.slots_to_coeffs(&re, &im)?;
         times.slots_to_coeffs = clock.lap();
+        self.count_micros(
+            times.mod_raise + times.coeffs_to_slots + times.eval_mod + times.slots_to_coeffs,
+        );
         Ok((out, times))
     }
 }

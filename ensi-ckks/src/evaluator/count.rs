@@ -37,6 +37,9 @@ pub struct OpCount {
     pub conjugate: usize,
     /// Bootstraps.
     pub bootstrap: usize,
+    /// Wall-clock time spent inside bootstraps, in microseconds (measured with the `std`
+    /// feature; always 0 without it, as there is no clock).
+    pub bootstrap_micros: usize,
 }
 
 impl OpCount {
@@ -64,6 +67,7 @@ impl Sub for OpCount {
             hoisted_rotate: self.hoisted_rotate - o.hoisted_rotate,
             conjugate: self.conjugate - o.conjugate,
             bootstrap: self.bootstrap - o.bootstrap,
+            bootstrap_micros: self.bootstrap_micros - o.bootstrap_micros,
         }
     }
 }
@@ -82,11 +86,12 @@ pub(crate) enum Op {
     HoistedRotate,
     Conjugate,
     Bootstrap,
+    BootstrapMicros,
 }
 
 /// The live counters of an evaluator.
 #[derive(Debug, Default)]
-pub(crate) struct Counters([AtomicUsize; 11]);
+pub(crate) struct Counters([AtomicUsize; 12]);
 
 impl Counters {
     pub(crate) fn bump(&self, op: Op, by: usize) {
@@ -110,6 +115,7 @@ impl Counters {
             hoisted_rotate: self.get(Op::HoistedRotate),
             conjugate: self.get(Op::Conjugate),
             bootstrap: self.get(Op::Bootstrap),
+            bootstrap_micros: self.get(Op::BootstrapMicros),
         }
     }
 }
