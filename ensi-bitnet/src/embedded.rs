@@ -95,25 +95,47 @@ fn ternary(rng: &mut SplitMix64, rows: usize, cols: usize) -> Result<Linear> {
     Ok(Linear::Ternary(absmean_ternarize(rows, cols, &latent)?))
 }
 
+/// Latent weights `N(0, 1/cols)` kept dense (as 1bitLLM checkpoints store them).
+fn latent(rng: &mut SplitMix64, rows: usize, cols: usize) -> Result<Linear> {
+    let w = normals(rng, rows * cols, 0.0, 1.0 / libm::sqrt(cols as f64));
+    Ok(Linear::Dense(crate::linear::DenseMatrix::new(rows, cols, w)?))
+}
+
 /// Builds the embedded model (see the module documentation for how).
 pub fn embedded_model() -> Result<Model> {
-    let c = embedded_config();
-    let mut rng = SplitMix64::new(EMBEDDED_SEED);
+    random_model(embedded_config(), EMBEDDED_SEED, false)
+}
+
+/// A model of any configuration with random weights drawn as the embedded model's are
+/// (embedding `N(0, 0.5^2)`, gains `N(1, 0.1^2)`, weights ternarized by absmean from Gaussian
+/// latents of variance `1/cols`, so ~1/3 of them are zero and the scales are realistic), for
+/// tests and demos of real checkpoint layouts. With `latent` the projections stay dense
+/// latents (the 1bitLLM layout, ternarized when loaded); a model without tied embeddings gets
+/// its own LM head.
+pub fn random_model(c: ModelConfig, seed: u64, latent_weights: bool) -> Result<Model> {
+    let mut rng = SplitMix64::new(seed);
     let (h, i) = (c.hidden_size, c.intermediate_size);
+    let proj = |rng: &mut SplitMix64, rows: usize, cols: usize| {
+        if latent_weights {
+            latent(rng, rows, cols)
+        } else {
+            ternary(rng, rows, cols)
+        }
+    };
     let embed = normals(&mut rng, c.vocab_size * h, 0.0, 0.5);
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for _ in 0..c.num_hidden_layers {
         let input_layernorm = normals(&mut rng, h, 1.0, 0.1);
-        let q_proj = ternary(&mut rng, c.q_dim(), h)?;
-        let k_proj = ternary(&mut rng, c.kv_dim(), h)?;
-        let v_proj = ternary(&mut rng, c.kv_dim(), h)?;
+        let q_proj = proj(&mut rng, c.q_dim(), h)?;
+        let k_proj = proj(&mut rng, c.kv_dim(), h)?;
+        let v_proj = proj(&mut rng, c.kv_dim(), h)?;
         let attn_sub_norm = normals(&mut rng, c.q_dim(), 1.0, 0.1);
-        let o_proj = ternary(&mut rng, h, c.q_dim())?;
+        let o_proj = proj(&mut rng, h, c.q_dim())?;
         let post_attention_layernorm = normals(&mut rng, h, 1.0, 0.1);
-        let gate_proj = ternary(&mut rng, i, h)?;
-        let up_proj = ternary(&mut rng, i, h)?;
+        let gate_proj = proj(&mut rng, i, h)?;
+        let up_proj = proj(&mut rng, i, h)?;
         let ffn_sub_norm = normals(&mut rng, i, 1.0, 0.1);
-        let down_proj = ternary(&mut rng, h, i)?;
+        let down_proj = proj(&mut rng, h, i)?;
         layers.push(Layer {
             input_layernorm,
             q_proj,
@@ -129,5 +151,11 @@ pub fn embedded_model() -> Result<Model> {
         });
     }
     let norm = normals(&mut rng, h, 1.0, 0.1);
-    Model::new(c, embed, layers, norm, None)
+    let head = if c.tie_word_embeddings {
+        None
+    } else {
+        Some(normals(&mut rng, c.vocab_size * h, 0.0, 1.0 / libm::sqrt(h as f64)))
+    };
+    Model::new(c, embed, layers, norm, head)
 }
+

@@ -48,7 +48,7 @@ pub mod quant;
 pub mod ternary;
 
 pub use config::{Activation, Family, LoadOptions, ModelConfig};
-pub use embedded::{EMBEDDED_SEED, embedded_config, embedded_model};
+pub use embedded::{EMBEDDED_SEED, embedded_config, embedded_model, random_model};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use forward::{ForwardOptions, LayerTrace, Trace, forward, generate_greedy};

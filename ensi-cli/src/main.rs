@@ -10,6 +10,7 @@ mod reference;
 mod run;
 mod self_check;
 mod sets;
+mod synth;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -46,6 +47,9 @@ enum Command {
     /// Show what an ensi file is (object type, parameter set, levels, digits, the secret a key
     /// is under and its security verdict) without printing any secret.
     Inspect(inspect::InspectArgs),
+    /// Write a checkpoint directory in a real layout (2B-4T packed ternary or 1bitLLM latent)
+    /// with random weights, for tests and demos of `run --checkpoint`.
+    Synth(synth::SynthArgs),
     /// Benchmarks; each prints one JSON object (see bench/README.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -74,5 +78,6 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args),
         Command::Ckks(cmd) => ckks_cmd::run(&cmd),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Synth(args) => synth::run(&args),
     }
 }

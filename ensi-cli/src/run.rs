@@ -170,9 +170,31 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         args.sigmoid_degree,
         args.act_degree,
     );
+    // The widest activation in the column-block layout (columns rounded up to a power of
+    // two, times the padded prompt): it must fit the slots of one ciphertext.
+    let widest = [
+        cfg.hidden_size,
+        cfg.num_attention_heads.next_power_of_two() * cfg.head_dim,
+        cfg.intermediate_size,
+        if args.lm_head == HeadSide::Server {
+            cfg.vocab_size
+        } else {
+            0
+        },
+    ]
+    .iter()
+    .map(|c| c.next_power_of_two())
+    .max()
+    .unwrap_or(1)
+        * run_len;
     // Parameters and keys.
     let (params, literal) = if args.insecure_small {
-        let log_n = if block { 13 } else { 11 };
+        let log_n = if block {
+            // The smallest ring (at least 2^13) whose slots hold the widest activation.
+            (2 * widest).next_power_of_two().trailing_zeros().max(13)
+        } else {
+            11
+        };
         let mut lit = ParametersLiteral::insecure_bootstrap_test(log_n, 10, 9);
         lit.dnum = 8;
         let boot = BootstrapParametersLiteral {
@@ -197,6 +219,14 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         )
     };
     let ctx = CkksContext::new(params).map_err(|e| e.to_string())?;
+    if block && widest > ctx.n() / 2 {
+        return Err(format!(
+            "the column-block layout needs {widest} slots for this model and {run_len} (padded) \
+             tokens, but N = 2^{} has {}: use a shorter prompt or --layout column",
+            ctx.params().log_n(),
+            ctx.n() / 2
+        ));
+    }
     let mut rng = match args.seed {
         Some(s) => ChaCha20Rng::seed_from_u64(s),
         None => {

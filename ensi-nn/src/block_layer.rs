@@ -2,13 +2,14 @@
 //! every activation of a short prompt is one ciphertext, so a refresh costs one bootstrap.
 //!
 //! Head layout. The query, key and value projections emit their rows in the order
-//! `rho = c * H + h` (head dimension `c` outer, query head `h` inner) instead of `h * hd + c`.
-//! The permutation, GQA (each query head's copy of its key/value head), RoPE (`cos` and the
-//! signed `sin` partner row, per token), `1/sqrt(hd)` and the sigmoid's affine map, the weight
-//! scales and the RMSNorm gain all fold into the projections' diagonals. Then a rotation by
-//! `H * n_pad * 2^j` moves `c` by `2^j` inside the period, so `log2(hd)` rotate-and-adds sum a
-//! head's products over `c` and leave the score replicated over `c`, as the value side needs.
-//! This needs `H * hd` to be a power of two (an error otherwise).
+//! `rho = c * H' + h` (head dimension `c` outer, query head `h` inner, `H'` the head count
+//! rounded up to a power of two, the extra heads zero rows) instead of `h * hd + c`. The
+//! permutation, GQA (each query head's copy of its key/value head), RoPE (`cos` and the signed
+//! `sin` partner row, per token), `1/sqrt(hd)` and the sigmoid's affine map, the weight scales
+//! and the RMSNorm gain all fold into the projections' diagonals. Then a rotation by
+//! `H' * n_pad * 2^j` moves `c` by `2^j` cyclically inside the period `H' * hd * n_pad`, so
+//! `log2(hd)` rotate-and-adds sum a head's products over `c` and leave the score replicated
+//! over `c`, as the value side needs. The head dimension must be a power of two.
 //!
 //! Attention goes diagonal by diagonal (`r = 0 .. n_pad - 1`, token `t` against `t - r`):
 //! `Q * rot(K, -r)` (the key rotations hoisted), the head sum, `+ beta`, the sigmoid polynomial
@@ -95,24 +96,24 @@ fn norm_inline(level: usize, plan: &NormPlan, d: usize, eps: f64) -> bool {
             .is_ok_and(|depth| level >= depth + 2)
 }
 
-/// `y = x / sqrt(mean_c(x_c^2) + eps)` per token (no gain), at scale `target` exactly. Inline
-/// when `x` has the levels, otherwise with the statistic bootstrapped (see the module
-/// documentation).
+/// `y = x / sqrt(mean_c(x_c^2) + eps)` per token (no gain) over the `d` real columns of `x`
+/// (the others are zero: padding heads), at scale `target` exactly. Inline when `x` has the
+/// levels, otherwise with the statistic bootstrapped (see the module documentation).
 pub fn normalize(
     bts: &Bootstrapper,
     x: &BlockMatrix,
+    d: usize,
     plan: &NormPlan,
     eps: f64,
     target: f64,
 ) -> Result<BlockMatrix, CkksError> {
     let eval = bts.evaluator();
     let ctx = eval.context();
-    let d = x.cols();
     if !(plan.lo > eps.max(0.0) && plan.hi > plan.lo) {
         return Err(invalid("RMSNorm needs a calibrated interval eps < lo < hi"));
     }
     if norm_inline(x.level(), plan, d, eps) {
-        return normalize_inline(eval, x, plan, eps, target);
+        return normalize_inline(eval, x, d, plan, eps, target);
     }
     // v / hi in (0, 1] at the default scale, bootstrapped; the gain alpha * hi turns it into
     // alpha v, and + beta gives the polynomial's variable u in [-1, 1].
@@ -147,6 +148,7 @@ pub fn normalize(
 pub fn normalize_inline(
     eval: &Evaluator,
     x: &BlockMatrix,
+    d: usize,
     plan: &NormPlan,
     eps: f64,
     target: f64,
@@ -155,7 +157,7 @@ pub fn normalize_inline(
         return Err(invalid("RMSNorm needs a calibrated interval eps < lo < hi"));
     }
     let sum = sum_of_squares(eval, x)?;
-    let poly = inv_sqrt_of_sum(plan, x.cols(), eps);
+    let poly = inv_sqrt_of_sum(plan, d, eps);
     let p_level = sum
         .level()
         .checked_sub(poly.depth_at(sum.level())?)
@@ -185,11 +187,12 @@ fn scale_by(
 pub fn normalize_refreshed(
     bts: &Bootstrapper,
     x: &BlockMatrix,
+    d: usize,
     plan: &NormPlan,
     eps: f64,
     bound: f64,
 ) -> Result<BlockMatrix, CkksError> {
-    let y = normalize(bts, x, plan, eps, refresh_scale(bts, bound))?;
+    let y = normalize(bts, x, d, plan, eps, refresh_scale(bts, bound))?;
     let options = BootstrapOptions {
         input_bound: bound,
         gain: None,
@@ -197,8 +200,32 @@ pub fn normalize_refreshed(
     Ok(y.with_ciphertext(bts.bootstrap_with(y.ciphertext(), &options)?))
 }
 
-/// The model's attention shape: `(heads, head_dim, group)`, checked for this layout.
-fn heads(cfg: &ModelConfig) -> Result<(usize, usize, usize), CkksError> {
+/// The head layout of a model: `heads` query heads of `hd` dimensions, padded to `padded`
+/// (the next power of two; the extra heads are zero rows), `group` query heads per key/value
+/// head.
+#[derive(Clone, Copy, Debug)]
+struct Heads {
+    heads: usize,
+    padded: usize,
+    hd: usize,
+    group: usize,
+}
+
+impl Heads {
+    /// The columns of a matrix in the head layout.
+    fn cols(&self) -> usize {
+        self.padded * self.hd
+    }
+
+    /// `(query head, dimension)` of head-layout column `rho`, or `None` in a padding head.
+    fn split(&self, rho: usize) -> Option<(usize, usize)> {
+        let (head, c) = (rho % self.padded, rho / self.padded);
+        (head < self.heads && c < self.hd).then_some((head, c))
+    }
+}
+
+/// The model's attention shape, checked for this layout.
+fn heads(cfg: &ModelConfig) -> Result<Heads, CkksError> {
     let (h, hd, kv) = (
         cfg.num_attention_heads,
         cfg.head_dim,
@@ -209,12 +236,17 @@ fn heads(cfg: &ModelConfig) -> Result<(usize, usize, usize), CkksError> {
             "attention needs kv heads dividing heads and an even head dim",
         ));
     }
-    if !(h * hd).is_power_of_two() || !hd.is_power_of_two() {
+    if !hd.is_power_of_two() {
         return Err(invalid(
-            "the column-block attention needs heads * head_dim and head_dim to be powers of two",
+            "the column-block attention needs a power-of-two head dimension",
         ));
     }
-    Ok((h, hd, h / kv))
+    Ok(Heads {
+        heads: h,
+        padded: h.next_power_of_two(),
+        hd,
+        group: h / kv,
+    })
 }
 
 /// RoPE's `(cos, sin)` tables, one row per token.
@@ -238,16 +270,19 @@ fn roped_projection(
     factor: f64,
     out_scale: f64,
 ) -> Result<BlockMatrix, CkksError> {
-    let (h, hd, group) = heads(cfg)?;
+    let hl = heads(cfg)?;
+    let (hd, group) = (hl.hd, hl.group);
     let half = hd / 2;
     let tables = rope_tables(y.n_pad(), hd, cfg.rope_theta);
     let mult = w.scale().multiplier::<f64>() * factor;
     block_linear(
         eval,
         y,
-        h * hd,
+        hl.cols(),
         |rho, col, t| {
-            let (head, c) = (rho % h, rho / h);
+            let Some((head, c)) = hl.split(rho) else {
+                return 0.0;
+            };
             let src = if kv { head / group } else { head };
             let (cos, sin) = (tables[t].0[c % half], tables[t].1[c % half]);
             let (partner, sign) = if c < half {
@@ -296,9 +331,9 @@ pub fn block_attention(
     log: &mut dyn FnMut(&'static str, usize),
 ) -> Result<BlockMatrix, CkksError> {
     let ctx = eval.context();
-    let (h, hd, _) = heads(cfg)?;
+    let hl = heads(cfg)?;
     let n = q.n_pad();
-    if q.cols() != h * hd || k.cols() != h * hd || v.cols() != h * hd {
+    if q.cols() != hl.cols() || k.cols() != hl.cols() || v.cols() != hl.cols() {
         return Err(invalid(
             "q, k, v must be in the head layout (heads x head_dim columns)",
         ));
@@ -313,7 +348,7 @@ pub fn block_attention(
         let kr = if r == 0 { k.ciphertext() } else { &ks[r - 1] };
         let kr = eval.drop_to_level(kr, q.level())?;
         let prod = eval.rescale(&eval.mul_relin(q.ciphertext(), &kr)?)?;
-        let s = rotate_sum(eval, &prod, h * n, hd.trailing_zeros() as usize)?;
+        let s = rotate_sum(eval, &prod, hl.padded * n, hl.hd.trailing_zeros() as usize)?;
         let u = eval.add_const(&s, beta)?;
         let a = eval.evaluate_chebyshev(&u, sigmoid, delta)?.0;
         if r == 0 {
@@ -359,7 +394,8 @@ pub fn attention_block(
     log: &mut dyn FnMut(&'static str, usize),
 ) -> Result<BlockMatrix, CkksError> {
     let delta = eval.context().params().default_scale();
-    let (h, hd, _) = heads(cfg)?;
+    let hl = heads(cfg)?;
+    let hd = hl.hd;
     let (alpha, beta) = plan.scores.affine();
     let g1 = &w.input_layernorm;
     let q_factor = alpha / libm::sqrt(hd as f64);
@@ -375,14 +411,16 @@ pub fn attention_block(
     )?;
     let k = roped_projection(eval, y1, ternary(&w.k_proj)?, g1, cfg, true, 1.0, delta)?;
     let wv = ternary(&w.v_proj)?;
-    let group = h / cfg.num_key_value_heads;
+    let group = hl.group;
     let mult_v = wv.scale().multiplier::<f64>();
     let v = block_linear(
         eval,
         y1,
-        h * hd,
+        hl.cols(),
         |rho, col, _| {
-            let (head, c) = (rho % h, rho / h);
+            let Some((head, c)) = hl.split(rho) else {
+                return 0.0;
+            };
             mult_v * f64::from(wv.get((head / group) * hd + c, col)) * f64::from(g1[col])
         },
         delta,
@@ -525,13 +563,27 @@ pub fn block_layer_logged(
              (pad the prompt)",
         ));
     }
-    let (h, hd, _) = heads(cfg)?;
+    let hl = heads(cfg)?;
     // Attention.
-    let y1 = normalize_refreshed(bts, x, &plan.norms[0], eps, plan.unit_bounds[0])?;
+    let y1 = normalize_refreshed(
+        bts,
+        x,
+        cfg.hidden_size,
+        &plan.norms[0],
+        eps,
+        plan.unit_bounds[0],
+    )?;
     log(BLOCK_STEPS[0], y1.level());
     let o = attention_block(eval, &y1, w, cfg, plan, tokens, log)?;
     log(BLOCK_STEPS[3], o.level());
-    let ya = normalize_refreshed(bts, &o, &plan.norms[1], eps, plan.unit_bounds[1])?;
+    let ya = normalize_refreshed(
+        bts,
+        &o,
+        cfg.q_dim(),
+        &plan.norms[1],
+        eps,
+        plan.unit_bounds[1],
+    )?;
     log(BLOCK_STEPS[4], ya.level());
     // o_proj reads the head layout: column rho = c * H + h is model column h * hd + c.
     let wo = ternary(&w.o_proj)?;
@@ -542,7 +594,10 @@ pub fn block_layer_logged(
         &ya,
         cfg.hidden_size,
         |r, rho, _| {
-            let m = (rho % h) * hd + rho / h;
+            let Some((head, c)) = hl.split(rho) else {
+                return 0.0;
+            };
+            let m = head * hl.hd + c;
             mult_o * f64::from(wo.get(r, m)) * f64::from(gs[m])
         },
         x.scale(),
@@ -550,10 +605,24 @@ pub fn block_layer_logged(
     let x1 = residual(eval, x, &o)?;
     log(BLOCK_STEPS[5], x1.level());
     // FFN.
-    let y2 = normalize_refreshed(bts, &x1, &plan.norms[2], eps, plan.unit_bounds[2])?;
+    let y2 = normalize_refreshed(
+        bts,
+        &x1,
+        cfg.hidden_size,
+        &plan.norms[2],
+        eps,
+        plan.unit_bounds[2],
+    )?;
     log(BLOCK_STEPS[6], y2.level());
     let hm = ffn_block(eval, &y2, w, cfg, plan, log)?;
-    let yf = normalize_refreshed(bts, &hm, &plan.norms[3], eps, plan.unit_bounds[3])?;
+    let yf = normalize_refreshed(
+        bts,
+        &hm,
+        cfg.intermediate_size,
+        &plan.norms[3],
+        eps,
+        plan.unit_bounds[3],
+    )?;
     log(BLOCK_STEPS[10], yf.level());
     let down = projection(
         eval,
@@ -597,8 +666,8 @@ pub fn block_rotations(
     slots: usize,
     head: bool,
 ) -> Result<Vec<isize>, CkksError> {
-    let (h, hd, _) = heads(cfg)?;
-    let (d, qd, f) = (cfg.hidden_size, h * hd, cfg.intermediate_size);
+    let hl = heads(cfg)?;
+    let (d, qd, f) = (cfg.hidden_size, hl.cols(), cfg.intermediate_size);
     let mut r: Vec<isize> = Vec::new();
     for (rows, cols) in [(qd, d), (d, qd), (f, d), (d, f)] {
         r.extend(block_linear_rotations(slots, rows, cols, n_pad)?);
@@ -610,7 +679,10 @@ pub fn block_rotations(
         let count = cols.next_power_of_two().trailing_zeros() as usize;
         r.extend(rotate_sum_steps(n_pad, count));
     }
-    r.extend(rotate_sum_steps(h * n_pad, hd.trailing_zeros() as usize));
+    r.extend(rotate_sum_steps(
+        hl.padded * n_pad,
+        hl.hd.trailing_zeros() as usize,
+    ));
     r.extend((1..n_pad).map(|s| -(s as isize)));
     r.sort_unstable();
     r.dedup();
@@ -646,7 +718,14 @@ pub fn block_forward(
     }
     progress(crate::decoder::Progress::FinalNorm);
     let delta = bts.evaluator().context().params().default_scale();
-    normalize(bts, &x, &plan.final_norm, cfg.rms_norm_eps, delta)
+    normalize(
+        bts,
+        &x,
+        cfg.hidden_size,
+        &plan.final_norm,
+        cfg.rms_norm_eps,
+        delta,
+    )
 }
 
 /// The LM head on the server: `logits = W diag(gamma) y` with the final norm's gain `gamma`

@@ -154,7 +154,15 @@ fn inline_rms_norm_matches_the_reference() {
     ] {
         let x = BlockMatrix::encrypt(&ctx, &sk, m.as_slice(), 8, ctx.max_level(), scale, &mut rng)
             .unwrap();
-        let y = normalize_inline(&eval, &x, norm, cfg.rms_norm_eps, scale / 4.0).unwrap();
+        let y = normalize_inline(
+            &eval,
+            &x,
+            cfg.hidden_size,
+            norm,
+            cfg.rms_norm_eps,
+            scale / 4.0,
+        )
+        .unwrap();
         assert_eq!(y.scale(), scale / 4.0);
         let got = y.decrypt(&ctx, &sk).unwrap();
         let expect = Matrix::from_vec(8, cfg.hidden_size, unit_rows(m, cfg.rms_norm_eps)).unwrap();
