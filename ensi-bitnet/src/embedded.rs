@@ -98,7 +98,9 @@ fn ternary(rng: &mut SplitMix64, rows: usize, cols: usize) -> Result<Linear> {
 /// Latent weights `N(0, 1/cols)` kept dense (as 1bitLLM checkpoints store them).
 fn latent(rng: &mut SplitMix64, rows: usize, cols: usize) -> Result<Linear> {
     let w = normals(rng, rows * cols, 0.0, 1.0 / libm::sqrt(cols as f64));
-    Ok(Linear::Dense(crate::linear::DenseMatrix::new(rows, cols, w)?))
+    Ok(Linear::Dense(crate::linear::DenseMatrix::new(
+        rows, cols, w,
+    )?))
 }
 
 /// Builds the embedded model (see the module documentation for how).
@@ -154,8 +156,12 @@ pub fn random_model(c: ModelConfig, seed: u64, latent_weights: bool) -> Result<M
     let head = if c.tie_word_embeddings {
         None
     } else {
-        Some(normals(&mut rng, c.vocab_size * h, 0.0, 1.0 / libm::sqrt(h as f64)))
+        Some(normals(
+            &mut rng,
+            c.vocab_size * h,
+            0.0,
+            1.0 / libm::sqrt(h as f64),
+        ))
     };
     Model::new(c, embed, layers, norm, head)
 }
-

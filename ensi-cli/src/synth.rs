@@ -4,7 +4,9 @@
 //! without downloading a model.
 
 use clap::{Args, ValueEnum};
-use ensi_bitnet::{Activation, Family, ModelConfig, ScaleConvention, random_model, save_checkpoint};
+use ensi_bitnet::{
+    Activation, Family, ModelConfig, ScaleConvention, random_model, save_checkpoint,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,10 +43,16 @@ pub enum SynthFamily {
 
 /// The configuration of a synthetic checkpoint of `hidden` width (vocabulary 256: one token
 /// per byte).
-pub fn synth_config(family: SynthFamily, hidden: usize, layers: usize) -> Result<ModelConfig, String> {
+pub fn synth_config(
+    family: SynthFamily,
+    hidden: usize,
+    layers: usize,
+) -> Result<ModelConfig, String> {
     let hd = 64;
     if hidden == 0 || !hidden.is_multiple_of(hd) || layers == 0 {
-        return Err(format!("the hidden size must be a positive multiple of {hd}, with at least one layer"));
+        return Err(format!(
+            "the hidden size must be a positive multiple of {hd}, with at least one layer"
+        ));
     }
     let heads = hidden / hd;
     let round64 = |x: usize| x.div_ceil(64) * 64;
@@ -91,13 +99,18 @@ pub fn synth_config(family: SynthFamily, hidden: usize, layers: usize) -> Result
 pub fn run(args: &SynthArgs) -> ExitCode {
     let go = || -> Result<(), String> {
         if args.out.exists() {
-            return Err(format!("{} exists; choose a new directory", args.out.display()));
+            return Err(format!(
+                "{} exists; choose a new directory",
+                args.out.display()
+            ));
         }
         let cfg = synth_config(args.family, args.hidden, args.layers)?;
         let model = random_model(cfg, args.seed, args.family == SynthFamily::Llama1bit)
             .map_err(|e| e.to_string())?;
         // Written beside the target, then renamed: a failure leaves nothing half-written.
-        let tmp = args.out.with_extension(format!("tmp-{}", std::process::id()));
+        let tmp = args
+            .out
+            .with_extension(format!("tmp-{}", std::process::id()));
         save_checkpoint(&model, &tmp).map_err(|e| e.to_string())?;
         std::fs::rename(&tmp, &args.out).map_err(|e| e.to_string())?;
         let c = model.config();

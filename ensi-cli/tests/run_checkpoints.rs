@@ -1,0 +1,70 @@
+//! `ensi run` on checkpoints in the two real layouts (bitnet-b1.58-2B-4T packed ternary with
+//! GQA and ReLU^2; 1bitLLM latent weights with SiLU and its own LM head), written by
+//! `ensi synth` with random weights at hidden 256, 2 layers: the decrypted logits must agree
+//! with the plaintext reference (same top-1, within 1% of the largest logit), in the
+//! column-block layout at the INSECURE demo set. About two minutes; run in release mode:
+//! `cargo test --release -p ensi-cli --test run_checkpoints -- --ignored`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn ensi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ensi"))
+        .args(args)
+        .output()
+        .expect("run ensi")
+}
+
+fn check(family: &str, lm_head: &str) {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("ensi-run-ck-{family}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let out = ensi(&["synth", "--out", d, "--family", family, "--hidden", "256"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ensi(&[
+        "run",
+        "--insecure-small",
+        "--checkpoint",
+        d,
+        "--prompt",
+        "Hello",
+        "--lm-head",
+        lm_head,
+        "--json",
+        "--seed",
+        "7",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!(
+        "{family}: max rel error {}, top-1 {}, layers {:?}",
+        v["max_rel_logit_error"], v["top1_agrees"], v["layers"]
+    );
+    assert_eq!(v["layout"], "block");
+    assert_eq!(v["top1_agrees"], true);
+    assert!(v["max_rel_logit_error"].as_f64().unwrap() <= 0.01);
+    assert_eq!(v["ops"]["bootstrap"], 12);
+}
+
+#[test]
+#[ignore = "heavy: run in release mode with --ignored"]
+fn ensi_run_on_a_2b4t_layout_checkpoint_matches_the_reference() {
+    check("bitnet", "server");
+}
+
+#[test]
+#[ignore = "heavy: run in release mode with --ignored"]
+fn ensi_run_on_a_1bitllm_layout_checkpoint_matches_the_reference() {
+    check("llama1bit", "client");
+}
