@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_lintrans;
+mod calibration;
 mod ckks_cmd;
 mod files;
 mod inspect;
@@ -47,6 +48,9 @@ enum Command {
     /// Show what an ensi file is (object type, parameter set, levels, digits, the secret a key
     /// is under and its security verdict) without printing any secret.
     Inspect(inspect::InspectArgs),
+    /// Calibrate every polynomial's interval and every bootstrap's bound of a model on sample
+    /// prompts, per prompt length, and save them beside the model (`calibration.json`).
+    Calibrate(calibration::CalibrateArgs),
     /// Write a checkpoint directory in a real layout (2B-4T packed ternary or 1bitLLM latent)
     /// with random weights, for tests and demos of `run --checkpoint`.
     Synth(synth::SynthArgs),
@@ -79,5 +83,6 @@ fn main() -> ExitCode {
         Command::Ckks(cmd) => ckks_cmd::run(&cmd),
         Command::Inspect(args) => inspect::run(&args),
         Command::Synth(args) => synth::run(&args),
+        Command::Calibrate(args) => calibration::run(&args),
     }
 }

@@ -8,6 +8,7 @@
 //! never on the user's prompt (the server would not see it); the report says whether the
 //! prompt's own values stayed inside the calibrated intervals.
 
+use crate::calibration;
 use clap::{Args, ValueEnum};
 use ensi_bitnet::{
     AttentionKind, ForwardOptions, LoadOptions, Model, embedded_model, load_checkpoint,
@@ -22,9 +23,7 @@ use ensi_nn::block_layer::{
     block_forward, block_level_plan, block_lm_head, block_rotations, pad_prompt,
 };
 use ensi_nn::column::ColumnMatrix;
-use ensi_nn::decoder::{
-    Progress, calibrate_model, embed, encrypted_forward, layer_level_plan, lm_head,
-};
+use ensi_nn::decoder::{Progress, embed, encrypted_forward, layer_level_plan, lm_head};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, SeedableRng, TryRngCore};
 use serde_json::json;
@@ -66,6 +65,10 @@ pub struct RunArgs {
     /// Seed for reproducible (insecure) keys; default: the operating system.
     #[arg(long)]
     seed: Option<u64>,
+    /// Calibrate on the sample prompts now instead of reading the calibration saved beside
+    /// the model (`ensi calibrate`).
+    #[arg(long)]
+    recalibrate: bool,
     /// Print a JSON report on standard output.
     #[arg(long)]
     json: bool,
@@ -93,13 +96,13 @@ pub enum HeadSide {
     Server,
 }
 
-/// The calibration prompts: fixed sample texts (bytes as tokens), never the user's prompt.
-const CALIBRATION_PROMPTS: [&str; 4] = [
-    "The quick brown fox",
-    "Hello, world! 123",
-    "ENSI: secure BitNet",
-    "abcdefghijklmnop",
-];
+/// The model of a run: a checkpoint directory, or the embedded model.
+pub fn load_model(checkpoint: Option<&std::path::Path>) -> Result<Model, String> {
+    match checkpoint {
+        Some(dir) => load_checkpoint(dir, &LoadOptions::default()).map_err(|e| e.to_string()),
+        None => embedded_model().map_err(|e| e.to_string()),
+    }
+}
 
 /// Runs `ensi run`.
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -120,10 +123,7 @@ fn top_k(logits: &[f64], k: usize) -> Vec<(usize, f64)> {
 
 fn run_inner(args: &RunArgs) -> Result<(), String> {
     let started = Instant::now();
-    let model: Model = match &args.checkpoint {
-        Some(dir) => load_checkpoint(dir, &LoadOptions::default()).map_err(|e| e.to_string())?,
-        None => embedded_model().map_err(|e| e.to_string())?,
-    };
+    let model: Model = load_model(args.checkpoint.as_deref())?;
     let cfg = model.config().clone();
     let tokens: Vec<u32> = match (&args.tokens, &args.prompt) {
         (Some(t), _) => t.clone(),
@@ -146,30 +146,44 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     let run_len = if block { n.next_power_of_two() } else { n };
     let options = ForwardOptions::new(AttentionKind::Sigmoid, false);
     let cal_options = ForwardOptions::new(AttentionKind::SigmoidBias(-(n as f64).ln()), false);
-    // Calibration on the sample prompts only, cut (or repeated) to the prompt's length, padded
-    // as the prompt is, with its sigmoid bias: the server knows the length, never the prompt.
-    let samples = CALIBRATION_PROMPTS
-        .iter()
-        .map(|p| {
-            let t: Vec<u32> = p
-                .bytes()
-                .map(u32::from)
-                .filter(|&t| (t as usize) < cfg.vocab_size)
-                .cycle()
-                .take(n)
-                .collect();
-            let t = if block { pad_prompt(&t) } else { t };
-            model.forward::<f64>(&t, &cal_options)
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let plan = calibrate_model(
-        &samples.iter().collect::<Vec<_>>(),
-        &cfg,
-        0.25,
-        args.sigmoid_degree,
-        args.act_degree,
-    );
+    // Calibration: the plan for this prompt length from the file beside the model (the
+    // embedded model ships its own), or computed now on the sample prompts.
+    let (plan, calibration_source) = {
+        let stored = if args.recalibrate {
+            None
+        } else {
+            match &args.checkpoint {
+                Some(dir) if dir.join(calibration::FILE_NAME).exists() => {
+                    let path = dir.join(calibration::FILE_NAME);
+                    let plans =
+                        calibration::load(&model, &path, args.sigmoid_degree, args.act_degree)?;
+                    Some((plans, path.display().to_string()))
+                }
+                Some(_) => None,
+                None => {
+                    let v: serde_json::Value = serde_json::from_str(calibration::EMBEDDED)
+                        .map_err(|e| format!("the shipped calibration: {e}"))?;
+                    let plans =
+                        calibration::from_json(&model, &v, args.sigmoid_degree, args.act_degree)?;
+                    Some((plans, "shipped with the embedded model".to_string()))
+                }
+            }
+        };
+        match stored.and_then(|(mut plans, source)| plans.remove(&n).map(|p| (p, source))) {
+            Some(found) => found,
+            None => (
+                calibration::calibrate_length(
+                    &model,
+                    n,
+                    calibration::MARGIN,
+                    args.sigmoid_degree,
+                    args.act_degree,
+                )?,
+                "computed now on the sample prompts".to_string(),
+            ),
+        }
+    };
+    eprintln!("ensi run: calibration {calibration_source}");
     // The widest activation in the column-block layout (columns rounded up to a power of
     // two, times the padded prompt): it must fit the slots of one ciphertext.
     let widest = [
@@ -501,6 +515,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
                 "tokens": tokens,
                 "params": {"log_n": ctx.params().log_n(), "secure_128": !args.insecure_small},
                 "layout": format!("{:?}", args.layout).to_lowercase(),
+                "calibration": calibration_source,
                 "next_token": got_top[0].0,
                 "reference_next_token": ref_top[0].0,
                 "top1_agrees": agree,

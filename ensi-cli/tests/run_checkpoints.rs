@@ -2,7 +2,8 @@
 //! GQA and ReLU^2; 1bitLLM latent weights with SiLU and its own LM head), written by
 //! `ensi synth` with random weights at hidden 256, 2 layers: the decrypted logits must agree
 //! with the plaintext reference (same top-1, within 1% of the largest logit), in the
-//! column-block layout at the INSECURE demo set. About two minutes; run in release mode:
+//! column-block layout at the INSECURE demo set, with the calibration `ensi calibrate` saved
+//! beside the checkpoint. About two minutes; run in release mode:
 //! `cargo test --release -p ensi-cli --test run_checkpoints -- --ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,6 +53,12 @@ fn check(family: &str, lm_head: &str) {
         v["max_rel_logit_error"], v["top1_agrees"], v["layers"]
     );
     assert_eq!(v["layout"], "block");
+    assert!(
+        v["calibration"]
+            .as_str()
+            .unwrap()
+            .ends_with("calibration.json")
+    );
     assert_eq!(v["top1_agrees"], true);
     assert!(v["max_rel_logit_error"].as_f64().unwrap() <= 0.01);
     assert_eq!(v["ops"]["bootstrap"], 12);

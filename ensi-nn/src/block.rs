@@ -82,11 +82,7 @@ impl BlockMatrix {
         rng: &mut G,
     ) -> Result<Self, CkksError> {
         let slots = ctx.n() / 2;
-        let cols = if tokens == 0 {
-            0
-        } else {
-            values.len() / tokens
-        };
+        let cols = values.len().checked_div(tokens).unwrap_or(0);
         let v = Self::slot_values(values, tokens, cols, slots)?;
         let pt = ctx.encode(&v, slots, level, scale)?;
         Ok(Self {

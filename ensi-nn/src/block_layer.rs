@@ -320,6 +320,7 @@ fn projection(
 /// Causal sigmoid attention on `q`, `k`, `v` in the head layout (see the module
 /// documentation). `sigmoid` is a polynomial of `u = s + beta` where `s` is what the folded
 /// query-key product gives. The output (head layout) is one level below the weights.
+#[allow(clippy::too_many_arguments)]
 pub fn block_attention(
     eval: &Evaluator,
     q: &BlockMatrix,
@@ -457,6 +458,9 @@ pub fn ffn_block(
     Ok(hm)
 }
 
+/// Steps and the levels of their outputs.
+pub type LevelPlan = Vec<(&'static str, usize)>;
+
 /// The steps of a layer whose levels [`block_level_plan`] predicts and [`block_layer_logged`]
 /// reports, in order.
 pub const BLOCK_STEPS: [&str; 12] = [
@@ -482,7 +486,7 @@ pub fn block_level_plan(
     x_level: usize,
     cfg: &ModelConfig,
     plan: &LayerPlan,
-) -> Result<(Vec<(&'static str, usize)>, usize), CkksError> {
+) -> Result<(LevelPlan, usize), CkksError> {
     let l = bts.output_level();
     let eps = cfg.rms_norm_eps;
     let sig = sigmoid_in_u(plan.scores, -1.0, plan.sigmoid_degree);

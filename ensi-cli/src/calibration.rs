@@ -1,0 +1,390 @@
+//! Calibration files: the intervals of every polynomial and the bounds of every bootstrap of a
+//! model, computed from plaintext reference traces of fixed sample prompts and saved beside the
+//! model (`calibration.json` in a checkpoint directory; the embedded model ships its own).
+//!
+//! The intervals depend on the prompt's length (the sigmoid bias `-ln n`, and the padding of
+//! the column-block layout), which the server knows, so the file holds one plan per length
+//! `1..=max_tokens`. The format (JSON, version 1):
+//!
+//! ```text
+//! { "format": "ensi-calibration", "version": 1, "margin": 0.25,
+//!   "model": { "hidden_size": .., "intermediate_size": .., "num_hidden_layers": .., "vocab_size": .. },
+//!   "plans": [ { "tokens": n,
+//!                "layers": [ { "norms": [[lo, hi] x 4], "norm_bounds": [4], "unit_bounds": [4],
+//!                              "scores": [lo, hi], "gate": [lo, hi] }, .. ],
+//!                "final_norm": [lo, hi] }, .. ] }
+//! ```
+//!
+//! Norm intervals are those of `mean(x^2) + eps` (input, attention sub-norm, post-attention,
+//! FFN sub-norm); polynomial degrees are chosen at run time. A file is untrusted input: every
+//! number is checked (finite, `0 < lo < hi` for norms, `lo < hi`, positive bounds) and the
+//! model's shape must match.
+
+use ensi_bitnet::{AttentionKind, ForwardOptions, Model};
+use ensi_nn::block_layer::pad_prompt;
+use ensi_nn::decoder::{Interval, LayerPlan, ModelPlan, calibrate_model};
+use ensi_nn::norm::NormPlan;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The calibration prompts: fixed sample texts (bytes as tokens), never the user's prompt.
+pub const CALIBRATION_PROMPTS: [&str; 4] = [
+    "The quick brown fox",
+    "Hello, world! 123",
+    "ENSI: secure BitNet",
+    "abcdefghijklmnop",
+];
+
+/// The default margin: a quarter of each interval's width (or of its ends for the norms).
+pub const MARGIN: f64 = 0.25;
+
+/// The file name beside a checkpoint.
+pub const FILE_NAME: &str = "calibration.json";
+
+/// The embedded model's calibration, shipped with the binary (regenerate with
+/// `ensi calibrate --out ensi-cli/data/embedded_calibration.json`).
+pub const EMBEDDED: &str = include_str!("../data/embedded_calibration.json");
+
+/// Plans per prompt length.
+pub type Plans = BTreeMap<usize, ModelPlan>;
+
+/// The plan for prompts of `n` tokens, from the reference traces of the sample prompts cut
+/// (or repeated) to `n` tokens, padded to a power of two as the column-block layout pads, with
+/// the sigmoid bias of `n` tokens.
+pub fn calibrate_length(
+    model: &Model,
+    n: usize,
+    margin: f64,
+    sigmoid_degree: usize,
+    act_degree: usize,
+) -> Result<ModelPlan, String> {
+    let cfg = model.config();
+    let options = ForwardOptions::new(AttentionKind::SigmoidBias(-(n as f64).ln()), false);
+    let traces = CALIBRATION_PROMPTS
+        .iter()
+        .map(|p| {
+            let t: Vec<u32> = p
+                .bytes()
+                .map(u32::from)
+                .filter(|&t| (t as usize) < cfg.vocab_size)
+                .cycle()
+                .take(n)
+                .collect();
+            model.forward::<f64>(&pad_prompt(&t), &options)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok(calibrate_model(
+        &traces.iter().collect::<Vec<_>>(),
+        cfg,
+        margin,
+        sigmoid_degree,
+        act_degree,
+    ))
+}
+
+fn pair(lo: f64, hi: f64) -> Value {
+    json!([lo, hi])
+}
+
+/// The JSON document of `plans` for `model`.
+pub fn to_json(model: &Model, plans: &Plans, margin: f64) -> Value {
+    let c = model.config();
+    json!({
+        "format": "ensi-calibration",
+        "version": 1,
+        "margin": margin,
+        "model": {
+            "hidden_size": c.hidden_size, "intermediate_size": c.intermediate_size,
+            "num_hidden_layers": c.num_hidden_layers, "vocab_size": c.vocab_size,
+        },
+        "plans": plans.iter().map(|(n, p)| json!({
+            "tokens": n,
+            "layers": p.layers.iter().map(|l| json!({
+                "norms": l.norms.iter().map(|x| pair(x.lo, x.hi)).collect::<Vec<_>>(),
+                "norm_bounds": l.norm_bounds,
+                "unit_bounds": l.unit_bounds,
+                "scores": pair(l.scores.lo, l.scores.hi),
+                "gate": pair(l.gate.lo, l.gate.hi),
+            })).collect::<Vec<_>>(),
+            "final_norm": pair(p.final_norm.lo, p.final_norm.hi),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn num(v: &Value, what: &str) -> Result<f64, String> {
+    v.as_f64()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| format!("calibration: {what} is not a finite number"))
+}
+
+fn interval(v: &Value, what: &str) -> Result<Interval, String> {
+    match v.as_array().map(Vec::as_slice) {
+        Some([lo, hi]) => {
+            let (lo, hi) = (num(lo, what)?, num(hi, what)?);
+            if lo < hi {
+                Ok(Interval { lo, hi })
+            } else {
+                Err(format!("calibration: {what} is not an interval lo < hi"))
+            }
+        }
+        _ => Err(format!("calibration: {what} must be [lo, hi]")),
+    }
+}
+
+fn norm(v: &Value, what: &str) -> Result<NormPlan, String> {
+    let i = interval(v, what)?;
+    if i.lo <= 0.0 {
+        return Err(format!("calibration: {what} must be positive"));
+    }
+    Ok(NormPlan {
+        lo: i.lo,
+        hi: i.hi,
+        degree: 31,
+    })
+}
+
+fn four<T>(
+    v: &Value,
+    what: &str,
+    f: impl Fn(&Value) -> Result<T, String>,
+) -> Result<[T; 4], String> {
+    let a = v
+        .as_array()
+        .filter(|a| a.len() == 4)
+        .ok_or_else(|| format!("calibration: {what} must have four entries"))?;
+    Ok([f(&a[0])?, f(&a[1])?, f(&a[2])?, f(&a[3])?])
+}
+
+fn bound(v: &Value) -> Result<f64, String> {
+    let b = num(v, "a bound")?;
+    if b > 0.0 {
+        Ok(b)
+    } else {
+        Err("calibration: bounds must be positive".into())
+    }
+}
+
+/// Parses and checks a calibration document for `model`, with the polynomial degrees of this
+/// run.
+pub fn from_json(
+    model: &Model,
+    v: &Value,
+    sigmoid_degree: usize,
+    act_degree: usize,
+) -> Result<Plans, String> {
+    if v["format"] != "ensi-calibration" || v["version"] != 1 {
+        return Err("calibration: not an ensi calibration file of version 1".into());
+    }
+    let c = model.config();
+    let m = &v["model"];
+    let shape = [
+        ("hidden_size", c.hidden_size),
+        ("intermediate_size", c.intermediate_size),
+        ("num_hidden_layers", c.num_hidden_layers),
+        ("vocab_size", c.vocab_size),
+    ];
+    for (key, want) in shape {
+        if m[key].as_u64() != Some(want as u64) {
+            return Err(format!(
+                "calibration: made for another model ({key} differs from the model's {want})"
+            ));
+        }
+    }
+    let mut plans = Plans::new();
+    for p in v["plans"].as_array().ok_or("calibration: no plans")? {
+        let n = p["tokens"]
+            .as_u64()
+            .filter(|n| (1..=1 << 20).contains(n))
+            .ok_or("calibration: a plan needs a token count")? as usize;
+        let layers = p["layers"]
+            .as_array()
+            .filter(|l| l.len() == c.num_hidden_layers)
+            .ok_or("calibration: one entry per decoder layer")?
+            .iter()
+            .map(|l| {
+                Ok(LayerPlan {
+                    norms: four(&l["norms"], "norms", |x| norm(x, "a norm interval"))?,
+                    norm_bounds: four(&l["norm_bounds"], "norm_bounds", bound)?,
+                    unit_bounds: four(&l["unit_bounds"], "unit_bounds", bound)?,
+                    scores: interval(&l["scores"], "scores")?,
+                    sigmoid_degree,
+                    gate: interval(&l["gate"], "gate")?,
+                    act_degree,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let final_norm = norm(&p["final_norm"], "final_norm")?;
+        if plans.insert(n, ModelPlan { layers, final_norm }).is_some() {
+            return Err(format!("calibration: two plans for {n} tokens"));
+        }
+    }
+    Ok(plans)
+}
+
+/// Reads and checks `path`.
+pub fn load(
+    model: &Model,
+    path: &Path,
+    sigmoid_degree: usize,
+    act_degree: usize,
+) -> Result<Plans, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("calibration: cannot read {}: {e}", path.display()))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("calibration: {} is not JSON: {e}", path.display()))?;
+    from_json(model, &v, sigmoid_degree, act_degree)
+}
+
+/// Writes `value` to `path` through a temporary file and a rename, so an existing file is
+/// never left half-written.
+pub fn save(path: &Path, value: &Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text + "\n").map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Arguments of `ensi calibrate`.
+#[derive(clap::Args, Debug)]
+pub struct CalibrateArgs {
+    /// Checkpoint directory; default: the embedded model.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<std::path::PathBuf>,
+    /// Where to write; default: `calibration.json` in the checkpoint directory (required for
+    /// the embedded model).
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
+    /// Calibrate prompt lengths 1 to this.
+    #[arg(long, default_value_t = 32)]
+    max_tokens: usize,
+}
+
+/// Runs `ensi calibrate`.
+pub fn run(args: &CalibrateArgs) -> std::process::ExitCode {
+    let go = || -> Result<(), String> {
+        let model = crate::run::load_model(args.checkpoint.as_deref())?;
+        let out = match (&args.out, &args.checkpoint) {
+            (Some(o), _) => o.clone(),
+            (None, Some(dir)) => dir.join(FILE_NAME),
+            (None, None) => return Err("the embedded model's calibration needs --out".into()),
+        };
+        if args.max_tokens == 0 || args.max_tokens > 4096 {
+            return Err("--max-tokens must be 1 to 4096".into());
+        }
+        let mut plans = Plans::new();
+        for n in 1..=args.max_tokens {
+            plans.insert(n, calibrate_length(&model, n, MARGIN, 31, 31)?);
+        }
+        save(&out, &to_json(&model, &plans, MARGIN))?;
+        eprintln!(
+            "ensi calibrate: {} plans (1 to {} tokens) written to {}",
+            plans.len(),
+            args.max_tokens,
+            out.display()
+        );
+        Ok(())
+    };
+    match go() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ensi calibrate: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ensi_bitnet::embedded_model;
+
+    #[test]
+    fn plans_survive_the_file_format() {
+        let model = embedded_model().unwrap();
+        let mut plans = Plans::new();
+        for n in [1, 5, 8] {
+            plans.insert(n, calibrate_length(&model, n, MARGIN, 31, 31).unwrap());
+        }
+        let back = from_json(&model, &to_json(&model, &plans, MARGIN), 31, 31).unwrap();
+        assert_eq!(back, plans);
+    }
+
+    /// The shipped calibration is what `ensi calibrate` computes today (regenerate it when the
+    /// calibration changes).
+    #[test]
+    fn the_shipped_calibration_is_current() {
+        let model = embedded_model().unwrap();
+        let shipped: Value = serde_json::from_str(EMBEDDED).unwrap();
+        let plans = from_json(&model, &shipped, 31, 31).unwrap();
+        assert_eq!(plans.len(), 32);
+        for (n, p) in &plans {
+            assert_eq!(
+                p,
+                &calibrate_length(&model, *n, MARGIN, 31, 31).unwrap(),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_a_reason() {
+        let model = embedded_model().unwrap();
+        let mut plans = Plans::new();
+        plans.insert(4, calibrate_length(&model, 4, MARGIN, 31, 31).unwrap());
+        let good = to_json(&model, &plans, MARGIN);
+        type Edit = Box<dyn Fn(&mut Value)>;
+        let edits: Vec<(&str, Edit)> = vec![
+            ("format", Box::new(|v| v["format"] = json!("other"))),
+            ("version", Box::new(|v| v["version"] = json!(2))),
+            ("model", Box::new(|v| v["model"]["hidden_size"] = json!(64))),
+            ("plans", Box::new(|v| v["plans"] = json!({}))),
+            ("tokens", Box::new(|v| v["plans"][0]["tokens"] = json!(0))),
+            ("layers", Box::new(|v| v["plans"][0]["layers"] = json!([]))),
+            (
+                "norm order",
+                Box::new(|v| v["plans"][0]["layers"][0]["norms"][0] = json!([2.0, 1.0])),
+            ),
+            (
+                "norm sign",
+                Box::new(|v| v["plans"][0]["layers"][0]["norms"][1] = json!([-1.0, 1.0])),
+            ),
+            (
+                "norm count",
+                Box::new(|v| v["plans"][0]["layers"][0]["norms"] = json!([[1.0, 2.0]])),
+            ),
+            (
+                "bound",
+                Box::new(|v| v["plans"][0]["layers"][0]["unit_bounds"][2] = json!(0.0)),
+            ),
+            (
+                "string",
+                Box::new(|v| v["plans"][0]["layers"][0]["scores"] = json!(["a", 1.0])),
+            ),
+            (
+                "gate",
+                Box::new(|v| v["plans"][0]["layers"][1]["gate"] = json!(3.0)),
+            ),
+            (
+                "final",
+                Box::new(|v| v["plans"][0]["final_norm"] = json!(null)),
+            ),
+            (
+                "duplicate",
+                Box::new(|v| {
+                    let p = v["plans"][0].clone();
+                    v["plans"].as_array_mut().unwrap().push(p);
+                }),
+            ),
+        ];
+        for (what, edit) in edits {
+            let mut v = good.clone();
+            edit(&mut v);
+            let e = from_json(&model, &v, 31, 31).unwrap_err();
+            assert!(e.starts_with("calibration:"), "{what}: {e}");
+        }
+        assert!(from_json(&model, &good, 31, 31).is_ok());
+    }
+}
