@@ -147,7 +147,7 @@ fn read_values(path: &Path) -> Result<Vec<f64>, String> {
 }
 
 /// The client's secret key from `dir/secret.key` (the buffer is wiped after decoding).
-fn load_secret(ctx: &Arc<CkksContext>, dir: &Path) -> Result<SecretKey, String> {
+pub(crate) fn load_secret(ctx: &Arc<CkksContext>, dir: &Path) -> Result<SecretKey, String> {
     let path = dir.join("secret.key");
     let bytes = Zeroizing::new(read(&path)?);
     SecretKey::from_bytes(ctx, &bytes).map_err(|e| format!("{}: {e}", path.display()))
@@ -214,7 +214,7 @@ fn is_public_key_file(name: &str) -> bool {
 }
 
 /// Loads every public evaluation key of `dir` (never `secret.key`), with progress.
-fn load_evaluation_keys(
+pub(crate) fn load_evaluation_keys(
     ctx: &Arc<CkksContext>,
     dir: &Path,
 ) -> Result<(EvaluationKeySet, usize, u64), String> {

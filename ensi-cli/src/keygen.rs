@@ -120,7 +120,7 @@ impl RngCore for KeygenRng {
 impl CryptoRng for KeygenRng {}
 
 /// Marks `bytes` as a test object when the keys come from `--seed`.
-fn finish_bytes(mut bytes: Vec<u8>, test_keys: bool) -> Result<Vec<u8>, CkksError> {
+pub(crate) fn finish_bytes(mut bytes: Vec<u8>, test_keys: bool) -> Result<Vec<u8>, CkksError> {
     if test_keys {
         ensi_ckks::serialize::mark_test_object(&mut bytes)?;
     }
@@ -137,7 +137,7 @@ impl From<CkksError> for SinkError {
     }
 }
 
-fn key_file(key: &EvaluationKey) -> String {
+pub(crate) fn key_file(key: &EvaluationKey) -> String {
     match key {
         EvaluationKey::Relinearization(_) => "relin.key".into(),
         EvaluationKey::Galois(k) => format!("galois-{}.key", k.galois_element()),

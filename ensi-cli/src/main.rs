@@ -6,6 +6,7 @@ mod calibration;
 mod ckks_cmd;
 mod files;
 mod inspect;
+mod keycache;
 mod keygen;
 mod reference;
 mod run;

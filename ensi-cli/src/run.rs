@@ -9,13 +9,13 @@
 //! prompt's own values stayed inside the calibrated intervals.
 
 use crate::calibration;
+use crate::keycache;
 use clap::{Args, ValueEnum};
 use ensi_bitnet::{
     AttentionKind, ForwardOptions, LoadOptions, Model, embedded_model, load_checkpoint,
 };
 use ensi_ckks::{
-    BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext, EvaluationKeySet,
-    KeyRequest, Parameters, ParametersLiteral, SecretKey,
+    BootstrapParametersLiteral, Bootstrapper, CkksContext, Parameters, ParametersLiteral,
 };
 use ensi_nn::attention::attention_rotations;
 use ensi_nn::block::BlockMatrix;
@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// Seed for reproducible (insecure) keys; default: the operating system.
     #[arg(long)]
     seed: Option<u64>,
+    /// A key directory: keys are generated and saved there on the first run (the secret key
+    /// owner-only) and loaded on the next ones with the same parameter set; missing rotation
+    /// keys are added. Without it, keys are generated in memory for this run only.
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
     /// Calibrate on the sample prompts now instead of reading the calibration saved beside
     /// the model (`ensi calibrate`).
     #[arg(long)]
@@ -271,18 +276,17 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     } else {
         attention_rotations(n)
     };
-    let sk = SecretKey::generate(&ctx, &mut rng).map_err(err)?;
-    let mut keys = BootstrapKeys::generate(&ctx, &sk, &literal, &mut rng).map_err(err)?;
-    let extra = EvaluationKeySet::generate(
+    let obtained = keycache::obtain(
         &ctx,
-        &sk,
-        &KeyRequest::new().with_rotations(&ctx, &rotations),
+        &literal,
+        &rotations,
+        args.keys.as_deref(),
+        args.insecure_small,
+        args.seed.is_some(),
         &mut rng,
-    )
-    .map_err(err)?;
-    for key in extra.into_keys() {
-        keys.insert(key);
-    }
+    )?;
+    eprintln!("ensi run: keys {}", obtained.source);
+    let (sk, keys, key_source) = (obtained.sk, obtained.keys, obtained.source);
     let bts = Bootstrapper::new(&ctx, literal, keys).map_err(err)?;
     let keygen_s = clock.elapsed().as_secs_f64();
     // The client encrypts the embeddings (the padded prompt in the column-block layout).
@@ -516,6 +520,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
                 "params": {"log_n": ctx.params().log_n(), "secure_128": !args.insecure_small},
                 "layout": format!("{:?}", args.layout).to_lowercase(),
                 "calibration": calibration_source,
+                "keys": key_source,
                 "next_token": got_top[0].0,
                 "reference_next_token": ref_top[0].0,
                 "top1_agrees": agree,

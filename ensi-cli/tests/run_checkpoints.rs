@@ -75,3 +75,68 @@ fn ensi_run_on_a_2b4t_layout_checkpoint_matches_the_reference() {
 fn ensi_run_on_a_1bitllm_layout_checkpoint_matches_the_reference() {
     check("llama1bit", "client");
 }
+
+/// `ensi run --keys DIR`: the first run generates and saves the keys (the secret key
+/// owner-only), the second loads them and gives the same logits; a directory of keys for
+/// another parameter set is refused with a reason.
+#[test]
+#[ignore = "heavy: run in release mode with --ignored"]
+fn ensi_run_caches_its_keys_in_a_directory() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("ensi-run-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let run = || {
+        let out = ensi(&["run", "--insecure-small", "--keys", d, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert!(
+        first["keys"]
+            .as_str()
+            .unwrap()
+            .starts_with("generated and saved")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("secret.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "secret.key must be owner-only: {mode:o}");
+    }
+    let second = run();
+    assert!(second["keys"].as_str().unwrap().starts_with("loaded from"));
+    assert_eq!(first["next_token"], second["next_token"]);
+    let (a, b) = (
+        first["max_abs_logit_error"].as_f64().unwrap(),
+        second["max_abs_logit_error"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-3, "{a} {b}");
+    let _ = std::fs::remove_dir_all(&dir);
+    // Keys of another set.
+    let other = ensi(&[
+        "keygen",
+        "--out",
+        d,
+        "--params",
+        "insecure-test",
+        "--seed",
+        "1",
+    ]);
+    assert!(
+        other.status.success(),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    let out = ensi(&["run", "--insecure-small", "--keys", d]);
+    assert!(!out.status.success());
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("another parameter set"), "{msg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
