@@ -251,3 +251,81 @@ pub fn sum_of_squares(eval: &Evaluator, x: &BlockMatrix) -> Result<Ciphertext, C
     let count = (x.period() / x.n_pad()).trailing_zeros() as usize;
     rotate_sum(eval, &sq, x.n_pad(), count)
 }
+
+/// The column layout to the column-block layout: `sum_c col_c * mask_c`, where `mask_c` keeps
+/// the slots of column `c`. A column replicated with period `n_pad` already holds its values
+/// wherever the block layout wants them, so this needs no rotation: `d` plaintext products and
+/// one rescale (one level). The output keeps the input's scale.
+pub fn column_to_block(
+    eval: &Evaluator,
+    x: &crate::column::ColumnMatrix,
+) -> Result<BlockMatrix, CkksError> {
+    let ctx = eval.context();
+    let cols = x.cols();
+    let tokens = x.tokens();
+    let n_pad = tokens.next_power_of_two();
+    let first = &x.columns()[0];
+    let (slots, level) = (first.slots(), x.level());
+    let period = block_period(cols, n_pad);
+    if period > slots || x.period() != n_pad {
+        return Err(invalid(
+            "the matrix does not fit one ciphertext in the column-block layout",
+        ));
+    }
+    let q_l = ctx.params().q()[level] as f64;
+    let mut acc: Option<Ciphertext> = None;
+    for (c, ct) in x.columns().iter().enumerate() {
+        let mask: Vec<f64> = (0..slots)
+            .map(|s| if (s % period) / n_pad == c { 1.0 } else { 0.0 })
+            .collect();
+        let pt = ctx.encode(&mask, slots, level, q_l)?;
+        match &mut acc {
+            None => acc = Some(eval.mul_plain(ct, &pt)?),
+            Some(a) => eval.mul_plain_acc(a, ct, &pt)?,
+        }
+    }
+    let acc = acc.ok_or(invalid("a matrix needs a column"))?;
+    let mut out = eval.rescale(&acc)?;
+    eval.match_scale(&mut out, x.scale())?;
+    BlockMatrix::from_ciphertext(out, tokens, cols)
+}
+
+/// The column-block layout to the column layout: column `c` is `rot(x, c n_pad)` masked to the
+/// first `n_pad` slots of each period, then replicated with period `n_pad` by `log2(P / n_pad)`
+/// rotate-and-adds. One level; `d` masked rotations.
+pub fn block_to_column(
+    eval: &Evaluator,
+    x: &BlockMatrix,
+) -> Result<crate::column::ColumnMatrix, CkksError> {
+    let ctx = eval.context();
+    let (n_pad, period) = (x.n_pad(), x.period());
+    let (slots, level) = (x.ct.slots(), x.level());
+    let q_l = ctx.params().q()[level] as f64;
+    let mask: Vec<f64> = (0..slots)
+        .map(|s| if s % period < n_pad { 1.0 } else { 0.0 })
+        .collect();
+    let pt = ctx.encode(&mask, slots, level, q_l)?;
+    let count = (period / n_pad).trailing_zeros() as usize;
+    let mut cols = Vec::with_capacity(x.cols);
+    for c in 0..x.cols {
+        let moved = eval.rotate(&x.ct, (c * n_pad) as isize)?;
+        let mut m = eval.rescale(&eval.mul_plain(&moved, &pt)?)?;
+        eval.match_scale(&mut m, x.scale())?;
+        // Slots s with s mod P < n_pad hold the column; fill the rest of each period.
+        let mut acc = m;
+        for j in 0..count {
+            let r = eval.rotate(&acc, -((n_pad << j) as isize))?;
+            eval.add_assign(&mut acc, &r)?;
+        }
+        cols.push(acc);
+    }
+    crate::column::ColumnMatrix::from_columns(cols, x.tokens)
+}
+
+/// The rotations of [`block_to_column`] for `cols` columns of `n_pad` tokens.
+pub fn block_to_column_rotations(cols: usize, n_pad: usize) -> Vec<isize> {
+    let count = (block_period(cols, n_pad) / n_pad).trailing_zeros() as usize;
+    let mut r: Vec<isize> = (1..cols).map(|c| (c * n_pad) as isize).collect();
+    r.extend((0..count).map(|j| -((n_pad << j) as isize)));
+    r
+}

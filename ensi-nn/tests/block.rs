@@ -260,3 +260,91 @@ fn one_block_layer_with_bootstrapping_matches_the_reference() {
     );
     assert!(err < 1e-2, "{err}");
 }
+
+/// The two layouts against each other: the query projection by signed sums in the column
+/// layout and by a streamed BSGS product in the column-block layout, each converted into the
+/// other layout homomorphically, agree with each other and with the reference's `q`.
+#[test]
+fn both_layouts_agree_through_the_conversions() {
+    use ensi_nn::block::{
+        block_linear, block_to_column, block_to_column_rotations, column_to_block,
+    };
+    use ensi_nn::column::{ColumnMatrix, ternary_linear};
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let ctx = leveled();
+    let mut rng = ChaCha20Rng::seed_from_u64(34);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let slots = ctx.n() / 2;
+    let mut rotations = block_rotations(&cfg, 8, slots, false).unwrap();
+    rotations.extend(block_to_column_rotations(cfg.q_dim(), 8));
+    let request = KeyRequest::new()
+        .with_relinearization()
+        .with_rotations(&ctx, &rotations);
+    let eval = Evaluator::new(
+        &ctx,
+        EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap(),
+    )
+    .unwrap();
+    let tokens: Vec<u32> = b"Layouts!".iter().map(|&b| u32::from(b)).collect();
+    let trace = reference(&tokens);
+    let layer = &trace.layers[0];
+    let w = model.layers()[0].q_proj.as_ternary().unwrap();
+    let mult = w.scale().multiplier::<f64>();
+    let (top, scale) = (ctx.max_level(), ctx.params().default_scale());
+    let xc = ColumnMatrix::encrypt(
+        &ctx,
+        &sk,
+        layer.attn_norm.as_slice(),
+        8,
+        top,
+        scale,
+        &mut rng,
+    )
+    .unwrap();
+    let xb = BlockMatrix::encrypt(
+        &ctx,
+        &sk,
+        layer.attn_norm.as_slice(),
+        8,
+        top,
+        scale,
+        &mut rng,
+    )
+    .unwrap();
+    let qc = ternary_linear(&eval, &xc, w).unwrap();
+    let qb = block_linear(
+        &eval,
+        &xb,
+        cfg.q_dim(),
+        |r, c, _| mult * f64::from(w.get(r, c)),
+        scale,
+    )
+    .unwrap();
+    let expect = &layer.q;
+    // Column -> block, against the block layout's own product.
+    let qcb = column_to_block(&eval, &qc)
+        .unwrap()
+        .decrypt(&ctx, &sk)
+        .unwrap();
+    let qb_plain = qb.decrypt(&ctx, &sk).unwrap();
+    let e1 = rel_err(expect, &qcb, 8);
+    let e2 = rel_err(expect, &qb_plain, 8);
+    let cross = rel_err(
+        &Matrix::from_vec(8, cfg.q_dim(), qb_plain.clone()).unwrap(),
+        &qcb,
+        8,
+    );
+    // Block -> column, against the column layout's own product.
+    let qbc = block_to_column(&eval, &qb)
+        .unwrap()
+        .decrypt(&ctx, &sk)
+        .unwrap();
+    let e3 = rel_err(expect, &qbc, 8);
+    eprintln!(
+        "column->block {e1:.2e}, block {e2:.2e}, between them {cross:.2e}, block->column {e3:.2e}"
+    );
+    for e in [e1, e2, cross, e3] {
+        assert!(e < 1e-6, "{e}");
+    }
+}
