@@ -55,9 +55,14 @@ pub struct RunArgs {
     /// Degree of the sigmoid polynomial (ENSI uses 16).
     #[arg(long, default_value_t = 31)]
     sigmoid_degree: usize,
-    /// Degree of the FFN activation polynomial.
-    #[arg(long, default_value_t = 31)]
+    /// Degree of the FFN activation polynomial (63: ReLU^2's kink makes it the main error
+    /// source; 63 is the most the level plan allows, at no extra bootstrap).
+    #[arg(long, default_value_t = 63)]
     act_degree: usize,
+    /// The sigmoid's input interval instead of the calibrated one, as `LO,HI` (ENSI uses a
+    /// fixed `-10,11`).
+    #[arg(long, allow_hyphen_values = true, value_name = "LO,HI")]
+    sigmoid_interval: Option<String>,
     /// Where the LM head runs: on the client after decrypting the final hidden states (tied
     /// embeddings, open weights), or on the server with plaintext weights.
     #[arg(long, value_enum, default_value_t = HeadSide::Client)]
@@ -188,6 +193,22 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
             ),
         }
     };
+    let mut plan = plan;
+    if let Some(text) = &args.sigmoid_interval {
+        let iv: Vec<f64> = text
+            .split(',')
+            .map(|x| x.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("--sigmoid-interval {text}: give LO,HI"))?;
+        match iv.as_slice() {
+            [lo, hi] if lo.is_finite() && hi.is_finite() && lo < hi => {
+                for l in &mut plan.layers {
+                    l.scores = ensi_nn::decoder::Interval { lo: *lo, hi: *hi };
+                }
+            }
+            _ => return Err("--sigmoid-interval needs LO,HI with LO < HI".into()),
+        }
+    }
     eprintln!("ensi run: calibration {calibration_source}");
     // The widest activation in the column-block layout (columns rounded up to a power of
     // two, times the padded prompt): it must fit the slots of one ciphertext.
@@ -532,6 +553,8 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
                 "values_outside_calibration": outside,
                 "lm_head": format!("{:?}", args.lm_head).to_lowercase(),
                 "sigmoid_degree": args.sigmoid_degree,
+                "act_degree": args.act_degree,
+                "sigmoid_interval": [plan.layers[0].scores.lo, plan.layers[0].scores.hi],
                 "layer_level_plan": level_plan
                     .iter()
                     .map(|(step, level)| json!({"step": step, "level": level}))
