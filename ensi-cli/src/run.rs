@@ -1,12 +1,15 @@
 //! `ensi run`: the whole pipeline in one process on the embedded model (or a checkpoint): key
 //! generation, the client's encryption of the prompt's embeddings, every decoder layer and the
-//! final norm on ciphertexts (the column layout of `ensi-nn`), the LM head on either side,
-//! decryption, and a report against the plaintext reference (sigmoid attention, activation
-//! quantization off, exact functions).
+//! final norm on ciphertexts (the column-block layout of `ensi-nn` by default, or ENSI's
+//! column layout), the LM head on either side, decryption, and a report against the plaintext
+//! reference (sigmoid attention, activation quantization off, exact functions): the level and
+//! time of every step, bootstraps, key switches and output precision per layer, and
+//! bootstrapping's share of the time.
 //!
 //! Every polynomial's interval is calibrated on the reference traces of fixed sample prompts,
-//! never on the user's prompt (the server would not see it); the report says whether the
-//! prompt's own values stayed inside the calibrated intervals.
+//! never on the user's prompt (the server would not see it): read from the calibration saved
+//! beside the model (`ensi calibrate`; the embedded model ships its own) or computed at the
+//! start. The report says whether the prompt's own values stayed inside the intervals.
 
 use crate::calibration;
 use crate::keycache;

@@ -49,7 +49,6 @@ use crate::block::{
 };
 use crate::decoder::{LayerPlan, ModelPlan, activation_poly, sigmoid_in_u};
 use crate::norm::NormPlan;
-use alloc::vec;
 use alloc::vec::Vec;
 use ensi_bitnet::config::ModelConfig;
 use ensi_bitnet::model::{Layer, Model};
@@ -115,24 +114,9 @@ pub fn normalize(
     if norm_inline(x.level(), plan, d, eps) {
         return normalize_inline(eval, x, d, plan, eps, target);
     }
-    // v / hi in (0, 1] at the default scale, bootstrapped; the gain alpha * hi turns it into
-    // alpha v, and + beta gives the polynomial's variable u in [-1, 1].
+    // The statistic bootstrapped, the polynomial's affine map in the gain (F1, F2).
     let sum = sum_of_squares(eval, x)?;
-    let delta = ctx.params().default_scale();
-    let q_s = ctx.params().q()[sum.level()] as f64;
-    let mut scaled = eval.rescale(&eval.mul_const_with_scale(
-        &sum,
-        1.0 / (d as f64 * plan.hi),
-        delta * q_s / sum.scale(),
-    )?)?;
-    eval.match_scale(&mut scaled, delta)?;
-    let w = eval.add_const(&scaled, eps / plan.hi)?;
-    let (alpha, beta) = plan.affine();
-    let options = BootstrapOptions {
-        input_bound: 1.0,
-        gain: Some(vec![alpha * plan.hi; w.slots()]),
-    };
-    let u = eval.add_const(&bts.bootstrap_with(&w, &options)?, beta)?;
+    let u = crate::norm::refreshed_statistic(bts, &sum, d, eps, plan)?;
     let poly = plan.inv_sqrt();
     let p_level = u.level() - poly.depth_at(u.level())?;
     let level = p_level.min(x.level());

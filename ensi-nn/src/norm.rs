@@ -51,6 +51,37 @@ impl NormPlan {
     }
 }
 
+/// The variable `u = alpha v + beta` of [`NormPlan::inv_sqrt`] for `v = sum / d + eps`, at the
+/// bootstrapper's output level: `v / hi` (in `(0, 1]` on the calibrated interval) is formed by
+/// one constant product that also lands on the default scale (so the bootstrap input's raw size
+/// does not depend on the scale `sum` arrived with), then bootstrapped with the gain
+/// `alpha hi` (F1: the affine map rides in SlotsToCoeffs at no level), then `+ beta`.
+pub(crate) fn refreshed_statistic(
+    bts: &Bootstrapper,
+    sum: &Ciphertext,
+    d: usize,
+    eps: f64,
+    plan: &NormPlan,
+) -> Result<Ciphertext, CkksError> {
+    let eval = bts.evaluator();
+    let ctx = eval.context();
+    let delta = ctx.params().default_scale();
+    let q_s = ctx.params().q()[sum.level()] as f64;
+    let mut scaled = eval.rescale(&eval.mul_const_with_scale(
+        sum,
+        1.0 / (d as f64 * plan.hi),
+        delta * q_s / sum.scale(),
+    )?)?;
+    eval.match_scale(&mut scaled, delta)?;
+    let v_over_hi = eval.add_const(&scaled, eps / plan.hi)?;
+    let (alpha, beta) = plan.affine();
+    let options = BootstrapOptions {
+        input_bound: 1.0,
+        gain: Some(vec![alpha * plan.hi; v_over_hi.slots()]),
+    };
+    eval.add_const(&bts.bootstrap_with(&v_over_hi, &options)?, beta)
+}
+
 /// `y = x * gamma / sqrt(mean(x^2) + eps)` per token (see the module documentation); the
 /// statistic is refreshed by `bts` (whose evaluator is used throughout). `x` needs two levels;
 /// `y` has scale `target_scale` exactly, one level below the smaller of `x`'s level and the
@@ -82,25 +113,8 @@ pub fn rms_norm(
     }
     let sum = acc.ok_or(CkksError::NoLevelLeft)?;
     let sum = eval.rescale(&eval.relinearize(&sum)?)?;
-    // The constant product also brings the scale back to the default one, so the bootstrap
-    // input's raw size does not depend on the scales the columns arrived with.
-    let delta = ctx.params().default_scale();
-    let q_s = ctx.params().q()[sum.level()] as f64;
-    let mut scaled = eval.rescale(&eval.mul_const_with_scale(
-        &sum,
-        1.0 / (d as f64 * plan.hi),
-        delta * q_s / sum.scale(),
-    )?)?;
-    eval.match_scale(&mut scaled, delta)?;
-    let v_over_hi = eval.add_const(&scaled, eps / plan.hi)?;
     // 2. One bootstrap; the gain alpha * hi turns v / hi into alpha v.
-    let (alpha, beta) = plan.affine();
-    let slots = v_over_hi.slots();
-    let options = BootstrapOptions {
-        input_bound: 1.0,
-        gain: Some(vec![alpha * plan.hi; slots]),
-    };
-    let u = eval.add_const(&bts.bootstrap_with(&v_over_hi, &options)?, beta)?;
+    let u = refreshed_statistic(bts, &sum, d, eps, plan)?;
     // 3. p = 1 / sqrt(v), at a scale 2^20 below the default: the gains then get 20 bits of
     // encoding precision in step 4 without a rescale of their own.
     let p_scale = ctx.params().default_scale() / GAIN_BITS_SCALE;
