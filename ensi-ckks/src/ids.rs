@@ -47,6 +47,8 @@ pub enum ObjectType {
     DenseToSparseKey = 8,
     /// A [`crate::SparseToDenseKey`] (bootstrapping).
     SparseToDenseKey = 9,
+    /// A [`crate::serialize::CiphertextBundle`].
+    CiphertextBundle = 10,
 }
 
 impl ObjectType {
@@ -62,6 +64,7 @@ impl ObjectType {
             7 => Self::GaloisKey,
             8 => Self::DenseToSparseKey,
             9 => Self::SparseToDenseKey,
+            10 => Self::CiphertextBundle,
             _ => return None,
         })
     }

@@ -246,6 +246,45 @@ pub fn save(path: &Path, value: &Value) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The plan for prompts of `n` tokens: from the calibration saved beside the checkpoint (the
+/// embedded model's shipped one without a checkpoint), or computed now on the sample prompts
+/// when the file lacks that length, there is none, or `recalibrate` is set. Returns the plan
+/// and where it came from.
+pub fn plan_for(
+    model: &Model,
+    checkpoint: Option<&Path>,
+    n: usize,
+    recalibrate: bool,
+    sigmoid_degree: usize,
+    act_degree: usize,
+) -> Result<(ModelPlan, String), String> {
+    let stored = if recalibrate {
+        None
+    } else {
+        match checkpoint {
+            Some(dir) if dir.join(FILE_NAME).exists() => {
+                let path = dir.join(FILE_NAME);
+                let plans = load(model, &path, sigmoid_degree, act_degree)?;
+                Some((plans, path.display().to_string()))
+            }
+            Some(_) => None,
+            None => {
+                let v: Value = serde_json::from_str(EMBEDDED)
+                    .map_err(|e| format!("the shipped calibration: {e}"))?;
+                let plans = from_json(model, &v, sigmoid_degree, act_degree)?;
+                Some((plans, "shipped with the embedded model".to_string()))
+            }
+        }
+    };
+    match stored.and_then(|(mut plans, source)| plans.remove(&n).map(|p| (p, source))) {
+        Some(found) => Ok(found),
+        None => Ok((
+            calibrate_length(model, n, MARGIN, sigmoid_degree, act_degree)?,
+            "computed now on the sample prompts".to_string(),
+        )),
+    }
+}
+
 /// Arguments of `ensi calibrate`.
 #[derive(clap::Args, Debug)]
 pub struct CalibrateArgs {

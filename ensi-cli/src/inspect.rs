@@ -81,6 +81,7 @@ fn type_name(t: ObjectType) -> &'static str {
         ObjectType::GaloisKey => "Galois key",
         ObjectType::DenseToSparseKey => "dense-to-sparse key (bootstrapping)",
         ObjectType::SparseToDenseKey => "sparse-to-dense key (bootstrapping)",
+        ObjectType::CiphertextBundle => "ciphertext bundle (encrypted activations or results)",
         _ => "unknown object",
     }
 }

@@ -58,6 +58,14 @@ pub struct KeygenArgs {
     /// Seed for a reproducible (and therefore insecure) run; default: the operating system.
     #[arg(long)]
     seed: Option<u64>,
+    /// Also make the rotation keys the encrypted layers of a model need (`ensi infer`) for
+    /// prompts padded to these token counts (each rounded up to a power of two), e.g. `8`.
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    tokens: Option<Vec<usize>>,
+    /// The model whose layers the rotation keys of `--tokens` are for (a checkpoint directory;
+    /// default: the embedded model).
+    #[arg(long, value_name = "DIR", requires = "tokens")]
+    checkpoint: Option<std::path::PathBuf>,
 }
 
 /// Which rotation keys to make.
@@ -219,6 +227,22 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
     }
     if args.conjugation {
         request = request.with_conjugation(&ctx);
+    }
+    if let Some(counts) = &args.tokens {
+        let model = crate::run::load_model(args.checkpoint.as_deref())?;
+        for &n in counts {
+            if n == 0 {
+                return Err("--tokens: token counts must be positive".into());
+            }
+            let rotations = ensi_nn::block_layer::block_rotations(
+                model.config(),
+                n.next_power_of_two(),
+                ctx.n() / 2,
+                true,
+            )
+            .map_err(err)?;
+            request = request.with_rotations(&ctx, &rotations);
+        }
     }
     // Every file this run writes, known before anything is written.
     let all_keys = match &boot_literal {

@@ -9,6 +9,7 @@ mod inspect;
 mod keycache;
 mod keygen;
 mod reference;
+mod roles;
 mod run;
 mod self_check;
 mod sets;
@@ -36,6 +37,13 @@ enum Command {
     /// The whole pipeline on ciphertexts: keys, the client's encrypted prompt, every decoder
     /// layer on the server, decryption, and a report against the plaintext reference.
     Run(run::RunArgs),
+    /// Client: embed and encrypt a prompt for `ensi infer` (a ciphertext bundle file).
+    Encrypt(roles::EncryptArgs),
+    /// Server: run every layer on an encrypted prompt with the public evaluation keys only,
+    /// and write the encrypted result.
+    Infer(roles::InferArgs),
+    /// Client: decrypt the server's result; the next token and the top logits.
+    Decrypt(roles::DecryptArgs),
     /// Run the plaintext reference forward pass of a BitNet b1.58 model (a checkpoint directory,
     /// or the embedded tiny model) and print the last position's logits and greedy next token.
     Reference(reference::ReferenceArgs),
@@ -79,6 +87,9 @@ fn main() -> ExitCode {
         }
         Command::Reference(args) => reference::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Encrypt(args) => roles::run_encrypt(&args),
+        Command::Infer(args) => roles::run_infer(&args),
+        Command::Decrypt(args) => roles::run_decrypt(&args),
         Command::Bench(BenchCommand::Ckks(args)) => bench::run_ckks(&args),
         Command::Keygen(args) => keygen::run(args),
         Command::Ckks(cmd) => ckks_cmd::run(&cmd),

@@ -128,7 +128,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
 }
 
-fn top_k(logits: &[f64], k: usize) -> Vec<(usize, f64)> {
+pub(crate) fn top_k(logits: &[f64], k: usize) -> Vec<(usize, f64)> {
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
     idx.into_iter().take(k).map(|i| (i, logits[i])).collect()
@@ -161,41 +161,14 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     let cal_options = ForwardOptions::new(AttentionKind::SigmoidBias(-(n as f64).ln()), false);
     // Calibration: the plan for this prompt length from the file beside the model (the
     // embedded model ships its own), or computed now on the sample prompts.
-    let (plan, calibration_source) = {
-        let stored = if args.recalibrate {
-            None
-        } else {
-            match &args.checkpoint {
-                Some(dir) if dir.join(calibration::FILE_NAME).exists() => {
-                    let path = dir.join(calibration::FILE_NAME);
-                    let plans =
-                        calibration::load(&model, &path, args.sigmoid_degree, args.act_degree)?;
-                    Some((plans, path.display().to_string()))
-                }
-                Some(_) => None,
-                None => {
-                    let v: serde_json::Value = serde_json::from_str(calibration::EMBEDDED)
-                        .map_err(|e| format!("the shipped calibration: {e}"))?;
-                    let plans =
-                        calibration::from_json(&model, &v, args.sigmoid_degree, args.act_degree)?;
-                    Some((plans, "shipped with the embedded model".to_string()))
-                }
-            }
-        };
-        match stored.and_then(|(mut plans, source)| plans.remove(&n).map(|p| (p, source))) {
-            Some(found) => found,
-            None => (
-                calibration::calibrate_length(
-                    &model,
-                    n,
-                    calibration::MARGIN,
-                    args.sigmoid_degree,
-                    args.act_degree,
-                )?,
-                "computed now on the sample prompts".to_string(),
-            ),
-        }
-    };
+    let (plan, calibration_source) = calibration::plan_for(
+        &model,
+        args.checkpoint.as_deref(),
+        n,
+        args.recalibrate,
+        args.sigmoid_degree,
+        args.act_degree,
+    )?;
     let mut plan = plan;
     if let Some(text) = &args.sigmoid_interval {
         let iv: Vec<f64> = text
@@ -604,7 +577,7 @@ enum Activations {
 }
 
 /// The client-side LM head on the last token's final hidden state (gain applied).
-fn client_head(head: &[f32], last_row: &[f64], vocab: usize) -> Vec<f64> {
+pub(crate) fn client_head(head: &[f32], last_row: &[f64], vocab: usize) -> Vec<f64> {
     let d = last_row.len();
     (0..vocab)
         .map(|t| {

@@ -20,14 +20,18 @@ pub enum ParamSet {
     InsecureTest,
     /// N = 2^12, laid out for bootstrapping: INSECURE, for tests.
     InsecureBootstrapTest,
+    /// N = 2^13, 10 levels after bootstrapping (the encrypted layers' plan): INSECURE, for
+    /// tests and demos of the client and server roles.
+    InsecureRun,
 }
 
 impl ParamSet {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::N16Bootstrappable,
         Self::N15Leveled,
         Self::InsecureTest,
         Self::InsecureBootstrapTest,
+        Self::InsecureRun,
     ];
 
     /// The checked parameter set.
@@ -39,6 +43,11 @@ impl ParamSet {
             Self::InsecureBootstrapTest => {
                 Parameters::new_insecure(ParametersLiteral::insecure_bootstrap_test(12, 2, 9))
             }
+            Self::InsecureRun => {
+                let mut lit = ParametersLiteral::insecure_bootstrap_test(13, 10, 9);
+                lit.dnum = 8;
+                Parameters::new_insecure(lit)
+            }
         }
     }
 
@@ -46,7 +55,7 @@ impl ParamSet {
     pub fn bootstrap_literal(self) -> Option<BootstrapParametersLiteral> {
         match self {
             Self::N16Bootstrappable => Some(BootstrapParametersLiteral::default()),
-            Self::InsecureBootstrapTest => Some(BootstrapParametersLiteral {
+            Self::InsecureBootstrapTest | Self::InsecureRun => Some(BootstrapParametersLiteral {
                 cts_level_budget: 2,
                 stc_level_budget: 2,
                 ..BootstrapParametersLiteral::default()

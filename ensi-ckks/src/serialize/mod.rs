@@ -20,8 +20,11 @@
 //! **The secret key encoding is secret**: [`SecretKey::to_bytes`] returns a buffer that is
 //! zeroized on drop; store it with owner-only permissions and never send it.
 
+mod bundle;
 mod evalkeys;
 mod wire;
+
+pub use bundle::{CiphertextBundle, MAX_BUNDLE_CIPHERTEXTS};
 
 pub use crate::error::FormatError;
 pub use crate::ids::ObjectType;

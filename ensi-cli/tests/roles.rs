@@ -1,0 +1,210 @@
+//! The client and the server as separate processes with only files between them, on the
+//! embedded model at the INSECURE `insecure-run` set: `ensi keygen` (client), `ensi encrypt`
+//! (client), `ensi infer` (server, with a key directory that holds no secret key), `ensi
+//! decrypt` (client). The decrypted next token and logits must match the plaintext reference;
+//! bad inputs are refused and leave nothing behind. About a minute; run in release mode:
+//! `cargo test --release -p ensi-cli --test roles -- --ignored`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ensi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ensi"))
+        .args(args)
+        .output()
+        .expect("run ensi")
+}
+
+fn ok(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+#[ignore = "heavy: run in release mode with --ignored"]
+fn client_and_server_run_as_separate_processes_with_files_between_them() {
+    let root: PathBuf = std::env::temp_dir().join(format!("ensi-roles-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let (client, server) = (root.join("client"), root.join("server"));
+    // The client makes its keys, with the rotations of 8 padded tokens.
+    ok(&ensi(&[
+        "keygen",
+        "--out",
+        s(&client),
+        "--params",
+        "insecure-run",
+        "--bootstrap",
+        "--rotations",
+        "none",
+        "--tokens",
+        "8",
+        "--seed",
+        "3",
+    ]));
+    // The server gets every public file, never the secret key.
+    std::fs::create_dir_all(&server).unwrap();
+    for entry in std::fs::read_dir(&client).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name != "secret.key" {
+            std::fs::copy(entry.path(), server.join(&name)).unwrap();
+        }
+    }
+    assert!(!server.join("secret.key").exists());
+    let (query, answer, logits) = (
+        root.join("query.bin"),
+        root.join("answer.bin"),
+        root.join("logits.bin"),
+    );
+    ok(&ensi(&[
+        "encrypt",
+        "--keys",
+        s(&client),
+        "--prompt",
+        "Hello",
+        "--out",
+        s(&query),
+        "--allow-insecure",
+    ]));
+    let summary = ok(&ensi(&[
+        "infer",
+        "--eval-keys",
+        s(&server),
+        "--in",
+        s(&query),
+        "--out",
+        s(&answer),
+        "--json",
+        "--allow-insecure",
+    ]));
+    assert_eq!(summary["ops"]["bootstrap"], 12);
+    let got = ok(&ensi(&[
+        "decrypt",
+        "--keys",
+        s(&client),
+        "--in",
+        s(&answer),
+        "--json",
+        "--allow-insecure",
+    ]));
+    // The plaintext reference (sigmoid attention, activation quantization off).
+    let reference = ok(&ensi(&[
+        "reference",
+        "--tokens",
+        "72,101,108,108,111",
+        "--attention",
+        "sigmoid",
+        "--act-quant",
+        "off",
+        "--json",
+    ]));
+    eprintln!(
+        "encrypted {} / reference {}",
+        got["next_token"], reference["next_token"]
+    );
+    assert_eq!(got["next_token"], reference["next_token"]);
+    let expect: Vec<f64> = reference["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let have: Vec<f64> = got["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let max = expect.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let err = expect
+        .iter()
+        .zip(&have)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    eprintln!("largest logit error {:.3}%", 100.0 * err / max);
+    assert!(err <= 0.01 * max);
+    // The LM head on the server: logits in the answer.
+    ok(&ensi(&[
+        "infer",
+        "--eval-keys",
+        s(&server),
+        "--in",
+        s(&query),
+        "--out",
+        s(&logits),
+        "--lm-head",
+        "server",
+        "--allow-insecure",
+    ]));
+    let got2 = ok(&ensi(&[
+        "decrypt",
+        "--keys",
+        s(&client),
+        "--in",
+        s(&logits),
+        "--json",
+        "--allow-insecure",
+    ]));
+    assert_eq!(got2["next_token"], reference["next_token"]);
+    // Bad inputs: a truncated query, a query given as an answer, an answer given as a query;
+    // each refused with a reason, and no output file appears.
+    let bytes = std::fs::read(&query).unwrap();
+    let cut = root.join("cut.bin");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let never = root.join("never.bin");
+    for (args, what) in [
+        (
+            vec![
+                "infer",
+                "--eval-keys",
+                s(&server),
+                "--in",
+                s(&cut),
+                "--out",
+                s(&never),
+                "--allow-insecure",
+            ],
+            "truncated",
+        ),
+        (
+            vec![
+                "infer",
+                "--eval-keys",
+                s(&server),
+                "--in",
+                s(&answer),
+                "--out",
+                s(&never),
+                "--allow-insecure",
+            ],
+            "content",
+        ),
+        (
+            vec![
+                "decrypt",
+                "--keys",
+                s(&client),
+                "--in",
+                s(&query),
+                "--allow-insecure",
+            ],
+            "content",
+        ),
+    ] {
+        let out = ensi(&args);
+        assert!(!out.status.success(), "{what}");
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(msg.trim().lines().count(), 1, "{what}: {msg}");
+        assert!(!never.exists(), "{what}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
