@@ -466,6 +466,20 @@ fn fuzz_seed_corpus_is_current() {
             ("decode_plaintext/pt.bin", pt.to_bytes().unwrap()),
             ("decode_ciphertext/seeded.bin", ct.to_bytes().unwrap()),
             ("decode_ciphertext/full.bin", ct_full.to_bytes().unwrap()),
+            (
+                "decode_bundle/bundle.bin",
+                ensi_ckks::serialize::CiphertextBundle {
+                    layout: 0,
+                    content: 0,
+                    rows: 3,
+                    padded_rows: 4,
+                    cols: 2,
+                    tag: *b"fuzzseed",
+                    cts: vec![ct.clone(), ct_full.clone()],
+                }
+                .to_bytes()
+                .unwrap(),
+            ),
         ];
         for (i, k) in keys.into_keys().enumerate() {
             let name = if i == 0 {

@@ -62,7 +62,7 @@ impl CiphertextBundle {
     }
 
     /// Decodes a bundle of `ctx`: the header's parameter id and every ciphertext's must be the
-    /// context's, `0 < rows <= padded_rows`, `cols > 0`, `1..=`[`MAX_BUNDLE_CIPHERTEXTS`]
+    /// context's, the ciphertexts' flags zero, `0 < rows <= padded_rows`, `cols > 0`, `1..=`[`MAX_BUNDLE_CIPHERTEXTS`]
     /// ciphertexts, each length within the remaining bytes, nothing after the last.
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
         let mut r = Reader::new(bytes);
@@ -90,7 +90,12 @@ impl CiphertextBundle {
         for _ in 0..count {
             let len = u64::from_le_bytes(r.array()?);
             let len = usize::try_from(len).map_err(|_| bad("ciphertext_len", len))?;
-            cts.push(Ciphertext::from_bytes(ctx, r.take(len)?)?);
+            let inner = r.take(len)?;
+            // Ciphertexts carry no flags (only keys and parameters are marked as test objects).
+            if let Some(&flags) = inner.get(7).filter(|&&f| f != 0) {
+                return Err(bad("ciphertext_flags", u64::from(flags)));
+            }
+            cts.push(Ciphertext::from_bytes(ctx, inner)?);
         }
         r.finish()?;
         Ok(Self {
