@@ -28,6 +28,13 @@ fn check(family: &str, lm_head: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The calibration saved beside the model, which the run then loads.
+    let out = ensi(&["calibrate", "--checkpoint", d, "--max-tokens", "8"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = ensi(&[
         "run",
         "--insecure-small",
@@ -53,12 +60,8 @@ fn check(family: &str, lm_head: &str) {
         v["max_rel_logit_error"], v["top1_agrees"], v["layers"]
     );
     assert_eq!(v["layout"], "block");
-    assert!(
-        v["calibration"]
-            .as_str()
-            .unwrap()
-            .ends_with("calibration.json")
-    );
+    let calibration = v["calibration"].as_str().unwrap_or_default();
+    assert!(calibration.ends_with("calibration.json"), "{calibration}");
     assert_eq!(v["top1_agrees"], true);
     assert!(v["max_rel_logit_error"].as_f64().unwrap() <= 0.01);
     assert_eq!(v["ops"]["bootstrap"], 12);
