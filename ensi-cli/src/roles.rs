@@ -17,7 +17,7 @@
 use crate::calibration;
 use crate::ckks_cmd::{load_evaluation_keys, load_secret};
 use crate::files::write_atomic;
-use crate::run::{HeadSide, client_head, load_model, top_k};
+use crate::run::{HeadSide, client_head, load_model, prompt_tokens, top_k};
 use crate::sets::{ParamSet, load_context};
 use clap::Args;
 use ensi_bitnet::Model;
@@ -141,20 +141,7 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
     let sk = load_secret(&ctx, &args.keys)?;
     let model = load_model(args.checkpoint.as_deref())?;
     let cfg = model.config();
-    let tokens: Vec<u32> = match (&args.tokens, &args.prompt) {
-        (Some(t), _) => t.clone(),
-        (None, Some(p)) => p.bytes().map(u32::from).collect(),
-        (None, None) => "ENSI run".bytes().map(u32::from).collect(),
-    };
-    if tokens.is_empty() {
-        return Err("the prompt is empty".into());
-    }
-    if let Some(&t) = tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
-        return Err(format!(
-            "token {t} is outside the vocabulary of {}",
-            cfg.vocab_size
-        ));
-    }
+    let tokens = prompt_tokens(args.tokens.as_deref(), args.prompt.as_deref(), cfg)?;
     let padded = pad_prompt(&tokens);
     let values = embed(&model, &padded).ok_or("token outside the embedding table")?;
     let mut seed = Zeroizing::new([0u8; 32]);

@@ -109,6 +109,30 @@ pub enum HeadSide {
     Server,
 }
 
+/// The prompt's token ids: `--tokens`, or `--prompt` one token per byte, or "ENSI run";
+/// refused when empty or outside the vocabulary.
+pub fn prompt_tokens(
+    tokens: Option<&[u32]>,
+    prompt: Option<&str>,
+    cfg: &ensi_bitnet::ModelConfig,
+) -> Result<Vec<u32>, String> {
+    let tokens: Vec<u32> = match (tokens, prompt) {
+        (Some(t), _) => t.to_vec(),
+        (None, Some(p)) => p.bytes().map(u32::from).collect(),
+        (None, None) => "ENSI run".bytes().map(u32::from).collect(),
+    };
+    if tokens.is_empty() {
+        return Err("the prompt is empty".into());
+    }
+    if let Some(&t) = tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+        return Err(format!(
+            "token {t} is outside the vocabulary of {}",
+            cfg.vocab_size
+        ));
+    }
+    Ok(tokens)
+}
+
 /// The model of a run: a checkpoint directory, or the embedded model.
 pub fn load_model(checkpoint: Option<&std::path::Path>) -> Result<Model, String> {
     match checkpoint {
@@ -138,20 +162,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     let started = Instant::now();
     let model: Model = load_model(args.checkpoint.as_deref())?;
     let cfg = model.config().clone();
-    let tokens: Vec<u32> = match (&args.tokens, &args.prompt) {
-        (Some(t), _) => t.clone(),
-        (None, Some(p)) => p.bytes().map(u32::from).collect(),
-        (None, None) => "ENSI run".bytes().map(u32::from).collect(),
-    };
-    if tokens.is_empty() {
-        return Err("the prompt is empty".into());
-    }
-    if let Some(&t) = tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
-        return Err(format!(
-            "token {t} is outside the vocabulary of {}",
-            cfg.vocab_size
-        ));
-    }
+    let tokens = prompt_tokens(args.tokens.as_deref(), args.prompt.as_deref(), &cfg)?;
     let n = tokens.len();
     let block = args.layout == LayoutArg::Block;
     // The column-block layout runs the prompt padded to a power of two (its last token

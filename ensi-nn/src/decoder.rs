@@ -202,11 +202,7 @@ pub(crate) fn activation_poly(act: Activation, gate: Interval, degree: usize) ->
 /// The largest scale at which values bounded by `bound` can enter a bootstrap of `bts` as one
 /// half of a pair (`sqrt 2` bound), capped at the default scale.
 fn refresh_scale(bts: &Bootstrapper, bound: f64) -> f64 {
-    let ctx = bts.evaluator().context();
-    let q0 = ctx.params().q()[0] as f64;
-    let ratio = libm::ldexp(1.0, bts.literal().log_message_ratio as i32);
-    let max = q0 / (ratio * bound * core::f64::consts::SQRT_2) * 0.999;
-    ctx.params().default_scale().min(max)
+    crate::block_layer::refresh_scale(bts, bound * core::f64::consts::SQRT_2)
 }
 
 /// Bootstraps every column of `y` (values bounded by `bound`), two real columns per bootstrap.

@@ -51,6 +51,28 @@ fn leveled() -> std::sync::Arc<CkksContext> {
         .unwrap()
 }
 
+/// A secret key and an evaluator with relinearization and the rotations of the column-block
+/// layers for 8 tokens, plus `extra`.
+fn keys(
+    ctx: &std::sync::Arc<CkksContext>,
+    cfg: &ensi_bitnet::ModelConfig,
+    extra: &[isize],
+    rng: &mut ChaCha20Rng,
+) -> (SecretKey, Evaluator) {
+    let sk = SecretKey::generate(ctx, rng).unwrap();
+    let mut rotations = block_rotations(cfg, 8, ctx.n() / 2, false).unwrap();
+    rotations.extend_from_slice(extra);
+    let request = KeyRequest::new()
+        .with_relinearization()
+        .with_rotations(ctx, &rotations);
+    let eval = Evaluator::new(
+        ctx,
+        EvaluationKeySet::generate(ctx, &sk, &request, rng).unwrap(),
+    )
+    .unwrap();
+    (sk, eval)
+}
+
 /// The projections (RoPE, GQA, head layout, gains and scales folded into the diagonals) and
 /// causal sigmoid attention, from the reference's own normalized input: against the
 /// reference's attention output, for a prompt of 8 tokens and for one of 6 padded to 8.
@@ -60,16 +82,7 @@ fn folded_projections_and_attention_match_the_reference() {
     let cfg = model.config().clone();
     let ctx = leveled();
     let mut rng = ChaCha20Rng::seed_from_u64(31);
-    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
-    let slots = ctx.n() / 2;
-    let request = KeyRequest::new()
-        .with_relinearization()
-        .with_rotations(&ctx, &block_rotations(&cfg, 8, slots, false).unwrap());
-    let eval = Evaluator::new(
-        &ctx,
-        EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap(),
-    )
-    .unwrap();
+    let (sk, eval) = keys(&ctx, &cfg, &[], &mut rng);
     let (h, hd) = (cfg.num_attention_heads, cfg.head_dim);
     for prompt in [&b"ENSI run"[..], &b"Hello "[..]] {
         let real: Vec<u32> = prompt.iter().map(|&b| u32::from(b)).collect();
@@ -133,16 +146,7 @@ fn inline_rms_norm_matches_the_reference() {
     let cfg = model.config().clone();
     let ctx = leveled();
     let mut rng = ChaCha20Rng::seed_from_u64(32);
-    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
-    let slots = ctx.n() / 2;
-    let request = KeyRequest::new()
-        .with_relinearization()
-        .with_rotations(&ctx, &block_rotations(&cfg, 8, slots, false).unwrap());
-    let eval = Evaluator::new(
-        &ctx,
-        EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap(),
-    )
-    .unwrap();
+    let (sk, eval) = keys(&ctx, &cfg, &[], &mut rng);
     let tokens: Vec<u32> = b"Encrypt!".iter().map(|&b| u32::from(b)).collect();
     let trace = reference(&tokens);
     let layer = &trace.layers[1];
@@ -274,18 +278,12 @@ fn both_layouts_agree_through_the_conversions() {
     let cfg = model.config().clone();
     let ctx = leveled();
     let mut rng = ChaCha20Rng::seed_from_u64(34);
-    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
-    let slots = ctx.n() / 2;
-    let mut rotations = block_rotations(&cfg, 8, slots, false).unwrap();
-    rotations.extend(block_to_column_rotations(cfg.q_dim(), 8));
-    let request = KeyRequest::new()
-        .with_relinearization()
-        .with_rotations(&ctx, &rotations);
-    let eval = Evaluator::new(
+    let (sk, eval) = keys(
         &ctx,
-        EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap(),
-    )
-    .unwrap();
+        &cfg,
+        &block_to_column_rotations(cfg.q_dim(), 8),
+        &mut rng,
+    );
     let tokens: Vec<u32> = b"Layouts!".iter().map(|&b| u32::from(b)).collect();
     let trace = reference(&tokens);
     let layer = &trace.layers[0];
