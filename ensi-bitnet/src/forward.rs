@@ -19,7 +19,8 @@ use crate::linear::Linear;
 use crate::matrix::Matrix;
 use crate::model::{Layer, Model};
 use crate::ops::{
-    AttentionKind, apply_rope, argmax, attention_head, relu_squared, rms_norm, rope_angles, silu,
+    AttentionKind, apply_rope, argmax, attention_head, relu_squared, rms_norm, rope_angles,
+    sigmoid_attention_bias, silu,
 };
 use crate::ternary::absmean_ternarize;
 
@@ -343,6 +344,88 @@ pub fn generate_greedy<F: Float>(
         out.push(next);
     }
     Ok(out)
+}
+
+/// Greedy decoding as a server with a key/value cache computes it under sigmoid attention
+/// with the bias `-ln n`: the prompt is one pass with the bias of its length, and each new
+/// token's row attends with the bias of the sequence up to it, to keys and values of the
+/// earlier positions **as they were computed** (the cache is never recomputed). Softmax
+/// attention does not depend on the length, so there this equals [`generate_greedy`]; for
+/// sigmoid attention the earlier rows of layers after the first differ slightly from a full
+/// recomputation at the new length, and this is the reference of an encrypted cache.
+/// Returns the new tokens and the logits each was chosen from.
+pub fn generate_greedy_cached<F: Float>(
+    model: &Model,
+    prompt: &[u32],
+    steps: usize,
+    options: &ForwardOptions,
+) -> Result<(Vec<u32>, Vec<Vec<F>>)> {
+    let c = model.config();
+    let with_bias = |n: usize| {
+        let mut o = *options;
+        if o.attention == AttentionKind::Sigmoid {
+            o.attention = AttentionKind::SigmoidBias(sigmoid_attention_bias::<f64>(n));
+        }
+        o
+    };
+    let trace = forward::<F>(model, prompt, &with_bias(prompt.len()))?;
+    // Every layer's input rows so far: they fix the cached keys and values.
+    let mut inputs: Vec<Matrix<F>> = trace.layers.iter().map(|l| l.input.clone()).collect();
+    let mut logits = trace.logits.row(prompt.len() - 1).to_vec();
+    let (mut tokens, mut chosen) = (vec![], vec![]);
+    for step in 0..steps {
+        let next = argmax(&logits).map_or(0, |i| i as u32);
+        tokens.push(next);
+        chosen.push(logits);
+        if step + 1 == steps {
+            break;
+        }
+        let n = prompt.len() + tokens.len();
+        if n > c.max_position_embeddings {
+            return Err(Error::SequenceTooLong {
+                len: n,
+                max: c.max_position_embeddings,
+            });
+        }
+        let e = model.embedding(next).ok_or(Error::TokenOutOfRange {
+            position: n - 1,
+            token: next,
+            vocab_size: c.vocab_size,
+        })?;
+        let mut x: Vec<F> = e.iter().map(|&v| F::from_f32(v)).collect();
+        let rope: Vec<_> = (0..n)
+            .map(|p| rope_angles::<F>(p, c.head_dim, c.rope_theta))
+            .collect();
+        for (layer, seen) in model.layers().iter().zip(&mut inputs) {
+            let mut data = seen.as_slice().to_vec();
+            data.extend_from_slice(&x);
+            *seen = Matrix::from_vec(n, c.hidden_size, data).ok_or(Error::LengthMismatch {
+                what: "cached layer inputs".into(),
+                expected: n * c.hidden_size,
+                actual: 0,
+            })?;
+            // The earlier rows' keys and values come from their stored inputs, unchanged;
+            // only the new row's output is kept.
+            let t = layer_forward(model, layer, seen.clone(), &rope, &with_bias(n))?;
+            x = t.output.row(n - 1).to_vec();
+        }
+        let mut last = vec![F::ZERO; c.hidden_size];
+        rms_norm(&x, model.norm(), c.rms_norm_eps, &mut last)?;
+        let head = model.lm_head();
+        logits = (0..c.vocab_size)
+            .map(|t| {
+                let mut acc = F::ZERO;
+                for (&w, &v) in head[t * c.hidden_size..(t + 1) * c.hidden_size]
+                    .iter()
+                    .zip(&last)
+                {
+                    acc += F::from_f32(w) * v;
+                }
+                acc
+            })
+            .collect();
+    }
+    Ok((tokens, chosen))
 }
 
 impl Model {

@@ -51,7 +51,9 @@ pub use config::{Activation, Family, LoadOptions, ModelConfig};
 pub use embedded::{EMBEDDED_SEED, embedded_config, embedded_model, random_model};
 pub use error::{Error, Result};
 pub use float::Float;
-pub use forward::{ForwardOptions, LayerTrace, Trace, forward, generate_greedy};
+pub use forward::{
+    ForwardOptions, LayerTrace, Trace, forward, generate_greedy, generate_greedy_cached,
+};
 pub use linear::{DenseMatrix, Linear};
 #[cfg(feature = "std")]
 pub use loader::{load_checkpoint, load_safetensors, parse_shard_index, save_checkpoint};

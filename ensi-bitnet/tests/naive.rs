@@ -350,3 +350,50 @@ fn greedy_decoding_appends_the_argmax_each_step() {
         Err(ensi_bitnet::Error::SequenceTooLong { len: 257, max: 256 })
     ));
 }
+
+/// The cached decoding: with softmax attention (which does not depend on the length) it is
+/// exactly the full recomputation, token for token and logit for logit against the naive pass;
+/// with sigmoid attention its first choice is the prompt's own (the bias of the prompt's
+/// length), and later ones stay close to the full recomputation.
+#[test]
+fn cached_decoding_reuses_the_earlier_rows() {
+    let m = embedded_model().unwrap();
+    let prompt = [72u32, 105, 33];
+    let soft = ForwardOptions::new(AttentionKind::Softmax, false);
+    let (tokens, logits) =
+        ensi_bitnet::generate_greedy_cached::<f64>(&m, &prompt, 4, &soft).unwrap();
+    assert_eq!(
+        tokens,
+        ensi_bitnet::generate_greedy::<f64>(&m, &prompt, 4, &soft).unwrap()
+    );
+    let mut seq = prompt.to_vec();
+    for (t, l) in tokens.iter().zip(&logits) {
+        let naive = naive_forward(&m, &seq, &soft);
+        let last = naive.logits.last().unwrap();
+        let err = last
+            .iter()
+            .zip(l)
+            .fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
+        assert!(err < 1e-9, "{err}");
+        seq.push(*t);
+    }
+    let sig = ForwardOptions::new(AttentionKind::Sigmoid, false);
+    let (tokens, logits) =
+        ensi_bitnet::generate_greedy_cached::<f64>(&m, &prompt, 4, &sig).unwrap();
+    let naive = naive_forward(&m, &prompt, &sig);
+    let err = naive
+        .logits
+        .last()
+        .unwrap()
+        .iter()
+        .zip(&logits[0])
+        .fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
+    assert!(err < 1e-9, "{err}");
+    assert_eq!(tokens.len(), 4);
+    assert!(
+        ensi_bitnet::generate_greedy_cached::<f64>(&m, &prompt, 0, &sig)
+            .unwrap()
+            .0
+            .is_empty()
+    );
+}

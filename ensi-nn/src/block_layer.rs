@@ -241,8 +241,9 @@ fn rope_tables(n_pad: usize, hd: usize, theta: f64) -> Vec<(Vec<f64>, Vec<f64>)>
 }
 
 /// The query (`kv = false`) or key projection with RoPE, GQA and the head layout folded:
-/// row `rho = c * H + h` of token `t` is `factor * (cos W[r] + sign sin W[partner])`, scaled by
-/// the weight scale and the gain of the input's columns.
+/// row `rho = c * H + h` of token `t` is `factor * (cos W[r] + sign sin W[partner])` at the
+/// angle of position `position(t)` (a zero row where that is `None`), scaled by the weight
+/// scale and the gain of the input's columns.
 #[allow(clippy::too_many_arguments)]
 fn roped_projection(
     eval: &Evaluator,
@@ -251,6 +252,7 @@ fn roped_projection(
     gamma: &[f32],
     cfg: &ModelConfig,
     kv: bool,
+    position: &dyn Fn(usize) -> Option<usize>,
     factor: f64,
     out_scale: f64,
 ) -> Result<BlockMatrix, CkksError> {
@@ -264,11 +266,11 @@ fn roped_projection(
         y,
         hl.cols(),
         |rho, col, t| {
-            let Some((head, c)) = hl.split(rho) else {
+            let (Some((head, c)), Some(p)) = (hl.split(rho), position(t)) else {
                 return 0.0;
             };
             let src = if kv { head / group } else { head };
-            let (cos, sin) = (tables[t].0[c % half], tables[t].1[c % half]);
+            let (cos, sin) = (tables[p].0[c % half], tables[p].1[c % half]);
             let (partner, sign) = if c < half {
                 (c + half, -1.0)
             } else {
@@ -301,6 +303,27 @@ fn projection(
     )
 }
 
+/// `ct * m` rescaled back to `scale`, for the 0/1 mask `m` whose slot `s` is `keep(s mod n)`
+/// (`n` the padded token count: the mask picks rows of the column-block layout). One level.
+fn mask_rows(
+    eval: &Evaluator,
+    ct: &Ciphertext,
+    n: usize,
+    keep: &dyn Fn(usize) -> bool,
+    scale: f64,
+) -> Result<Ciphertext, CkksError> {
+    let ctx = eval.context();
+    let (level, slots) = (ct.level(), ct.slots());
+    let q_l = ctx.params().q()[level] as f64;
+    let mask: Vec<f64> = (0..slots)
+        .map(|s| if keep(s % n) { 1.0 } else { 0.0 })
+        .collect();
+    let pt = ctx.encode(&mask, slots, level, q_l)?;
+    let mut m = eval.rescale(&eval.mul_plain(ct, &pt)?)?;
+    eval.match_scale(&mut m, scale)?;
+    Ok(m)
+}
+
 /// Causal sigmoid attention on `q`, `k`, `v` in the head layout (see the module
 /// documentation). `sigmoid` is a polynomial of `u = s + beta` where `s` is what the folded
 /// query-key product gives. The output (head layout) is one level below the weights.
@@ -315,7 +338,6 @@ pub fn block_attention(
     beta: f64,
     log: &mut dyn FnMut(&'static str, usize),
 ) -> Result<BlockMatrix, CkksError> {
-    let ctx = eval.context();
     let hl = heads(cfg)?;
     let n = q.n_pad();
     if q.cols() != hl.cols() || k.cols() != hl.cols() || v.cols() != hl.cols() {
@@ -326,8 +348,7 @@ pub fn block_attention(
     let shifts: Vec<isize> = (1..n).map(|r| -(r as isize)).collect();
     let ks = eval.rotate_hoisted(k.ciphertext(), &shifts)?;
     let vs = eval.rotate_hoisted(v.ciphertext(), &shifts)?;
-    let delta = ctx.params().default_scale();
-    let slots = q.ciphertext().slots();
+    let delta = eval.context().params().default_scale();
     let mut acc: Option<Ciphertext> = None;
     for r in 0..n {
         let kr = if r == 0 { k.ciphertext() } else { &ks[r - 1] };
@@ -344,15 +365,7 @@ pub fn block_attention(
         let vr = if r == 0 {
             v.ciphertext().clone()
         } else {
-            let lv = vs[r - 1].level();
-            let q_l = ctx.params().q()[lv] as f64;
-            let mask: Vec<f64> = (0..slots)
-                .map(|s| if s % n >= r { 1.0 } else { 0.0 })
-                .collect();
-            let pt = ctx.encode(&mask, slots, lv, q_l)?;
-            let mut m = eval.rescale(&eval.mul_plain(&vs[r - 1], &pt)?)?;
-            eval.match_scale(&mut m, v.scale())?;
-            m
+            mask_rows(eval, &vs[r - 1], n, &|t| t >= r, v.scale())?
         };
         let vr = eval.drop_to_level(&vr, a.level())?;
         let t = eval.tensor(&a, &vr)?;
@@ -364,6 +377,163 @@ pub fn block_attention(
     let acc = acc.ok_or(invalid("attention needs a token"))?;
     let out = eval.rescale(&eval.relinearize(&acc)?)?;
     Ok(q.with_ciphertext(out))
+}
+
+/// One new token's causal sigmoid attention against the cache: `q` holds the token's query
+/// in every row, `k` and `v` the keys and values of positions `0..=position` (zero rows
+/// beyond). Every row of the output is the token's attention output, so the rest of the layer
+/// runs on it unchanged.
+///
+/// The weights `A_s = sigmoid(q . k_s + beta)` take one product, one head sum and **one**
+/// sigmoid (a prompt of `n` rows takes `n`). The sum `o = sum_{s <= position} A_s v_s`, wanted
+/// in every row, is a cyclic rotate-and-add inside each column's block of `n_pad` slots: row
+/// `t` gathers position `(t + j) mod n_pad` for `j = 0 .. n_pad - 1`, through a rotation by
+/// `j` where `t + j < n_pad` and by `j - n_pad` where it wraps. Both the weights and the values
+/// are rotated (hoisted); each (rotation, half) is one tensor product with the values masked to
+/// the rows that read their own column at a position `<= position`. The masks sit on the value
+/// side, so the output is at the level of the prompt's attention output; the products are
+/// summed as tensors and relinearized once.
+#[allow(clippy::too_many_arguments)]
+pub fn step_attention(
+    eval: &Evaluator,
+    q: &BlockMatrix,
+    k: &BlockMatrix,
+    v: &BlockMatrix,
+    cfg: &ModelConfig,
+    sigmoid: &ChebyshevPoly,
+    beta: f64,
+    position: usize,
+    log: &mut dyn FnMut(&'static str, usize),
+) -> Result<BlockMatrix, CkksError> {
+    let hl = heads(cfg)?;
+    let n = q.n_pad();
+    if q.cols() != hl.cols() || k.cols() != hl.cols() || v.cols() != hl.cols() {
+        return Err(invalid(
+            "q, k, v must be in the head layout (heads x head_dim columns)",
+        ));
+    }
+    if k.n_pad() != n || v.n_pad() != n || position >= n {
+        return Err(invalid(
+            "the cache must have the query's rows, and the position must be below them",
+        ));
+    }
+    let delta = eval.context().params().default_scale();
+    let kk = eval.drop_to_level(k.ciphertext(), q.level())?;
+    let prod = eval.rescale(&eval.mul_relin(q.ciphertext(), &kk)?)?;
+    let s = rotate_sum(eval, &prod, hl.padded * n, hl.hd.trailing_zeros() as usize)?;
+    let u = eval.add_const(&s, beta)?;
+    let a = eval.evaluate_chebyshev(&u, sigmoid, delta)?.0;
+    log(BLOCK_STEPS[2], a.level());
+    // (shift, wraps): row t reads position t + shift (mod n) of its own column.
+    let terms: Vec<(isize, bool)> = (0..n)
+        .flat_map(|j| [(j, false), (j, true)])
+        .filter(|&(j, wraps)| !(wraps && j == 0))
+        .filter(|&(j, wraps)| step_rows(n, position, j, wraps).any(|keep| keep))
+        .map(|(j, wraps)| (j as isize - if wraps { n as isize } else { 0 }, wraps))
+        .collect();
+    let shifts: Vec<isize> = terms.iter().map(|t| t.0).filter(|&s| s != 0).collect();
+    let a_rot = eval.rotate_hoisted(&a, &shifts)?;
+    let v_rot = eval.rotate_hoisted(v.ciphertext(), &shifts)?;
+    let mut acc: Option<Ciphertext> = None;
+    let mut next = 0;
+    for &(shift, wraps) in &terms {
+        let (ar, vr) = if shift == 0 {
+            (&a, v.ciphertext())
+        } else {
+            next += 1;
+            (&a_rot[next - 1], &v_rot[next - 1])
+        };
+        let j = shift.rem_euclid(n as isize) as usize;
+        let rows: Vec<bool> = step_rows(n, position, j, wraps).collect();
+        let vm = mask_rows(eval, vr, n, &|t| rows[t], v.scale())?;
+        let vm = eval.drop_to_level(&vm, ar.level())?;
+        let t = eval.tensor(ar, &vm)?;
+        match &mut acc {
+            None => acc = Some(t),
+            Some(x) => eval.add_assign(x, &t)?,
+        }
+    }
+    let acc = acc.ok_or(invalid("attention needs a position"))?;
+    let out = eval.rescale(&eval.relinearize(&acc)?)?;
+    Ok(q.with_ciphertext(out))
+}
+
+/// The rows `t` of [`step_attention`]'s term `(j, wraps)`: those whose position `t + j`
+/// (`t + j - n` when it wraps) lies in their own column's block and at most `position`.
+fn step_rows(n: usize, position: usize, j: usize, wraps: bool) -> impl Iterator<Item = bool> {
+    (0..n).map(move |t| {
+        if wraps {
+            t + j >= n && t + j - n <= position
+        } else {
+            t + j < n && t + j <= position
+        }
+    })
+}
+
+/// Which rows a layer computes and which positions its keys and values hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// A prompt of `tokens` real tokens, padded to the rows of the input (repeating the last
+    /// token): row `t` is position `t`. The keys and values of the padding rows are zero, so
+    /// they are an empty cache for later positions; causality keeps the real rows exact.
+    Prompt {
+        /// The real prompt length.
+        tokens: usize,
+    },
+    /// One new token at `position`, the same in every row, attending to the cache of the
+    /// positions before it (and itself, added to the cache first).
+    Step {
+        /// The token's position (the number of tokens before it).
+        position: usize,
+    },
+}
+
+impl Rows {
+    /// The position whose RoPE angle row `t`'s query takes.
+    fn query_position(self, t: usize) -> usize {
+        match self {
+            Rows::Prompt { .. } => t,
+            Rows::Step { position } => position,
+        }
+    }
+
+    /// The position of row `t`'s key and value, or `None` where they are zero.
+    fn key_position(self, t: usize) -> Option<usize> {
+        match self {
+            Rows::Prompt { tokens } => (t < tokens).then_some(t),
+            Rows::Step { position } => (t == position).then_some(position),
+        }
+    }
+
+    /// An error unless the prompt or the position fits `n` rows.
+    fn check(self, n: usize) -> Result<(), CkksError> {
+        let fits = match self {
+            Rows::Prompt { tokens } => (1..=n).contains(&tokens),
+            Rows::Step { position } => position < n,
+        };
+        fits.then_some(()).ok_or(invalid(
+            "the prompt length or the new token's position must fit the rows of the input \
+             (the cache's capacity)",
+        ))
+    }
+
+    /// How many positions the attention sees (the sigmoid bias is minus its logarithm).
+    pub fn attended(self) -> usize {
+        match self {
+            Rows::Prompt { tokens } => tokens,
+            Rows::Step { position } => position + 1,
+        }
+    }
+}
+
+/// One layer's encrypted keys (RoPE applied) and values in the head layout, one row per
+/// position of the capacity (the rows of the layer's input), zero where no token has been yet.
+#[derive(Clone, Debug)]
+pub struct LayerCache {
+    /// The keys.
+    pub k: BlockMatrix,
+    /// The values.
+    pub v: BlockMatrix,
 }
 
 /// The attention half of a layer on the normalized input `y1` (no gain: it is folded): the Q,
@@ -378,12 +548,35 @@ pub fn attention_block(
     tokens: usize,
     log: &mut dyn FnMut(&'static str, usize),
 ) -> Result<BlockMatrix, CkksError> {
+    attention_rows(eval, y1, w, cfg, plan, Rows::Prompt { tokens }, None, log)
+}
+
+/// [`attention_block`] for `rows`: a prompt (whose keys and values are stored in `cache` when
+/// one is given) or a new token (whose key and value are added to `cache` first, and which
+/// attends through it: [`step_attention`]).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_rows(
+    eval: &Evaluator,
+    y1: &BlockMatrix,
+    w: &Layer,
+    cfg: &ModelConfig,
+    plan: &LayerPlan,
+    rows: Rows,
+    cache: Option<&mut Option<LayerCache>>,
+    log: &mut dyn FnMut(&'static str, usize),
+) -> Result<BlockMatrix, CkksError> {
+    rows.check(y1.n_pad())?;
     let delta = eval.context().params().default_scale();
     let hl = heads(cfg)?;
     let hd = hl.hd;
-    let (alpha, beta) = plan.scores.affine();
+    // Zero keys (padding rows, positions not reached yet) score 0: the sigmoid's interval
+    // must hold it, or the polynomial explodes there before the value-side mask clears it.
+    let scores = plan.scores.including(0.0);
+    let (alpha, beta) = scores.affine();
     let g1 = &w.input_layernorm;
     let q_factor = alpha / libm::sqrt(hd as f64);
+    let query = |t| Some(rows.query_position(t));
+    let key = |t| rows.key_position(t);
     let q = roped_projection(
         eval,
         y1,
@@ -391,10 +584,21 @@ pub fn attention_block(
         g1,
         cfg,
         false,
+        &query,
         q_factor,
         delta,
     )?;
-    let k = roped_projection(eval, y1, ternary(&w.k_proj)?, g1, cfg, true, 1.0, delta)?;
+    let k = roped_projection(
+        eval,
+        y1,
+        ternary(&w.k_proj)?,
+        g1,
+        cfg,
+        true,
+        &key,
+        1.0,
+        delta,
+    )?;
     let wv = ternary(&w.v_proj)?;
     let group = hl.group;
     let mult_v = wv.scale().multiplier::<f64>();
@@ -402,8 +606,8 @@ pub fn attention_block(
         eval,
         y1,
         hl.cols(),
-        |rho, col, _| {
-            let Some((head, c)) = hl.split(rho) else {
+        |rho, col, t| {
+            let (Some((head, c)), Some(_)) = (hl.split(rho), key(t)) else {
                 return 0.0;
             };
             mult_v * f64::from(wv.get((head / group) * hd + c, col)) * f64::from(g1[col])
@@ -411,9 +615,28 @@ pub fn attention_block(
         delta,
     )?;
     log(BLOCK_STEPS[1], q.level().min(k.level()).min(v.level()));
-    let bias = -libm::log(tokens.max(1) as f64);
-    let sigmoid = sigmoid_in_u(plan.scores, bias, plan.sigmoid_degree);
-    block_attention(eval, &q, &k, &v, cfg, &sigmoid, beta, log)
+    let bias = -libm::log(rows.attended().max(1) as f64);
+    let sigmoid = sigmoid_in_u(scores, bias, plan.sigmoid_degree);
+    match rows {
+        Rows::Prompt { .. } => {
+            let o = block_attention(eval, &q, &k, &v, cfg, &sigmoid, beta, log)?;
+            if let Some(slot) = cache {
+                *slot = Some(LayerCache { k, v });
+            }
+            Ok(o)
+        }
+        Rows::Step { position } => {
+            let c = cache.and_then(|c| c.as_mut()).ok_or(invalid(
+                "a new token needs the cache of the earlier positions",
+            ))?;
+            if c.k.n_pad() != k.n_pad() || c.k.cols() != k.cols() || c.v.cols() != v.cols() {
+                return Err(invalid("the cache does not match the layer's shape"));
+            }
+            c.k = residual(eval, &c.k, &k)?;
+            c.v = residual(eval, &c.v, &v)?;
+            step_attention(eval, &q, &c.k, &c.v, cfg, &sigmoid, beta, position, log)
+        }
+    }
 }
 
 /// The gated FFN on the normalized input `y2` (no gain: it is folded): gate and up, the
@@ -543,6 +766,22 @@ pub fn block_layer_logged(
     tokens: usize,
     log: &mut dyn FnMut(&'static str, usize),
 ) -> Result<BlockMatrix, CkksError> {
+    layer_rows(bts, x, w, cfg, plan, Rows::Prompt { tokens }, None, log)
+}
+
+/// One decoder layer on `rows` of `x`, with the keys and values stored in or read from
+/// `cache` (see [`attention_rows`]).
+#[allow(clippy::too_many_arguments)]
+fn layer_rows(
+    bts: &Bootstrapper,
+    x: &BlockMatrix,
+    w: &Layer,
+    cfg: &ModelConfig,
+    plan: &LayerPlan,
+    rows: Rows,
+    cache: Option<&mut Option<LayerCache>>,
+    log: &mut dyn FnMut(&'static str, usize),
+) -> Result<BlockMatrix, CkksError> {
     let eval = bts.evaluator();
     let eps = cfg.rms_norm_eps;
     if !x.tokens().is_power_of_two() || x.cols() != cfg.hidden_size {
@@ -551,6 +790,7 @@ pub fn block_layer_logged(
              (pad the prompt)",
         ));
     }
+    rows.check(x.tokens())?;
     let hl = heads(cfg)?;
     // Attention.
     let y1 = normalize_refreshed(
@@ -562,7 +802,7 @@ pub fn block_layer_logged(
         plan.unit_bounds[0],
     )?;
     log(BLOCK_STEPS[0], y1.level());
-    let o = attention_block(eval, &y1, w, cfg, plan, tokens, log)?;
+    let o = attention_rows(eval, &y1, w, cfg, plan, rows, cache, log)?;
     log(BLOCK_STEPS[3], o.level());
     let ya = normalize_refreshed(
         bts,
@@ -639,11 +879,32 @@ fn residual(eval: &Evaluator, x: &BlockMatrix, y: &BlockMatrix) -> Result<BlockM
 /// real tokens' outputs exactly those of the unpadded prompt; the padding rows are computed
 /// and ignored.
 pub fn pad_prompt(tokens: &[u32]) -> Vec<u32> {
+    pad_prompt_to(tokens, tokens.len().next_power_of_two())
+}
+
+/// The prompt padded to `rows` tokens (at least its length) by repeating its last token: a
+/// generation's prompt is padded to the cache's capacity.
+pub fn pad_prompt_to(tokens: &[u32], rows: usize) -> Vec<u32> {
     let mut out = tokens.to_vec();
     if let Some(&last) = tokens.last() {
-        out.resize(tokens.len().next_power_of_two(), last);
+        out.resize(rows.max(tokens.len()), last);
     }
     out
+}
+
+/// The capacity a generation needs: the prompt and every new token but the last (which is
+/// only predicted), rounded up to a power of two.
+pub fn generation_capacity(prompt: usize, new_tokens: usize) -> usize {
+    (prompt + new_tokens.saturating_sub(1))
+        .max(1)
+        .next_power_of_two()
+}
+
+/// The rotations [`step_attention`] needs besides [`block_rotations`]'s, for a capacity of
+/// `n_pad` positions: `j` and `j - n_pad` for `j = 1 .. n_pad - 1`.
+pub fn step_rotations(n_pad: usize) -> Vec<isize> {
+    let n = n_pad as isize;
+    (1..n).flat_map(|j| [j, j - n]).collect()
 }
 
 /// Every rotation the column-block forward pass needs besides bootstrapping's, for `n_pad`
@@ -691,6 +952,148 @@ pub fn block_forward(
     progress: &mut dyn FnMut(crate::decoder::Progress),
     layer_output: &mut dyn FnMut(usize, &BlockMatrix),
 ) -> Result<BlockMatrix, CkksError> {
+    let rows = Rows::Prompt { tokens };
+    forward_rows(bts, model, x, plan, rows, None, progress, layer_output)
+}
+
+/// The encrypted keys and values of every layer for the positions a generation has seen: the
+/// server's state between rounds. Its capacity (the rows of every matrix, a power of two) is
+/// fixed when the prompt is run; each round adds one position.
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    len: usize,
+}
+
+impl KvCache {
+    /// A cache of `len` filled positions from its layers' keys and values (as read back from a
+    /// file): every matrix must have the same rows (the capacity) and columns, and
+    /// `1 <= len <= capacity`.
+    pub fn new(layers: Vec<LayerCache>, len: usize) -> Result<Self, CkksError> {
+        let first = layers.first().ok_or(invalid("a cache needs a layer"))?;
+        let (rows, cols) = (first.k.tokens(), first.k.cols());
+        let same = layers.iter().all(|l| {
+            [&l.k, &l.v]
+                .iter()
+                .all(|m| m.tokens() == rows && m.cols() == cols)
+        });
+        if !same || !rows.is_power_of_two() || len == 0 || len > rows {
+            return Err(invalid(
+                "a cache's matrices must share a power-of-two row count and the columns, with \
+                 1 <= filled positions <= rows",
+            ));
+        }
+        Ok(Self { layers, len })
+    }
+
+    /// The positions filled (the tokens seen so far).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a cache holds at least the prompt's first token.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The positions it can hold.
+    pub fn capacity(&self) -> usize {
+        self.layers[0].k.tokens()
+    }
+
+    /// Every layer's keys and values.
+    pub fn layers(&self) -> &[LayerCache] {
+        &self.layers
+    }
+}
+
+/// [`block_forward`] for a generation: `x` holds the prompt padded to the cache's capacity
+/// (the most positions the generation will reach, a power of two; see [`pad_prompt_to`]), and
+/// the keys and values of every layer are returned as the cache for [`block_step`].
+pub fn block_prefill(
+    bts: &Bootstrapper,
+    model: &Model,
+    x: &BlockMatrix,
+    plan: &ModelPlan,
+    tokens: usize,
+    progress: &mut dyn FnMut(crate::decoder::Progress),
+    layer_output: &mut dyn FnMut(usize, &BlockMatrix),
+) -> Result<(BlockMatrix, KvCache), CkksError> {
+    let rows = Rows::Prompt { tokens };
+    let mut slots: Vec<Option<LayerCache>> = alloc::vec![None; model.layers().len()];
+    let out = forward_rows(
+        bts,
+        model,
+        x,
+        plan,
+        rows,
+        Some(&mut slots),
+        progress,
+        layer_output,
+    )?;
+    let layers = slots
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or(invalid("a layer did not store its keys and values"))?;
+    Ok((out, KvCache::new(layers, tokens)?))
+}
+
+/// One generation round on the server: `x` holds the new token's embedding in every row (as
+/// many rows as the cache's capacity), at position `cache.len()`. Its key and value join the
+/// cache, it attends to every earlier position through the cache (one sigmoid per layer, see
+/// [`step_attention`]), and the final hidden state is returned in every row. `plan` is the
+/// calibration of prompts of `cache.len() + 1` tokens. The cache is changed only on success.
+pub fn block_step(
+    bts: &Bootstrapper,
+    model: &Model,
+    x: &BlockMatrix,
+    plan: &ModelPlan,
+    cache: &mut KvCache,
+    progress: &mut dyn FnMut(crate::decoder::Progress),
+    layer_output: &mut dyn FnMut(usize, &BlockMatrix),
+) -> Result<BlockMatrix, CkksError> {
+    let position = cache.len();
+    if position >= cache.capacity() {
+        return Err(invalid(
+            "the cache is full: run the prompt again with a larger capacity",
+        ));
+    }
+    if x.tokens() != cache.capacity() || cache.layers.len() != model.layers().len() {
+        return Err(invalid(
+            "the new token must fill the cache's rows, and the cache must have every layer",
+        ));
+    }
+    let mut slots: Vec<Option<LayerCache>> = cache.layers.iter().cloned().map(Some).collect();
+    let out = forward_rows(
+        bts,
+        model,
+        x,
+        plan,
+        Rows::Step { position },
+        Some(&mut slots),
+        progress,
+        layer_output,
+    )?;
+    cache.layers = slots
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or(invalid("a layer lost its cache"))?;
+    cache.len += 1;
+    Ok(out)
+}
+
+/// The layers and the final norm on `rows` of `x`, with one cache slot per layer when given.
+#[allow(clippy::too_many_arguments)]
+fn forward_rows(
+    bts: &Bootstrapper,
+    model: &Model,
+    x: &BlockMatrix,
+    plan: &ModelPlan,
+    rows: Rows,
+    mut caches: Option<&mut [Option<LayerCache>]>,
+    progress: &mut dyn FnMut(crate::decoder::Progress),
+    layer_output: &mut dyn FnMut(usize, &BlockMatrix),
+) -> Result<BlockMatrix, CkksError> {
     let cfg = model.config();
     if plan.layers.len() != model.layers().len() {
         return Err(invalid("one layer plan per decoder layer"));
@@ -699,7 +1102,8 @@ pub fn block_forward(
     let count = model.layers().len();
     for (index, (w, p)) in model.layers().iter().zip(&plan.layers).enumerate() {
         progress(crate::decoder::Progress::Layer { index, count });
-        x = block_layer_logged(bts, &x, w, cfg, p, tokens, &mut |name, level| {
+        let slot = caches.as_deref_mut().map(|c| &mut c[index]);
+        x = layer_rows(bts, &x, w, cfg, p, rows, slot, &mut |name, level| {
             progress(crate::decoder::Progress::Step { name, level })
         })?;
         layer_output(index, &x);

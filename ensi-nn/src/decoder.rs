@@ -52,6 +52,14 @@ impl Interval {
         (2.0 / w, -(self.hi + self.lo) / w)
     }
 
+    /// The smallest interval holding this one and `x`.
+    pub fn including(self, x: f64) -> Self {
+        Self {
+            lo: self.lo.min(x),
+            hi: self.hi.max(x),
+        }
+    }
+
     fn of(values: impl Iterator<Item = f64>) -> Self {
         let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
         Self { lo, hi }

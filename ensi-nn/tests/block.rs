@@ -346,3 +346,265 @@ fn both_layouts_agree_through_the_conversions() {
         assert!(e < 1e-6, "{e}");
     }
 }
+
+/// Generation through the encrypted key/value cache, attention only (no bootstrap): the prompt
+/// "Hello " (6 tokens, capacity 8) stores its keys and values, then two new tokens at
+/// positions 6 and 7 each attend through the cache with one sigmoid. Every row of a new
+/// token's output must be the reference's attention output of that token in the whole
+/// sequence ("Hello w", "Hello wo"); position 7 uses every wrapped rotation. (The first
+/// layer's keys and values depend on the embeddings alone, so the cached ones are exactly
+/// those of the whole sequence; later layers' depend on the sigmoid bias `-ln n` of the
+/// length they were computed at: the whole-model test below compares those with
+/// `generate_greedy_cached`.)
+#[test]
+fn new_tokens_attend_through_the_cache() {
+    use ensi_nn::block_layer::{LayerCache, Rows, attention_rows, step_rotations};
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let ctx = leveled();
+    let mut rng = ChaCha20Rng::seed_from_u64(34);
+    let (sk, eval) = keys(&ctx, &cfg, &step_rotations(8), &mut rng);
+    let (h, hd, q) = (cfg.num_attention_heads, cfg.head_dim, cfg.q_dim());
+    let scale = ctx.params().default_scale();
+    let text = b"Hello wo";
+    let all: Vec<u32> = text.iter().map(|&b| u32::from(b)).collect();
+    // The head layout (column c * H + h) back to the model's (h * hd + c), row by row.
+    let model_order = |got: &[f64], rows: usize| -> Vec<f64> {
+        (0..rows * q)
+            .map(|i| {
+                let (t, m) = (i / q, i % q);
+                got[t * q + (m % hd) * h + m / hd]
+            })
+            .collect()
+    };
+    let mut cache: Option<LayerCache> = None;
+    for len in 6..=8 {
+        let seq = &all[..len];
+        let trace = reference(seq);
+        let layer = &trace.layers[0];
+        let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
+        let y = unit_rows(&layer.input, cfg.rms_norm_eps);
+        let (rows, input) = if len == 6 {
+            // The prompt, padded to the capacity by repeating its last row.
+            let mut p = y.clone();
+            for _ in len..8 {
+                p.extend_from_slice(&y[(len - 1) * cfg.hidden_size..]);
+            }
+            (Rows::Prompt { tokens: len }, p)
+        } else {
+            // The new token in every row.
+            let last = &y[(len - 1) * cfg.hidden_size..];
+            (Rows::Step { position: len - 1 }, last.repeat(8))
+        };
+        let x =
+            BlockMatrix::encrypt(&ctx, &sk, &input, 8, ctx.max_level(), scale, &mut rng).unwrap();
+        let mut levels = Vec::new();
+        let o = attention_rows(
+            &eval,
+            &x,
+            &model.layers()[0],
+            &cfg,
+            &plan,
+            rows,
+            Some(&mut cache),
+            &mut |s, l| levels.push((s, l)),
+        )
+        .unwrap();
+        let got = model_order(&o.decrypt(&ctx, &sk).unwrap(), 8);
+        let expect = &layer.attn_output;
+        let err = if len == 6 {
+            rel_err(expect, &got, len)
+        } else {
+            // Every row holds the new token's output.
+            let row = Matrix::from_vec(1, q, expect.row(len - 1).to_vec()).unwrap();
+            (0..8)
+                .map(|t| rel_err(&row, &got[t * q..(t + 1) * q], 1))
+                .fold(0.0f64, f64::max)
+        };
+        eprintln!("{rows:?}: attention output error {err:.2e}, levels {levels:?}");
+        assert!(err < 1e-3, "{rows:?}: {err}");
+        // The same levels as the prompt's attention.
+        assert_eq!(levels[0].1, ctx.max_level() - 1);
+        assert_eq!(o.level() + 1, levels[1].1);
+    }
+    // A full cache refuses another token.
+    let x = BlockMatrix::encrypt(
+        &ctx,
+        &sk,
+        &vec![0.1; 8 * cfg.hidden_size],
+        8,
+        9,
+        scale,
+        &mut rng,
+    )
+    .unwrap();
+    let plan = calibrate(&[&reference(&all).layers[0]], &cfg, 0.1, 31, 31);
+    let r = attention_rows(
+        &eval,
+        &x,
+        &model.layers()[0],
+        &cfg,
+        &plan,
+        Rows::Step { position: 8 },
+        Some(&mut cache),
+        &mut |_, _| {},
+    );
+    assert!(r.is_err());
+}
+
+/// Greedy generation of 4 new tokens through the encrypted cache, the whole embedded model with
+/// bootstrapping (N = 2^13, INSECURE): the prompt "ENSI" is run once at capacity 8, then each
+/// new token is one round at its position. Each round's logits must be within 1 % of the
+/// plaintext model of the same computation (`generate_greedy_cached`: sigmoid attention,
+/// activation quantization off, earlier keys and values as they were computed), and the
+/// tokens those of the plaintext greedy decoding that recomputes the whole sequence each step.
+/// Run in release mode with `--ignored`.
+#[test]
+#[ignore = "heavy: run in release mode with --ignored"]
+fn greedy_generation_through_the_cache_matches_the_reference() {
+    use ensi_bitnet::{generate_greedy, generate_greedy_cached};
+    use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper};
+    use ensi_nn::block_layer::{
+        block_prefill, block_step, generation_capacity, pad_prompt_to, step_rotations,
+    };
+    use ensi_nn::decoder::{calibrate_model, embed};
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let (d, vocab) = (cfg.hidden_size, cfg.vocab_size);
+    let mut literal = ParametersLiteral::insecure_bootstrap_test(13, 10, 9);
+    literal.dnum = 8;
+    let ctx = CkksContext::new(Parameters::new_insecure(literal).unwrap()).unwrap();
+    let lit = BootstrapParametersLiteral {
+        cts_level_budget: 2,
+        stc_level_budget: 2,
+        ..BootstrapParametersLiteral::default()
+    };
+    let prompt: Vec<u32> = b"ENSI".iter().map(|&b| u32::from(b)).collect();
+    let new_tokens = 4;
+    let cap = generation_capacity(prompt.len(), new_tokens);
+    assert_eq!(cap, 8);
+    let mut rng = ChaCha20Rng::seed_from_u64(35);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let mut keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
+    let slots = ctx.n() / 2;
+    let mut rotations = block_rotations(&cfg, cap, slots, false).unwrap();
+    rotations.extend(step_rotations(cap));
+    let extra = EvaluationKeySet::generate(
+        &ctx,
+        &sk,
+        &KeyRequest::new().with_rotations(&ctx, &rotations),
+        &mut rng,
+    )
+    .unwrap();
+    for key in extra.into_keys() {
+        keys.insert(key);
+    }
+    let bts = Bootstrapper::new(&ctx, lit, keys).unwrap();
+    let exact = ForwardOptions::new(AttentionKind::Sigmoid, false);
+    let recomputed = generate_greedy::<f64>(&model, &prompt, new_tokens, &exact).unwrap();
+    let (cached, cached_logits) =
+        generate_greedy_cached::<f64>(&model, &prompt, new_tokens, &exact).unwrap();
+    // The plan of a sequence of n tokens: calibrated on the reference trace of the sequence
+    // itself, padded to the capacity, with the sigmoid bias of n tokens.
+    let plan_for = |seq: &[u32]| {
+        let bias = AttentionKind::SigmoidBias(-(seq.len() as f64).ln());
+        let trace = model
+            .forward::<f64>(&pad_prompt_to(seq, cap), &ForwardOptions::new(bias, false))
+            .unwrap();
+        calibrate_model(&[&trace], &cfg, 0.25, 31, 63)
+    };
+    // The client's side: the logits of a final hidden row (normalized, no gain).
+    let client_logits = |row: &[f64]| -> Vec<f64> {
+        (0..vocab)
+            .map(|t| {
+                (0..d)
+                    .map(|c| {
+                        f64::from(model.lm_head()[t * d + c]) * f64::from(model.norm()[c]) * row[c]
+                    })
+                    .sum()
+            })
+            .collect()
+    };
+    let scale = ctx.params().default_scale();
+    let mut seq = prompt.clone();
+    let x = BlockMatrix::encrypt(
+        &ctx,
+        &sk,
+        &embed(&model, &pad_prompt_to(&prompt, cap)).unwrap(),
+        cap,
+        bts.output_level(),
+        scale,
+        &mut rng,
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let (hidden, mut cache) = block_prefill(
+        &bts,
+        &model,
+        &x,
+        &plan_for(&seq),
+        prompt.len(),
+        &mut |_| {},
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let prefill_s = start.elapsed().as_secs_f64();
+    assert_eq!((cache.len(), cache.capacity()), (prompt.len(), cap));
+    let n = prompt.len();
+    let mut row = hidden.decrypt(&ctx, &sk).unwrap()[(n - 1) * d..n * d].to_vec();
+    let mut got = Vec::new();
+    let mut round_s = Vec::new();
+    loop {
+        let logits = client_logits(&row);
+        let expect = &cached_logits[got.len()];
+        let max = expect.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let err = expect
+            .iter()
+            .zip(&logits)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        let token = ensi_bitnet::ops::argmax(&logits).unwrap() as u32;
+        eprintln!(
+            "position {}: next token {token} (cached reference {}, recomputed {}), logit error \
+             {:.3}%",
+            seq.len() - 1,
+            cached[got.len()],
+            recomputed[got.len()],
+            100.0 * err / max
+        );
+        assert!(err < 0.01 * max, "{err} of {max}");
+        got.push(token);
+        seq.push(token);
+        if got.len() == new_tokens {
+            break;
+        }
+        // One round: the new token in every row, attending through the cache.
+        let emb = embed(&model, &[token]).unwrap().repeat(cap);
+        let x = BlockMatrix::encrypt(&ctx, &sk, &emb, cap, bts.output_level(), scale, &mut rng)
+            .unwrap();
+        let start = std::time::Instant::now();
+        let hidden = block_step(
+            &bts,
+            &model,
+            &x,
+            &plan_for(&seq),
+            &mut cache,
+            &mut |_| {},
+            &mut |_, _| {},
+        )
+        .unwrap();
+        round_s.push(start.elapsed().as_secs_f64());
+        assert_eq!(cache.len(), seq.len());
+        let all = hidden.decrypt(&ctx, &sk).unwrap();
+        // Every row holds the new token's final hidden state.
+        for t in 1..cap {
+            let spread = (0..d)
+                .map(|c| (all[t * d + c] - all[c]).abs())
+                .fold(0.0f64, f64::max);
+            assert!(spread < 1e-2, "row {t} differs from row 0 by {spread}");
+        }
+        row = all[..d].to_vec();
+    }
+    eprintln!("prefill {prefill_s:.1} s, rounds {round_s:.1?} s");
+    assert_eq!(got, cached);
+    assert_eq!(got, recomputed);
+}
