@@ -29,11 +29,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The calibration prompts: fixed sample texts (bytes as tokens), never the user's prompt.
-pub const CALIBRATION_PROMPTS: [&str; 4] = [
+/// Each is cut or repeated to the length calibrated. Runs of one token are there on purpose:
+/// under sigmoid attention (no normalization) a repeated token attends to all its copies, so
+/// the attention output grows with the run, the extreme case of the attention sub-norm's
+/// statistic; greedy generation produces such runs.
+pub const CALIBRATION_PROMPTS: [&str; 6] = [
     "The quick brown fox",
     "Hello, world! 123",
     "ENSI: secure BitNet",
     "abcdefghijklmnop",
+    "Hellooooooooooooooooooooooooooooooooooooooo",
+    "eeeeeeee",
 ];
 
 /// The default margin: a quarter of each interval's width (or of its ends for the norms).

@@ -66,6 +66,10 @@ pub struct KeygenArgs {
     /// default: the embedded model).
     #[arg(long, value_name = "DIR", requires = "tokens")]
     checkpoint: Option<std::path::PathBuf>,
+    /// Also make the rotation keys of generation rounds through the key/value cache, for caches
+    /// of the `--tokens` counts (the capacity `ensi encrypt --max-new-tokens` pads to).
+    #[arg(long, requires = "tokens")]
+    generation: bool,
 }
 
 /// Which rotation keys to make.
@@ -242,6 +246,10 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
             )
             .map_err(err)?;
             request = request.with_rotations(&ctx, &rotations);
+            if args.generation {
+                let steps = ensi_nn::block_layer::step_rotations(n.next_power_of_two());
+                request = request.with_rotations(&ctx, &steps);
+            }
         }
     }
     // Every file this run writes, known before anything is written.

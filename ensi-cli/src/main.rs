@@ -5,6 +5,7 @@ mod bench_lintrans;
 mod calibration;
 mod ckks_cmd;
 mod files;
+mod generate;
 mod inspect;
 mod keycache;
 mod keygen;
@@ -37,6 +38,9 @@ enum Command {
     /// The whole pipeline on ciphertexts: keys, the client's encrypted prompt, every decoder
     /// layer on the server, decryption, and a report against the plaintext reference.
     Run(run::RunArgs),
+    /// Greedy generation on ciphertexts: the prompt's pass, then one round per new token
+    /// through the server's encrypted key/value cache; reported against plaintext references.
+    Generate(generate::GenerateArgs),
     /// Client: embed and encrypt a prompt for `ensi infer` (a ciphertext bundle file).
     Encrypt(roles::EncryptArgs),
     /// Server: run every layer on an encrypted prompt with the public evaluation keys only,
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         }
         Command::Reference(args) => reference::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Generate(args) => generate::run(&args),
         Command::Encrypt(args) => roles::run_encrypt(&args),
         Command::Infer(args) => roles::run_infer(&args),
         Command::Decrypt(args) => roles::run_decrypt(&args),

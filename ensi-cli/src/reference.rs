@@ -36,6 +36,11 @@ pub struct ReferenceArgs {
     /// How a packed checkpoint's weight_scale applies (default: from config.json, else divide).
     #[arg(long, value_enum)]
     weight_scale: Option<ScaleArg>,
+    /// Also decode this many tokens greedily, both by recomputing the whole sequence each step
+    /// and as a key/value cache computes them (earlier rows kept as computed; they differ
+    /// under sigmoid attention, whose bias depends on the length). In f64.
+    #[arg(long, value_name = "K")]
+    generate: Option<usize>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -142,6 +147,29 @@ fn run_inner(args: &ReferenceArgs) -> Result<(), ensi_bitnet::Error> {
         act_quant: args.act_quant == Switch::On,
         weight_quant: args.weight_quant == Switch::On,
     };
+    if let Some(k) = args.generate {
+        let recomputed = ensi_bitnet::generate_greedy::<f64>(&model, &args.tokens, k, &options)?;
+        let (cached, logits) =
+            ensi_bitnet::generate_greedy_cached::<f64>(&model, &args.tokens, k, &options)?;
+        if args.json {
+            println!(
+                "{}",
+                json!({
+                    "model": source,
+                    "tokens": args.tokens,
+                    "attention": options.attention.name(),
+                    "act_quant": options.act_quant,
+                    "generated": recomputed,
+                    "generated_cached": cached,
+                    "cached_logits": logits,
+                })
+            );
+        } else {
+            println!("greedy, recomputing the sequence: {recomputed:?}");
+            println!("greedy, through a key/value cache: {cached:?}");
+        }
+        return Ok(());
+    }
     match args.precision {
         Precision::F32 => report(
             &model,

@@ -10,9 +10,16 @@
 //! - `ensi decrypt` (client): decrypts the answer, applies the final gain and the LM head when
 //!   the answer is the hidden state, and prints the next token and the top logits.
 //!
+//! Generation through the same commands: `ensi encrypt --max-new-tokens K` pads the prompt to
+//! the capacity the generation needs, and `ensi infer --cache-out CACHE` keeps the encrypted
+//! keys and values of every layer (a bundle of content 4, two ciphertexts per layer). Each
+//! further token is `ensi encrypt --next-token T --position P --capacity C` (the embedding in
+//! every row, content 3), `ensi infer --cache CACHE --cache-out CACHE` (one round: the token
+//! attends through the cache, which gains its position) and `ensi decrypt`.
+//!
 //! Every file goes through a temporary file and a rename; a malformed, truncated or mismatched
-//! input (other parameters, another model, another layout or content) is refused with a
-//! one-line reason before anything is written.
+//! input (other parameters, another model, another layout or content, a cache at another
+//! position) is refused with a one-line reason before anything is written.
 
 use crate::calibration;
 use crate::ckks_cmd::{load_evaluation_keys, load_secret};
@@ -24,7 +31,10 @@ use ensi_bitnet::Model;
 use ensi_ckks::serialize::CiphertextBundle;
 use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext};
 use ensi_nn::block::BlockMatrix;
-use ensi_nn::block_layer::{block_forward, block_lm_head, block_rotations, pad_prompt};
+use ensi_nn::block_layer::{
+    KvCache, LayerCache, block_forward, block_lm_head, block_prefill, block_rotations, block_step,
+    generation_capacity, pad_prompt_to, step_rotations,
+};
 use ensi_nn::decoder::{Progress, embed};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, SeedableRng, TryRngCore};
@@ -37,10 +47,14 @@ use zeroize::Zeroizing;
 
 /// Layout code of the column-block layout in a bundle.
 const LAYOUT_BLOCK: u8 = 0;
-/// Content codes.
+/// Content codes: a prompt's embeddings, a final hidden state, logits, one new token's
+/// embedding in every row (rows = its position + 1), the key/value cache (rows = positions
+/// filled).
 const CONTENT_INPUT: u8 = 0;
 const CONTENT_HIDDEN: u8 = 1;
 const CONTENT_LOGITS: u8 = 2;
+const CONTENT_TOKEN: u8 = 3;
+const CONTENT_CACHE: u8 = 4;
 
 /// A fingerprint of the model (FNV-1a over its configuration, embedding, final norm and LM
 /// head): a bundle made for one model is refused by another. Not a security measure.
@@ -87,26 +101,51 @@ fn read_bundle(
 ) -> Result<CiphertextBundle, String> {
     let b = CiphertextBundle::from_bytes(ctx, &read(path)?)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    if b.layout != LAYOUT_BLOCK || b.cts.len() != 1 {
-        return Err(format!("{}: not a column-block bundle", path.display()));
+    let count = if b.content == CONTENT_CACHE {
+        2 * model.config().num_hidden_layers
+    } else {
+        1
+    };
+    if b.layout != LAYOUT_BLOCK || b.cts.len() != count {
+        return Err(format!(
+            "{}: not a column-block bundle of {count} ciphertexts",
+            path.display()
+        ));
     }
     if !content.contains(&b.content) {
         return Err(format!(
-            "{}: holds content {} where {content:?} is expected (a query for infer, an answer for decrypt)",
+            "{}: holds {} where {} is expected",
             path.display(),
-            b.content
+            content_name(b.content),
+            content
+                .iter()
+                .map(|&c| content_name(c))
+                .collect::<Vec<_>>()
+                .join(" or ")
         ));
     }
     if b.tag != model_tag(model) {
         return Err(format!("{}: made for another model", path.display()));
     }
-    if (b.padded_rows as usize) != (b.rows as usize).next_power_of_two() {
+    if !b.padded_rows.is_power_of_two() {
         return Err(format!(
-            "{}: the padding does not match the rows",
+            "{}: the padded rows are not a power of two",
             path.display()
         ));
     }
     Ok(b)
+}
+
+/// What a bundle of content `code` holds, in words.
+fn content_name(code: u8) -> &'static str {
+    match code {
+        CONTENT_INPUT => "a prompt (ensi encrypt)",
+        CONTENT_HIDDEN => "a final hidden state (ensi infer)",
+        CONTENT_LOGITS => "logits (ensi infer --lm-head server)",
+        CONTENT_TOKEN => "a new token (ensi encrypt --next-token)",
+        CONTENT_CACHE => "a key/value cache (ensi infer --cache-out)",
+        _ => "an unknown content",
+    }
 }
 
 /// Arguments of `ensi encrypt`.
@@ -124,6 +163,19 @@ pub struct EncryptArgs {
     /// Input text, one token per byte. Default "ENSI run".
     #[arg(long)]
     prompt: Option<String>,
+    /// Pad the prompt for a generation of this many new tokens (the capacity of the server's
+    /// cache: the prompt and every new token but the last, rounded up to a power of two).
+    #[arg(long, conflicts_with = "next_token")]
+    max_new_tokens: Option<usize>,
+    /// A generation round's query instead of a prompt: this token's embedding in every row.
+    #[arg(long, requires_all = ["position", "capacity"])]
+    next_token: Option<u32>,
+    /// The new token's position (the number of tokens before it).
+    #[arg(long, requires = "next_token")]
+    position: Option<usize>,
+    /// The cache's capacity (`ensi infer` prints it; the prompt's padded rows).
+    #[arg(long, requires = "next_token")]
+    capacity: Option<usize>,
     /// The query file to write.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -141,32 +193,61 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
     let sk = load_secret(&ctx, &args.keys)?;
     let model = load_model(args.checkpoint.as_deref())?;
     let cfg = model.config();
-    let tokens = prompt_tokens(args.tokens.as_deref(), args.prompt.as_deref(), cfg)?;
-    let padded = pad_prompt(&tokens);
-    let values = embed(&model, &padded).ok_or("token outside the embedding table")?;
+    // (meaningful rows, padded rows, values, content)
+    let (rows, padded, values, content) = match (args.next_token, args.position, args.capacity) {
+        (Some(token), Some(position), Some(capacity)) => {
+            if !capacity.is_power_of_two() || position == 0 || position >= capacity {
+                return Err(format!(
+                    "--position {position} must be at least 1 and below --capacity {capacity}, \
+                     a power of two"
+                ));
+            }
+            let e = embed(&model, &[token]).ok_or_else(|| {
+                format!(
+                    "token {token} is outside the vocabulary of {}",
+                    cfg.vocab_size
+                )
+            })?;
+            (position + 1, capacity, e.repeat(capacity), CONTENT_TOKEN)
+        }
+        _ => {
+            let tokens = prompt_tokens(args.tokens.as_deref(), args.prompt.as_deref(), cfg)?;
+            let rows = match args.max_new_tokens {
+                Some(0) => return Err("--max-new-tokens must be at least 1".into()),
+                Some(k) => generation_capacity(tokens.len(), k),
+                None => tokens.len().next_power_of_two(),
+            };
+            let padded = pad_prompt_to(&tokens, rows);
+            let values = embed(&model, &padded).ok_or("token outside the embedding table")?;
+            (tokens.len(), rows, values, CONTENT_INPUT)
+        }
+    };
     let mut seed = Zeroizing::new([0u8; 32]);
     OsRng
         .try_fill_bytes(&mut seed[..])
         .map_err(|e| format!("operating-system randomness: {e}"))?;
     let mut rng = ChaCha20Rng::from_seed(*seed);
     let delta = ctx.params().default_scale();
-    let x = BlockMatrix::encrypt(&ctx, &sk, &values, padded.len(), level, delta, &mut rng)
+    let x = BlockMatrix::encrypt(&ctx, &sk, &values, padded, level, delta, &mut rng)
         .map_err(|e| e.to_string())?;
     let bundle = CiphertextBundle {
         layout: LAYOUT_BLOCK,
-        content: CONTENT_INPUT,
-        rows: tokens.len() as u32,
-        padded_rows: padded.len() as u32,
+        content,
+        rows: rows as u32,
+        padded_rows: padded as u32,
         cols: cfg.hidden_size as u32,
         tag: model_tag(&model),
         cts: vec![x.ciphertext().clone()],
     };
     let bytes = bundle.to_bytes().map_err(|e| e.to_string())?;
     write_atomic(&args.out, &bytes, false, args.force)?;
+    let what = if content == CONTENT_TOKEN {
+        format!("the token at position {}", rows - 1)
+    } else {
+        format!("{rows} tokens")
+    };
     eprintln!(
-        "ensi encrypt: {} tokens (padded to {}) at level {level}, {} ({:.1} MB)",
-        tokens.len(),
-        padded.len(),
+        "ensi encrypt: {what} ({padded} rows) at level {level}, {} ({:.1} MB)",
         args.out.display(),
         bytes.len() as f64 / 1e6
     );
@@ -189,6 +270,14 @@ pub struct InferArgs {
     /// The answer file to write.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// The key/value cache of the earlier positions (`--cache-out` of the previous call):
+    /// required for a new token's query.
+    #[arg(long, value_name = "FILE")]
+    cache: Option<PathBuf>,
+    /// Write the key/value cache (for a prompt: keep it for generation rounds; for a new
+    /// token: the cache with its position added; may name the `--cache` file to update it).
+    #[arg(long, value_name = "FILE")]
+    cache_out: Option<PathBuf>,
     /// Return the encrypted final hidden state (client: the client applies the LM head) or the
     /// encrypted logits (server).
     #[arg(long, value_enum, default_value_t = HeadSide::Client)]
@@ -210,6 +299,36 @@ pub struct InferArgs {
     allow_insecure: bool,
 }
 
+/// Reads the cache `path` for a round at `position` with `n_pad` rows: `position` filled
+/// positions of the model's head-layout width, one key and one value per layer.
+fn read_cache(
+    ctx: &Arc<CkksContext>,
+    path: &Path,
+    model: &Model,
+    position: usize,
+    n_pad: usize,
+) -> Result<KvCache, String> {
+    let b = read_bundle(ctx, path, model, &[CONTENT_CACHE])?;
+    let cfg = model.config();
+    let cols = cfg.num_attention_heads.next_power_of_two() * cfg.head_dim;
+    if b.rows as usize != position || b.padded_rows as usize != n_pad || b.cols as usize != cols {
+        return Err(format!(
+            "{}: a cache of {} positions ({} rows) where the query needs {position} positions \
+             ({n_pad} rows): the query and the cache belong to different rounds",
+            path.display(),
+            b.rows,
+            b.padded_rows
+        ));
+    }
+    let mut layers = Vec::new();
+    let mut cts = b.cts.into_iter();
+    while let (Some(k), Some(v)) = (cts.next(), cts.next()) {
+        let m = |ct| BlockMatrix::from_ciphertext(ct, n_pad, cols).map_err(|e| e.to_string());
+        layers.push(LayerCache { k: m(k)?, v: m(v)? });
+    }
+    KvCache::new(layers, position).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn infer(args: &InferArgs) -> Result<(), String> {
     let started = Instant::now();
     let err = |e: ensi_ckks::CkksError| e.to_string();
@@ -217,8 +336,9 @@ fn infer(args: &InferArgs) -> Result<(), String> {
     let (literal, _) = bootstrap_of(&ctx)?;
     let model = load_model(args.checkpoint.as_deref())?;
     let cfg = model.config().clone();
-    let query = read_bundle(&ctx, &args.input, &model, &[CONTENT_INPUT])?;
+    let query = read_bundle(&ctx, &args.input, &model, &[CONTENT_INPUT, CONTENT_TOKEN])?;
     let (n, n_pad) = (query.rows as usize, query.padded_rows as usize);
+    let round = query.content == CONTENT_TOKEN;
     if query.cols as usize != cfg.hidden_size {
         return Err(format!(
             "{}: not {} columns wide",
@@ -226,8 +346,34 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             cfg.hidden_size
         ));
     }
+    // Every output checked before the work.
     if args.out.exists() && !args.force {
         return Err(format!("{} exists (use --force)", args.out.display()));
+    }
+    if let Some(out) = &args.cache_out {
+        let replaces_input = args.cache.as_deref() == Some(out.as_path());
+        if out.exists() && !args.force && !replaces_input {
+            return Err(format!("{} exists (use --force)", out.display()));
+        }
+    }
+    let cache = match (&args.cache, round) {
+        (Some(path), true) => Some(read_cache(&ctx, path, &model, n - 1, n_pad)?),
+        (None, true) => {
+            return Err(format!(
+                "{}: a new token's query needs --cache (the previous call's --cache-out)",
+                args.input.display()
+            ));
+        }
+        (Some(_), false) => {
+            return Err(
+                "--cache is for a new token's query; a prompt starts a new cache (--cache-out)"
+                    .into(),
+            );
+        }
+        (None, false) => None,
+    };
+    if round && args.cache_out.is_none() {
+        return Err("a round needs --cache-out to keep the cache with its new position".into());
     }
     let (plan, calibration_source) = calibration::plan_for(
         &model,
@@ -242,15 +388,19 @@ fn infer(args: &InferArgs) -> Result<(), String> {
     let (set, count, bytes) = load_evaluation_keys(&ctx, &args.eval_keys)?;
     let have = set.galois_elements();
     let slots = ctx.n() / 2;
-    let missing = block_rotations(&cfg, n_pad, slots, server_head)
-        .map_err(err)?
+    let mut needed = block_rotations(&cfg, n_pad, slots, server_head).map_err(err)?;
+    if round {
+        needed.extend(step_rotations(n_pad));
+    }
+    let missing = needed
         .into_iter()
         .filter(|&r| !have.contains(&ctx.rotation_galois_element(r)))
         .count();
     if missing > 0 {
         return Err(format!(
             "the evaluation keys lack {missing} rotations the layers need for {n_pad} (padded) \
-             tokens: make them with `ensi keygen --bootstrap --tokens {n_pad}`"
+             tokens: make them with `ensi keygen --bootstrap --tokens {n_pad}{}`",
+            if round { " --generation" } else { "" }
         ));
     }
     let keys = BootstrapKeys::from_set(set).map_err(err)?;
@@ -283,8 +433,23 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             clock.elapsed().as_secs_f64()
         ),
     };
-    let hidden =
-        block_forward(&bts, &model, &x, &plan, n, &mut progress, &mut |_, _| {}).map_err(err)?;
+    let none = &mut |_: usize, _: &BlockMatrix| {};
+    let (hidden, cache) = match (cache, &args.cache_out) {
+        (Some(mut cache), _) => {
+            let h = block_step(&bts, &model, &x, &plan, &mut cache, &mut progress, none)
+                .map_err(err)?;
+            (h, Some(cache))
+        }
+        (None, Some(_)) => {
+            let (h, c) =
+                block_prefill(&bts, &model, &x, &plan, n, &mut progress, none).map_err(err)?;
+            (h, Some(c))
+        }
+        (None, None) => (
+            block_forward(&bts, &model, &x, &plan, n, &mut progress, none).map_err(err)?,
+            None,
+        ),
+    };
     let (out, content) = if server_head {
         (
             block_lm_head(eval, &hidden, &model).map_err(err)?,
@@ -295,17 +460,46 @@ fn infer(args: &InferArgs) -> Result<(), String> {
     };
     let layers_s = clock.elapsed().as_secs_f64();
     let ops = eval.op_count() - before;
+    let tag = model_tag(&model);
     let answer = CiphertextBundle {
         layout: LAYOUT_BLOCK,
         content,
         rows: n as u32,
         padded_rows: n_pad as u32,
         cols: out.cols() as u32,
-        tag: model_tag(&model),
+        tag,
         cts: vec![out.ciphertext().clone()],
     };
-    let data = answer.to_bytes().map_err(err)?;
-    write_atomic(&args.out, &data, false, args.force)?;
+    // The answer first: if the cache cannot be written, the old one still matches the query
+    // and the round can be repeated.
+    write_atomic(
+        &args.out,
+        &answer.to_bytes().map_err(err)?,
+        false,
+        args.force,
+    )?;
+    if let (Some(path), Some(cache)) = (&args.cache_out, &cache) {
+        let layers = cache.layers();
+        let state = CiphertextBundle {
+            layout: LAYOUT_BLOCK,
+            content: CONTENT_CACHE,
+            rows: cache.len() as u32,
+            padded_rows: cache.capacity() as u32,
+            cols: layers[0].k.cols() as u32,
+            tag,
+            cts: layers
+                .iter()
+                .flat_map(|l| [l.k.ciphertext().clone(), l.v.ciphertext().clone()])
+                .collect(),
+        };
+        write_atomic(path, &state.to_bytes().map_err(err)?, false, true)?;
+        eprintln!(
+            "ensi infer: cache of {} positions (capacity {}) in {}",
+            cache.len(),
+            cache.capacity(),
+            path.display()
+        );
+    }
     let total_s = started.elapsed().as_secs_f64();
     eprintln!(
         "ensi infer: {} written; keys {count} ({:.0} MB) and setup {setup_s:.1} s, layers \
@@ -320,6 +514,8 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             "{}",
             json!({
                 "tokens": n, "padded_tokens": n_pad,
+                "query": if round { "new token" } else { "prompt" },
+                "cache_positions": cache.as_ref().map(KvCache::len),
                 "content": if server_head { "logits" } else { "hidden" },
                 "calibration": calibration_source,
                 "times_s": {"setup": setup_s, "layers": layers_s, "total": total_s,
@@ -404,11 +600,20 @@ fn decrypt(args: &DecryptArgs) -> Result<(), String> {
     for (t, v) in &top {
         eprintln!("  {t:>6} {v:>12.5}");
     }
+    if n < n_pad {
+        eprintln!(
+            "ensi decrypt: to continue a generation: ensi encrypt --next-token {} --position {n} \
+             --capacity {n_pad}",
+            top[0].0
+        );
+    }
     if args.json {
         println!(
             "{}",
             json!({
                 "next_token": top[0].0,
+                "next_position": n,
+                "capacity": n_pad,
                 "top": top.iter().map(|(t, v)| json!([t, v])).collect::<Vec<_>>(),
                 "logits": logits,
             })

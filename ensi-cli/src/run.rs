@@ -141,6 +141,71 @@ pub fn load_model(checkpoint: Option<&std::path::Path>) -> Result<Model, String>
     }
 }
 
+/// The widest activation of the column-block layout for `rows` (padded) tokens: columns
+/// rounded up to a power of two, times the rows. It must fit the slots of one ciphertext.
+pub(crate) fn widest_block(
+    cfg: &ensi_bitnet::ModelConfig,
+    rows: usize,
+    server_head: bool,
+) -> usize {
+    [
+        cfg.hidden_size,
+        cfg.num_attention_heads.next_power_of_two() * cfg.head_dim,
+        cfg.intermediate_size,
+        if server_head { cfg.vocab_size } else { 0 },
+    ]
+    .iter()
+    .map(|c| c.next_power_of_two())
+    .max()
+    .unwrap_or(1)
+        * rows
+}
+
+/// The smallest ring degree (at least 2^13) whose slots hold `widest` values.
+pub(crate) fn block_log_n(widest: usize) -> u32 {
+    (2 * widest).next_power_of_two().trailing_zeros().max(13)
+}
+
+/// The parameters of a demo run: the default 128-bit N = 2^16 set (`None`), or an INSECURE
+/// set of ring degree `2^log_n` with 10 levels after bootstrapping.
+pub(crate) fn demo_parameters(
+    log_n: Option<u32>,
+) -> Result<(Parameters, BootstrapParametersLiteral), String> {
+    match log_n {
+        Some(log_n) => {
+            let mut lit = ParametersLiteral::insecure_bootstrap_test(log_n, 10, 9);
+            lit.dnum = 8;
+            let boot = BootstrapParametersLiteral {
+                cts_level_budget: 2,
+                stc_level_budget: 2,
+                ..BootstrapParametersLiteral::default()
+            };
+            Ok((
+                Parameters::new_insecure(lit).map_err(|e| e.to_string())?,
+                boot,
+            ))
+        }
+        None => Ok((
+            Parameters::new(ParametersLiteral::n16_bootstrappable()).map_err(|e| e.to_string())?,
+            BootstrapParametersLiteral::default(),
+        )),
+    }
+}
+
+/// A generator from `seed` (reproducible, insecure keys) or from the operating system.
+pub(crate) fn seeded_rng(seed: Option<u64>) -> Result<ChaCha20Rng, String> {
+    Ok(match seed {
+        Some(s) => ChaCha20Rng::seed_from_u64(s),
+        None => {
+            let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+            OsRng
+                .try_fill_bytes(&mut bytes[..])
+                .map_err(|e| format!("operating-system randomness: {e}"))?;
+            ChaCha20Rng::from_seed(*bytes)
+        }
+    })
+}
+
 /// Runs `ensi run`.
 pub fn run(args: &RunArgs) -> ExitCode {
     match run_inner(args) {
@@ -197,42 +262,11 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         }
     }
     eprintln!("ensi run: calibration {calibration_source}");
-    // The widest activation in the column-block layout (columns rounded up to a power of
-    // two, times the padded prompt): it must fit the slots of one ciphertext.
-    let widest = [
-        cfg.hidden_size,
-        cfg.num_attention_heads.next_power_of_two() * cfg.head_dim,
-        cfg.intermediate_size,
-        if args.lm_head == HeadSide::Server {
-            cfg.vocab_size
-        } else {
-            0
-        },
-    ]
-    .iter()
-    .map(|c| c.next_power_of_two())
-    .max()
-    .unwrap_or(1)
-        * run_len;
+    let widest = widest_block(&cfg, run_len, args.lm_head == HeadSide::Server);
     // Parameters and keys.
     let (params, literal) = if args.insecure_small {
-        let log_n = if block {
-            // The smallest ring (at least 2^13) whose slots hold the widest activation.
-            (2 * widest).next_power_of_two().trailing_zeros().max(13)
-        } else {
-            11
-        };
-        let mut lit = ParametersLiteral::insecure_bootstrap_test(log_n, 10, 9);
-        lit.dnum = 8;
-        let boot = BootstrapParametersLiteral {
-            cts_level_budget: 2,
-            stc_level_budget: 2,
-            ..BootstrapParametersLiteral::default()
-        };
-        (
-            Parameters::new_insecure(lit).map_err(|e| e.to_string())?,
-            boot,
-        )
+        // The smallest ring (at least 2^13) whose slots hold the widest activation.
+        demo_parameters(Some(if block { block_log_n(widest) } else { 11 }))?
     } else {
         if !block {
             eprintln!(
@@ -240,10 +274,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
                  expect hours (the default column-block layout takes minutes)"
             );
         }
-        (
-            Parameters::new(ParametersLiteral::n16_bootstrappable()).map_err(|e| e.to_string())?,
-            BootstrapParametersLiteral::default(),
-        )
+        demo_parameters(None)?
     };
     let ctx = CkksContext::new(params).map_err(|e| e.to_string())?;
     if block && widest > ctx.n() / 2 {
@@ -254,16 +285,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
             ctx.n() / 2
         ));
     }
-    let mut rng = match args.seed {
-        Some(s) => ChaCha20Rng::seed_from_u64(s),
-        None => {
-            let mut seed = [0u8; 32];
-            OsRng
-                .try_fill_bytes(&mut seed)
-                .map_err(|e| format!("operating-system randomness: {e}"))?;
-            ChaCha20Rng::from_seed(seed)
-        }
-    };
+    let mut rng = seeded_rng(args.seed)?;
     let err = |e: ensi_ckks::CkksError| e.to_string();
     eprintln!(
         "ensi run: {} tokens, {} layers, hidden {}, N = 2^{} ({}); generating keys",
@@ -446,12 +468,19 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         .forward::<f64>(&tokens, &options)
         .map_err(|e| e.to_string())?;
     let expect = reference.last_logits();
-    let outside = outside_calibration(&seen, &plan, cfg.rms_norm_eps);
+    let outside_list = outside_calibration(&seen, &plan, cfg.rms_norm_eps);
+    let outside: usize = outside_list.iter().map(|o| o.2).sum();
     if outside > 0 {
         eprintln!(
             "ensi run: {outside} values of this prompt fell outside the calibrated intervals \
-             (the polynomials are accurate only inside them)"
+             (the polynomials are accurate only inside them):"
         );
+        for (layer, what, count, worst, (lo, hi)) in &outside_list {
+            eprintln!(
+                "  layer {}: {count} {what} values, the farthest {worst:.4} outside [{lo:.4}, {hi:.4}]",
+                layer + 1
+            );
+        }
     }
     let max_logit = expect.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let max_err = expect
@@ -601,37 +630,58 @@ pub(crate) fn client_head(head: &[f32], last_row: &[f64], vocab: usize) -> Vec<f
         .collect()
 }
 
-/// How many of the prompt's own values (from the client's reference trace) fall outside the
-/// intervals the polynomials were calibrated for: attention scores, FFN gates and the norm
-/// statistics.
+/// Values outside a calibrated interval: `(layer, what, count, the farthest value, interval)`.
+type Outside = (usize, &'static str, usize, f64, (f64, f64));
+
+/// The prompt's own values (from the client's reference trace) that fall outside the
+/// intervals the polynomials were calibrated for (attention scores, FFN gates and the norm
+/// statistics), grouped by where.
 fn outside_calibration(
     trace: &ensi_bitnet::Trace<f64>,
     plan: &ensi_nn::decoder::ModelPlan,
     eps: f64,
-) -> usize {
-    let mut count = 0;
-    for (layer, p) in trace.layers.iter().zip(&plan.layers) {
-        let scores = layer.scores.iter().flat_map(|s| s.as_slice().iter());
-        count += scores
-            .filter(|&&v| v < p.scores.lo || v > p.scores.hi)
-            .count();
-        let gates = layer.gate.as_slice().iter();
-        count += gates.filter(|&&v| v < p.gate.lo || v > p.gate.hi).count();
-        let inputs = [
-            &layer.input,
-            &layer.attn_output,
-            &layer.attn_residual,
-            &layer.ffn_act,
-        ];
-        for (m, norm) in inputs.iter().zip(&p.norms) {
-            for r in 0..m.rows() {
-                let row = m.row(r);
-                let v = row.iter().map(|x| x * x).sum::<f64>() / row.len() as f64 + eps;
-                if v < norm.lo || v > norm.hi {
-                    count += 1;
+) -> Vec<Outside> {
+    let mut found = Vec::new();
+    let mut check = |layer: usize,
+                     what: &'static str,
+                     values: &mut dyn Iterator<Item = f64>,
+                     lo: f64,
+                     hi: f64| {
+        let (mut count, mut worst, mut far) = (0, 0.0, 0.0f64);
+        for v in values {
+            if v < lo || v > hi {
+                count += 1;
+                let d = (lo - v).max(v - hi);
+                if d > far {
+                    (far, worst) = (d, v);
                 }
             }
         }
+        if count > 0 {
+            found.push((layer, what, count, worst, (lo, hi)));
+        }
+    };
+    for (l, (layer, p)) in trace.layers.iter().zip(&plan.layers).enumerate() {
+        let mut scores = layer
+            .scores
+            .iter()
+            .flat_map(|s| s.as_slice().iter().copied());
+        check(l, "attention score", &mut scores, p.scores.lo, p.scores.hi);
+        let mut gates = layer.gate.as_slice().iter().copied();
+        check(l, "FFN gate", &mut gates, p.gate.lo, p.gate.hi);
+        let inputs = [
+            ("input_layernorm statistic", &layer.input),
+            ("attn_sub_norm statistic", &layer.attn_output),
+            ("post_attention_layernorm statistic", &layer.attn_residual),
+            ("ffn_sub_norm statistic", &layer.ffn_act),
+        ];
+        for ((what, m), norm) in inputs.iter().zip(&p.norms) {
+            let mut stats = (0..m.rows()).map(|r| {
+                let row = m.row(r);
+                row.iter().map(|x| x * x).sum::<f64>() / row.len() as f64 + eps
+            });
+            check(l, what, &mut stats, norm.lo, norm.hi);
+        }
     }
-    count
+    found
 }

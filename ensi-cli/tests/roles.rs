@@ -208,3 +208,192 @@ fn client_and_server_run_as_separate_processes_with_files_between_them() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// Generation through the roles: the prompt "Hello" with 4 new tokens (cache capacity 8), the
+/// server keeping the encrypted key/value cache in a file between rounds and never holding the
+/// secret key. Every token must be the plaintext references' (recomputing and cached), every
+/// round's logits within 1 % of the cached reference's; a stale cache is refused and left as
+/// it was. Run in release mode with `--ignored`.
+#[test]
+#[ignore = "heavy: run in release mode with --ignored"]
+fn generation_rounds_keep_the_encrypted_cache_in_a_file() {
+    let root: PathBuf = std::env::temp_dir().join(format!("ensi-gen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let (client, server) = (root.join("client"), root.join("server"));
+    ok(&ensi(&[
+        "keygen",
+        "--out",
+        s(&client),
+        "--params",
+        "insecure-run",
+        "--bootstrap",
+        "--rotations",
+        "none",
+        "--tokens",
+        "8",
+        "--generation",
+        "--seed",
+        "4",
+    ]));
+    std::fs::create_dir_all(&server).unwrap();
+    for entry in std::fs::read_dir(&client).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name != "secret.key" {
+            std::fs::copy(entry.path(), server.join(&name)).unwrap();
+        }
+    }
+    let reference = ok(&ensi(&[
+        "reference",
+        "--tokens",
+        "72,101,108,108,111",
+        "--attention",
+        "sigmoid",
+        "--act-quant",
+        "off",
+        "--generate",
+        "4",
+        "--json",
+    ]));
+    let (query, answer, cache) = (
+        root.join("query.bin"),
+        root.join("answer.bin"),
+        root.join("cache.bin"),
+    );
+    let infer = |extra: &[&str]| {
+        let mut args = vec![
+            "infer",
+            "--eval-keys",
+            s(&server),
+            "--in",
+            s(&query),
+            "--out",
+            s(&answer),
+            "--cache-out",
+            s(&cache),
+            "--force",
+            "--allow-insecure",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ensi(&args)
+    };
+    let decrypt = || {
+        ok(&ensi(&[
+            "decrypt",
+            "--keys",
+            s(&client),
+            "--in",
+            s(&answer),
+            "--json",
+            "--allow-insecure",
+        ]))
+    };
+    ok(&ensi(&[
+        "encrypt",
+        "--keys",
+        s(&client),
+        "--prompt",
+        "Hello",
+        "--max-new-tokens",
+        "4",
+        "--out",
+        s(&query),
+        "--allow-insecure",
+    ]));
+    let summary = ok(&infer(&[]));
+    assert_eq!(summary["cache_positions"], 5);
+    let mut got = decrypt();
+    let mut tokens = Vec::new();
+    let mut stale: Option<Vec<u8>> = None;
+    for round in 0..4 {
+        let expect = floats(&reference["cached_logits"][round]);
+        let have = floats(&got["logits"]);
+        let max = expect.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let err = expect
+            .iter()
+            .zip(&have)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!(
+            "token {}: {} (references {} / {}), logit error {:.3}%",
+            round + 1,
+            got["next_token"],
+            reference["generated"][round],
+            reference["generated_cached"][round],
+            100.0 * err / max
+        );
+        assert!(err <= 0.01 * max, "{err} of {max}");
+        tokens.push(got["next_token"].as_u64().unwrap());
+        if round == 3 {
+            break;
+        }
+        assert_eq!(got["capacity"], 8);
+        let (token, position) = (
+            got["next_token"].to_string(),
+            got["next_position"].to_string(),
+        );
+        if round == 1 {
+            // The query of the last round again, against the cache that already holds it.
+            stale = Some(std::fs::read(&cache).unwrap());
+            let out = infer(&["--cache", s(&cache)]);
+            assert!(!out.status.success());
+            let msg = String::from_utf8_lossy(&out.stderr);
+            assert!(msg.contains("different rounds"), "{msg}");
+            assert_eq!(msg.trim().lines().count(), 1, "{msg}");
+            assert_eq!(std::fs::read(&cache).unwrap(), stale.clone().unwrap());
+        }
+        ok(&ensi(&[
+            "encrypt",
+            "--keys",
+            s(&client),
+            "--next-token",
+            &token,
+            "--position",
+            &position,
+            "--capacity",
+            "8",
+            "--out",
+            s(&query),
+            "--force",
+            "--allow-insecure",
+        ]));
+        let summary = ok(&infer(&["--cache", s(&cache)]));
+        assert_eq!(
+            summary["cache_positions"].as_u64().unwrap(),
+            position.parse::<u64>().unwrap() + 1
+        );
+        got = decrypt();
+    }
+    assert!(stale.is_some());
+    let expect: Vec<u64> = reference["generated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(tokens, expect);
+    assert_eq!(reference["generated"], reference["generated_cached"]);
+    // A round without the cache is refused before any work.
+    let out = ensi(&[
+        "infer",
+        "--eval-keys",
+        s(&server),
+        "--in",
+        s(&query),
+        "--out",
+        s(&root.join("never.bin")),
+        "--allow-insecure",
+    ]);
+    assert!(!out.status.success());
+    assert!(!root.join("never.bin").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
