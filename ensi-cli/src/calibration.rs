@@ -2,9 +2,10 @@
 //! model, computed from plaintext reference traces of fixed sample prompts and saved beside the
 //! model (`calibration.json` in a checkpoint directory; the embedded model ships its own).
 //!
-//! The intervals depend on the prompt's length (the sigmoid bias `-ln n`, and the padding of
-//! the column-block layout), which the server knows, so the file holds one plan per length
-//! `1..=max_tokens`. The format (JSON, version 1):
+//! The intervals depend on the prompt's length (the sigmoid bias `-ln n`), which the server
+//! knows, so the file holds one plan per length `1..=max_tokens`. The column-block layout's
+//! padding rows compute copies of the last real row, so the real rows are all there is to
+//! calibrate. The format (JSON, version 1):
 //!
 //! ```text
 //! { "format": "ensi-calibration", "version": 1, "margin": 0.25,
@@ -21,7 +22,6 @@
 //! model's shape must match.
 
 use ensi_bitnet::{AttentionKind, ForwardOptions, Model};
-use ensi_nn::block_layer::pad_prompt;
 use ensi_nn::decoder::{Interval, LayerPlan, ModelPlan, calibrate_model};
 use ensi_nn::norm::NormPlan;
 use serde_json::{Value, json};
@@ -56,8 +56,7 @@ pub const EMBEDDED: &str = include_str!("../data/embedded_calibration.json");
 pub type Plans = BTreeMap<usize, ModelPlan>;
 
 /// The plan for prompts of `n` tokens, from the reference traces of the sample prompts cut
-/// (or repeated) to `n` tokens, padded to a power of two as the column-block layout pads, with
-/// the sigmoid bias of `n` tokens.
+/// (or repeated) to `n` tokens, with the sigmoid bias of `n` tokens.
 pub fn calibrate_length(
     model: &Model,
     n: usize,
@@ -77,7 +76,7 @@ pub fn calibrate_length(
                 .cycle()
                 .take(n)
                 .collect();
-            model.forward::<f64>(&pad_prompt(&t), &options)
+            model.forward::<f64>(&t, &options)
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
@@ -236,10 +235,22 @@ pub fn load(
     sigmoid_degree: usize,
     act_degree: usize,
 ) -> Result<Plans, String> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| format!("calibration: cannot read {}: {e}", path.display()))?;
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("calibration: {} is not JSON: {e}", path.display()))?;
+    from_slice(model, &bytes, sigmoid_degree, act_degree)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses and checks the bytes of a calibration file (untrusted: any bytes give a plan or a
+/// reason, never a panic).
+pub fn from_slice(
+    model: &Model,
+    bytes: &[u8],
+    sigmoid_degree: usize,
+    act_degree: usize,
+) -> Result<Plans, String> {
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("calibration: not JSON: {e}"))?;
     from_json(model, &v, sigmoid_degree, act_degree)
 }
 
@@ -247,9 +258,7 @@ pub fn load(
 /// never left half-written.
 pub fn save(path: &Path, value: &Value) -> Result<(), String> {
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text + "\n").map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    crate::files::write_atomic(path, (text + "\n").as_bytes(), false, true)
 }
 
 /// The plan for prompts of `n` tokens: from the calibration saved beside the checkpoint (the
@@ -288,55 +297,6 @@ pub fn plan_for(
             calibrate_length(model, n, MARGIN, sigmoid_degree, act_degree)?,
             "computed now on the sample prompts".to_string(),
         )),
-    }
-}
-
-/// Arguments of `ensi calibrate`.
-#[derive(clap::Args, Debug)]
-pub struct CalibrateArgs {
-    /// Checkpoint directory; default: the embedded model.
-    #[arg(long, value_name = "DIR")]
-    checkpoint: Option<std::path::PathBuf>,
-    /// Where to write; default: `calibration.json` in the checkpoint directory (required for
-    /// the embedded model).
-    #[arg(long, value_name = "FILE")]
-    out: Option<std::path::PathBuf>,
-    /// Calibrate prompt lengths 1 to this.
-    #[arg(long, default_value_t = 32)]
-    max_tokens: usize,
-}
-
-/// Runs `ensi calibrate`.
-pub fn run(args: &CalibrateArgs) -> std::process::ExitCode {
-    let go = || -> Result<(), String> {
-        let model = crate::run::load_model(args.checkpoint.as_deref())?;
-        let out = match (&args.out, &args.checkpoint) {
-            (Some(o), _) => o.clone(),
-            (None, Some(dir)) => dir.join(FILE_NAME),
-            (None, None) => return Err("the embedded model's calibration needs --out".into()),
-        };
-        if args.max_tokens == 0 || args.max_tokens > 4096 {
-            return Err("--max-tokens must be 1 to 4096".into());
-        }
-        let mut plans = Plans::new();
-        for n in 1..=args.max_tokens {
-            plans.insert(n, calibrate_length(&model, n, MARGIN, 31, 31)?);
-        }
-        save(&out, &to_json(&model, &plans, MARGIN))?;
-        eprintln!(
-            "ensi calibrate: {} plans (1 to {} tokens) written to {}",
-            plans.len(),
-            args.max_tokens,
-            out.display()
-        );
-        Ok(())
-    };
-    match go() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ensi calibrate: {e}");
-            std::process::ExitCode::FAILURE
-        }
     }
 }
 

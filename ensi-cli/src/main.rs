@@ -2,9 +2,8 @@
 
 mod bench;
 mod bench_lintrans;
-mod calibration;
+mod calibrate;
 mod ckks_cmd;
-mod files;
 mod generate;
 mod inspect;
 mod keycache;
@@ -17,6 +16,7 @@ mod sets;
 mod synth;
 
 use clap::{Parser, Subcommand};
+use ensi_cli::{calibration, files};
 use std::process::ExitCode;
 
 /// Non-interactive secure inference of BitNet b1.58 models under CKKS.
@@ -63,7 +63,7 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Calibrate every polynomial's interval and every bootstrap's bound of a model on sample
     /// prompts, per prompt length, and save them beside the model (`calibration.json`).
-    Calibrate(calibration::CalibrateArgs),
+    Calibrate(calibrate::CalibrateArgs),
     /// Write a checkpoint directory in a real layout (2B-4T packed ternary or 1bitLLM latent)
     /// with random weights, for tests and demos of `run --checkpoint`.
     Synth(synth::SynthArgs),
@@ -100,6 +100,6 @@ fn main() -> ExitCode {
         Command::Ckks(cmd) => ckks_cmd::run(&cmd),
         Command::Inspect(args) => inspect::run(&args),
         Command::Synth(args) => synth::run(&args),
-        Command::Calibrate(args) => calibration::run(&args),
+        Command::Calibrate(args) => calibrate::run(&args),
     }
 }

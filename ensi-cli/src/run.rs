@@ -234,7 +234,6 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     // repeated; causality keeps the real tokens' results), with the real prompt's bias.
     let run_len = if block { n.next_power_of_two() } else { n };
     let options = ForwardOptions::new(AttentionKind::Sigmoid, false);
-    let cal_options = ForwardOptions::new(AttentionKind::SigmoidBias(-(n as f64).ln()), false);
     // Calibration: the plan for this prompt length from the file beside the model (the
     // embedded model ships its own), or computed now on the sample prompts.
     let (plan, calibration_source) = calibration::plan_for(
@@ -337,17 +336,11 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         )
     };
     let encrypt_s = clock.elapsed().as_secs_f64();
-    // The reference of what the server computes (the padded prompt with the real prompt's
-    // bias in the column-block layout; its first n rows are the prompt's own reference).
-    let seen = if block {
-        model
-            .forward::<f64>(run_tokens, &cal_options)
-            .map_err(|e| e.to_string())?
-    } else {
-        model
-            .forward::<f64>(&tokens, &options)
-            .map_err(|e| e.to_string())?
-    };
+    // The reference of what the server computes (the column-block layout's padding rows are
+    // copies of the last real row).
+    let seen = model
+        .forward::<f64>(&tokens, &options)
+        .map_err(|e| e.to_string())?;
     // The server runs the layers.
     let eval = bts.evaluator();
     let before = eval.op_count();
@@ -464,10 +457,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     };
     let head_s = clock.elapsed().as_secs_f64();
     // The reference.
-    let reference = model
-        .forward::<f64>(&tokens, &options)
-        .map_err(|e| e.to_string())?;
-    let expect = reference.last_logits();
+    let expect = seen.last_logits();
     let outside_list = outside_calibration(&seen, &plan, cfg.rms_norm_eps);
     let outside: usize = outside_list.iter().map(|o| o.2).sum();
     if outside > 0 {

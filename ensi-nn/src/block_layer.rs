@@ -475,7 +475,9 @@ fn step_rows(n: usize, position: usize, j: usize, wraps: bool) -> impl Iterator<
 pub enum Rows {
     /// A prompt of `tokens` real tokens, padded to the rows of the input (repeating the last
     /// token): row `t` is position `t`. The keys and values of the padding rows are zero, so
-    /// they are an empty cache for later positions; causality keeps the real rows exact.
+    /// they are an empty cache for later positions, and their queries take the last real
+    /// position, so each padding row computes exactly what the last real row computes;
+    /// causality keeps the real rows exact.
     Prompt {
         /// The real prompt length.
         tokens: usize,
@@ -489,10 +491,13 @@ pub enum Rows {
 }
 
 impl Rows {
-    /// The position whose RoPE angle row `t`'s query takes.
+    /// The position whose RoPE angle row `t`'s query takes. A padding row takes the last real
+    /// position: with its key and value zero, it then attends exactly as the last real row
+    /// does, and every padding row stays a copy of the last real row through every layer (so
+    /// the calibration of the real prompt covers every row the bootstraps see).
     fn query_position(self, t: usize) -> usize {
         match self {
-            Rows::Prompt { .. } => t,
+            Rows::Prompt { tokens } => t.min(tokens.saturating_sub(1)),
             Rows::Step { position } => position,
         }
     }

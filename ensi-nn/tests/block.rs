@@ -133,6 +133,13 @@ fn folded_projections_and_attention_match_the_reference() {
             real.len()
         );
         assert!(err < 1e-3, "{err}");
+        // The padding rows compute exactly what the last real row computes.
+        let last =
+            Matrix::from_vec(1, q, got[(real.len() - 1) * q..real.len() * q].to_vec()).unwrap();
+        for t in real.len()..8 {
+            let e = rel_err(&last, &got[t * q..(t + 1) * q], 1);
+            assert!(e < 1e-5, "padding row {t}: {e}");
+        }
         assert_eq!(levels[0].1, ctx.max_level() - 1);
         assert_eq!(o.level() + 1, levels[1].1);
     }

@@ -15,8 +15,8 @@ pub const MAX_BUNDLE_CIPHERTEXTS: usize = 1 << 20;
 
 /// Several ciphertexts holding one matrix (`FORMAT.md` §4.10). The meaning of `layout` and
 /// `content` belongs to the application (ensi-nn: layout 0 column-block, 1 column; content
-/// 0 input activations, 1 final hidden state, 2 logits); this crate checks only the encoding
-/// and that every ciphertext belongs to the context.
+/// 0 input activations, 1 final hidden state, 2 logits, 3 a new token, 4 a key/value cache);
+/// this crate checks only the encoding and that every ciphertext belongs to the context.
 #[derive(Clone, Debug)]
 pub struct CiphertextBundle {
     /// Layout code.
