@@ -698,3 +698,72 @@ fn a_flagged_parameter_set_decodes_and_re_encodes_without_the_flag() {
     assert_eq!(again[..7], bytes[..7]);
     assert_eq!(again[8..], bytes[8..]);
 }
+
+/// Ciphertext bundles (the query, answer and cache files of ensi's roles): a round trip, then
+/// every bad field, prefix and count refused with the field named.
+#[test]
+fn bundles_check_every_field_and_prefix() {
+    use ensi_ckks::serialize::{CiphertextBundle, MAX_BUNDLE_CIPHERTEXTS};
+    let f = fixture(2);
+    let bundle = CiphertextBundle {
+        layout: 0,
+        content: 4,
+        rows: 5,
+        padded_rows: 8,
+        cols: 128,
+        tag: *b"model-fp",
+        cts: vec![f.sym.clone(), f.asym.clone()],
+    };
+    let bytes = bundle.to_bytes().unwrap();
+    let back = CiphertextBundle::from_bytes(&f.ctx, &bytes).unwrap();
+    assert_eq!((back.rows, back.padded_rows, back.cols), (5, 8, 128));
+    assert_eq!((back.layout, back.content, back.tag), (0, 4, *b"model-fp"));
+    assert_eq!(back.cts.len(), 2);
+    assert_eq!(back.cts[1].to_bytes().unwrap(), f.asym.to_bytes().unwrap());
+    // Fields after the 16-byte header: layout, content, rows, padded rows, cols, tag, count.
+    let (rows, cols, count) = (HEADER_LEN + 2, HEADER_LEN + 10, HEADER_LEN + 22);
+    let with = |at: usize, v: u32| {
+        let mut b = bytes.clone();
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        b
+    };
+    let field = |b: &[u8]| match format_err(CiphertextBundle::from_bytes(&f.ctx, b)) {
+        FormatError::InvalidField { field, .. } => field,
+        other => panic!("expected an invalid field, got {other:?}"),
+    };
+    assert_eq!(field(&with(rows, 0)), "rows");
+    assert_eq!(field(&with(rows, 9)), "rows"); // more rows than padded rows
+    assert_eq!(field(&with(cols, 0)), "cols");
+    assert_eq!(field(&with(count, 0)), "ciphertext_count");
+    assert_eq!(
+        field(&with(count, MAX_BUNDLE_CIPHERTEXTS as u32 + 1)),
+        "ciphertext_count"
+    );
+    // A count larger than the bytes hold is refused without allocating for it.
+    assert!(matches!(
+        format_err(CiphertextBundle::from_bytes(&f.ctx, &with(count, 1 << 20))),
+        FormatError::Truncated { .. }
+    ));
+    // A ciphertext inside carrying a flag (only keys and parameters may be marked).
+    let mut flagged = bytes.clone();
+    flagged[count + 4 + 8 + 7] = 1;
+    assert_eq!(field(&flagged), "ciphertext_flags");
+    // Every strict prefix, and trailing bytes.
+    for cut in 0..bytes.len() {
+        assert!(
+            CiphertextBundle::from_bytes(&f.ctx, &bytes[..cut]).is_err(),
+            "prefix {cut}"
+        );
+    }
+    let mut long = bytes.clone();
+    long.push(0);
+    assert!(matches!(
+        format_err(CiphertextBundle::from_bytes(&f.ctx, &long)),
+        FormatError::TrailingBytes { .. }
+    ));
+    // Another context's bundle.
+    assert!(matches!(
+        CiphertextBundle::from_bytes(&context(10, 3), &bytes),
+        Err(CkksError::ParamsMismatch { .. })
+    ));
+}

@@ -337,6 +337,17 @@ mod tests {
     #[test]
     fn bad_files_are_refused_with_a_reason() {
         let model = embedded_model().unwrap();
+        // Bytes that are not a calibration document at all.
+        for bytes in [
+            &b""[..],
+            b"{not json",
+            b"[1, 2]",
+            b"null",
+            &[0xff, 0xfe, 0x00],
+        ] {
+            let e = from_slice(&model, bytes, 31, 63).unwrap_err();
+            assert!(e.starts_with("calibration:"), "{e}");
+        }
         let mut plans = Plans::new();
         plans.insert(4, calibrate_length(&model, 4, MARGIN, 31, 31).unwrap());
         let good = to_json(&model, &plans, MARGIN);

@@ -47,6 +47,18 @@ impl FileSet {
 
     /// Writes `bytes` to a fresh temporary beside `target` (owner-only when `secret`).
     pub fn write(&mut self, target: &Path, bytes: &[u8], secret: bool) -> Result<(), String> {
+        self.write_with(target, secret, |w| w.write_all(bytes))
+    }
+
+    /// [`Self::write`] with the content produced by `fill` into the temporary file; an error
+    /// from `fill` (a full disk, a failing encoder) removes the temporary and leaves the target
+    /// as it was.
+    pub fn write_with(
+        &mut self,
+        target: &Path,
+        secret: bool,
+        fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), String> {
         let dir = target.parent().filter(|p| !p.as_os_str().is_empty());
         let name = target
             .file_name()
@@ -69,7 +81,7 @@ impl FileSet {
         }
         let result = (|| {
             let mut f: File = opts.open(&tmp)?;
-            f.write_all(bytes)?;
+            fill(&mut f)?;
             f.sync_all()
         })();
         match result {
@@ -142,6 +154,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool, force: bool) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A disk that fills up half-way through a file: the write fails with the reason, the
+    /// target keeps its old content, and no temporary is left behind.
+    #[test]
+    fn a_full_disk_leaves_the_old_file_and_no_temporary() {
+        let d = dir("full");
+        let target = d.join("answer.bin");
+        fs::write(&target, b"old answer").unwrap();
+        let mut set = FileSet::new(std::slice::from_ref(&target), true).unwrap();
+        let err = set
+            .write_with(&target, false, |w| {
+                w.write_all(&[7u8; 4096])?;
+                Err(std::io::Error::new(
+                    ErrorKind::StorageFull,
+                    "no space left on device",
+                ))
+            })
+            .unwrap_err();
+        assert!(
+            err.contains("answer.bin") && err.contains("no space left"),
+            "{err}"
+        );
+        drop(set);
+        assert_eq!(fs::read(&target).unwrap(), b"old answer");
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1, "a temporary was left");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// A target on a file system that refuses new files (Linux's `/proc`, read-only even for
+    /// root): a clear error, nothing created.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_read_only_location_is_refused_with_a_reason() {
+        let target = PathBuf::from("/proc/ensi-never-written.bin");
+        let err = write_atomic(&target, b"x", false, false).unwrap_err();
+        assert!(err.contains("ensi-never-written.bin"), "{err}");
+        assert!(!target.exists());
+    }
 
     fn dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ensi-files-{tag}-{}", std::process::id()));

@@ -206,6 +206,43 @@ fn client_and_server_run_as_separate_processes_with_files_between_them() {
         assert_eq!(msg.trim().lines().count(), 1, "{what}: {msg}");
         assert!(!never.exists(), "{what}");
     }
+    // A query made for another model (its fingerprint changed): refused before any work.
+    let mut other = bytes.clone();
+    // Header (16 bytes), layout, content, rows, padded rows, cols (14 bytes), then the tag.
+    other[16 + 14] ^= 1;
+    let other_model = root.join("other-model.bin");
+    std::fs::write(&other_model, &other).unwrap();
+    let out = ensi(&[
+        "infer",
+        "--eval-keys",
+        s(&server),
+        "--in",
+        s(&other_model),
+        "--out",
+        s(&never),
+        "--allow-insecure",
+    ]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && msg.contains("another model"),
+        "{msg}"
+    );
+    assert!(!never.exists());
+    // An existing answer is not replaced without --force, and keeps its content.
+    let before = std::fs::read(&answer).unwrap();
+    let out = ensi(&[
+        "infer",
+        "--eval-keys",
+        s(&server),
+        "--in",
+        s(&query),
+        "--out",
+        s(&answer),
+        "--allow-insecure",
+    ]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && msg.contains("--force"), "{msg}");
+    assert_eq!(std::fs::read(&answer).unwrap(), before);
     let _ = std::fs::remove_dir_all(&root);
 }
 
