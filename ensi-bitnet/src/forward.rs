@@ -306,17 +306,9 @@ pub fn forward<F: Float>(
         layers.push(t);
     }
     let final_hidden = norm_rows(&x, model.norm(), c.rms_norm_eps)?;
-    let head = model.lm_head();
     let mut logits = Matrix::zeros(seq, c.vocab_size);
     for r in 0..seq {
-        let hr = final_hidden.row(r);
-        for (t, l) in logits.row_mut(r).iter_mut().enumerate() {
-            let mut acc = F::ZERO;
-            for (&w, &v) in head[t * h..(t + 1) * h].iter().zip(hr) {
-                acc += F::from_f32(w) * v;
-            }
-            *l = acc;
-        }
+        head_row(model, final_hidden.row(r), logits.row_mut(r));
     }
     Ok(Trace {
         tokens: tokens.to_vec(),
@@ -326,6 +318,18 @@ pub fn forward<F: Float>(
         final_hidden,
         logits,
     })
+}
+
+/// The LM head on one final hidden row: `out[t] = lm_head[t] . row`.
+fn head_row<F: Float>(model: &Model, row: &[F], out: &mut [F]) {
+    let h = row.len();
+    for (t, l) in out.iter_mut().enumerate() {
+        let mut acc = F::ZERO;
+        for (&w, &v) in model.lm_head()[t * h..(t + 1) * h].iter().zip(row) {
+            acc += F::from_f32(w) * v;
+        }
+        *l = acc;
+    }
 }
 
 /// Greedy decoding: appends `steps` tokens, each the argmax of the last logits (the whole
@@ -399,10 +403,11 @@ pub fn generate_greedy_cached<F: Float>(
         for (layer, seen) in model.layers().iter().zip(&mut inputs) {
             let mut data = seen.as_slice().to_vec();
             data.extend_from_slice(&x);
+            let actual = data.len();
             *seen = Matrix::from_vec(n, c.hidden_size, data).ok_or(Error::LengthMismatch {
                 what: "cached layer inputs".into(),
                 expected: n * c.hidden_size,
-                actual: 0,
+                actual,
             })?;
             // The earlier rows' keys and values come from their stored inputs, unchanged;
             // only the new row's output is kept.
@@ -411,19 +416,8 @@ pub fn generate_greedy_cached<F: Float>(
         }
         let mut last = vec![F::ZERO; c.hidden_size];
         rms_norm(&x, model.norm(), c.rms_norm_eps, &mut last)?;
-        let head = model.lm_head();
-        logits = (0..c.vocab_size)
-            .map(|t| {
-                let mut acc = F::ZERO;
-                for (&w, &v) in head[t * c.hidden_size..(t + 1) * c.hidden_size]
-                    .iter()
-                    .zip(&last)
-                {
-                    acc += F::from_f32(w) * v;
-                }
-                acc
-            })
-            .collect();
+        logits = vec![F::ZERO; c.vocab_size];
+        head_row(model, &last, &mut logits);
     }
     Ok((tokens, chosen))
 }

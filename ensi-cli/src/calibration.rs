@@ -65,6 +65,12 @@ pub fn calibrate_length(
     act_degree: usize,
 ) -> Result<ModelPlan, String> {
     let cfg = model.config();
+    if n == 0 || n > cfg.max_position_embeddings {
+        return Err(format!(
+            "calibration: {n} tokens is outside the model's 1 to {} positions",
+            cfg.max_position_embeddings
+        ));
+    }
     let options = ForwardOptions::new(AttentionKind::SigmoidBias(-(n as f64).ln()), false);
     let traces = CALIBRATION_PROMPTS
         .iter()

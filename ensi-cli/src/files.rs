@@ -16,7 +16,7 @@
 
 use rand_core::{OsRng, TryRngCore};
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Files written together and moved into place together (see the module documentation).
@@ -79,8 +79,10 @@ impl FileSet {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(if secret { 0o600 } else { 0o644 });
         }
+        let mut created = false;
         let result = (|| {
             let mut f: File = opts.open(&tmp)?;
+            created = true;
             fill(&mut f)?;
             f.sync_all()
         })();
@@ -91,7 +93,7 @@ impl FileSet {
             }
             Err(e) => {
                 // Remove only what this call created (an existing path makes open fail first).
-                if e.kind() != ErrorKind::AlreadyExists {
+                if created {
                     let _ = fs::remove_file(&tmp);
                 }
                 Err(format!("writing {}: {e}", target.display()))
@@ -167,7 +169,7 @@ mod tests {
             .write_with(&target, false, |w| {
                 w.write_all(&[7u8; 4096])?;
                 Err(std::io::Error::new(
-                    ErrorKind::StorageFull,
+                    std::io::ErrorKind::StorageFull,
                     "no space left on device",
                 ))
             })

@@ -19,7 +19,7 @@
 use crate::calibration;
 use crate::keycache;
 use crate::run::{
-    block_log_n, client_head, demo_parameters, load_model, prompt_tokens, seeded_rng, top_k,
+    block_log_n, demo_parameters, head_of_normalized, load_model, prompt_tokens, seeded_rng, top_k,
     widest_block,
 };
 use clap::Args;
@@ -132,16 +132,7 @@ fn client_logits(
 ) -> Result<Vec<f64>, String> {
     let d = model.config().hidden_size;
     let h = hidden.decrypt(ctx, sk).map_err(|e| e.to_string())?;
-    let last: Vec<f64> = h[row * d..(row + 1) * d]
-        .iter()
-        .zip(model.norm())
-        .map(|(v, &g)| v * f64::from(g))
-        .collect();
-    Ok(client_head(
-        model.lm_head(),
-        &last,
-        model.config().vocab_size,
-    ))
+    Ok(head_of_normalized(model, &h[row * d..(row + 1) * d]))
 }
 
 fn rel_error(expect: &[f64], got: &[f64]) -> f64 {
@@ -164,7 +155,7 @@ fn generate(args: &GenerateArgs) -> Result<(), String> {
         return Err("--max-new-tokens must be at least 1".into());
     }
     let n = prompt.len();
-    let cap = generation_capacity(n, k);
+    let cap = generation_capacity(n, k).ok_or("--max-new-tokens: the capacity overflows")?;
     let widest = widest_block(&cfg, cap, false);
     let (params, literal) = demo_parameters(args.insecure_small.then(|| block_log_n(widest)))?;
     let ctx = CkksContext::new(params).map_err(err)?;

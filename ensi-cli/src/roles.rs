@@ -24,7 +24,7 @@
 use crate::calibration;
 use crate::ckks_cmd::{load_evaluation_keys, load_secret};
 use crate::files::write_atomic;
-use crate::run::{HeadSide, client_head, load_model, prompt_tokens, top_k};
+use crate::run::{HeadSide, head_of_normalized, load_model, prompt_tokens, top_k, widest_block};
 use crate::sets::{ParamSet, load_context};
 use clap::Args;
 use ensi_bitnet::Model;
@@ -33,7 +33,7 @@ use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksCon
 use ensi_nn::block::BlockMatrix;
 use ensi_nn::block_layer::{
     KvCache, LayerCache, block_forward, block_lm_head, block_prefill, block_rotations, block_step,
-    generation_capacity, pad_prompt_to, step_rotations,
+    generation_capacity, head_layout_cols, pad_prompt_to, step_rotations,
 };
 use ensi_nn::decoder::{Progress, embed};
 use rand_chacha::ChaCha20Rng;
@@ -101,17 +101,6 @@ fn read_bundle(
 ) -> Result<CiphertextBundle, String> {
     let b = CiphertextBundle::from_bytes(ctx, &read(path)?)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let count = if b.content == CONTENT_CACHE {
-        2 * model.config().num_hidden_layers
-    } else {
-        1
-    };
-    if b.layout != LAYOUT_BLOCK || b.cts.len() != count {
-        return Err(format!(
-            "{}: not a column-block bundle of {count} ciphertexts",
-            path.display()
-        ));
-    }
     if !content.contains(&b.content) {
         return Err(format!(
             "{}: holds {} where {} is expected",
@@ -122,6 +111,17 @@ fn read_bundle(
                 .map(|&c| content_name(c))
                 .collect::<Vec<_>>()
                 .join(" or ")
+        ));
+    }
+    let count = if b.content == CONTENT_CACHE {
+        2 * model.config().num_hidden_layers
+    } else {
+        1
+    };
+    if b.layout != LAYOUT_BLOCK || b.cts.len() != count {
+        return Err(format!(
+            "{}: not a column-block bundle of {count} ciphertexts",
+            path.display()
         ));
     }
     if b.tag != model_tag(model) {
@@ -148,6 +148,20 @@ fn content_name(code: u8) -> &'static str {
     }
 }
 
+/// An error unless `rows` (padded) tokens of the model fit one ciphertext of `ctx` in the
+/// column-block layout.
+fn fits(ctx: &CkksContext, cfg: &ensi_bitnet::ModelConfig, rows: usize) -> Result<(), String> {
+    let widest = widest_block(cfg, rows, false);
+    let slots = ctx.n() / 2;
+    if widest > slots {
+        return Err(format!(
+            "{rows} rows of this model need {widest} slots in the column-block layout; the keys' \
+             ring has {slots}"
+        ));
+    }
+    Ok(())
+}
+
 /// Arguments of `ensi encrypt`.
 #[derive(Args, Debug)]
 pub struct EncryptArgs {
@@ -168,7 +182,7 @@ pub struct EncryptArgs {
     #[arg(long, conflicts_with = "next_token")]
     max_new_tokens: Option<usize>,
     /// A generation round's query instead of a prompt: this token's embedding in every row.
-    #[arg(long, requires_all = ["position", "capacity"])]
+    #[arg(long, requires_all = ["position", "capacity"], conflicts_with_all = ["tokens", "prompt"])]
     next_token: Option<u32>,
     /// The new token's position (the number of tokens before it).
     #[arg(long, requires = "next_token")]
@@ -202,6 +216,7 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
                      a power of two"
                 ));
             }
+            fits(&ctx, cfg, capacity)?;
             let e = embed(&model, &[token]).ok_or_else(|| {
                 format!(
                     "token {token} is outside the vocabulary of {}",
@@ -214,9 +229,11 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
             let tokens = prompt_tokens(args.tokens.as_deref(), args.prompt.as_deref(), cfg)?;
             let rows = match args.max_new_tokens {
                 Some(0) => return Err("--max-new-tokens must be at least 1".into()),
-                Some(k) => generation_capacity(tokens.len(), k),
+                Some(k) => generation_capacity(tokens.len(), k)
+                    .ok_or("--max-new-tokens: the capacity overflows")?,
                 None => tokens.len().next_power_of_two(),
             };
+            fits(&ctx, cfg, rows)?;
             let padded = pad_prompt_to(&tokens, rows);
             let values = embed(&model, &padded).ok_or("token outside the embedding table")?;
             (tokens.len(), rows, values, CONTENT_INPUT)
@@ -307,10 +324,25 @@ fn read_cache(
     model: &Model,
     position: usize,
     n_pad: usize,
+    level: usize,
 ) -> Result<KvCache, String> {
     let b = read_bundle(ctx, path, model, &[CONTENT_CACHE])?;
-    let cfg = model.config();
-    let cols = cfg.num_attention_heads.next_power_of_two() * cfg.head_dim;
+    let cols = head_layout_cols(model.config()).map_err(|e| e.to_string())?;
+    // Every ciphertext as the layers leave it: degree 1, full slots, one level below the
+    // bootstrapper's output, at the default scale.
+    let delta = ctx.params().default_scale();
+    if let Some(i) = b.cts.iter().position(|ct| {
+        ct.degree() != 1
+            || ct.slots() != ctx.n() / 2
+            || ct.level() != level
+            || (ct.scale() / delta - 1.0).abs() > 1e-9
+    }) {
+        return Err(format!(
+            "{}: ciphertext {i} is not a cache entry (degree 1, full slots, level {level}, the \
+             default scale)",
+            path.display()
+        ));
+    }
     if b.rows as usize != position || b.padded_rows as usize != n_pad || b.cols as usize != cols {
         return Err(format!(
             "{}: a cache of {} positions ({} rows) where the query needs {position} positions \
@@ -333,7 +365,6 @@ fn infer(args: &InferArgs) -> Result<(), String> {
     let started = Instant::now();
     let err = |e: ensi_ckks::CkksError| e.to_string();
     let ctx = load_context(&args.eval_keys, args.allow_insecure)?;
-    let (literal, _) = bootstrap_of(&ctx)?;
     let model = load_model(args.checkpoint.as_deref())?;
     let cfg = model.config().clone();
     let query = read_bundle(&ctx, &args.input, &model, &[CONTENT_INPUT, CONTENT_TOKEN])?;
@@ -346,7 +377,31 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             cfg.hidden_size
         ));
     }
-    // Every output checked before the work.
+    // Sizes before anything is computed for them.
+    if n > cfg.max_position_embeddings {
+        return Err(format!(
+            "{}: {n} tokens, more than the model's {} positions",
+            args.input.display(),
+            cfg.max_position_embeddings
+        ));
+    }
+    fits(&ctx, &cfg, n_pad)?;
+    // Every output checked before the work: no two paths the same (the cache may be updated
+    // in place), none existing without --force.
+    let same = |a: &Path, b: &Path| a == b;
+    let clash = same(&args.out, &args.input)
+        || args.cache.as_deref().is_some_and(|c| same(&args.out, c))
+        || args
+            .cache_out
+            .as_deref()
+            .is_some_and(|c| same(&args.out, c) || same(&args.input, c));
+    if clash {
+        return Err(
+            "--out, --in, --cache and --cache-out must name different files (only --cache-out \
+             may name the --cache file, to update it)"
+                .into(),
+        );
+    }
     if args.out.exists() && !args.force {
         return Err(format!("{} exists (use --force)", args.out.display()));
     }
@@ -356,8 +411,9 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             return Err(format!("{} exists (use --force)", out.display()));
         }
     }
+    let (literal, level) = bootstrap_of(&ctx)?;
     let cache = match (&args.cache, round) {
-        (Some(path), true) => Some(read_cache(&ctx, path, &model, n - 1, n_pad)?),
+        (Some(path), true) => Some(read_cache(&ctx, path, &model, n - 1, n_pad, level - 1)?),
         (None, true) => {
             return Err(format!(
                 "{}: a new token's query needs --cache (the previous call's --cache-out)",
@@ -389,9 +445,14 @@ fn infer(args: &InferArgs) -> Result<(), String> {
     let have = set.galois_elements();
     let slots = ctx.n() / 2;
     let mut needed = block_rotations(&cfg, n_pad, slots, server_head).map_err(err)?;
-    if round {
+    // A prompt that starts a cache is checked for the rounds' keys too: better now than at the
+    // first round.
+    let generation = round || args.cache_out.is_some();
+    if generation {
         needed.extend(step_rotations(n_pad));
     }
+    needed.sort_unstable();
+    needed.dedup();
     let missing = needed
         .into_iter()
         .filter(|&r| !have.contains(&ctx.rotation_galois_element(r)))
@@ -400,7 +461,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
         return Err(format!(
             "the evaluation keys lack {missing} rotations the layers need for {n_pad} (padded) \
              tokens: make them with `ensi keygen --bootstrap --tokens {n_pad}{}`",
-            if round { " --generation" } else { "" }
+            if generation { " --generation" } else { "" }
         ));
     }
     let keys = BootstrapKeys::from_set(set).map_err(err)?;
@@ -577,12 +638,7 @@ fn decrypt(args: &DecryptArgs) -> Result<(), String> {
     let values = m.decrypt(&ctx, &sk).map_err(|e| e.to_string())?;
     let last = &values[(n - 1) * cols..n * cols];
     let logits: Vec<f64> = if answer.content == CONTENT_HIDDEN {
-        let row: Vec<f64> = last
-            .iter()
-            .zip(model.norm())
-            .map(|(v, &g)| v * f64::from(g))
-            .collect();
-        client_head(model.lm_head(), &row, cfg.vocab_size)
+        head_of_normalized(&model, last)
     } else {
         last.to_vec()
     };
@@ -602,8 +658,8 @@ fn decrypt(args: &DecryptArgs) -> Result<(), String> {
     }
     if n < n_pad {
         eprintln!(
-            "ensi decrypt: to continue a generation: ensi encrypt --next-token {} --position {n} \
-             --capacity {n_pad}",
+            "ensi decrypt: if the server kept a cache (ensi infer --cache-out), the next round \
+             is: ensi encrypt --next-token {} --position {n} --capacity {n_pad}",
             top[0].0
         );
     }

@@ -158,7 +158,7 @@ pub(crate) fn widest_block(
     .map(|c| c.next_power_of_two())
     .max()
     .unwrap_or(1)
-        * rows
+    .saturating_mul(rows)
 }
 
 /// The smallest ring degree (at least 2^13) whose slots hold `widest` values.
@@ -432,13 +432,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
         (Activations::Block(h), HeadSide::Client) => {
             // The final norm's gain is applied by the client with the head.
             let h = h.decrypt(&ctx, &sk).map_err(err)?;
-            let gamma = model.norm();
-            let last_row: Vec<f64> = h[(n - 1) * d..n * d]
-                .iter()
-                .zip(gamma)
-                .map(|(v, &g)| v * f64::from(g))
-                .collect();
-            client_head(head, &last_row, vocab)
+            head_of_normalized(&model, &h[(n - 1) * d..n * d])
         }
         (Activations::Block(h), HeadSide::Server) => {
             let enc = block_lm_head(eval, h, &model).map_err(err)?;
@@ -604,6 +598,17 @@ struct LayerReport {
 enum Activations {
     Block(BlockMatrix),
     Column(ColumnMatrix),
+}
+
+/// The client-side LM head on a final hidden row normalized without the final gain (what the
+/// column-block layers return): the gain, then the head.
+pub(crate) fn head_of_normalized(model: &Model, row: &[f64]) -> Vec<f64> {
+    let with_gain: Vec<f64> = row
+        .iter()
+        .zip(model.norm())
+        .map(|(v, &g)| v * f64::from(g))
+        .collect();
+    client_head(model.lm_head(), &with_gain, model.config().vocab_size)
 }
 
 /// The client-side LM head on the last token's final hidden state (gain applied).

@@ -637,9 +637,11 @@ pub fn attention_rows(
             if c.k.n_pad() != k.n_pad() || c.k.cols() != k.cols() || c.v.cols() != v.cols() {
                 return Err(invalid("the cache does not match the layer's shape"));
             }
-            c.k = residual(eval, &c.k, &k)?;
-            c.v = residual(eval, &c.v, &v)?;
-            step_attention(eval, &q, &c.k, &c.v, cfg, &sigmoid, beta, position, log)
+            // The cache changes only once the round's attention has succeeded.
+            let (k, v) = (residual(eval, &c.k, &k)?, residual(eval, &c.v, &v)?);
+            let o = step_attention(eval, &q, &k, &v, cfg, &sigmoid, beta, position, log)?;
+            (c.k, c.v) = (k, v);
+            Ok(o)
         }
     }
 }
@@ -898,18 +900,24 @@ pub fn pad_prompt_to(tokens: &[u32], rows: usize) -> Vec<u32> {
 }
 
 /// The capacity a generation needs: the prompt and every new token but the last (which is
-/// only predicted), rounded up to a power of two.
-pub fn generation_capacity(prompt: usize, new_tokens: usize) -> usize {
-    (prompt + new_tokens.saturating_sub(1))
+/// only predicted), rounded up to a power of two; `None` if that overflows.
+pub fn generation_capacity(prompt: usize, new_tokens: usize) -> Option<usize> {
+    prompt
+        .checked_add(new_tokens.saturating_sub(1))?
         .max(1)
-        .next_power_of_two()
+        .checked_next_power_of_two()
 }
 
-/// The rotations [`step_attention`] needs besides [`block_rotations`]'s, for a capacity of
-/// `n_pad` positions: `j` and `j - n_pad` for `j = 1 .. n_pad - 1`.
+/// The rotations [`step_attention`] needs besides [`block_rotations`]'s (which hold the
+/// negative shifts `j - n_pad`), for a capacity of `n_pad` positions: `j = 1 .. n_pad - 1`.
 pub fn step_rotations(n_pad: usize) -> Vec<isize> {
-    let n = n_pad as isize;
-    (1..n).flat_map(|j| [j, j - n]).collect()
+    (1..n_pad as isize).collect()
+}
+
+/// The width of the attention's head layout: the head count rounded up to a power of two,
+/// times the head dimension (the columns of the queries, keys, values and the cache).
+pub fn head_layout_cols(cfg: &ModelConfig) -> Result<usize, CkksError> {
+    Ok(heads(cfg)?.cols())
 }
 
 /// Every rotation the column-block forward pass needs besides bootstrapping's, for `n_pad`

@@ -488,7 +488,7 @@ fn greedy_generation_through_the_cache_matches_the_reference() {
     };
     let prompt: Vec<u32> = b"ENSI".iter().map(|&b| u32::from(b)).collect();
     let new_tokens = 4;
-    let cap = generation_capacity(prompt.len(), new_tokens);
+    let cap = generation_capacity(prompt.len(), new_tokens).unwrap();
     assert_eq!(cap, 8);
     let mut rng = ChaCha20Rng::seed_from_u64(35);
     let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
@@ -512,12 +512,9 @@ fn greedy_generation_through_the_cache_matches_the_reference() {
     let (cached, cached_logits) =
         generate_greedy_cached::<f64>(&model, &prompt, new_tokens, &exact).unwrap();
     // The plan of a sequence of n tokens: calibrated on the reference trace of the sequence
-    // itself, padded to the capacity, with the sigmoid bias of n tokens.
+    // itself (the padding rows copy the last real row), with the sigmoid bias of n tokens.
     let plan_for = |seq: &[u32]| {
-        let bias = AttentionKind::SigmoidBias(-(seq.len() as f64).ln());
-        let trace = model
-            .forward::<f64>(&pad_prompt_to(seq, cap), &ForwardOptions::new(bias, false))
-            .unwrap();
+        let trace = model.forward::<f64>(seq, &exact).unwrap();
         calibrate_model(&[&trace], &cfg, 0.25, 31, 63)
     };
     // The client's side: the logits of a final hidden row (normalized, no gain).
