@@ -29,15 +29,12 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-#[test]
-#[ignore = "heavy: run in release mode with --ignored"]
-fn client_and_server_run_as_separate_processes_with_files_between_them() {
-    let root: PathBuf = std::env::temp_dir().join(format!("ensi-roles-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
+/// The client's key directory (insecure-run set, bootstrapping keys and the rotations of 8
+/// padded tokens, plus `extra` keygen arguments) and the server's: every public file, never
+/// the secret key.
+fn client_and_server(root: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
     let (client, server) = (root.join("client"), root.join("server"));
-    // The client makes its keys, with the rotations of 8 padded tokens.
-    ok(&ensi(&[
+    let mut args = vec![
         "keygen",
         "--out",
         s(&client),
@@ -48,10 +45,9 @@ fn client_and_server_run_as_separate_processes_with_files_between_them() {
         "none",
         "--tokens",
         "8",
-        "--seed",
-        "3",
-    ]));
-    // The server gets every public file, never the secret key.
+    ];
+    args.extend_from_slice(extra);
+    ok(&ensi(&args));
     std::fs::create_dir_all(&server).unwrap();
     for entry in std::fs::read_dir(&client).unwrap() {
         let entry = entry.unwrap();
@@ -61,6 +57,16 @@ fn client_and_server_run_as_separate_processes_with_files_between_them() {
         }
     }
     assert!(!server.join("secret.key").exists());
+    (client, server)
+}
+
+#[test]
+#[ignore = "heavy: run in release mode with --ignored"]
+fn client_and_server_run_as_separate_processes_with_files_between_them() {
+    let root: PathBuf = std::env::temp_dir().join(format!("ensi-roles-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let (client, server) = client_and_server(&root, &["--seed", "3"]);
     let (query, answer, logits) = (
         root.join("query.bin"),
         root.join("answer.bin"),
@@ -265,30 +271,7 @@ fn generation_rounds_keep_the_encrypted_cache_in_a_file() {
     let root: PathBuf = std::env::temp_dir().join(format!("ensi-gen-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    let (client, server) = (root.join("client"), root.join("server"));
-    ok(&ensi(&[
-        "keygen",
-        "--out",
-        s(&client),
-        "--params",
-        "insecure-run",
-        "--bootstrap",
-        "--rotations",
-        "none",
-        "--tokens",
-        "8",
-        "--generation",
-        "--seed",
-        "4",
-    ]));
-    std::fs::create_dir_all(&server).unwrap();
-    for entry in std::fs::read_dir(&client).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        if name != "secret.key" {
-            std::fs::copy(entry.path(), server.join(&name)).unwrap();
-        }
-    }
+    let (client, server) = client_and_server(&root, &["--generation", "--seed", "4"]);
     let reference = ok(&ensi(&[
         "reference",
         "--tokens",
@@ -411,6 +394,27 @@ fn generation_rounds_keep_the_encrypted_cache_in_a_file() {
         got = decrypt();
     }
     assert!(stale.is_some());
+    // The answer and the cache cannot be the same file.
+    let out = ensi(&[
+        "infer",
+        "--eval-keys",
+        s(&server),
+        "--in",
+        s(&query),
+        "--out",
+        s(&cache),
+        "--cache",
+        s(&cache),
+        "--cache-out",
+        s(&cache),
+        "--force",
+        "--allow-insecure",
+    ]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && msg.contains("different files"),
+        "{msg}"
+    );
     let expect: Vec<u64> = reference["generated"]
         .as_array()
         .unwrap()

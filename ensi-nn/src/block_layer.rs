@@ -324,6 +324,37 @@ fn mask_rows(
     Ok(m)
 }
 
+/// The head layout of `cfg`, checked against the widths of `q`, `k` and `v`.
+fn head_layout_of(cfg: &ModelConfig, m: [&BlockMatrix; 3]) -> Result<Heads, CkksError> {
+    let hl = heads(cfg)?;
+    if m.iter().any(|x| x.cols() != hl.cols()) {
+        return Err(invalid(
+            "q, k, v must be in the head layout (heads x head_dim columns)",
+        ));
+    }
+    Ok(hl)
+}
+
+/// The attention weights of `q` against the keys `k` (one ciphertext, row by row): the
+/// product, the sum over each head's dimensions (which leaves the score replicated over them)
+/// and the sigmoid polynomial of `u = s + beta`.
+fn weights(
+    eval: &Evaluator,
+    q: &BlockMatrix,
+    k: &Ciphertext,
+    hl: Heads,
+    sigmoid: &ChebyshevPoly,
+    beta: f64,
+) -> Result<Ciphertext, CkksError> {
+    let k = eval.drop_to_level(k, q.level())?;
+    let prod = eval.rescale(&eval.mul_relin(q.ciphertext(), &k)?)?;
+    let step = hl.padded * q.n_pad();
+    let s = rotate_sum(eval, &prod, step, hl.hd.trailing_zeros() as usize)?;
+    let u = eval.add_const(&s, beta)?;
+    let delta = eval.context().params().default_scale();
+    Ok(eval.evaluate_chebyshev(&u, sigmoid, delta)?.0)
+}
+
 /// Causal sigmoid attention on `q`, `k`, `v` in the head layout (see the module
 /// documentation). `sigmoid` is a polynomial of `u = s + beta` where `s` is what the folded
 /// query-key product gives. The output (head layout) is one level below the weights.
@@ -338,25 +369,15 @@ pub fn block_attention(
     beta: f64,
     log: &mut dyn FnMut(&'static str, usize),
 ) -> Result<BlockMatrix, CkksError> {
-    let hl = heads(cfg)?;
+    let hl = head_layout_of(cfg, [q, k, v])?;
     let n = q.n_pad();
-    if q.cols() != hl.cols() || k.cols() != hl.cols() || v.cols() != hl.cols() {
-        return Err(invalid(
-            "q, k, v must be in the head layout (heads x head_dim columns)",
-        ));
-    }
     let shifts: Vec<isize> = (1..n).map(|r| -(r as isize)).collect();
     let ks = eval.rotate_hoisted(k.ciphertext(), &shifts)?;
     let vs = eval.rotate_hoisted(v.ciphertext(), &shifts)?;
-    let delta = eval.context().params().default_scale();
     let mut acc: Option<Ciphertext> = None;
     for r in 0..n {
         let kr = if r == 0 { k.ciphertext() } else { &ks[r - 1] };
-        let kr = eval.drop_to_level(kr, q.level())?;
-        let prod = eval.rescale(&eval.mul_relin(q.ciphertext(), &kr)?)?;
-        let s = rotate_sum(eval, &prod, hl.padded * n, hl.hd.trailing_zeros() as usize)?;
-        let u = eval.add_const(&s, beta)?;
-        let a = eval.evaluate_chebyshev(&u, sigmoid, delta)?.0;
+        let a = weights(eval, q, kr, hl, sigmoid, beta)?;
         if r == 0 {
             log(BLOCK_STEPS[2], a.level());
         }
@@ -405,24 +426,14 @@ pub fn step_attention(
     position: usize,
     log: &mut dyn FnMut(&'static str, usize),
 ) -> Result<BlockMatrix, CkksError> {
-    let hl = heads(cfg)?;
+    let hl = head_layout_of(cfg, [q, k, v])?;
     let n = q.n_pad();
-    if q.cols() != hl.cols() || k.cols() != hl.cols() || v.cols() != hl.cols() {
-        return Err(invalid(
-            "q, k, v must be in the head layout (heads x head_dim columns)",
-        ));
-    }
     if k.n_pad() != n || v.n_pad() != n || position >= n {
         return Err(invalid(
             "the cache must have the query's rows, and the position must be below them",
         ));
     }
-    let delta = eval.context().params().default_scale();
-    let kk = eval.drop_to_level(k.ciphertext(), q.level())?;
-    let prod = eval.rescale(&eval.mul_relin(q.ciphertext(), &kk)?)?;
-    let s = rotate_sum(eval, &prod, hl.padded * n, hl.hd.trailing_zeros() as usize)?;
-    let u = eval.add_const(&s, beta)?;
-    let a = eval.evaluate_chebyshev(&u, sigmoid, delta)?.0;
+    let a = weights(eval, q, k.ciphertext(), hl, sigmoid, beta)?;
     log(BLOCK_STEPS[2], a.level());
     // (shift, wraps): row t reads position t + shift (mod n) of its own column.
     let terms: Vec<(isize, bool)> = (0..n)
