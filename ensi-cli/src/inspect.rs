@@ -6,7 +6,7 @@
 
 use crate::sets::ParamSet;
 use clap::Args;
-use ensi_ckks::serialize::{ObjectType, peek_header};
+use ensi_ckks::serialize::{CiphertextBundle, ObjectType, peek_header};
 use ensi_ckks::{
     BootstrapParametersLiteral, Ciphertext, CkksContext, DecodeOptions, EvaluationKey, Parameters,
     Plaintext, PublicKey, SecretKey, SecretReport, SecurityReport, SwitchingKey,
@@ -223,6 +223,21 @@ fn inspect(args: &InspectArgs) -> Result<Value, String> {
             out["limbs"] = json!(pt.level() + 1);
             out["slots"] = json!(pt.slots());
             out["log_scale"] = json!(pt.scale().log2());
+        }
+        ObjectType::CiphertextBundle => {
+            let b = CiphertextBundle::from_bytes(&ctx, &bytes).map_err(err)?;
+            out["layout"] = json!(if b.layout == 0 {
+                "column-block"
+            } else {
+                "other"
+            });
+            out["content"] = json!(crate::roles::content_name(b.content));
+            out["rows"] = json!(b.rows);
+            out["padded_rows"] = json!(b.padded_rows);
+            out["cols"] = json!(b.cols);
+            out["ciphertexts"] = json!(b.cts.len());
+            out["level"] = json!(b.cts.first().map(Ciphertext::level));
+            out["under"] = json!("main secret");
         }
         ObjectType::Ciphertext => {
             let ct = Ciphertext::from_bytes(&ctx, &bytes).map_err(err)?;

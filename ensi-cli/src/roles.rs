@@ -137,7 +137,7 @@ fn read_bundle(
 }
 
 /// What a bundle of content `code` holds, in words.
-fn content_name(code: u8) -> &'static str {
+pub(crate) fn content_name(code: u8) -> &'static str {
     match code {
         CONTENT_INPUT => "a prompt (ensi encrypt)",
         CONTENT_HIDDEN => "a final hidden state (ensi infer)",

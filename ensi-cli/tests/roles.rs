@@ -82,6 +82,19 @@ fn client_and_server_run_as_separate_processes_with_files_between_them() {
         s(&query),
         "--allow-insecure",
     ]));
+    // What the query is, without the secret key.
+    let seen = ok(&ensi(&[
+        "inspect",
+        s(&query),
+        "--params",
+        s(&server.join("params.bin")),
+        "--json",
+    ]));
+    assert_eq!(seen["content"], "a prompt (ensi encrypt)");
+    assert_eq!(
+        (seen["rows"].as_u64(), seen["padded_rows"].as_u64()),
+        (Some(5), Some(8))
+    );
     let summary = ok(&ensi(&[
         "infer",
         "--eval-keys",
