@@ -388,16 +388,9 @@ pub fn block_attention(
         } else {
             mask_rows(eval, &vs[r - 1], n, &|t| t >= r, v.scale())?
         };
-        let vr = eval.drop_to_level(&vr, a.level())?;
-        let t = eval.tensor(&a, &vr)?;
-        match &mut acc {
-            None => acc = Some(t),
-            Some(x) => eval.add_assign(x, &t)?,
-        }
+        add_product(eval, &mut acc, &a, &vr)?;
     }
-    let acc = acc.ok_or(invalid("attention needs a token"))?;
-    let out = eval.rescale(&eval.relinearize(&acc)?)?;
-    Ok(q.with_ciphertext(out))
+    relinearized_sum(eval, acc, q)
 }
 
 /// One new token's causal sigmoid attention against the cache: `q` holds the token's query
@@ -457,16 +450,34 @@ pub fn step_attention(
         let j = shift.rem_euclid(n as isize) as usize;
         let rows: Vec<bool> = step_rows(n, position, j, wraps).collect();
         let vm = mask_rows(eval, vr, n, &|t| rows[t], v.scale())?;
-        let vm = eval.drop_to_level(&vm, ar.level())?;
-        let t = eval.tensor(ar, &vm)?;
-        match &mut acc {
-            None => acc = Some(t),
-            Some(x) => eval.add_assign(x, &t)?,
-        }
+        add_product(eval, &mut acc, ar, &vm)?;
     }
+    relinearized_sum(eval, acc, q)
+}
+
+/// `acc += a * v` as a tensor (degree 2, not relinearized), `v` dropped to `a`'s level.
+fn add_product(
+    eval: &Evaluator,
+    acc: &mut Option<Ciphertext>,
+    a: &Ciphertext,
+    v: &Ciphertext,
+) -> Result<(), CkksError> {
+    let t = eval.tensor(a, &eval.drop_to_level(v, a.level())?)?;
+    match acc {
+        None => *acc = Some(t),
+        Some(x) => eval.add_assign(x, &t)?,
+    }
+    Ok(())
+}
+
+/// The attention output: the summed tensors relinearized once and rescaled, in `q`'s layout.
+fn relinearized_sum(
+    eval: &Evaluator,
+    acc: Option<Ciphertext>,
+    q: &BlockMatrix,
+) -> Result<BlockMatrix, CkksError> {
     let acc = acc.ok_or(invalid("attention needs a position"))?;
-    let out = eval.rescale(&eval.relinearize(&acc)?)?;
-    Ok(q.with_ciphertext(out))
+    Ok(q.with_ciphertext(eval.rescale(&eval.relinearize(&acc)?)?))
 }
 
 /// The rows `t` of [`step_attention`]'s term `(j, wraps)`: those whose position `t + j`
