@@ -112,7 +112,7 @@ impl SparseToDenseKey {
     }
 }
 
-impl CkksContext {
+impl crate::params::Parameters {
     /// The Galois element of a rotation by `steps` slots to the left (negative: to the right):
     /// `5^(steps mod N/2) mod 2N`. The same element rotates every sparse slot count correctly.
     pub fn rotation_galois_element(&self, steps: isize) -> usize {
@@ -135,6 +135,19 @@ impl CkksContext {
     /// The Galois element of complex conjugation, `2N - 1`.
     pub fn conjugation_galois_element(&self) -> usize {
         2 * self.n() - 1
+    }
+}
+
+impl CkksContext {
+    /// The Galois element of a rotation by `steps` slots to the left (negative: to the right):
+    /// `5^(steps mod N/2) mod 2N`. The same element rotates every sparse slot count correctly.
+    pub fn rotation_galois_element(&self, steps: isize) -> usize {
+        self.params().rotation_galois_element(steps)
+    }
+
+    /// The Galois element of complex conjugation, `2N - 1`.
+    pub fn conjugation_galois_element(&self) -> usize {
+        self.params().conjugation_galois_element()
     }
 
     /// Reduces `k` modulo `2N` and checks it is odd and not the identity.
@@ -212,9 +225,16 @@ impl KeyRequest {
 
     /// Adds the keys of rotations by each of `steps` (see
     /// [`CkksContext::rotation_galois_element`]); rotations by a multiple of `N/2` need none.
-    pub fn with_rotations(mut self, ctx: &CkksContext, steps: &[isize]) -> Self {
+    pub fn with_rotations(self, ctx: &CkksContext, steps: &[isize]) -> Self {
+        self.with_rotations_of(ctx.params(), steps)
+    }
+
+    /// Adds the Galois elements of rotations by each of `steps` computed from the parameter set
+    /// alone ([`crate::Parameters::rotation_galois_element`]), for a client that never builds a
+    /// [`CkksContext`]; the same elements as [`Self::with_rotations`].
+    pub fn with_rotations_of(mut self, params: &crate::Parameters, steps: &[isize]) -> Self {
         for &s in steps {
-            let g = ctx.rotation_galois_element(s);
+            let g = params.rotation_galois_element(s);
             if g != 1 {
                 self.galois_elements.push(g);
             }

@@ -18,6 +18,7 @@ extern crate std;
 
 pub mod bootstrap;
 pub mod ciphertext;
+pub mod client;
 pub mod context;
 pub mod encoding;
 pub mod encryption;

@@ -112,6 +112,28 @@ pub fn expand_seed<Rep: Representation>(
     uniform_poly(ctx, limbs, &mut rng)
 }
 
+/// [`expand_seed`] one limb at a time, for callers that never hold the whole polynomial (a
+/// constrained client streaming a key to a writer). Call [`Self::next_limb`] for limb `0, 1,
+/// ...` in order with each limb's prime: the residues are exactly those of the same limb of
+/// [`expand_seed`] over the same primes.
+pub struct SeedExpander {
+    rng: ChaCha20Rng,
+}
+
+impl SeedExpander {
+    /// Starts the expansion of `seed`.
+    pub fn new(seed: &[u8; 32]) -> Self {
+        Self {
+            rng: ChaCha20Rng::from_seed(*seed),
+        }
+    }
+
+    /// Fills `out` (the next limb, `N` residues) with the next uniform residues modulo `q`.
+    pub fn next_limb(&mut self, q: &Modulus, out: &mut [u64]) {
+        fill_uniform(&mut self.rng, q, out);
+    }
+}
+
 /// Uniform ternary coefficients in `{-1, 0, 1}`, branch-free: each coefficient is
 /// `floor(3 w / 2^64) - 1` for a fresh 64-bit word `w`, so every value has probability within
 /// `2^-64` of `1/3`.

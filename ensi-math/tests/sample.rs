@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use ensi_math::sample::{
-    GAUSSIAN_BOUND, GAUSSIAN_SIGMA, expand_seed, fill_uniform, gaussian, ternary, ternary_hamming,
-    uniform_poly,
+    GAUSSIAN_BOUND, GAUSSIAN_SIGMA, SeedExpander, expand_seed, fill_uniform, gaussian, ternary,
+    ternary_hamming, uniform_poly,
 };
 use ensi_math::{Coeff, Modulus, Ntt, RnsContext, RnsPoly, generate_ntt_primes};
 use rand_chacha::ChaCha20Rng;
@@ -130,6 +130,13 @@ fn seed_expansion_is_reproducible() {
         }
     }
     assert_eq!(a.as_slice(), &expect[..]);
+    // Limb by limb, as a streaming client expands it.
+    let mut expander = SeedExpander::new(&seed);
+    let mut limb = vec![0u64; n];
+    for (i, &q) in primes.iter().enumerate() {
+        expander.next_limb(&Modulus::new(q).unwrap(), &mut limb);
+        assert_eq!(limb, a.limb(i), "limb {i}");
+    }
     // A lower level is a prefix of the expansion.
     let low: RnsPoly<Coeff> = expand_seed(&ctx, 1, &seed).unwrap();
     assert_eq!(low.as_slice(), a.limb(0));

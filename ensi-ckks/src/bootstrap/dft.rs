@@ -12,6 +12,7 @@
 //! each group is one BSGS linear transform consuming one level.
 
 use crate::lintrans::LinearTransform;
+use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::f64::consts::PI;
@@ -140,6 +141,36 @@ fn grouped(
     out
 }
 
+/// The diagonal indices of each transform of [`slots_to_coeffs`] (`forward`) or
+/// [`coeffs_to_slots`] on `n` slots with `budget` groups, from the butterfly spans alone: a
+/// stage of half-span `h` has diagonals `0` and `±h`, and a group's diagonals are the sums of
+/// its stages' (mod `n`). No diagonal is built; the tests check the result against the
+/// transforms' own non-zero diagonals.
+pub(crate) fn grouped_indices(n: usize, budget: usize, forward: bool) -> Vec<BTreeSet<usize>> {
+    let mut lens: Vec<usize> = (1..=n.trailing_zeros()).map(|k| 1usize << k).collect();
+    if !forward {
+        lens.reverse();
+    }
+    if lens.is_empty() {
+        return vec![BTreeSet::from([0])];
+    }
+    let mut out = Vec::new();
+    let mut next = 0;
+    for size in group_sizes(lens.len(), budget) {
+        let mut set = BTreeSet::from([0usize]);
+        for &len in &lens[next..next + size] {
+            let half = len / 2;
+            set = set
+                .iter()
+                .flat_map(|&k| [k, (k + half) % n, (k + n - half) % n])
+                .collect();
+        }
+        next += size;
+        out.push(set);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +222,33 @@ mod tests {
                     assert!(
                         (a - b).norm_sqr() < 1e-20,
                         "n {n} budget {budget}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn structural_indices_are_the_non_zero_diagonals() {
+        // Every budget on small slot counts; the default budgets at full slots of N = 2^16.
+        let cases = (0u32..=10)
+            .flat_map(|log_n| (1..=(log_n as usize).max(1) + 1).map(move |b| (log_n, b)))
+            .chain([(15, 3), (15, 4)]);
+        for (log_n, budget) in cases {
+            let n = 1usize << log_n;
+            {
+                for forward in [false, true] {
+                    let built = if forward {
+                        slots_to_coeffs(n, budget, 0.7)
+                    } else {
+                        coeffs_to_slots(n, budget, 0.7)
+                    };
+                    let built: Vec<BTreeSet<usize>> =
+                        built.iter().map(|t| t.shape().indices().clone()).collect();
+                    assert_eq!(
+                        grouped_indices(n, budget, forward),
+                        built,
+                        "n {n} budget {budget} forward {forward}"
                     );
                 }
             }

@@ -37,14 +37,19 @@ impl BootstrapParametersLiteral {
     /// within 128-bit security at the modulus its key lives at, `q_0 p_0` (see
     /// [`crate::security`]). Called before any bootstrapping key is made.
     pub fn check_ephemeral_security(&self, ctx: &CkksContext) -> Result<(), CkksError> {
-        let (h, n) = (self.ephemeral_hamming_weight, ctx.n());
+        self.check_ephemeral_security_of(ctx.params())
+    }
+
+    /// [`Self::check_ephemeral_security`] from the parameter set alone.
+    pub fn check_ephemeral_security_of(&self, params: &crate::Parameters) -> Result<(), CkksError> {
+        let (h, n) = (self.ephemeral_hamming_weight, params.n());
         if h == 0 || h > n {
             return Err(CkksError::InvalidHammingWeight { h, n });
         }
         // Only the estimate, not the whole report (its largest-modulus search): this runs on
         // every key generation and every decoded dense-to-sparse key.
-        let log_modulus = ctx.params().log_encapsulation_modulus();
-        if ctx.params().security() == Security::Bits128
+        let log_modulus = params.log_encapsulation_modulus();
+        if params.security() == Security::Bits128
             && security::sparse_secret_bits(n, h, log_modulus) < security::TARGET_BITS
         {
             return Err(CkksError::InsecureEphemeralSecret {

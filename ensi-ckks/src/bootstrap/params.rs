@@ -5,7 +5,8 @@ use super::dft;
 use crate::context::CkksContext;
 use crate::error::CkksError;
 use crate::evalkeys::KeyRequest;
-use crate::lintrans::LinearTransform;
+use crate::lintrans::{LinearTransform, TransformShape};
+use crate::params::Parameters;
 use crate::polynomial::ChebyshevPoly;
 use alloc::vec::Vec;
 use core::f64::consts::PI;
@@ -152,13 +153,32 @@ impl BootstrapParametersLiteral {
     }
 
     /// The rotations bootstrapping needs (linear transforms and the partial trace); conjugation
-    /// is needed too.
-    pub fn rotations(&self, ctx: &CkksContext) -> Result<Vec<isize>, CkksError> {
-        let (cts, stc) = self.transforms(ctx)?;
-        let mut r: Vec<isize> = cts.iter().chain(&stc).flat_map(|t| t.rotations()).collect();
-        let n = self.slots(ctx.n())?;
+    /// is needed too. Computed from the parameter set alone: the diagonals of each grouped DFT
+    /// stage follow from its butterfly spans ([`dft::grouped_indices`]), so no transform is
+    /// built and a constrained client can list its keys in a few kilobytes.
+    pub fn rotations_of(&self, params: &Parameters) -> Result<Vec<isize>, CkksError> {
+        let n = self.slots(params.n())?;
+        let mut r: Vec<isize> = [false, true]
+            .into_iter()
+            .flat_map(|forward| {
+                let budget = if forward {
+                    self.stc_level_budget
+                } else {
+                    self.cts_level_budget
+                };
+                dft::grouped_indices(n, budget, forward)
+            })
+            .map(|indices| {
+                let mut shape = TransformShape::new(n, indices.into_iter().map(|k| k as isize))?;
+                shape.bsgs_ratio = self.bsgs_ratio;
+                Ok(shape.rotations())
+            })
+            .collect::<Result<Vec<_>, CkksError>>()?
+            .into_iter()
+            .flatten()
+            .collect();
         let mut k = n;
-        while k < ctx.n() / 2 {
+        while k < params.n() / 2 {
             r.push(k as isize);
             k *= 2;
         }
@@ -167,11 +187,25 @@ impl BootstrapParametersLiteral {
         Ok(r)
     }
 
-    /// The evaluation keys (relinearization, rotations, conjugation) bootstrapping needs.
-    pub fn key_request(&self, ctx: &CkksContext) -> Result<KeyRequest, CkksError> {
-        Ok(KeyRequest::new()
+    /// [`Self::rotations_of`] for the parameter set of `ctx`.
+    pub fn rotations(&self, ctx: &CkksContext) -> Result<Vec<isize>, CkksError> {
+        self.rotations_of(ctx.params())
+    }
+
+    /// The evaluation keys (relinearization, rotations, conjugation) bootstrapping needs, from
+    /// the parameter set alone.
+    pub fn key_request_of(&self, params: &Parameters) -> Result<KeyRequest, CkksError> {
+        let mut request = KeyRequest::new()
             .with_relinearization()
-            .with_rotations(ctx, &self.rotations(ctx)?)
-            .with_conjugation(ctx))
+            .with_rotations_of(params, &self.rotations_of(params)?);
+        request
+            .galois_elements
+            .push(params.conjugation_galois_element());
+        Ok(request)
+    }
+
+    /// [`Self::key_request_of`] for the parameter set of `ctx`.
+    pub fn key_request(&self, ctx: &CkksContext) -> Result<KeyRequest, CkksError> {
+        self.key_request_of(ctx.params())
     }
 }

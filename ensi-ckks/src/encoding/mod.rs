@@ -71,24 +71,7 @@ impl Encoder {
         slots: usize,
         scale: f64,
     ) -> Result<Vec<i128>, CkksError> {
-        let fft = self.fft(slots)?;
-        if values.len() > slots {
-            return Err(CkksError::TooManyValues {
-                given: values.len(),
-                slots,
-            });
-        }
-        check_scale(scale)?;
-        let mut work = vec![Complex64::new(0.0, 0.0); slots];
-        work[..values.len()].copy_from_slice(values);
-        fft.inverse(&mut work);
-        let gap = self.n / (2 * slots);
-        let mut coeffs = vec![0i128; self.n];
-        for (k, v) in work.iter().enumerate() {
-            coeffs[k * gap] = round_scaled(v.re * scale)?;
-            coeffs[self.n / 2 + k * gap] = round_scaled(v.im * scale)?;
-        }
-        Ok(coeffs)
+        encode_complex_with(self.fft(slots)?, self.n, values, scale)
     }
 
     /// Encodes up to `slots` real values: [`encode_complex`](Self::encode_complex) with zero
@@ -111,21 +94,7 @@ impl Encoder {
         slots: usize,
         scale: f64,
     ) -> Result<Vec<Complex64>, CkksError> {
-        let fft = self.fft(slots)?;
-        if coeffs.len() != self.n {
-            return Err(CkksError::Math(ensi_math::MathError::LengthMismatch {
-                expected: self.n,
-                found: coeffs.len(),
-            }));
-        }
-        check_scale(scale)?;
-        let gap = self.n / (2 * slots);
-        let inv = 1.0 / scale;
-        let mut work: Vec<Complex64> = (0..slots)
-            .map(|k| Complex64::new(coeffs[k * gap] * inv, coeffs[self.n / 2 + k * gap] * inv))
-            .collect();
-        fft.forward(&mut work);
-        Ok(work)
+        decode_complex_with(self.fft(slots)?, self.n, coeffs, scale)
     }
 
     /// Places up to `N` real values, times `scale`, on the coefficients (coefficient encoding).
@@ -143,6 +112,61 @@ impl Encoder {
         }
         Ok(coeffs)
     }
+}
+
+/// [`Encoder::encode_complex`] with one special FFT (of the slot count) for ring degree `n`:
+/// what a client that holds a single FFT calls.
+pub fn encode_complex_with(
+    fft: &SpecialFft,
+    n: usize,
+    values: &[Complex64],
+    scale: f64,
+) -> Result<Vec<i128>, CkksError> {
+    let slots = fft.slots();
+    if values.len() > slots {
+        return Err(CkksError::TooManyValues {
+            given: values.len(),
+            slots,
+        });
+    }
+    if 2 * slots > n {
+        return Err(CkksError::InvalidSlotCount { slots, max: n / 2 });
+    }
+    check_scale(scale)?;
+    let mut work = vec![Complex64::new(0.0, 0.0); slots];
+    work[..values.len()].copy_from_slice(values);
+    fft.inverse(&mut work);
+    let gap = n / (2 * slots);
+    let mut coeffs = vec![0i128; n];
+    for (k, v) in work.iter().enumerate() {
+        coeffs[k * gap] = round_scaled(v.re * scale)?;
+        coeffs[n / 2 + k * gap] = round_scaled(v.im * scale)?;
+    }
+    Ok(coeffs)
+}
+
+/// [`Encoder::decode_complex`] with one special FFT (of the slot count) for ring degree `n`.
+pub fn decode_complex_with(
+    fft: &SpecialFft,
+    n: usize,
+    coeffs: &[f64],
+    scale: f64,
+) -> Result<Vec<Complex64>, CkksError> {
+    let slots = fft.slots();
+    if coeffs.len() != n || 2 * slots > n {
+        return Err(CkksError::Math(ensi_math::MathError::LengthMismatch {
+            expected: n,
+            found: coeffs.len(),
+        }));
+    }
+    check_scale(scale)?;
+    let gap = n / (2 * slots);
+    let inv = 1.0 / scale;
+    let mut work: Vec<Complex64> = (0..slots)
+        .map(|k| Complex64::new(coeffs[k * gap] * inv, coeffs[n / 2 + k * gap] * inv))
+        .collect();
+    fft.forward(&mut work);
+    Ok(work)
 }
 
 /// Rounds every value to a multiple of `2^-bits`, the decoding to share a result with: it hides

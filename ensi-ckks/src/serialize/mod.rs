@@ -24,6 +24,8 @@ mod bundle;
 mod evalkeys;
 mod wire;
 
+pub(crate) use wire::{poly_len, write_header, write_limb};
+
 pub use bundle::{CiphertextBundle, MAX_BUNDLE_CIPHERTEXTS};
 
 pub use crate::error::FormatError;
@@ -38,9 +40,9 @@ use crate::plaintext::Plaintext;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use ensi_math::{Ntt, RnsPoly, sample};
+use ensi_math::{Ntt, RnsContext, RnsPoly, sample};
 use subtle::ConstantTimeEq;
-use wire::{Reader, poly_len, read_header, read_poly, write_header, write_poly};
+use wire::{Reader, read_header, read_poly, write_poly};
 use zeroize::Zeroizing;
 
 /// The magic bytes every object starts with.
@@ -136,15 +138,20 @@ fn read_scale(r: &mut Reader<'_>) -> Result<f64, FormatError> {
     Ok(scale)
 }
 
-/// Reads `level`, `slots` and `scale` and checks them against `ctx`.
+/// Reads `level`, `slots` and `scale` and checks them against `params`.
 fn read_level_slots_scale(
     r: &mut Reader<'_>,
-    ctx: &CkksContext,
+    params: &Parameters,
 ) -> Result<(usize, usize, f64), CkksError> {
     let level = r.u32()? as usize;
-    ctx.check_level(level)?;
+    if level > params.max_level() {
+        return Err(CkksError::InvalidLevel {
+            level,
+            max: params.max_level(),
+        });
+    }
     let slots = r.u32()? as usize;
-    let n = ctx.n();
+    let n = params.n();
     if !(slots == n || (slots.is_power_of_two() && slots <= n / 2)) {
         return Err(CkksError::InvalidSlotCount { slots, max: n / 2 });
     }
@@ -152,7 +159,7 @@ fn read_level_slots_scale(
     Ok((level, slots, scale))
 }
 
-fn write_level_slots_scale(
+pub(crate) fn write_level_slots_scale(
     out: &mut Vec<u8>,
     level: usize,
     slots: usize,
@@ -330,28 +337,44 @@ impl SecretKey {
     /// Decodes a secret key of `ctx`, checking every coefficient is in `{-1, 0, 1}` (branch-free
     /// on the coefficients; the temporaries are zeroized). The caller should zeroize `bytes`.
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
-        let mut r = Reader::new(bytes);
-        ctx.check_id(read_header(&mut r, ObjectType::SecretKey)?)?;
-        let n = ctx.n();
-        let packed = r.take(n.div_ceil(4))?;
-        r.finish()?;
-        let mut coeffs = Zeroizing::new(vec![0i64; n]);
-        let mut invalid = 0u8;
-        for (i, c) in coeffs.iter_mut().enumerate() {
-            let code = (packed[i / 4] >> (2 * (i % 4))) & 3;
-            let (lo, hi) = (code & 1, code >> 1);
-            invalid |= hi & !lo;
-            *c = i64::from(lo) - 2 * i64::from(hi);
-        }
-        // Padding codes past N (only when N < 4) must be zero.
-        if !n.is_multiple_of(4) {
-            invalid |= packed[n / 4] >> (2 * (n % 4));
-        }
-        if invalid != 0 {
-            return Err(FormatError::InvalidSecretCoefficient.into());
-        }
+        let coeffs = read_secret_coefficients(bytes, ctx.id(), ctx.n())?;
         Self::from_coefficients(ctx, &coeffs)
     }
+}
+
+/// The signed coefficients of an encoded secret key (§4.2) of parameter set `id` and degree
+/// `n`, checked to be in `{-1, 0, 1}` branch-free, in a buffer zeroized on drop.
+pub(crate) fn read_secret_coefficients(
+    bytes: &[u8],
+    id: ParamsId,
+    n: usize,
+) -> Result<Zeroizing<Vec<i64>>, CkksError> {
+    let mut r = Reader::new(bytes);
+    let found = read_header(&mut r, ObjectType::SecretKey)?;
+    if found != id {
+        return Err(CkksError::ParamsMismatch {
+            expected: id,
+            found,
+        });
+    }
+    let packed = r.take(n.div_ceil(4))?;
+    r.finish()?;
+    let mut coeffs = Zeroizing::new(vec![0i64; n]);
+    let mut invalid = 0u8;
+    for (i, c) in coeffs.iter_mut().enumerate() {
+        let code = (packed[i / 4] >> (2 * (i % 4))) & 3;
+        let (lo, hi) = (code & 1, code >> 1);
+        invalid |= hi & !lo;
+        *c = i64::from(lo) - 2 * i64::from(hi);
+    }
+    // Padding codes past N (only when N < 4) must be zero.
+    if !n.is_multiple_of(4) {
+        invalid |= packed[n / 4] >> (2 * (n % 4));
+    }
+    if invalid != 0 {
+        return Err(FormatError::InvalidSecretCoefficient.into());
+    }
+    Ok(coeffs)
 }
 
 impl PublicKey {
@@ -406,7 +429,7 @@ impl Plaintext {
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
         let mut r = Reader::new(bytes);
         ctx.check_id(read_header(&mut r, ObjectType::Plaintext)?)?;
-        let (level, slots, scale) = read_level_slots_scale(&mut r, ctx)?;
+        let (level, slots, scale) = read_level_slots_scale(&mut r, ctx.params())?;
         let poly = read_poly(&mut r, ctx.ring(), level + 1)?;
         r.finish()?;
         Ok(Self {
@@ -420,7 +443,7 @@ impl Plaintext {
 
 /// Ciphertext forms (`FORMAT.md` §4.5).
 const FORM_FULL: u8 = 0;
-const FORM_SEEDED: u8 = 1;
+pub(crate) const FORM_SEEDED: u8 = 1;
 
 impl Ciphertext {
     /// Bytes of [`Self::to_bytes`]: about half for a seeded (fresh secret-key) ciphertext. For a
@@ -484,49 +507,83 @@ impl Ciphertext {
 
     /// Decodes a ciphertext of `ctx`; a seeded one gets `c_1` re-expanded from its seed.
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
-        let mut r = Reader::new(bytes);
-        ctx.check_id(read_header(&mut r, ObjectType::Ciphertext)?)?;
-        let (level, slots, scale) = read_level_slots_scale(&mut r, ctx)?;
-        let limbs = level + 1;
-        let (parts, seed) = match r.u8()? {
-            FORM_SEEDED => {
-                let seed: [u8; 32] = r.array()?;
-                let c0 = read_poly(&mut r, ctx.ring(), limbs)?;
-                r.finish()?;
-                let c1 = sample::expand_seed::<Ntt>(ctx.ring(), limbs, &seed)?;
-                (vec![c0, c1], Some(seed))
-            }
-            FORM_FULL => {
-                let count = r.u32()? as usize;
-                if count < 2 {
-                    return Err(FormatError::InvalidField {
-                        field: "part_count",
-                        value: count as u64,
-                    }
-                    .into());
-                }
-                // Grows part by part: each part's bytes are checked before it is allocated.
-                let mut parts = Vec::new();
-                for _ in 0..count {
-                    parts.push(read_poly(&mut r, ctx.ring(), limbs)?);
-                }
-                r.finish()?;
-                (parts, None)
-            }
-            v => {
+        let d = decode_ciphertext(bytes, ctx.params(), |_| Ok(ctx.ring().clone()))?;
+        Ok(Self {
+            parts: d.parts,
+            scale: d.scale,
+            slots: d.slots,
+            params_id: ctx.id(),
+            seed: d.seed,
+        })
+    }
+}
+
+/// The fields of an encoded ciphertext.
+pub(crate) struct DecodedCiphertext {
+    pub(crate) level: usize,
+    pub(crate) slots: usize,
+    pub(crate) scale: f64,
+    pub(crate) parts: Vec<RnsPoly<Ntt>>,
+    pub(crate) seed: Option<[u8; 32]>,
+}
+
+/// Decodes a ciphertext of `params` (§4.5) into polynomials over the ring `ring_for(limbs)`
+/// returns once the level is known: the whole `Q ∪ P` ring of a context, or a client's ring of
+/// only the primes the ciphertext uses (its first primes must be `q_0 ... q_level`).
+pub(crate) fn decode_ciphertext(
+    bytes: &[u8],
+    params: &Parameters,
+    ring_for: impl FnOnce(usize) -> Result<Arc<RnsContext>, CkksError>,
+) -> Result<DecodedCiphertext, CkksError> {
+    let mut r = Reader::new(bytes);
+    let id = read_header(&mut r, ObjectType::Ciphertext)?;
+    if id != params.id() {
+        return Err(CkksError::ParamsMismatch {
+            expected: params.id(),
+            found: id,
+        });
+    }
+    let (level, slots, scale) = read_level_slots_scale(&mut r, params)?;
+    let limbs = level + 1;
+    let ring = ring_for(limbs)?;
+    let (parts, seed) = match r.u8()? {
+        FORM_SEEDED => {
+            let seed: [u8; 32] = r.array()?;
+            let c0 = read_poly(&mut r, &ring, limbs)?;
+            r.finish()?;
+            let c1 = sample::expand_seed::<Ntt>(&ring, limbs, &seed)?;
+            (vec![c0, c1], Some(seed))
+        }
+        FORM_FULL => {
+            let count = r.u32()? as usize;
+            if count < 2 {
                 return Err(FormatError::InvalidField {
-                    field: "form",
-                    value: u64::from(v),
+                    field: "part_count",
+                    value: count as u64,
                 }
                 .into());
             }
-        };
-        Ok(Self {
-            parts,
-            scale,
-            slots,
-            params_id: ctx.id(),
-            seed,
-        })
-    }
+            // Grows part by part: each part's bytes are checked before it is allocated.
+            let mut parts = Vec::new();
+            for _ in 0..count {
+                parts.push(read_poly(&mut r, &ring, limbs)?);
+            }
+            r.finish()?;
+            (parts, None)
+        }
+        v => {
+            return Err(FormatError::InvalidField {
+                field: "form",
+                value: u64::from(v),
+            }
+            .into());
+        }
+    };
+    Ok(DecodedCiphertext {
+        level,
+        slots,
+        scale,
+        parts,
+        seed,
+    })
 }

@@ -130,21 +130,27 @@ pub(crate) fn poly_len(n: usize, moduli: &[Modulus]) -> usize {
 /// zero bits to a whole byte.
 pub(crate) fn write_poly(out: &mut Vec<u8>, poly: &RnsPoly<Ntt>) {
     for (i, m) in poly.moduli().iter().enumerate() {
-        let w = width(m);
-        let mut acc: u128 = 0;
-        let mut bits: u32 = 0;
-        for &v in poly.limb(i) {
-            acc |= u128::from(v) << bits;
-            bits += w;
-            if bits >= 64 {
-                out.extend_from_slice(&(acc as u64).to_le_bytes());
-                acc >>= 64;
-                bits -= 64;
-            }
-        }
-        let tail = bits.div_ceil(8) as usize;
-        out.extend_from_slice(&(acc as u64).to_le_bytes()[..tail]);
+        write_limb(out, m, poly.limb(i));
     }
+}
+
+/// Appends one limb of residues modulo `m`, packed as in [`write_poly`]: a streaming writer
+/// emits a polynomial limb by limb with the same bytes.
+pub(crate) fn write_limb(out: &mut Vec<u8>, m: &Modulus, limb: &[u64]) {
+    let w = width(m);
+    let mut acc: u128 = 0;
+    let mut bits: u32 = 0;
+    for &v in limb {
+        acc |= u128::from(v) << bits;
+        bits += w;
+        if bits >= 64 {
+            out.extend_from_slice(&(acc as u64).to_le_bytes());
+            acc >>= 64;
+            bits -= 64;
+        }
+    }
+    let tail = bits.div_ceil(8) as usize;
+    out.extend_from_slice(&(acc as u64).to_le_bytes()[..tail]);
 }
 
 /// Unpacks one limb (`bytes` is exactly `limb_len` long) into `out`, checking every residue
