@@ -16,7 +16,7 @@
 
 use rand_core::{OsRng, TryRngCore};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Files written together and moved into place together (see the module documentation).
@@ -59,6 +59,15 @@ impl FileSet {
         secret: bool,
         fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<(), String> {
+        let mut file = self.create(target, secret)?;
+        fill(&mut file).map_err(|e| format!("writing {}: {e}", target.display()))?;
+        self.finish(file)
+    }
+
+    /// Opens a fresh temporary beside `target` (owner-only when `secret`) for a file written
+    /// piece by piece; [`Self::finish`] adds it to the set. Dropping the [`OpenFile`] instead
+    /// removes the temporary.
+    pub fn create(&mut self, target: &Path, secret: bool) -> Result<OpenFile, String> {
         let dir = target.parent().filter(|p| !p.as_os_str().is_empty());
         let name = target
             .file_name()
@@ -79,25 +88,37 @@ impl FileSet {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(if secret { 0o600 } else { 0o644 });
         }
-        let mut created = false;
-        let result = (|| {
-            let mut f: File = opts.open(&tmp)?;
-            created = true;
-            fill(&mut f)?;
-            f.sync_all()
-        })();
-        match result {
+        // An existing path makes the exclusive open fail: nothing is removed then.
+        let file = opts
+            .open(&tmp)
+            .map_err(|e| format!("writing {}: {e}", target.display()))?;
+        Ok(OpenFile {
+            file: Some(BufWriter::with_capacity(1 << 16, file)),
+            tmp,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Flushes and syncs `file` and adds it to the set (moved into place by [`Self::commit`]).
+    pub fn finish(&mut self, mut file: OpenFile) -> Result<(), String> {
+        let target = file.target.clone();
+        let done = file
+            .file
+            .take()
+            .map(|w| {
+                w.into_inner()
+                    .map_err(|e| e.into_error())
+                    .and_then(|f| f.sync_all())
+            })
+            .unwrap_or(Ok(()));
+        match done {
             Ok(()) => {
-                self.pending.push((tmp, target.to_path_buf()));
+                self.pending
+                    .push((std::mem::take(&mut file.tmp), target));
                 Ok(())
             }
-            Err(e) => {
-                // Remove only what this call created (an existing path makes open fail first).
-                if created {
-                    let _ = fs::remove_file(&tmp);
-                }
-                Err(format!("writing {}: {e}", target.display()))
-            }
+            // `file` is dropped here and removes its temporary.
+            Err(e) => Err(format!("writing {}: {e}", target.display())),
         }
     }
 
@@ -135,6 +156,48 @@ impl FileSet {
                 .map_err(|e| format!("syncing {}: {e}", d.display()))?;
         }
         Ok(())
+    }
+}
+
+/// A temporary file being written for a [`FileSet`] (see [`FileSet::create`]); removed when
+/// dropped unless [`FileSet::finish`] took it.
+#[derive(Debug)]
+pub struct OpenFile {
+    file: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    target: PathBuf,
+}
+
+impl OpenFile {
+    /// The file this will become.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Write for OpenFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.file {
+            Some(f) => f.write(buf),
+            None => Err(std::io::Error::other("the file is closed")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            // Close first (dropping the writer flushes into a file about to go).
+            self.file.take();
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 

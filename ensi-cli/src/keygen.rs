@@ -1,9 +1,13 @@
 //! `ensi keygen`: the client's key generation. Writes the parameter set, the secret key (owner-only
-//! permissions), the public key and the evaluation keys to a directory, generating the evaluation
-//! keys one at a time into a file sink so that at most one of them is in memory, and reports the
-//! peak resident memory. With `--bootstrap` the evaluation keys include everything bootstrapping
-//! needs (its rotations, conjugation, relinearization and the two encapsulation keys), so a
-//! server holding only the public files can bootstrap (`ensi ckks bootstrap`).
+//! permissions), the public key and the evaluation keys to a directory. By default it runs the
+//! constrained client of `ensi_ckks::client`: the secret stays in its small form (one byte per
+//! coefficient), no context with every prime's NTT tables is built, and every key is streamed to
+//! its file limb by limb, so the heap stays at a few limbs (about 7 MiB at `N = 2^16`) whatever
+//! the number of keys. `--no-stream` takes the in-memory path instead (the same bytes for the
+//! same seed). With `--bootstrap` the evaluation keys include everything bootstrapping needs
+//! (its rotations, conjugation, relinearization and the two encapsulation keys), so a server
+//! holding only the public files can bootstrap (`ensi ckks bootstrap`). `--report-memory`
+//! prints the peak heap counted by the allocator, the time and the bytes written as JSON.
 //!
 //! The master seed and the generator's state are wiped when key generation ends. Keys made with
 //! `--seed` are reproducible by anyone who knows the seed: every file written then carries the
@@ -13,13 +17,18 @@
 //! interrupted run never leaves a truncated key under a real name; existing files are refused
 //! unless `--force`.
 
-use crate::files::FileSet;
+use crate::files::{FileSet, OpenFile};
 use crate::sets::ParamSet;
 use clap::{Args, ValueEnum};
-use ensi_ckks::{
-    CkksContext, CkksError, EvaluationKey, EvaluationKeySet, KeyRequest, KeySink, PublicKey,
-    SecretKey, generate_bootstrap_keys, generate_evaluation_keys,
+use ensi_ckks::client::{
+    self, ByteSink, ClientParams, SmallSecretKey, StreamOptions, StreamedObject,
 };
+use ensi_ckks::{
+    BootstrapParametersLiteral, CkksContext, CkksError, EvaluationKey, EvaluationKeySet,
+    KeyRequest, KeySink, Parameters, PublicKey, SecretKey, generate_bootstrap_keys,
+    generate_evaluation_keys,
+};
+use std::io::Write;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, OsRng, RngCore, SeedableRng, TryRngCore};
 use std::fs;
@@ -48,10 +57,15 @@ pub struct KeygenArgs {
     /// encapsulation keys), for a bootstrappable parameter set.
     #[arg(long)]
     bootstrap: bool,
-    /// Hold every evaluation key in memory and write them at the end, instead of streaming them
-    /// one at a time (to measure what streaming saves).
+    /// Hold every evaluation key in memory and write them at the end, through the full
+    /// context and secret key, instead of streaming each limb of each key to its file from the
+    /// small secret (to measure what streaming saves; the files are the same bytes).
     #[arg(long)]
     no_stream: bool,
+    /// Print, as JSON on standard output, the peak heap (counted by the allocator), the time,
+    /// the keys and the bytes written.
+    #[arg(long)]
+    report_memory: bool,
     /// Overwrite existing key files.
     #[arg(long)]
     force: bool,
@@ -215,46 +229,19 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
             ));
         }
     };
-    let ctx = CkksContext::new(params).map_err(|e| e.to_string())?;
     // Refuse a too-sparse ephemeral secret before anything is written.
     if let Some(lit) = &boot_literal {
-        lit.check_ephemeral_security(&ctx)
+        lit.check_ephemeral_security_of(&params)
             .map_err(|e| e.to_string())?;
     }
     fs::create_dir_all(&args.out).map_err(|e| format!("creating {}: {e}", args.out.display()))?;
     let test_keys = args.seed.is_some();
     let err = |e: CkksError| e.to_string();
     let dir = args.out.as_path();
-    let mut request = KeyRequest::new().with_relinearization();
-    if let Rotations::PowersOfTwo = args.rotations {
-        request = request.with_power_of_two_rotations(&ctx, ctx.n() / 2);
-    }
-    if args.conjugation {
-        request = request.with_conjugation(&ctx);
-    }
-    if let Some(counts) = &args.tokens {
-        let model = crate::run::load_model(args.checkpoint.as_deref())?;
-        for &n in counts {
-            if n == 0 {
-                return Err("--tokens: token counts must be positive".into());
-            }
-            let rotations = ensi_nn::block_layer::block_rotations(
-                model.config(),
-                n.next_power_of_two(),
-                ctx.n() / 2,
-                true,
-            )
-            .map_err(err)?;
-            request = request.with_rotations(&ctx, &rotations);
-            if args.generation {
-                let steps = ensi_nn::block_layer::step_rotations(n.next_power_of_two());
-                request = request.with_rotations(&ctx, &steps);
-            }
-        }
-    }
+    let request = requested_keys(args, &params)?;
     // Every file this run writes, known before anything is written.
     let all_keys = match &boot_literal {
-        Some(lit) => lit.key_request(&ctx).map_err(err)?.merge(&request),
+        Some(lit) => lit.key_request_of(&params).map_err(err)?.merge(&request),
         None => request.clone(),
     };
     let mut names: Vec<String> = vec![
@@ -292,29 +279,13 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
             KeygenRng::from_seed(seed)
         }
     };
-    let mut written = 0u64;
-    let params_bytes =
-        finish_bytes(ctx.params().to_bytes().map_err(err)?, test_keys).map_err(err)?;
-    written += params_bytes.len() as u64;
+    let params_bytes = finish_bytes(params.to_bytes().map_err(err)?, test_keys).map_err(err)?;
+    let mut written = params_bytes.len() as u64;
     files.write(&dir.join("params.bin"), &params_bytes, false)?;
-    let sk = SecretKey::generate(&ctx, &mut rng).map_err(err)?;
-    let mut sk_bytes = sk.to_bytes().map_err(err)?;
-    if test_keys {
-        ensi_ckks::serialize::mark_test_object(&mut sk_bytes).map_err(err)?;
-    }
-    written += sk_bytes.len() as u64;
-    files.write(&dir.join("secret.key"), &sk_bytes, true)?;
-    drop(sk_bytes);
-    let pk = PublicKey::generate(&ctx, &sk, &mut rng).map_err(err)?;
-    let pk_bytes = finish_bytes(pk.to_bytes().map_err(err)?, test_keys).map_err(err)?;
-    written += pk_bytes.len() as u64;
-    files.write(&dir.join("public.key"), &pk_bytes, false)?;
-    drop((pk, pk_bytes));
-
     let total = all_keys.key_count() + if boot_literal.is_some() { 2 } else { 0 };
     eprintln!(
-        "ensi keygen: N = 2^{}, {} evaluation keys{} into {} ({})",
-        ctx.params().log_n(),
+        "ensi keygen: N = 2^{}, the public key and {} evaluation keys{} into {} ({})",
+        params.log_n(),
         total,
         if boot_literal.is_some() {
             " (bootstrapping included)"
@@ -325,48 +296,243 @@ fn run_inner(args: &KeygenArgs) -> Result<(), String> {
         if args.no_stream {
             "all in memory, then written"
         } else {
-            "streamed one at a time"
+            "streamed limb by limb from the small secret key"
         }
     );
+    let (done, key_bytes) = if args.no_stream {
+        in_memory(
+            args,
+            params,
+            boot_literal.as_ref(),
+            &request,
+            &mut files,
+            total,
+            &mut rng,
+        )?
+    } else {
+        streamed(
+            params,
+            boot_literal.as_ref(),
+            &request,
+            &mut files,
+            dir,
+            test_keys,
+            total,
+            &mut rng,
+        )?
+    };
+    written += key_bytes;
+    // Every file is written: move them all into place together.
+    files.commit()?;
+    drop(rng);
+    let seconds = started.elapsed().as_secs_f64();
+    let heap = ensi_cli::heap::peak();
+    let heap_text = heap.map_or("unknown".into(), |b| {
+        format!("{:.2} MiB", ensi_cli::heap::mib(b))
+    });
+    let rss = peak_rss().map_or("unknown".into(), |b| format!("{:.1} MB", b as f64 / 1e6));
+    eprintln!(
+        "ensi keygen: the public key and {} evaluation keys, {:.1} MB written in all files, \
+         {seconds:.1} s, peak heap {heap_text}, peak resident memory {rss}",
+        done - 1,
+        written as f64 / 1e6,
+    );
+    if args.report_memory {
+        println!(
+            "{}",
+            serde_json::json!({
+                "command": "keygen",
+                "streamed": !args.no_stream,
+                "log_n": args.params.parameters().map_or(0, |p| p.log_n()),
+                "evaluation_keys": done - 1,
+                "bytes_written": written,
+                "seconds": seconds,
+                "peak_heap_bytes": heap,
+                "peak_resident_bytes": peak_rss(),
+            })
+        );
+    }
+    Ok(())
+}
+
+/// The keys of the command line (besides bootstrapping's), from the parameter set alone.
+fn requested_keys(args: &KeygenArgs, params: &Parameters) -> Result<KeyRequest, String> {
+    let mut request = KeyRequest::new().with_relinearization();
+    if let Rotations::PowersOfTwo = args.rotations {
+        let mut steps = Vec::new();
+        let mut k = 1isize;
+        while (k as usize) < params.n() / 2 {
+            steps.extend([k, -k]);
+            k *= 2;
+        }
+        request = request.with_rotations_of(params, &steps);
+    }
+    if args.conjugation {
+        request
+            .galois_elements
+            .push(params.conjugation_galois_element());
+    }
+    if let Some(counts) = &args.tokens {
+        let model = crate::run::load_model(args.checkpoint.as_deref())?;
+        for &n in counts {
+            if n == 0 {
+                return Err("--tokens: token counts must be positive".into());
+            }
+            let rotations = ensi_nn::block_layer::block_rotations(
+                model.config(),
+                n.next_power_of_two(),
+                params.n() / 2,
+                true,
+            )
+            .map_err(|e| e.to_string())?;
+            request = request.with_rotations_of(params, &rotations);
+            if args.generation {
+                let steps = ensi_nn::block_layer::step_rotations(n.next_power_of_two());
+                request = request.with_rotations_of(params, &steps);
+            }
+        }
+    }
+    Ok(request)
+}
+
+/// Streams the secret, public and evaluation keys into their files (`ensi_ckks::client`): the
+/// secret stays in its small form, and each key is written limb by limb.
+#[allow(clippy::too_many_arguments)]
+fn streamed(
+    params: Parameters,
+    boot_literal: Option<&BootstrapParametersLiteral>,
+    request: &KeyRequest,
+    files: &mut FileSet,
+    dir: &Path,
+    test_keys: bool,
+    total: usize,
+    rng: &mut KeygenRng,
+) -> Result<(usize, u64), String> {
+    let err = |e: CkksError| e.to_string();
+    let cp = ClientParams::new(&params).map_err(err)?;
+    let sk = SmallSecretKey::generate(&cp, rng).map_err(err)?;
+    let sk_bytes = sk.to_bytes(test_keys);
+    let mut written = sk_bytes.len() as u64;
+    files.write(&dir.join("secret.key"), &sk_bytes, true)?;
+    drop(sk_bytes);
+    let mut sink = StreamSink {
+        dir,
+        files,
+        current: None,
+        done: 0,
+        total: total + 1,
+        bytes: 0,
+        started: Instant::now(),
+    };
+    let options = StreamOptions { test_keys };
+    client::stream_public_key(&cp, &sk, options, &mut sink, rng).map_err(|e| e.0)?;
+    match boot_literal {
+        Some(lit) => {
+            client::stream_bootstrap_keys(&cp, &sk, lit, request, options, &mut sink, rng)
+        }
+        None => client::stream_evaluation_keys(&cp, &sk, request, options, &mut sink, rng),
+    }
+    .map_err(|e| e.0)?;
+    written += sink.bytes;
+    Ok((sink.done, written))
+}
+
+/// The in-memory path (`--no-stream`): the full context and secret key, every key generated
+/// into one set, then written.
+fn in_memory(
+    args: &KeygenArgs,
+    params: Parameters,
+    boot_literal: Option<&BootstrapParametersLiteral>,
+    request: &KeyRequest,
+    files: &mut FileSet,
+    total: usize,
+    rng: &mut KeygenRng,
+) -> Result<(usize, u64), String> {
+    let err = |e: CkksError| e.to_string();
+    let test_keys = args.seed.is_some();
+    let dir = args.out.as_path();
+    let ctx = CkksContext::new(params).map_err(err)?;
+    let sk = SecretKey::generate(&ctx, rng).map_err(err)?;
+    let mut sk_bytes = sk.to_bytes().map_err(err)?;
+    if test_keys {
+        ensi_ckks::serialize::mark_test_object(&mut sk_bytes).map_err(err)?;
+    }
+    let mut written = sk_bytes.len() as u64;
+    files.write(&dir.join("secret.key"), &sk_bytes, true)?;
+    drop(sk_bytes);
+    let pk = PublicKey::generate(&ctx, &sk, rng).map_err(err)?;
+    let pk_bytes = finish_bytes(pk.to_bytes().map_err(err)?, test_keys).map_err(err)?;
+    written += pk_bytes.len() as u64;
+    files.write(&dir.join("public.key"), &pk_bytes, false)?;
+    drop((pk, pk_bytes));
+    let mut all = EvaluationKeySet::new();
+    match boot_literal {
+        Some(lit) => generate_bootstrap_keys(&ctx, &sk, lit, request, &mut all, rng),
+        None => generate_evaluation_keys(&ctx, &sk, request, &mut all, rng),
+    }
+    .map_err(err)?;
     let mut sink = FileSink {
         dir,
-        files: &mut files,
+        files,
         test_keys,
         done: 0,
         total,
         bytes: 0,
         started: Instant::now(),
     };
-    if args.no_stream {
-        let mut all = EvaluationKeySet::new();
-        match &boot_literal {
-            Some(lit) => generate_bootstrap_keys(&ctx, &sk, lit, &request, &mut all, &mut rng),
-            None => generate_evaluation_keys(&ctx, &sk, &request, &mut all, &mut rng),
-        }
-        .map_err(err)?;
-        for key in all.into_keys() {
-            sink.accept(key).map_err(|e| e.0)?;
-        }
-    } else {
-        match &boot_literal {
-            Some(lit) => generate_bootstrap_keys(&ctx, &sk, lit, &request, &mut sink, &mut rng),
-            None => generate_evaluation_keys(&ctx, &sk, &request, &mut sink, &mut rng),
-        }
-        .map_err(|e| e.0)?;
+    for key in all.into_keys() {
+        sink.accept(key).map_err(|e| e.0)?;
     }
-    let (done, key_bytes) = (sink.done, sink.bytes);
-    // Every file is written: move them all into place together.
-    files.commit()?;
-    drop(sk);
-    drop(rng);
-    let peak = peak_rss().map_or("unknown".into(), |b| format!("{:.1} MB", b as f64 / 1e6));
-    eprintln!(
-        "ensi keygen: {} evaluation keys, {:.1} MB written ({:.1} MB in all files), {:.1} s, \
-         peak resident memory {peak}",
-        done,
-        key_bytes as f64 / 1e6,
-        (key_bytes + written) as f64 / 1e6,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok((sink.done + 1, written + sink.bytes))
+}
+
+/// Writes each streamed object to its own temporary file as it arrives, with progress.
+struct StreamSink<'a> {
+    dir: &'a Path,
+    files: &'a mut FileSet,
+    current: Option<OpenFile>,
+    done: usize,
+    total: usize,
+    bytes: u64,
+    started: Instant,
+}
+
+impl ByteSink for StreamSink<'_> {
+    type Error = SinkError;
+
+    fn begin(&mut self, object: StreamedObject, _len: usize) -> Result<(), SinkError> {
+        let path = self.dir.join(object.file_name());
+        self.current = Some(self.files.create(&path, false).map_err(SinkError)?);
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        let file = self
+            .current
+            .as_mut()
+            .ok_or_else(|| SinkError("write before begin".into()))?;
+        file.write_all(bytes)
+            .map_err(|e| SinkError(format!("writing {}: {e}", file.target().display())))?;
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), SinkError> {
+        let file = self
+            .current
+            .take()
+            .ok_or_else(|| SinkError("end before begin".into()))?;
+        let path = file.target().to_path_buf();
+        self.files.finish(file).map_err(SinkError)?;
+        self.done += 1;
+        eprintln!(
+            "  [{}/{}] {} ({:.1} MB so far, {:.1} s)",
+            self.done,
+            self.total,
+            path.display(),
+            self.bytes as f64 / 1e6,
+            self.started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
 }

@@ -5,3 +5,4 @@
 
 pub mod calibration;
 pub mod files;
+pub mod heap;

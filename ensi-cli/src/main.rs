@@ -19,6 +19,10 @@ use clap::{Parser, Subcommand};
 use ensi_cli::{calibration, files};
 use std::process::ExitCode;
 
+/// Counts heap bytes for `--report-memory` (see [`ensi_cli::heap`]).
+#[global_allocator]
+static GLOBAL: ensi_cli::heap::Counting = ensi_cli::heap::Counting;
+
 /// Non-interactive secure inference of BitNet b1.58 models under CKKS.
 #[derive(Parser)]
 #[command(name = "ensi", version, about)]
