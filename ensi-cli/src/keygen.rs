@@ -155,7 +155,7 @@ pub(crate) fn finish_bytes(mut bytes: Vec<u8>, test_keys: bool) -> Result<Vec<u8
 
 /// A sink error: a key-generation error or an I/O message.
 #[derive(Debug)]
-struct SinkError(String);
+pub(crate) struct SinkError(pub(crate) String);
 
 impl From<CkksError> for SinkError {
     fn from(e: CkksError) -> Self {
@@ -415,15 +415,7 @@ fn streamed(
     let mut written = sk_bytes.len() as u64;
     files.write(&dir.join("secret.key"), &sk_bytes, true)?;
     drop(sk_bytes);
-    let mut sink = StreamSink {
-        dir,
-        files,
-        current: None,
-        done: 0,
-        total: total + 1,
-        bytes: 0,
-        started: Instant::now(),
-    };
+    let mut sink = StreamSink::new(dir, None, files, total + 1);
     let options = StreamOptions { test_keys };
     client::stream_public_key(&cp, &sk, options, &mut sink, rng).map_err(|e| e.0)?;
     match boot_literal {
@@ -486,22 +478,43 @@ fn in_memory(
     Ok((sink.done + 1, written + sink.bytes))
 }
 
-/// Writes each streamed object to its own temporary file as it arrives, with progress.
-struct StreamSink<'a> {
-    dir: &'a Path,
-    files: &'a mut FileSet,
-    current: Option<OpenFile>,
-    done: usize,
-    total: usize,
-    bytes: u64,
-    started: Instant,
+/// Writes each streamed object to its own temporary file of a [`FileSet`] as it arrives
+/// (`dir/<conventional name>`, or `single` for a one-object stream), with progress lines.
+pub(crate) struct StreamSink<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) single: Option<&'a Path>,
+    pub(crate) files: &'a mut FileSet,
+    pub(crate) current: Option<OpenFile>,
+    pub(crate) done: usize,
+    pub(crate) total: usize,
+    pub(crate) bytes: u64,
+    pub(crate) started: Instant,
+}
+
+impl<'a> StreamSink<'a> {
+    /// A sink writing into `files`.
+    pub(crate) fn new(dir: &'a Path, single: Option<&'a Path>, files: &'a mut FileSet, total: usize) -> Self {
+        Self {
+            dir,
+            single,
+            files,
+            current: None,
+            done: 0,
+            total,
+            bytes: 0,
+            started: Instant::now(),
+        }
+    }
 }
 
 impl ByteSink for StreamSink<'_> {
     type Error = SinkError;
 
     fn begin(&mut self, object: StreamedObject, _len: usize) -> Result<(), SinkError> {
-        let path = self.dir.join(object.file_name());
+        let path = match self.single {
+            Some(p) => p.to_path_buf(),
+            None => self.dir.join(object.file_name()),
+        };
         self.current = Some(self.files.create(&path, false).map_err(SinkError)?);
         Ok(())
     }

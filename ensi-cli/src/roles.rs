@@ -23,13 +23,17 @@
 
 use crate::calibration;
 use crate::ckks_cmd::{load_evaluation_keys, load_secret};
-use crate::files::write_atomic;
+use crate::files::{FileSet, write_atomic};
+use crate::keygen::StreamSink;
 use crate::run::{HeadSide, head_of_normalized, load_model, prompt_tokens, top_k, widest_block};
-use crate::sets::{ParamSet, load_context};
+use crate::sets::{ParamSet, load_context, load_params};
 use clap::Args;
 use ensi_bitnet::Model;
 use ensi_ckks::serialize::CiphertextBundle;
-use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext};
+use ensi_ckks::client::{self, BundleHeader, ClientParams, SmallSecretKey};
+use ensi_ckks::{
+    BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext, Parameters,
+};
 use ensi_nn::block::BlockMatrix;
 use ensi_nn::block_layer::{
     KvCache, LayerCache, block_forward, block_lm_head, block_prefill, block_rotations, block_step,
@@ -76,11 +80,11 @@ pub fn model_tag(model: &Model) -> [u8; 8] {
 }
 
 /// The bootstrapping layout of a named set, and the level fresh ciphertexts start at.
-fn bootstrap_of(ctx: &CkksContext) -> Result<(BootstrapParametersLiteral, usize), String> {
-    let lit = ParamSet::from_id(ctx.id())
+fn bootstrap_of(params: &Parameters) -> Result<(BootstrapParametersLiteral, usize), String> {
+    let lit = ParamSet::from_id(params.id())
         .and_then(ParamSet::bootstrap_literal)
         .ok_or("the keys' parameter set is not a bootstrappable named set (use n16-bootstrappable, or insecure-run for tests)")?;
-    let level = ctx
+    let level = params
         .max_level()
         .checked_sub(lit.depth())
         .ok_or("the parameter set has no level left after bootstrapping")?;
@@ -150,9 +154,9 @@ pub(crate) fn content_name(code: u8) -> &'static str {
 
 /// An error unless `rows` (padded) tokens of the model fit one ciphertext of `ctx` in the
 /// column-block layout.
-fn fits(ctx: &CkksContext, cfg: &ensi_bitnet::ModelConfig, rows: usize) -> Result<(), String> {
+fn fits(n: usize, cfg: &ensi_bitnet::ModelConfig, rows: usize) -> Result<(), String> {
     let widest = widest_block(cfg, rows, false);
-    let slots = ctx.n() / 2;
+    let slots = n / 2;
     if widest > slots {
         return Err(format!(
             "{rows} rows of this model need {widest} slots in the column-block layout; the keys' \
@@ -199,14 +203,26 @@ pub struct EncryptArgs {
     /// Accept keys of an INSECURE test set.
     #[arg(long)]
     allow_insecure: bool,
+    /// Print, as JSON on standard output, the peak heap (counted by the allocator), the time
+    /// and the bytes written.
+    #[arg(long)]
+    report_memory: bool,
 }
 
 fn encrypt(args: &EncryptArgs) -> Result<(), String> {
-    let ctx = load_context(&args.keys, args.allow_insecure)?;
-    let (_, level) = bootstrap_of(&ctx)?;
-    let sk = load_secret(&ctx, &args.keys)?;
+    let started = Instant::now();
+    // The constrained client: the parameter set and the small secret only (no context).
+    let params = load_params(&args.keys, args.allow_insecure)?;
+    let (_, level) = bootstrap_of(&params)?;
+    let cp = ClientParams::new(&params).map_err(|e| e.to_string())?;
+    let sk = {
+        let path = args.keys.join("secret.key");
+        let bytes = Zeroizing::new(read(&path)?);
+        SmallSecretKey::from_bytes(&cp, &bytes).map_err(|e| format!("{}: {e}", path.display()))?
+    };
     let model = load_model(args.checkpoint.as_deref())?;
     let cfg = model.config();
+    let n = params.n();
     // (meaningful rows, padded rows, values, content)
     let (rows, padded, values, content) = match (args.next_token, args.position, args.capacity) {
         (Some(token), Some(position), Some(capacity)) => {
@@ -216,7 +232,7 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
                      a power of two"
                 ));
             }
-            fits(&ctx, cfg, capacity)?;
+            fits(n, cfg, capacity)?;
             let e = embed(&model, &[token]).ok_or_else(|| {
                 format!(
                     "token {token} is outside the vocabulary of {}",
@@ -233,41 +249,78 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
                     .ok_or("--max-new-tokens: the capacity overflows")?,
                 None => tokens.len().next_power_of_two(),
             };
-            fits(&ctx, cfg, rows)?;
+            fits(n, cfg, rows)?;
             let padded = pad_prompt_to(&tokens, rows);
             let values = embed(&model, &padded).ok_or("token outside the embedding table")?;
             (tokens.len(), rows, values, CONTENT_INPUT)
         }
     };
-    let mut seed = Zeroizing::new([0u8; 32]);
-    OsRng
-        .try_fill_bytes(&mut seed[..])
-        .map_err(|e| format!("operating-system randomness: {e}"))?;
-    let mut rng = ChaCha20Rng::from_seed(*seed);
-    let delta = ctx.params().default_scale();
-    let x = BlockMatrix::encrypt(&ctx, &sk, &values, padded, level, delta, &mut rng)
-        .map_err(|e| e.to_string())?;
-    let bundle = CiphertextBundle {
+    let header = BundleHeader {
         layout: LAYOUT_BLOCK,
         content,
         rows: rows as u32,
         padded_rows: padded as u32,
         cols: cfg.hidden_size as u32,
         tag: model_tag(&model),
-        cts: vec![x.ciphertext().clone()],
     };
-    let bytes = bundle.to_bytes().map_err(|e| e.to_string())?;
-    write_atomic(&args.out, &bytes, false, args.force)?;
+    let slots = n / 2;
+    let slot_values = BlockMatrix::slot_values(&values, padded, cfg.hidden_size, slots)
+        .map_err(|e| e.to_string())?;
+    drop((values, model));
+    let mut seed = Zeroizing::new([0u8; 32]);
+    OsRng
+        .try_fill_bytes(&mut seed[..])
+        .map_err(|e| format!("operating-system randomness: {e}"))?;
+    let mut rng = ChaCha20Rng::from_seed(*seed);
+    let delta = params.default_scale();
+    let mut files = FileSet::new(std::slice::from_ref(&args.out), args.force)?;
+    let mut sink = StreamSink::new(Path::new("."), Some(&args.out), &mut files, 1);
+    client::stream_encrypt_bundle(
+        &cp,
+        &sk,
+        &header,
+        &slot_values,
+        slots,
+        level,
+        delta,
+        &mut sink,
+        &mut rng,
+    )
+    .map_err(|e| e.0)?;
+    let written = sink.bytes;
+    files.commit()?;
     let what = if content == CONTENT_TOKEN {
         format!("the token at position {}", rows - 1)
     } else {
         format!("{rows} tokens")
     };
+    let seconds = started.elapsed().as_secs_f64();
+    let heap = ensi_cli::heap::peak();
     eprintln!(
-        "ensi encrypt: {what} ({padded} rows) at level {level}, {} ({:.1} MB)",
+        "ensi encrypt: {what} ({padded} rows) at level {level}, {} ({:.1} MB), {seconds:.2} s, \
+         peak heap {}",
         args.out.display(),
-        bytes.len() as f64 / 1e6
+        written as f64 / 1e6,
+        heap.map_or("unknown".into(), |b| format!(
+            "{:.2} MiB",
+            ensi_cli::heap::mib(b)
+        ))
     );
+    if args.report_memory {
+        println!(
+            "{}",
+            json!({
+                "command": "encrypt",
+                "rows": rows,
+                "padded_rows": padded,
+                "level": level,
+                "bytes_written": written,
+                "seconds": seconds,
+                "peak_heap_bytes": heap,
+                "peak_resident_bytes": crate::keygen::peak_rss(),
+            })
+        );
+    }
     Ok(())
 }
 
@@ -385,7 +438,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             cfg.max_position_embeddings
         ));
     }
-    fits(&ctx, &cfg, n_pad)?;
+    fits(ctx.n(), &cfg, n_pad)?;
     // Every output checked before the work: no two paths the same (the cache may be updated
     // in place), none existing without --force.
     let same = |a: &Path, b: &Path| a == b;
@@ -411,7 +464,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             return Err(format!("{} exists (use --force)", out.display()));
         }
     }
-    let (literal, level) = bootstrap_of(&ctx)?;
+    let (literal, level) = bootstrap_of(ctx.params())?;
     let cache = match (&args.cache, round) {
         (Some(path), true) => Some(read_cache(&ctx, path, &model, n - 1, n_pad, level - 1)?),
         (None, true) => {

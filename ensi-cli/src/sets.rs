@@ -81,9 +81,15 @@ impl ParamSet {
 /// Reads `dir/params.bin` and builds its context. Sets marked insecure are accepted only with
 /// `allow_insecure` (the error says so).
 pub fn load_context(dir: &Path, allow_insecure: bool) -> Result<Arc<CkksContext>, String> {
+    CkksContext::new(load_params(dir, allow_insecure)?).map_err(|e| e.to_string())
+}
+
+/// Reads `dir/params.bin` (refusing an INSECURE set unless `allow_insecure`), without building
+/// a context: what the constrained client needs.
+pub fn load_params(dir: &Path, allow_insecure: bool) -> Result<Parameters, String> {
     let path = dir.join("params.bin");
     let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let params = Parameters::from_bytes(
+    Parameters::from_bytes(
         &bytes,
         DecodeOptions::default().allow_insecure(allow_insecure),
     )
@@ -97,6 +103,5 @@ pub fn load_context(dir: &Path, allow_insecure: bool) -> Result<Arc<CkksContext>
             ""
         };
         format!("{}: {e}{hint}", path.display())
-    })?;
-    CkksContext::new(params).map_err(|e| e.to_string())
+    })
 }
