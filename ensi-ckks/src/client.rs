@@ -38,6 +38,7 @@ use crate::serialize::{
     write_header, write_level_slots_scale, write_limb,
 };
 use crate::{CkksContext, encoding};
+pub use crate::serialize::BundleHeader;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
@@ -697,24 +698,6 @@ where
     )
 }
 
-/// The fields of a ciphertext bundle (`FORMAT.md` §4.10) other than its ciphertexts; see
-/// [`crate::serialize::CiphertextBundle`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BundleHeader {
-    /// Layout code.
-    pub layout: u8,
-    /// Content code.
-    pub content: u8,
-    /// Meaningful rows.
-    pub rows: u32,
-    /// Encrypted (padded) rows.
-    pub padded_rows: u32,
-    /// Columns.
-    pub cols: u32,
-    /// Opaque tag (a model fingerprint).
-    pub tag: [u8; 8],
-}
-
 /// Encodes `values` into `slots` slots at `scale` and streams their secret-key encryption at
 /// `level`, seeded (`c_0` and the seed of `c_1`), as a bundle of one ciphertext with `header`.
 /// Draws what [`SecretKey::encrypt`] draws; the bytes equal those of
@@ -828,4 +811,19 @@ pub fn decrypt_ciphertext(
     }
     let fft = encoding::SpecialFft::new(d.slots);
     encoding::decode_complex_with(&fft, n, &centred, d.scale)
+}
+
+/// Decrypts every ciphertext of an encoded bundle (`FORMAT.md` §4.10) of `cp`, one at a time
+/// ([`decrypt_ciphertext`]): the bundle's fields and each ciphertext's slots.
+pub fn decrypt_bundle(
+    cp: &ClientParams,
+    sk: &SmallSecretKey,
+    bytes: &[u8],
+) -> Result<(BundleHeader, Vec<Vec<Complex64>>), CkksError> {
+    let (header, cts) = crate::serialize::split_bundle(bytes, cp.id())?;
+    let slots = cts
+        .into_iter()
+        .map(|ct| decrypt_ciphertext(cp, sk, ct))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((header, slots))
 }

@@ -22,14 +22,14 @@
 //! position) is refused with a one-line reason before anything is written.
 
 use crate::calibration;
-use crate::ckks_cmd::{load_evaluation_keys, load_secret};
+use crate::ckks_cmd::load_evaluation_keys;
 use crate::files::{FileSet, write_atomic};
 use crate::keygen::StreamSink;
 use crate::run::{HeadSide, head_of_normalized, load_model, prompt_tokens, top_k, widest_block};
 use crate::sets::{ParamSet, load_context, load_params};
 use clap::Args;
 use ensi_bitnet::Model;
-use ensi_ckks::serialize::CiphertextBundle;
+use ensi_ckks::serialize::{CiphertextBundle, split_bundle};
 use ensi_ckks::client::{self, BundleHeader, ClientParams, SmallSecretKey};
 use ensi_ckks::{
     BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext, Parameters,
@@ -91,6 +91,13 @@ fn bootstrap_of(params: &Parameters) -> Result<(BootstrapParametersLiteral, usiz
     Ok((lit, level))
 }
 
+/// The client's secret key in its small form, from `dir/secret.key`.
+fn load_small_secret(cp: &ClientParams, dir: &Path) -> Result<SmallSecretKey, String> {
+    let path = dir.join("secret.key");
+    let bytes = Zeroizing::new(read(&path)?);
+    SmallSecretKey::from_bytes(cp, &bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
 }
@@ -105,6 +112,27 @@ fn read_bundle(
 ) -> Result<CiphertextBundle, String> {
     let b = CiphertextBundle::from_bytes(ctx, &read(path)?)
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let header = BundleHeader {
+        layout: b.layout,
+        content: b.content,
+        rows: b.rows,
+        padded_rows: b.padded_rows,
+        cols: b.cols,
+        tag: b.tag,
+    };
+    check_bundle(&header, b.cts.len(), path, model, content)?;
+    Ok(b)
+}
+
+/// Checks a bundle's fields: `content` is one of those asked for, the column-block layout with
+/// the ciphertext count the content needs, `model`'s tag, padded rows a power of two.
+fn check_bundle(
+    b: &BundleHeader,
+    cts: usize,
+    path: &Path,
+    model: &Model,
+    content: &[u8],
+) -> Result<(), String> {
     if !content.contains(&b.content) {
         return Err(format!(
             "{}: holds {} where {} is expected",
@@ -122,7 +150,7 @@ fn read_bundle(
     } else {
         1
     };
-    if b.layout != LAYOUT_BLOCK || b.cts.len() != count {
+    if b.layout != LAYOUT_BLOCK || cts != count {
         return Err(format!(
             "{}: not a column-block bundle of {count} ciphertexts",
             path.display()
@@ -137,7 +165,7 @@ fn read_bundle(
             path.display()
         ));
     }
-    Ok(b)
+    Ok(())
 }
 
 /// What a bundle of content `code` holds, in words.
@@ -215,11 +243,7 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
     let params = load_params(&args.keys, args.allow_insecure)?;
     let (_, level) = bootstrap_of(&params)?;
     let cp = ClientParams::new(&params).map_err(|e| e.to_string())?;
-    let sk = {
-        let path = args.keys.join("secret.key");
-        let bytes = Zeroizing::new(read(&path)?);
-        SmallSecretKey::from_bytes(&cp, &bytes).map_err(|e| format!("{}: {e}", path.display()))?
-    };
+    let sk = load_small_secret(&cp, &args.keys)?;
     let model = load_model(args.checkpoint.as_deref())?;
     let cfg = model.config();
     let n = params.n();
@@ -665,11 +689,23 @@ pub struct DecryptArgs {
 }
 
 fn decrypt(args: &DecryptArgs) -> Result<(), String> {
-    let ctx = load_context(&args.keys, args.allow_insecure)?;
-    let sk = load_secret(&ctx, &args.keys)?;
+    // The constrained client: the parameter set and the small secret; the answer's ciphertext
+    // is decrypted over its own few primes only.
+    let params = load_params(&args.keys, args.allow_insecure)?;
+    let cp = ClientParams::new(&params).map_err(|e| e.to_string())?;
+    let sk = load_small_secret(&cp, &args.keys)?;
     let model = load_model(args.checkpoint.as_deref())?;
     let cfg = model.config();
-    let answer = read_bundle(&ctx, &args.input, &model, &[CONTENT_HIDDEN, CONTENT_LOGITS])?;
+    let bytes = read(&args.input)?;
+    let at = |e: ensi_ckks::CkksError| format!("{}: {e}", args.input.display());
+    let (answer, cts) = split_bundle(&bytes, cp.id()).map_err(at)?;
+    check_bundle(
+        &answer,
+        cts.len(),
+        &args.input,
+        &model,
+        &[CONTENT_HIDDEN, CONTENT_LOGITS],
+    )?;
     let (n, n_pad, cols) = (
         answer.rows as usize,
         answer.padded_rows as usize,
@@ -686,9 +722,16 @@ fn decrypt(args: &DecryptArgs) -> Result<(), String> {
             args.input.display()
         ));
     }
-    let ct = answer.cts.into_iter().next().ok_or("empty answer")?;
-    let m = BlockMatrix::from_ciphertext(ct, n_pad, cols).map_err(|e| e.to_string())?;
-    let values = m.decrypt(&ctx, &sk).map_err(|e| e.to_string())?;
+    let slots = client::decrypt_ciphertext(&cp, &sk, cts[0]).map_err(at)?;
+    if ensi_nn::block::block_period(cols, n_pad) > slots.len() {
+        return Err(format!(
+            "{}: {n_pad} x {cols} does not fit the ciphertext's {} slots",
+            args.input.display(),
+            slots.len()
+        ));
+    }
+    let real: Vec<f64> = slots.iter().map(|z| z.re).collect();
+    let values = BlockMatrix::from_slot_values(&real, n_pad, cols);
     let last = &values[(n - 1) * cols..n * cols];
     let logits: Vec<f64> = if answer.content == CONTENT_HIDDEN {
         head_of_normalized(&model, last)

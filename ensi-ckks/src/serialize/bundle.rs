@@ -9,6 +9,7 @@ use crate::context::CkksContext;
 use crate::error::{CkksError, FormatError};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use crate::params::ParamsId;
 
 /// The most ciphertexts a bundle may hold (a decoder refuses more before allocating).
 pub const MAX_BUNDLE_CIPHERTEXTS: usize = 1 << 20;
@@ -65,47 +66,92 @@ impl CiphertextBundle {
     /// context's, the ciphertexts' flags zero, `0 < rows <= padded_rows`, `cols > 0`, `1..=`[`MAX_BUNDLE_CIPHERTEXTS`]
     /// ciphertexts, each length within the remaining bytes, nothing after the last.
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
-        let mut r = Reader::new(bytes);
-        ctx.check_id(read_header(&mut r, ObjectType::CiphertextBundle)?)?;
-        let layout = r.u8()?;
-        let content = r.u8()?;
-        let rows = r.u32()?;
-        let padded_rows = r.u32()?;
-        let cols = r.u32()?;
-        let tag: [u8; 8] = r.array()?;
-        let bad = |field: &'static str, value: u64| -> CkksError {
-            FormatError::InvalidField { field, value }.into()
-        };
-        if rows == 0 || padded_rows < rows {
-            return Err(bad("rows", u64::from(rows)));
-        }
-        if cols == 0 {
-            return Err(bad("cols", 0));
-        }
-        let count = r.u32()? as usize;
-        if count == 0 || count > MAX_BUNDLE_CIPHERTEXTS {
-            return Err(bad("ciphertext_count", count as u64));
-        }
-        let mut cts = Vec::new();
-        for _ in 0..count {
-            let len = u64::from_le_bytes(r.array()?);
-            let len = usize::try_from(len).map_err(|_| bad("ciphertext_len", len))?;
-            let inner = r.take(len)?;
-            // Ciphertexts carry no flags (only keys and parameters are marked as test objects).
-            if let Some(&flags) = inner.get(7).filter(|&&f| f != 0) {
-                return Err(bad("ciphertext_flags", u64::from(flags)));
-            }
-            cts.push(Ciphertext::from_bytes(ctx, inner)?);
-        }
-        r.finish()?;
+        let (header, encoded) = split_bundle(bytes, ctx.id())?;
+        let cts = encoded
+            .into_iter()
+            .map(|ct| Ciphertext::from_bytes(ctx, ct))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            layout: header.layout,
+            content: header.content,
+            rows: header.rows,
+            padded_rows: header.padded_rows,
+            cols: header.cols,
+            tag: header.tag,
+            cts,
+        })
+    }
+}
+
+/// The fields of a ciphertext bundle other than its ciphertexts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BundleHeader {
+    /// Layout code.
+    pub layout: u8,
+    /// Content code.
+    pub content: u8,
+    /// Meaningful rows.
+    pub rows: u32,
+    /// Encrypted (padded) rows.
+    pub padded_rows: u32,
+    /// Columns.
+    pub cols: u32,
+    /// Opaque tag (a model fingerprint).
+    pub tag: [u8; 8],
+}
+
+/// Checks a bundle's framing (see [`CiphertextBundle::from_bytes`]) for parameter set `id`
+/// and returns its fields and each ciphertext's encoding, undecoded: a constrained client
+/// decodes them one at a time.
+pub fn split_bundle(bytes: &[u8], id: ParamsId) -> Result<(BundleHeader, Vec<&[u8]>), CkksError> {
+    let mut r = Reader::new(bytes);
+    let found = read_header(&mut r, ObjectType::CiphertextBundle)?;
+    if found != id {
+        return Err(CkksError::ParamsMismatch {
+            expected: id,
+            found,
+        });
+    }
+    let layout = r.u8()?;
+    let content = r.u8()?;
+    let rows = r.u32()?;
+    let padded_rows = r.u32()?;
+    let cols = r.u32()?;
+    let tag: [u8; 8] = r.array()?;
+    let bad = |field: &'static str, value: u64| -> CkksError {
+        FormatError::InvalidField { field, value }.into()
+    };
+    if rows == 0 || padded_rows < rows {
+        return Err(bad("rows", u64::from(rows)));
+    }
+    if cols == 0 {
+        return Err(bad("cols", 0));
+    }
+    let count = r.u32()? as usize;
+    if count == 0 || count > MAX_BUNDLE_CIPHERTEXTS {
+        return Err(bad("ciphertext_count", count as u64));
+    }
+    let mut cts = Vec::new();
+    for _ in 0..count {
+        let len = u64::from_le_bytes(r.array()?);
+        let len = usize::try_from(len).map_err(|_| bad("ciphertext_len", len))?;
+        let inner = r.take(len)?;
+        // Ciphertexts carry no flags (only keys and parameters are marked as test objects).
+        if let Some(&flags) = inner.get(7).filter(|&&f| f != 0) {
+            return Err(bad("ciphertext_flags", u64::from(flags)));
+        }
+        cts.push(inner);
+    }
+    r.finish()?;
+    Ok((
+        BundleHeader {
             layout,
             content,
             rows,
             padded_rows,
             cols,
             tag,
-            cts,
-        })
-    }
+        },
+        cts,
+    ))
 }

@@ -26,7 +26,7 @@ mod wire;
 
 pub(crate) use wire::{poly_len, write_header, write_limb};
 
-pub use bundle::{CiphertextBundle, MAX_BUNDLE_CIPHERTEXTS};
+pub use bundle::{BundleHeader, CiphertextBundle, MAX_BUNDLE_CIPHERTEXTS, split_bundle};
 
 pub use crate::error::FormatError;
 pub use crate::ids::ObjectType;
