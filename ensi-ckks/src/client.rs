@@ -33,12 +33,12 @@ use crate::ids::ObjectType;
 use crate::keys::SecretKey;
 use crate::params::{Parameters, ParamsId, SecretDistribution};
 use crate::rlwe::digit_seed;
+pub use crate::serialize::BundleHeader;
 use crate::serialize::{
     FLAG_TEST_KEY, FORM_SEEDED, HEADER_LEN, decode_ciphertext, poly_len, read_secret_coefficients,
     write_header, write_level_slots_scale, write_limb,
 };
 use crate::{CkksContext, encoding};
-pub use crate::serialize::BundleHeader;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;

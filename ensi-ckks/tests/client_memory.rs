@@ -143,5 +143,8 @@ fn the_client_stays_within_16_mib_at_the_default_set() {
         (slots * 8) as f64 / (1 << 20) as f64
     );
     assert_eq!(sink.bytes, sink.expected);
-    assert!(encrypt_peak <= LIMIT, "encryption peak {encrypt_peak} bytes");
+    assert!(
+        encrypt_peak <= LIMIT,
+        "encryption peak {encrypt_peak} bytes"
+    );
 }

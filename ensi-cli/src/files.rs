@@ -113,8 +113,7 @@ impl FileSet {
             .unwrap_or(Ok(()));
         match done {
             Ok(()) => {
-                self.pending
-                    .push((std::mem::take(&mut file.tmp), target));
+                self.pending.push((std::mem::take(&mut file.tmp), target));
                 Ok(())
             }
             // `file` is dropped here and removes its temporary.

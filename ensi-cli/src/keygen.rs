@@ -28,10 +28,10 @@ use ensi_ckks::{
     KeyRequest, KeySink, Parameters, PublicKey, SecretKey, generate_bootstrap_keys,
     generate_evaluation_keys,
 };
-use std::io::Write;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, OsRng, RngCore, SeedableRng, TryRngCore};
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -419,9 +419,7 @@ fn streamed(
     let options = StreamOptions { test_keys };
     client::stream_public_key(&cp, &sk, options, &mut sink, rng).map_err(|e| e.0)?;
     match boot_literal {
-        Some(lit) => {
-            client::stream_bootstrap_keys(&cp, &sk, lit, request, options, &mut sink, rng)
-        }
+        Some(lit) => client::stream_bootstrap_keys(&cp, &sk, lit, request, options, &mut sink, rng),
         None => client::stream_evaluation_keys(&cp, &sk, request, options, &mut sink, rng),
     }
     .map_err(|e| e.0)?;
@@ -493,7 +491,12 @@ pub(crate) struct StreamSink<'a> {
 
 impl<'a> StreamSink<'a> {
     /// A sink writing into `files`.
-    pub(crate) fn new(dir: &'a Path, single: Option<&'a Path>, files: &'a mut FileSet, total: usize) -> Self {
+    pub(crate) fn new(
+        dir: &'a Path,
+        single: Option<&'a Path>,
+        files: &'a mut FileSet,
+        total: usize,
+    ) -> Self {
         Self {
             dir,
             single,

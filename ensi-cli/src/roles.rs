@@ -29,11 +29,9 @@ use crate::run::{HeadSide, head_of_normalized, load_model, prompt_tokens, top_k,
 use crate::sets::{ParamSet, load_context, load_params};
 use clap::Args;
 use ensi_bitnet::Model;
-use ensi_ckks::serialize::{CiphertextBundle, split_bundle};
 use ensi_ckks::client::{self, BundleHeader, ClientParams, SmallSecretKey};
-use ensi_ckks::{
-    BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext, Parameters,
-};
+use ensi_ckks::serialize::{CiphertextBundle, split_bundle};
+use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext, Parameters};
 use ensi_nn::block::BlockMatrix;
 use ensi_nn::block_layer::{
     KvCache, LayerCache, block_forward, block_lm_head, block_prefill, block_rotations, block_step,

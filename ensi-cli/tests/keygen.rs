@@ -115,6 +115,105 @@ fn keygen_writes_keys_that_decode_and_evaluate() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The streamed keygen (default) and the in-memory one (`--no-stream`) write the same bytes for
+/// the same seed, and `--report-memory` reports the counted heap: the streamed run's is far
+/// below the in-memory run's, which holds every key.
+#[test]
+fn streamed_and_in_memory_keygen_write_the_same_files() {
+    let a = temp_dir("streamed");
+    let b = temp_dir("in-memory");
+    let mut reports = Vec::new();
+    for (dir, extra) in [(&a, None), (&b, Some("--no-stream"))] {
+        let mut args = vec![
+            "keygen",
+            "--out",
+            dir.to_str().unwrap(),
+            "--params",
+            "insecure-bootstrap-test",
+            "--bootstrap",
+            "--seed",
+            "4",
+            "--report-memory",
+        ];
+        args.extend(extra);
+        let out = ensi(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        reports.push(report);
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert!(names.len() > 40, "{names:?}");
+    for name in &names {
+        let (x, y) = (
+            std::fs::read(a.join(name)).unwrap(),
+            std::fs::read(b.join(name)).unwrap(),
+        );
+        assert!(x == y, "{name:?} differs");
+    }
+    let heap = |r: &serde_json::Value| r["peak_heap_bytes"].as_u64().unwrap();
+    assert_eq!(reports[0]["streamed"], true);
+    assert_eq!(
+        reports[0]["bytes_written"], reports[1]["bytes_written"],
+        "{reports:?}"
+    );
+    // The in-memory run holds every key (about 100 MB here); the streamed one a few limbs.
+    assert!(heap(&reports[0]) < 4 << 20, "{reports:?}");
+    assert!(heap(&reports[1]) > 20 * heap(&reports[0]), "{reports:?}");
+    // The client's encryption reports its heap too.
+    let q = a.join("query.ct");
+    let out = ensi(&[
+        "encrypt",
+        "--keys",
+        a.to_str().unwrap(),
+        "--allow-insecure",
+        "--prompt",
+        "Hi",
+        "--out",
+        q.to_str().unwrap(),
+        "--report-memory",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(heap(&report) < 4 << 20, "{report}");
+    // The streamed query decodes with the library and holds the embedded model's embedding of
+    // "Hi" in the column-block layout (the plaintext model as the reference).
+    let params = Parameters::from_bytes(
+        &std::fs::read(a.join("params.bin")).unwrap(),
+        DecodeOptions::default().allow_insecure(true),
+    )
+    .unwrap();
+    let ctx = CkksContext::new(params).unwrap();
+    let sk = SecretKey::from_bytes(&ctx, &std::fs::read(a.join("secret.key")).unwrap()).unwrap();
+    let bundle =
+        ensi_ckks::serialize::CiphertextBundle::from_bytes(&ctx, &std::fs::read(&q).unwrap())
+            .unwrap();
+    assert_eq!((bundle.rows, bundle.padded_rows), (2, 2));
+    let slots = ctx
+        .decode(&sk.decrypt(&ctx, &bundle.cts[0]).unwrap())
+        .unwrap();
+    let model = ensi_bitnet::embedded::embedded_model().unwrap();
+    let cols = model.config().hidden_size;
+    let got = ensi_nn::block::BlockMatrix::from_slot_values(&slots, 2, cols);
+    let want = ensi_nn::decoder::embed(&model, &[u32::from(b'H'), u32::from(b'i')]).unwrap();
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-6, "query off by {worst}");
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}
+
 #[test]
 fn bench_smoke_prints_the_shared_schema() {
     let out = ensi(&["bench", "ckks", "--smoke"]);

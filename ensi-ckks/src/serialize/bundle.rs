@@ -7,9 +7,9 @@ use super::{ObjectType, field};
 use crate::ciphertext::Ciphertext;
 use crate::context::CkksContext;
 use crate::error::{CkksError, FormatError};
+use crate::params::ParamsId;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use crate::params::ParamsId;
 
 /// The most ciphertexts a bundle may hold (a decoder refuses more before allocating).
 pub const MAX_BUNDLE_CIPHERTEXTS: usize = 1 << 20;
