@@ -684,9 +684,13 @@ pub struct DecryptArgs {
     /// Accept keys of an INSECURE test set.
     #[arg(long)]
     allow_insecure: bool,
+    /// Also report the peak heap (counted by the allocator) and the time on standard error.
+    #[arg(long)]
+    report_memory: bool,
 }
 
 fn decrypt(args: &DecryptArgs) -> Result<(), String> {
+    let started = Instant::now();
     // The constrained client: the parameter set and the small secret; the answer's ciphertext
     // is decrypted over its own few primes only.
     let params = load_params(&args.keys, args.allow_insecure)?;
@@ -755,6 +759,16 @@ fn decrypt(args: &DecryptArgs) -> Result<(), String> {
             "ensi decrypt: if the server kept a cache (ensi infer --cache-out), the next round \
              is: ensi encrypt --next-token {} --position {n} --capacity {n_pad}",
             top[0].0
+        );
+    }
+    if args.report_memory {
+        eprintln!(
+            "ensi decrypt: {:.3} s, peak heap {}",
+            started.elapsed().as_secs_f64(),
+            ensi_cli::heap::peak().map_or("unknown".into(), |b| format!(
+                "{:.2} MiB",
+                ensi_cli::heap::mib(b)
+            ))
         );
     }
     if args.json {
