@@ -384,6 +384,26 @@ impl LimbWork {
         self.plan.forward(out);
     }
 
+    /// One limb of an RLWE sample: the next limb of the seeded `a`, `s = NTT(secret)` and
+    /// `b = NTT(e) - a s`.
+    fn sample(
+        &self,
+        expander: &mut SeedExpander,
+        secret: &[i8],
+        e: &[i64],
+        s: &mut [u64],
+        a: &mut [u64],
+        b: &mut [u64],
+    ) {
+        let m = self.m;
+        expander.next_limb(&m, a);
+        self.small_ntt(secret, s);
+        self.small_ntt(e, b);
+        for ((bi, &ai), &si) in b.iter_mut().zip(a.iter()).zip(s.iter()) {
+            *bi = m.sub(*bi, m.mul(ai, si));
+        }
+    }
+
     /// Packs `limb` and writes it to `sink`.
     fn emit<S: ByteSink>(&mut self, limb: &[u64], sink: &mut S) -> Result<(), S::Error> {
         self.packed.clear();
@@ -452,12 +472,7 @@ where
         let digit = (j * alpha).min(num_q)..((j + 1) * alpha).min(num_q);
         for (i, &m) in moduli.iter().enumerate() {
             let mut w = LimbWork::new(n, m)?;
-            expander.next_limb(&m, &mut a);
-            w.small_ntt(secret, &mut s);
-            w.small_ntt(&e[..], &mut b);
-            for ((bi, &ai), &si) in b.iter_mut().zip(&a).zip(s.iter()) {
-                *bi = m.sub(*bi, m.mul(ai, si));
-            }
+            w.sample(&mut expander, secret, &e, &mut s, &mut a, &mut b);
             if digit.contains(&i) {
                 match message {
                     Message::SquareOfSecret => {
@@ -564,12 +579,7 @@ where
     let mut msg = vec![0u64; n];
     for &m in &cp.moduli[..limbs] {
         let mut w = LimbWork::new(n, m)?;
-        expander.next_limb(&m, &mut a);
-        w.small_ntt(&sk.coeffs[..], &mut s);
-        w.small_ntt(&e[..], &mut b);
-        for ((bi, &ai), &si) in b.iter_mut().zip(&a).zip(s.iter()) {
-            *bi = m.sub(*bi, m.mul(ai, si));
-        }
+        w.sample(&mut expander, &sk.coeffs, &e, &mut s, &mut a, &mut b);
         if let Some(coeffs) = message {
             for (x, &c) in msg.iter_mut().zip(coeffs) {
                 let r = m.reduce_u128(c.unsigned_abs());
