@@ -181,31 +181,63 @@ fn switch_decomposed_in(
     let moduli = space.ring.basis().moduli();
     let digits = dec.digits;
     let data = &dec.data;
-    // Limb t of the output: part t / ext (b, then a), extended limb e = t % ext. Every
-    // residue is sum_j dec_j[perm(i)] * key_j[i], accumulated in 128 bits and reduced every
-    // eight terms (products are below 2^124).
-    let acc = par::new_limbs(2 * ext * n, n, |t| {
-        let (part, e) = (t / ext, t % ext);
+    // Extended limb e of both outputs (b part, a part) at once: every residue is
+    // sum_j dec_j[perm(i)] * key_j[i], accumulated in 128 bits and reduced every eight terms
+    // (products are below 2^124). With an automorphism, the digits' limb e is gathered once
+    // into a scratch of `digits` limbs, so the inner products read memory in order and the
+    // gather is paid once for both parts (it was paid per part and per digit).
+    let mut acc0 = vec![0u64; ext * n];
+    let mut acc1 = vec![0u64; ext * n];
+    let limb = |e: usize, out0: &mut [u64], out1: &mut [u64]| {
         let g = space.extended_index(num_q, e);
         let m = moduli[g];
-        let keys = if part == 0 { &key.b } else { &key.a };
-        move |i| {
-            let src = perm.map_or(i, |p| p[i] as usize);
-            let mut sum: u128 = 0;
-            for (j, k) in keys[..digits].iter().enumerate() {
-                if j > 0 && j % 8 == 0 {
-                    sum = u128::from(m.reduce_u128(sum));
+        let kb: Vec<&[u64]> = key.b[..digits].iter().map(|k| k.limb(g)).collect();
+        let ka: Vec<&[u64]> = key.a[..digits].iter().map(|k| k.limb(g)).collect();
+        let gathered: Vec<u64>;
+        let src: Vec<&[u64]> = match perm {
+            None => (0..digits)
+                .map(|j| &data[(j * ext + e) * n..(j * ext + e + 1) * n])
+                .collect(),
+            Some(p) => {
+                let mut buf = Vec::with_capacity(digits * n);
+                for j in 0..digits {
+                    let d = &data[(j * ext + e) * n..(j * ext + e + 1) * n];
+                    buf.extend(p.iter().map(|&x| d[x as usize]));
                 }
-                let d = data[(j * ext + e) * n + src];
-                sum += u128::from(d) * u128::from(k.limb(g)[i]);
+                gathered = buf;
+                gathered.chunks(n).collect()
             }
-            m.reduce_u128(sum)
+        };
+        for i in 0..n {
+            let (mut s0, mut s1): (u128, u128) = (0, 0);
+            for j in 0..digits {
+                if j > 0 && j % 8 == 0 {
+                    s0 = u128::from(m.reduce_u128(s0));
+                    s1 = u128::from(m.reduce_u128(s1));
+                }
+                let d = u128::from(src[j][i]);
+                s0 += d * u128::from(kb[j][i]);
+                s1 += d * u128::from(ka[j][i]);
+            }
+            out0[i] = m.reduce_u128(s0);
+            out1[i] = m.reduce_u128(s1);
         }
-    });
-    let (acc0, acc1) = acc.split_at(ext * n);
+    };
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        acc0.par_chunks_mut(n)
+            .zip(acc1.par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(e, (o0, o1))| limb(e, o0, o1));
+    }
+    #[cfg(not(feature = "parallel"))]
+    for (e, (o0, o1)) in acc0.chunks_mut(n).zip(acc1.chunks_mut(n)).enumerate() {
+        limb(e, o0, o1);
+    }
     Ok((
-        mod_down_ntt(space, acc0, num_q)?,
-        mod_down_ntt(space, acc1, num_q)?,
+        mod_down_ntt(space, &acc0, num_q)?,
+        mod_down_ntt(space, &acc1, num_q)?,
     ))
 }
 
