@@ -224,26 +224,37 @@ pub(crate) fn load_evaluation_keys(
         .filter(|name| is_public_key_file(name))
         .collect();
     names.sort();
-    let mut set = EvaluationKeySet::new();
-    let mut bytes = 0u64;
+    // Keys are read and decoded side by side (each decode is one file's unpacking and the
+    // re-expansion of its seeded halves, single-threaded), in the order of the sorted names.
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     let started = Instant::now();
-    for (i, name) in names.iter().enumerate() {
-        let path = dir.join(name);
-        let data = read(&path)?;
-        bytes += data.len() as u64;
-        let key = EvaluationKey::from_bytes(ctx, &data)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (done, bytes) = (AtomicUsize::new(0), AtomicU64::new(0));
+    let keys = names
+        .par_iter()
+        .map(|name| {
+            let path = dir.join(name);
+            let data = read(&path)?;
+            let key = EvaluationKey::from_bytes(ctx, &data)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let total = bytes.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
+            let i = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if i % 8 == 0 || i == names.len() {
+                eprintln!(
+                    "  loaded {i}/{} keys ({:.0} MB, {:.1} s)",
+                    names.len(),
+                    total as f64 / 1e6,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(key)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut set = EvaluationKeySet::new();
+    for key in keys {
         set.insert(key);
-        if (i + 1) % 8 == 0 || i + 1 == names.len() {
-            eprintln!(
-                "  loaded {}/{} keys ({:.0} MB, {:.1} s)",
-                i + 1,
-                names.len(),
-                bytes as f64 / 1e6,
-                started.elapsed().as_secs_f64()
-            );
-        }
     }
+    let bytes = bytes.into_inner();
     Ok((set, names.len(), bytes))
 }
 
