@@ -154,7 +154,7 @@ impl BootstrapParametersLiteral {
 
     /// The rotations bootstrapping needs (linear transforms and the partial trace); conjugation
     /// is needed too. Computed from the parameter set alone: the diagonals of each grouped DFT
-    /// stage follow from its butterfly spans ([`dft::grouped_indices`]), so no transform is
+    /// stage follow from its butterfly spans (the sums of each stage's `0, ±h`), so no transform is
     /// built and a constrained client can list its keys in a few kilobytes.
     pub fn rotations_of(&self, params: &Parameters) -> Result<Vec<isize>, CkksError> {
         let n = self.slots(params.n())?;
