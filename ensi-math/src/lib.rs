@@ -19,6 +19,7 @@ pub mod error;
 pub mod modulus;
 pub mod ntt;
 pub mod oracle;
+pub mod pointwise;
 pub mod poly;
 pub mod prime;
 pub mod rns;

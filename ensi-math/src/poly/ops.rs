@@ -124,12 +124,26 @@ impl<R: Representation> RnsPoly<R> {
 impl RnsPoly<Ntt> {
     /// Pointwise product `self *= other` (the negacyclic product of the polynomials).
     pub fn try_mul_assign(&mut self, other: &Self) -> Result<(), MathError> {
-        self.zip_assign(other, |m, a, b| m.mul_reduced(a, b))
+        self.check_compatible(other)?;
+        let moduli = self.ctx.basis.moduli();
+        par::for_each_limb_zip(&mut self.data, &other.data, self.ctx.n, |i, a, b| {
+            crate::pointwise::mul_assign(&moduli[i], a, b);
+        });
+        Ok(())
     }
 
     /// Pointwise product `self * other`.
     pub fn try_mul(&self, other: &Self) -> Result<Self, MathError> {
-        self.zip_new(other, |m, a, b| m.mul_reduced(a, b))
+        self.check_compatible(other)?;
+        let moduli = self.ctx.basis.moduli();
+        let n = self.ctx.n;
+        let (a, b) = (&self.data, &other.data);
+        // The vectorised kernel where the CPU and the prime allow (`crate::pointwise`).
+        let data = par::new_limbs_with(a.len(), n, |i, out| {
+            let r = i * n..(i + 1) * n;
+            crate::pointwise::mul_into(&moduli[i], &a[r.clone()], &b[r], out);
+        });
+        Ok(Self::from_vec(&self.ctx, self.limbs, data))
     }
 
     /// Multiply-accumulate `self += a * b`, with one Barrett reduction of `a * b + self` per
@@ -141,11 +155,7 @@ impl RnsPoly<Ntt> {
         let n = self.ctx.n;
         let bd = &b.data;
         par::for_each_limb_zip(&mut self.data, &a.data, n, |i, acc, x| {
-            let m = &moduli[i];
-            let y = &bd[i * n..(i + 1) * n];
-            for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
-                *s = m.mul_add_reduced(x, y, *s);
-            }
+            crate::pointwise::mul_add_assign(&moduli[i], acc, x, &bd[i * n..(i + 1) * n]);
         });
         Ok(())
     }

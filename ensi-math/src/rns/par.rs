@@ -79,6 +79,33 @@ where
     out
 }
 
+/// A new vector of `len` residues (`len / n` limbs) whose limb `i` is written whole by
+/// `fill(i, limb)`, which must write every element; limbs in parallel with `parallel`. No
+/// zero-fill.
+pub fn new_limbs_with<F>(len: usize, n: usize, fill: F) -> alloc::vec::Vec<u64>
+where
+    F: Fn(usize, &mut [core::mem::MaybeUninit<u64>]) + Send + Sync,
+{
+    assert!(n > 0 && len.is_multiple_of(n));
+    let mut out: alloc::vec::Vec<u64> = alloc::vec::Vec::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    #[cfg(feature = "parallel")]
+    spare
+        .par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(i, limb)| fill(i, limb));
+    #[cfg(not(feature = "parallel"))]
+    spare
+        .chunks_mut(n)
+        .enumerate()
+        .for_each(|(i, limb)| fill(i, limb));
+    // SAFETY: `spare` is the first `len` slots of the capacity, its chunks of `n` cover all of
+    // it, and `fill` writes every element of every chunk (its contract), so `0..len` is
+    // initialised.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `f(i)(a[k], b[k])` for every residue `k` of limb `i`, into a new vector ([`new_limbs`]).
 pub fn zip_into_new<M, G>(a: &[u64], b: &[u64], n: usize, f: M) -> alloc::vec::Vec<u64>
 where

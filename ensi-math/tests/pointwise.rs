@@ -1,0 +1,87 @@
+//! The pointwise product kernel (`ensi_math::pointwise`) against 128-bit integer arithmetic,
+//! for primes on both sides of the floating-point kernel's 51-bit limit, on random residues
+//! and on the extremes (0, 1, q - 1, q - 2, (q - 1) / 2), at lengths that are not multiples of
+//! the vector width.
+#![allow(clippy::unwrap_used)]
+
+use core::mem::MaybeUninit;
+use ensi_math::pointwise::{
+    FMA_MAX_BITS, fma_available, mul_add_assign, mul_assign, mul_into, mul_into_scalar,
+};
+use ensi_math::{Modulus, generate_ntt_primes};
+use proptest::prelude::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+type Kernel = fn(&Modulus, &[u64], &[u64], &mut [MaybeUninit<u64>]);
+
+fn run(kernel: Kernel, m: &Modulus, a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = vec![MaybeUninit::uninit(); a.len()];
+    kernel(m, a, b, &mut out);
+    // SAFETY: the kernels write every element (their contract, checked by this test's
+    // comparison of every element).
+    out.into_iter()
+        .map(|x| unsafe { x.assume_init() })
+        .collect()
+}
+
+fn reference(q: u64, a: &[u64], b: &[u64]) -> Vec<u64> {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| ((u128::from(x) * u128::from(y)) % u128::from(q)) as u64)
+        .collect()
+}
+
+#[test]
+fn products_match_128_bit_arithmetic_for_every_prime_size() {
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    for bits in [20u32, 30, 40, 45, 49, 50, 51, 52, 55, 60, 61] {
+        for &q in &generate_ntt_primes(bits, 3, 1 << 10, &[]).unwrap() {
+            let m = Modulus::new(q).unwrap();
+            let edges = [0, 1, q - 1, q - 2, (q - 1) / 2, q / 3];
+            let mut a: Vec<u64> = (0..1003).map(|_| rng.next_u64() % q).collect();
+            let mut b: Vec<u64> = (0..1003).map(|_| rng.next_u64() % q).collect();
+            for (i, &x) in edges.iter().enumerate() {
+                for (j, &y) in edges.iter().enumerate() {
+                    a[i * edges.len() + j] = x;
+                    b[i * edges.len() + j] = y;
+                }
+            }
+            let want = reference(q, &a, &b);
+            assert_eq!(run(mul_into, &m, &a, &b), want, "{bits}-bit q = {q}");
+            assert_eq!(
+                run(mul_into_scalar, &m, &a, &b),
+                want,
+                "{bits}-bit q = {q} (scalar)"
+            );
+            let mut in_place = a.clone();
+            mul_assign(&m, &mut in_place, &b);
+            assert_eq!(in_place, want, "{bits}-bit q = {q} (in place)");
+            let c: Vec<u64> = (0..a.len()).map(|_| rng.next_u64() % q).collect();
+            let mut acc = c.clone();
+            mul_add_assign(&m, &mut acc, &a, &b);
+            let want_acc: Vec<u64> = want.iter().zip(&c).map(|(&p, &c)| (p + c) % q).collect();
+            assert_eq!(acc, want_acc, "{bits}-bit q = {q} (accumulate)");
+        }
+    }
+    // On this project's x86-64 machines the vector kernel is the one tested above for the
+    // primes up to 51 bits.
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        fma_available(),
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    );
+    assert_eq!(FMA_MAX_BITS, 51);
+}
+
+proptest! {
+    #[test]
+    fn any_residues_of_a_51_bit_prime(seed in any::<u64>(), len in 0usize..40) {
+        let q = generate_ntt_primes(51, 1, 1 << 4, &[]).unwrap()[0];
+        let m = Modulus::new(q).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let a: Vec<u64> = (0..len).map(|_| rng.next_u64() % q).collect();
+        let b: Vec<u64> = (0..len).map(|_| rng.next_u64() % q).collect();
+        prop_assert_eq!(run(mul_into, &m, &a, &b), reference(q, &a, &b));
+    }
+}
