@@ -1,19 +1,23 @@
 //! A counting global allocator: the system allocator with counters of live heap bytes and their
 //! peak, so that `ensi keygen --report-memory` and `ensi encrypt --report-memory` report the
 //! heap a command needed independently of the operating system (resident memory also counts
-//! the binary, the stacks and pages the allocator keeps). The `ensi` binary installs it; the
-//! counters cost two relaxed atomic operations per allocation.
+//! the binary, the stacks and pages the allocator keeps). The `ensi` binary installs it and
+//! turns counting on ([`enable`]) only for the client's commands: the counters are shared
+//! atomics, and on the server's many-threaded, allocation-heavy paths (big-integer CRT) their
+//! contention cost measurable time. Off, an allocation pays one relaxed load.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 /// The system allocator, counting (see the module documentation).
 #[derive(Debug)]
 pub struct Counting;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static INSTALLED: AtomicBool = AtomicBool::new(false);
+// Signed: blocks allocated before counting was enabled are freed uncounted, which may take the
+// live count a little below zero.
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+static ENABLED: AtomicBool = AtomicBool::new(false);
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counters are atomics
 // and never affect what is returned.
@@ -39,14 +43,14 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded with the caller's pointer and layout, from this allocator.
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        uncount(layout.size());
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded with the caller's arguments, which satisfy `realloc`'s contract.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            uncount(layout.size());
             count(new_size);
         }
         p
@@ -54,24 +58,37 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 fn count(size: usize) {
-    INSTALLED.store(true, Ordering::Relaxed);
-    let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
-    PEAK.fetch_max(live, Ordering::Relaxed);
+    if ENABLED.load(Ordering::Relaxed) {
+        let size = size as isize;
+        let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+        PEAK.fetch_max(live, Ordering::Relaxed);
+    }
 }
 
-/// The peak of live heap bytes since the start (or the last [`reset_peak`]); `None` when the
-/// counting allocator is not the global allocator of this program.
+fn uncount(size: usize) {
+    if ENABLED.load(Ordering::Relaxed) {
+        LIVE.fetch_sub(size as isize, Ordering::Relaxed);
+    }
+}
+
+/// Starts counting (from here on; call it first thing in `main`).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// The peak of live heap bytes since counting started (or the last [`reset_peak`]); `None`
+/// when the counting allocator is not the global allocator or counting is off.
 pub fn peak() -> Option<usize> {
-    INSTALLED
+    ENABLED
         .load(Ordering::Relaxed)
-        .then(|| PEAK.load(Ordering::Relaxed))
+        .then(|| PEAK.load(Ordering::Relaxed).max(0) as usize)
 }
 
 /// The live heap bytes now; `None` as for [`peak`].
 pub fn live() -> Option<usize> {
-    INSTALLED
+    ENABLED
         .load(Ordering::Relaxed)
-        .then(|| LIVE.load(Ordering::Relaxed))
+        .then(|| LIVE.load(Ordering::Relaxed).max(0) as usize)
 }
 
 /// Restarts the peak at the live bytes now.

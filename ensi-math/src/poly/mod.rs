@@ -350,22 +350,38 @@ impl RnsPoly<Coeff> {
         self.collect_residues(|b, r| b.reconstruct_centered(r))
     }
 
-    fn collect_residues<T>(&self, f: impl Fn(&RnsBasis, &[u64]) -> T) -> Vec<T> {
+    fn collect_residues<T: Send>(
+        &self,
+        f: impl Fn(&RnsBasis, &[u64]) -> T + Send + Sync,
+    ) -> Vec<T> {
         let n = self.ctx.n;
         // The prefix of a valid basis is valid; fall back to the full basis never happens.
         let basis = match self.ctx.basis.prefix(self.limbs) {
             Ok(b) => b,
             Err(_) => self.ctx.basis.clone(),
         };
-        let mut res = alloc::vec![0u64; self.limbs];
-        (0..n)
-            .map(|c| {
-                for (i, r) in res.iter_mut().enumerate() {
-                    *r = self.data[i * n + c];
-                }
-                f(&basis, &res)
-            })
-            .collect()
+        let limbs = self.limbs;
+        let one = |res: &mut Vec<u64>, c: usize| {
+            for (i, r) in res.iter_mut().enumerate() {
+                *r = self.data[i * n + c];
+            }
+            f(&basis, res)
+        };
+        // Coefficients are independent: with `parallel`, blocks of them side by side.
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            (0..n)
+                .into_par_iter()
+                .with_min_len(1024)
+                .map_init(|| alloc::vec![0u64; limbs], one)
+                .collect()
+        }
+        #[cfg(not(feature = "parallel"))]
+        {
+            let mut res = alloc::vec![0u64; limbs];
+            (0..n).map(|c| one(&mut res, c)).collect()
+        }
     }
 
     /// Forward NTT of every limb.
