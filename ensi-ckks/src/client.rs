@@ -747,14 +747,7 @@ where
         encoding::encode_complex_with(&fft, n, &complex, scale)?
     };
     let mut prefix = Vec::new();
-    write_header(&mut prefix, ObjectType::CiphertextBundle, cp.id());
-    prefix.push(header.layout);
-    prefix.push(header.content);
-    prefix.extend_from_slice(&header.rows.to_le_bytes());
-    prefix.extend_from_slice(&header.padded_rows.to_le_bytes());
-    prefix.extend_from_slice(&header.cols.to_le_bytes());
-    prefix.extend_from_slice(&header.tag);
-    prefix.extend_from_slice(&1u32.to_le_bytes());
+    header.write_prefix(&mut prefix, cp.id(), 1)?;
     let ct_len = HEADER_LEN + 16 + 1 + 32 + poly_len(n, &cp.moduli[..level + 1]);
     prefix.extend_from_slice(&(ct_len as u64).to_le_bytes());
     write_header(&mut prefix, ObjectType::Ciphertext, cp.id());

@@ -45,15 +45,15 @@ impl CiphertextBundle {
             value: 0,
         })?;
         let mut out = Vec::new();
-        write_header(&mut out, ObjectType::CiphertextBundle, first.params_id());
-        out.push(self.layout);
-        out.push(self.content);
-        out.extend_from_slice(&self.rows.to_le_bytes());
-        out.extend_from_slice(&self.padded_rows.to_le_bytes());
-        out.extend_from_slice(&self.cols.to_le_bytes());
-        out.extend_from_slice(&self.tag);
-        let count: u32 = field("ciphertext_count", self.cts.len())?;
-        out.extend_from_slice(&count.to_le_bytes());
+        let header = BundleHeader {
+            layout: self.layout,
+            content: self.content,
+            rows: self.rows,
+            padded_rows: self.padded_rows,
+            cols: self.cols,
+            tag: self.tag,
+        };
+        header.write_prefix(&mut out, first.params_id(), self.cts.len())?;
         for ct in &self.cts {
             let bytes = ct.to_bytes()?;
             out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
@@ -98,6 +98,29 @@ pub struct BundleHeader {
     pub cols: u32,
     /// Opaque tag (a model fingerprint).
     pub tag: [u8; 8],
+}
+
+impl BundleHeader {
+    /// Appends what precedes the ciphertexts of a bundle of `count` ciphertexts of parameter
+    /// set `id`: the header, these fields and the count (each ciphertext then follows behind
+    /// its `u64` length).
+    pub(crate) fn write_prefix(
+        &self,
+        out: &mut Vec<u8>,
+        id: ParamsId,
+        count: usize,
+    ) -> Result<(), CkksError> {
+        write_header(out, ObjectType::CiphertextBundle, id);
+        out.push(self.layout);
+        out.push(self.content);
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        out.extend_from_slice(&self.padded_rows.to_le_bytes());
+        out.extend_from_slice(&self.cols.to_le_bytes());
+        out.extend_from_slice(&self.tag);
+        let count: u32 = field("ciphertext_count", count)?;
+        out.extend_from_slice(&count.to_le_bytes());
+        Ok(())
+    }
 }
 
 /// Checks a bundle's framing (see [`CiphertextBundle::from_bytes`]) for parameter set `id`
