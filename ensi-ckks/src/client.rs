@@ -27,11 +27,14 @@
 //! §4), see [`crate::bootstrap`].
 
 use crate::bootstrap::BootstrapParametersLiteral;
+use crate::context::gadget_factor;
+use crate::encryption::decrypt_parts;
 use crate::error::CkksError;
-use crate::evalkeys::KeyRequest;
+use crate::evalkeys::{EvaluationKey, KeyRequest};
 use crate::ids::ObjectType;
-use crate::keys::SecretKey;
-use crate::params::{Parameters, ParamsId, SecretDistribution};
+use crate::keys::{SecretKey, check_secret, sample_secret};
+use crate::params::{Parameters, ParamsId};
+use crate::plaintext::{centred_coefficients, decode_slots};
 use crate::rlwe::digit_seed;
 pub use crate::serialize::BundleHeader;
 use crate::serialize::{
@@ -91,12 +94,7 @@ impl ClientParams {
         let digits = l.div_ceil(alpha);
         let p_mod_q = moduli[..l]
             .iter()
-            .map(|m| {
-                params
-                    .p()
-                    .iter()
-                    .fold(1u64, |acc, &x| m.mul(acc, m.reduce(x)))
-            })
+            .map(|m| gadget_factor(m, params.p()))
             .collect();
         let q0 = moduli[0];
         let p0_mod_q0 = q0.reduce(params.p()[0]);
@@ -169,36 +167,16 @@ impl SmallSecretKey {
         cp: &ClientParams,
         rng: &mut G,
     ) -> Result<Self, CkksError> {
-        let mut wide = Zeroizing::new(vec![0i64; cp.n()]);
-        match cp.params.secret() {
-            SecretDistribution::UniformTernary => sample::ternary(rng, &mut wide),
-            SecretDistribution::SparseTernary { hamming_weight } => {
-                sample::ternary_hamming(rng, hamming_weight, &mut wide)?
-            }
-        }
+        let wide = sample_secret(&cp.params, rng)?;
         Self::from_coefficients(cp, &wide)
     }
 
     /// The key with coefficients `coeffs` (length `N`, each in `{-1, 0, 1}`, and of the declared
     /// Hamming weight for a sparse-secret set); the check is branch-free on the coefficients.
     pub fn from_coefficients(cp: &ClientParams, coeffs: &[i64]) -> Result<Self, CkksError> {
-        let mut valid = Choice::from(u8::from(coeffs.len() == cp.n()));
-        let mut weight = 0u64;
-        let mut small = Zeroizing::new(vec![0i8; cp.n()]);
-        for (s, c) in small.iter_mut().zip(coeffs) {
-            let zero = c.ct_eq(&0);
-            valid &= zero | c.ct_eq(&1) | c.ct_eq(&-1);
-            weight += u64::from((!zero).unwrap_u8());
-            *s = *c as i8;
-        }
-        if let SecretDistribution::SparseTernary { hamming_weight } = cp.params.secret() {
-            valid &= weight.ct_eq(&(hamming_weight as u64));
-        }
-        if !bool::from(valid) {
-            return Err(CkksError::InvalidSecretKey);
-        }
+        check_secret(&cp.params, coeffs)?;
         Ok(Self {
-            coeffs: small,
+            coeffs: Zeroizing::new(coeffs.iter().map(|&c| c as i8).collect()),
             params_id: cp.id(),
         })
     }
@@ -289,6 +267,16 @@ pub enum StreamedObject {
 }
 
 impl StreamedObject {
+    /// The object an in-memory evaluation key is.
+    pub fn of(key: &EvaluationKey) -> Self {
+        match key {
+            EvaluationKey::Relinearization(_) => Self::Relinearization,
+            EvaluationKey::Galois(k) => Self::Galois(k.galois_element()),
+            EvaluationKey::DenseToSparse(_) => Self::DenseToSparse,
+            EvaluationKey::SparseToDense(_) => Self::SparseToDense,
+        }
+    }
+
     /// The conventional file name (`relin.key`, `galois-<k>.key`, ...), as `ensi keygen` writes.
     pub fn file_name(&self) -> String {
         match self {
@@ -359,12 +347,10 @@ pub struct StreamOptions {
     pub test_keys: bool,
 }
 
-/// One limb's scratch: the prime, its NTT table (built here, dropped with the scratch) and
-/// buffers of `N` words.
+/// One limb's prime and its NTT table (built here, dropped with it).
 struct LimbWork {
     m: Modulus,
     plan: NttPlan,
-    packed: Vec<u8>,
 }
 
 impl LimbWork {
@@ -372,7 +358,6 @@ impl LimbWork {
         Ok(Self {
             m,
             plan: NttPlan::new(n, m.q())?,
-            packed: Vec::new(),
         })
     }
 
@@ -404,11 +389,16 @@ impl LimbWork {
         }
     }
 
-    /// Packs `limb` and writes it to `sink`.
-    fn emit<S: ByteSink>(&mut self, limb: &[u64], sink: &mut S) -> Result<(), S::Error> {
-        self.packed.clear();
-        write_limb(&mut self.packed, &self.m, limb);
-        sink.write(&self.packed)
+    /// Packs `limb` into `packed` (a buffer reused across limbs) and writes it to `sink`.
+    fn emit<S: ByteSink>(
+        &self,
+        limb: &[u64],
+        packed: &mut Vec<u8>,
+        sink: &mut S,
+    ) -> Result<(), S::Error> {
+        packed.clear();
+        write_limb(packed, &self.m, limb);
+        sink.write(packed)
     }
 }
 
@@ -466,12 +456,13 @@ where
     let mut msg = Zeroizing::new(vec![0u64; n]);
     let mut b = vec![0u64; n];
     let mut a = vec![0u64; n];
+    let mut packed = Vec::new();
     for j in 0..digits {
         sample::gaussian(rng, &mut e);
         let mut expander = SeedExpander::new(&digit_seed(&seed, j));
         let digit = (j * alpha).min(num_q)..((j + 1) * alpha).min(num_q);
         for (i, &m) in moduli.iter().enumerate() {
-            let mut w = LimbWork::new(n, m)?;
+            let w = LimbWork::new(n, m)?;
             w.sample(&mut expander, secret, &e, &mut s, &mut a, &mut b);
             if digit.contains(&i) {
                 match message {
@@ -487,7 +478,7 @@ where
                     *bi = m.add(*bi, m.mul(x, p));
                 }
             }
-            w.emit(&b, sink)?;
+            w.emit(&b, &mut packed, sink)?;
         }
     }
     sink.end()
@@ -577,8 +568,9 @@ where
     let mut b = vec![0u64; n];
     let mut a = vec![0u64; n];
     let mut msg = vec![0u64; n];
+    let mut packed = Vec::new();
     for &m in &cp.moduli[..limbs] {
-        let mut w = LimbWork::new(n, m)?;
+        let w = LimbWork::new(n, m)?;
         w.sample(&mut expander, &sk.coeffs, &e, &mut s, &mut a, &mut b);
         if let Some(coeffs) = message {
             for (x, &c) in msg.iter_mut().zip(coeffs) {
@@ -590,7 +582,7 @@ where
                 *bi = m.add(*bi, x);
             }
         }
-        w.emit(&b, sink)?;
+        w.emit(&b, &mut packed, sink)?;
     }
     sink.end()
 }
@@ -610,17 +602,11 @@ where
     S: ByteSink,
 {
     check_key(cp, sk)?;
-    let galois = request.distinct_galois_elements();
-    let two_n = 2 * cp.n();
-    for &g in &galois {
-        let g = g % two_n;
-        if g.is_multiple_of(2) || g == 1 {
-            return Err(CkksError::InvalidArgument {
-                reason: "a Galois element must be odd and not 1 modulo 2N",
-            }
-            .into());
-        }
-    }
+    let galois = request
+        .distinct_galois_elements()
+        .into_iter()
+        .map(|g| cp.params.check_galois_element(g))
+        .collect::<Result<Vec<_>, _>>()?;
     if request.relinearization {
         let header = key_header(cp, ObjectType::RelinearizationKey, None, options.test_keys);
         stream_switching_key(
@@ -635,7 +621,6 @@ where
         )?;
     }
     for g in galois {
-        let g = g % two_n;
         let header = key_header(cp, ObjectType::GaloisKey, Some(g as u32), options.test_keys);
         let rotated = automorphism_small(&sk.coeffs, g);
         stream_switching_key(
@@ -784,36 +769,11 @@ pub fn decrypt_ciphertext(
     let wide = Zeroizing::new(sk.coeffs.iter().map(|&c| i64::from(c)).collect::<Vec<_>>());
     let s = Zeroizing::new(RnsPoly::from_i64(&ring, limbs, &wide)?.into_ntt());
     drop(wide);
-    let mut parts = d.parts.into_iter().rev();
-    let mut acc = Zeroizing::new(parts.next().ok_or(CkksError::EmptyCiphertext)?);
-    for part in parts {
-        acc.try_mul_assign(&s)?;
-        acc.try_add_assign(&part)?;
-    }
-    let coeff = Zeroizing::new(RnsPoly::clone(&acc).into_coeff());
-    let centred: Vec<f64> = if limbs == 1 {
-        let m = coeff.moduli()[0];
-        coeff
-            .limb(0)
-            .iter()
-            .map(|&x| m.to_centered(x) as f64)
-            .collect()
-    } else {
-        use num_traits::ToPrimitive;
-        coeff
-            .to_bigint()
-            .iter()
-            .map(|x| x.to_f64().unwrap_or(f64::NAN))
-            .collect()
-    };
-    if d.slots == n {
-        return Ok(centred
-            .iter()
-            .map(|&c| Complex64::new(c / d.scale, 0.0))
-            .collect());
-    }
-    let fft = encoding::SpecialFft::new(d.slots);
-    encoding::decode_complex_with(&fft, n, &centred, d.scale)
+    let m = Zeroizing::new(decrypt_parts(&d.parts, &s)?);
+    let centred = centred_coefficients(&m);
+    decode_slots(&centred, d.slots, d.scale, |slots| {
+        encoding::decode_complex_with(&encoding::SpecialFft::new(slots), n, &centred, d.scale)
+    })
 }
 
 /// Decrypts every ciphertext of an encoded bundle (`FORMAT.md` §4.10) of `cp`, one at a time

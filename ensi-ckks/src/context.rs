@@ -30,6 +30,12 @@ pub(crate) struct SwitchSpace {
     pub(crate) p_mod_q: Vec<(u64, u64)>,
 }
 
+/// `[P]_q`: the product of the special primes `p` modulo `m`, the gadget factor of a
+/// switching key's limb over `m`.
+pub(crate) fn gadget_factor(m: &ensi_math::Modulus, p: &[u64]) -> u64 {
+    p.iter().fold(1u64, |acc, &x| m.mul(acc, m.reduce(x)))
+}
+
 impl SwitchSpace {
     fn new(n: usize, q: &[u64], p: &[u64], dnum: usize) -> Result<Self, CkksError> {
         let primes: Vec<u64> = q.iter().chain(p).copied().collect();
@@ -38,7 +44,7 @@ impl SwitchSpace {
         let p_mod_q = ring.basis().moduli()[..q.len()]
             .iter()
             .map(|m| {
-                let pm = p.iter().fold(1u64, |acc, &x| m.mul(acc, m.reduce(x)));
+                let pm = gadget_factor(m, p);
                 (pm, m.shoup(pm))
             })
             .collect();

@@ -15,7 +15,7 @@ use crate::rlwe::{rlwe_sample_under, small_poly};
 use alloc::borrow::Cow;
 use alloc::sync::Arc;
 use alloc::vec;
-use ensi_math::{RnsPoly, sample};
+use ensi_math::{Ntt, RnsPoly, sample};
 use rand_core::{CryptoRng, RngCore};
 
 impl PublicKey {
@@ -89,19 +89,28 @@ impl SecretKey {
         ctx.check_id(self.params_id)?;
         ctx.check_id(ct.params_id)?;
         let s = self.restricted(ct.level() + 1)?;
-        let mut parts = ct.parts.iter().rev();
-        let mut acc = parts.next().cloned().ok_or(CkksError::EmptyCiphertext)?;
-        for part in parts {
-            acc.try_mul_assign(&s)?;
-            acc.try_add_assign(part)?;
-        }
         Ok(Plaintext {
-            poly: acc,
+            poly: decrypt_parts(&ct.parts, &s)?,
             scale: ct.scale,
             slots: ct.slots,
             params_id: ctx.id(),
         })
     }
+}
+
+/// `c_0 + c_1 s + c_2 s^2 + ...` by Horner's rule, with branch-free arithmetic (the parts and
+/// `s` over the same primes).
+pub(crate) fn decrypt_parts(
+    parts: &[RnsPoly<Ntt>],
+    s: &RnsPoly<Ntt>,
+) -> Result<RnsPoly<Ntt>, CkksError> {
+    let mut parts = parts.iter().rev();
+    let mut acc = parts.next().cloned().ok_or(CkksError::EmptyCiphertext)?;
+    for part in parts {
+        acc.try_mul_assign(s)?;
+        acc.try_add_assign(part)?;
+    }
+    Ok(acc)
 }
 
 /// Noise flooding for decryptions whose results are shared with another party.

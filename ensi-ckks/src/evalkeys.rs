@@ -152,6 +152,13 @@ impl CkksContext {
 
     /// Reduces `k` modulo `2N` and checks it is odd and not the identity.
     pub(crate) fn check_galois_element(&self, k: usize) -> Result<usize, CkksError> {
+        self.params().check_galois_element(k)
+    }
+}
+
+impl crate::params::Parameters {
+    /// Reduces `k` modulo `2N` and checks it is odd and not the identity.
+    pub(crate) fn check_galois_element(&self, k: usize) -> Result<usize, CkksError> {
         let g = k % (2 * self.n());
         if g.is_multiple_of(2) || g == 1 {
             return Err(CkksError::InvalidArgument {

@@ -6,7 +6,7 @@
 
 use crate::context::CkksContext;
 use crate::error::CkksError;
-use crate::params::{ParamsId, SecretDistribution};
+use crate::params::{Parameters, ParamsId, SecretDistribution};
 use alloc::sync::Arc;
 use alloc::vec;
 use core::fmt;
@@ -27,13 +27,7 @@ impl SecretKey {
         ctx: &Arc<CkksContext>,
         rng: &mut G,
     ) -> Result<Self, CkksError> {
-        let mut coeffs = Zeroizing::new(vec![0i64; ctx.n()]);
-        match ctx.params().secret() {
-            SecretDistribution::UniformTernary => sample::ternary(rng, &mut coeffs),
-            SecretDistribution::SparseTernary { hamming_weight } => {
-                sample::ternary_hamming(rng, hamming_weight, &mut coeffs)?
-            }
-        }
+        let coeffs = sample_secret(ctx.params(), rng)?;
         Self::from_coefficients(ctx, &coeffs)
     }
 
@@ -43,19 +37,7 @@ impl SecretKey {
     /// ([`CkksError::InvalidSecretKey`]); the check is branch-free on the coefficients. The
     /// caller keeps responsibility for zeroizing `coeffs`.
     pub fn from_coefficients(ctx: &Arc<CkksContext>, coeffs: &[i64]) -> Result<Self, CkksError> {
-        let mut valid = Choice::from(u8::from(coeffs.len() == ctx.n()));
-        let mut weight = 0u64;
-        for c in coeffs {
-            let zero = c.ct_eq(&0);
-            valid &= zero | c.ct_eq(&1) | c.ct_eq(&-1);
-            weight += u64::from((!zero).unwrap_u8());
-        }
-        if let SecretDistribution::SparseTernary { hamming_weight } = ctx.params().secret() {
-            valid &= weight.ct_eq(&(hamming_weight as u64));
-        }
-        if !bool::from(valid) {
-            return Err(CkksError::InvalidSecretKey);
-        }
+        check_secret(ctx.params(), coeffs)?;
         let s = RnsPoly::from_i64(ctx.ring(), ctx.key_limbs(), coeffs)?.into_ntt();
         Ok(Self {
             s,
@@ -74,6 +56,42 @@ impl SecretKey {
         let extra = s.limbs() - limbs;
         s.drop_last_limbs(extra)?;
         Ok(s)
+    }
+}
+
+/// Samples the coefficients of a secret of `params`' distribution, into a buffer zeroized on
+/// drop (what every secret-key constructor draws, in this order).
+pub(crate) fn sample_secret<G: RngCore + CryptoRng>(
+    params: &Parameters,
+    rng: &mut G,
+) -> Result<Zeroizing<alloc::vec::Vec<i64>>, CkksError> {
+    let mut coeffs = Zeroizing::new(vec![0i64; params.n()]);
+    match params.secret() {
+        SecretDistribution::UniformTernary => sample::ternary(rng, &mut coeffs),
+        SecretDistribution::SparseTernary { hamming_weight } => {
+            sample::ternary_hamming(rng, hamming_weight, &mut coeffs)?
+        }
+    }
+    Ok(coeffs)
+}
+
+/// Checks, branch-free on the values, that `coeffs` are `N` values in `{-1, 0, 1}` of the
+/// declared Hamming weight for a sparse-secret set ([`CkksError::InvalidSecretKey`]).
+pub(crate) fn check_secret(params: &Parameters, coeffs: &[i64]) -> Result<(), CkksError> {
+    let mut valid = Choice::from(u8::from(coeffs.len() == params.n()));
+    let mut weight = 0u64;
+    for c in coeffs {
+        let zero = c.ct_eq(&0);
+        valid &= zero | c.ct_eq(&1) | c.ct_eq(&-1);
+        weight += u64::from((!zero).unwrap_u8());
+    }
+    if let SecretDistribution::SparseTernary { hamming_weight } = params.secret() {
+        valid &= weight.ct_eq(&(hamming_weight as u64));
+    }
+    if bool::from(valid) {
+        Ok(())
+    } else {
+        Err(CkksError::InvalidSecretKey)
     }
 }
 

@@ -188,24 +188,22 @@ fn switch_decomposed_in(
     // gather is paid once for both parts (it was paid per part and per digit).
     let mut acc0 = vec![0u64; ext * n];
     let mut acc1 = vec![0u64; ext * n];
-    let limb = |e: usize, out0: &mut [u64], out1: &mut [u64]| {
+    // `scratch` holds the gathered digits; one per thread, reused across limbs.
+    let limb = |scratch: &mut Vec<u64>, e: usize, out0: &mut [u64], out1: &mut [u64]| {
         let g = space.extended_index(num_q, e);
         let m = moduli[g];
         let kb: Vec<&[u64]> = key.b[..digits].iter().map(|k| k.limb(g)).collect();
         let ka: Vec<&[u64]> = key.a[..digits].iter().map(|k| k.limb(g)).collect();
-        let gathered: Vec<u64>;
+        let digit = |j: usize| &data[(j * ext + e) * n..(j * ext + e + 1) * n];
         let src: Vec<&[u64]> = match perm {
-            None => (0..digits)
-                .map(|j| &data[(j * ext + e) * n..(j * ext + e + 1) * n])
-                .collect(),
+            None => (0..digits).map(digit).collect(),
             Some(p) => {
-                let mut buf = Vec::with_capacity(digits * n);
+                scratch.clear();
                 for j in 0..digits {
-                    let d = &data[(j * ext + e) * n..(j * ext + e + 1) * n];
-                    buf.extend(p.iter().map(|&x| d[x as usize]));
+                    let d = digit(j);
+                    scratch.extend(p.iter().map(|&x| d[x as usize]));
                 }
-                gathered = buf;
-                gathered.chunks(n).collect()
+                scratch.chunks(n).collect()
             }
         };
         for i in 0..n {
@@ -223,17 +221,24 @@ fn switch_decomposed_in(
             out1[i] = m.reduce_u128(s1);
         }
     };
+    let scratch_len = if perm.is_some() { digits * n } else { 0 };
     #[cfg(feature = "parallel")]
     {
         use rayon::prelude::*;
         acc0.par_chunks_mut(n)
             .zip(acc1.par_chunks_mut(n))
             .enumerate()
-            .for_each(|(e, (o0, o1))| limb(e, o0, o1));
+            .for_each_init(
+                || Vec::with_capacity(scratch_len),
+                |scratch, (e, (o0, o1))| limb(scratch, e, o0, o1),
+            );
     }
     #[cfg(not(feature = "parallel"))]
-    for (e, (o0, o1)) in acc0.chunks_mut(n).zip(acc1.chunks_mut(n)).enumerate() {
-        limb(e, o0, o1);
+    {
+        let mut scratch = Vec::with_capacity(scratch_len);
+        for (e, (o0, o1)) in acc0.chunks_mut(n).zip(acc1.chunks_mut(n)).enumerate() {
+            limb(&mut scratch, e, o0, o1);
+        }
     }
     Ok((
         mod_down_ntt(space, &acc0, num_q)?,

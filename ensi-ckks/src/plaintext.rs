@@ -114,37 +114,55 @@ impl CkksContext {
     /// plaintext has more than one prime).
     pub fn plaintext_coefficients(&self, pt: &Plaintext) -> Result<Vec<f64>, CkksError> {
         self.check_id(pt.params_id)?;
-        let coeff = pt.poly.clone().into_coeff();
-        if coeff.limbs() == 1 {
-            let m = coeff.moduli()[0];
-            return Ok(coeff
-                .limb(0)
-                .iter()
-                .map(|&x| m.to_centered(x) as f64)
-                .collect());
-        }
-        Ok(coeff
-            .to_bigint()
-            .iter()
-            .map(|x| x.to_f64().unwrap_or(f64::NAN))
-            .collect())
+        Ok(centred_coefficients(&pt.poly))
     }
 
     /// Decodes a plaintext into its complex slots.
     pub fn decode_complex(&self, pt: &Plaintext) -> Result<Vec<Complex64>, CkksError> {
         let coeffs = self.plaintext_coefficients(pt)?;
-        if pt.slots == self.n() {
-            // Coefficient encoding: the values are the coefficients.
-            return Ok(coeffs
-                .iter()
-                .map(|&c| Complex64::new(c / pt.scale, 0.0))
-                .collect());
-        }
-        self.encoder().decode_complex(&coeffs, pt.slots, pt.scale)
+        decode_slots(&coeffs, pt.slots, pt.scale, |slots| {
+            self.encoder().decode_complex(&coeffs, slots, pt.scale)
+        })
     }
 
     /// Decodes a plaintext into the real parts of its slots.
     pub fn decode(&self, pt: &Plaintext) -> Result<Vec<f64>, CkksError> {
         Ok(self.decode_complex(pt)?.iter().map(|z| z.re).collect())
     }
+}
+
+/// The centred coefficients of `poly` as `f64` (exact CRT through big integers when it has more
+/// than one prime).
+pub(crate) fn centred_coefficients(poly: &RnsPoly<Ntt>) -> Vec<f64> {
+    let coeff = poly.clone().into_coeff();
+    if coeff.limbs() == 1 {
+        let m = coeff.moduli()[0];
+        return coeff
+            .limb(0)
+            .iter()
+            .map(|&x| m.to_centered(x) as f64)
+            .collect();
+    }
+    coeff
+        .to_bigint()
+        .iter()
+        .map(|x| x.to_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// The slots of centred coefficients at `scale`: the coefficients themselves for coefficient
+/// encoding (`slots == N`), otherwise what `fft_decode(slots)` gives.
+pub(crate) fn decode_slots(
+    coeffs: &[f64],
+    slots: usize,
+    scale: f64,
+    fft_decode: impl FnOnce(usize) -> Result<Vec<Complex64>, CkksError>,
+) -> Result<Vec<Complex64>, CkksError> {
+    if slots == coeffs.len() {
+        return Ok(coeffs
+            .iter()
+            .map(|&c| Complex64::new(c / scale, 0.0))
+            .collect());
+    }
+    fft_decode(slots)
 }

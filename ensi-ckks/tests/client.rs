@@ -32,15 +32,6 @@ impl KeySink for Collect {
     }
 }
 
-fn name_of(key: &EvaluationKey) -> StreamedObject {
-    match key {
-        EvaluationKey::Relinearization(_) => StreamedObject::Relinearization,
-        EvaluationKey::Galois(k) => StreamedObject::Galois(k.galois_element()),
-        EvaluationKey::DenseToSparse(_) => StreamedObject::DenseToSparse,
-        EvaluationKey::SparseToDense(_) => StreamedObject::SparseToDense,
-    }
-}
-
 fn boot_literal() -> BootstrapParametersLiteral {
     BootstrapParametersLiteral {
         cts_level_budget: 2,
@@ -70,7 +61,7 @@ fn in_memory(
     for key in keys.0 {
         let mut bytes = key.to_bytes().unwrap();
         ensi_ckks::serialize::mark_test_object(&mut bytes).unwrap();
-        out.push((name_of(&key), bytes));
+        out.push((StreamedObject::of(&key), bytes));
     }
     (sk_bytes, out)
 }
@@ -174,7 +165,7 @@ fn streamed_keys_of_a_sparse_secret_set_and_one_digit_are_identical() {
     .unwrap();
     assert_eq!(keys.0.len(), sink.objects.len());
     for (key, (name, bytes)) in keys.0.iter().zip(&sink.objects) {
-        assert_eq!(name_of(key), *name);
+        assert_eq!(StreamedObject::of(key), *name);
         assert!(key.to_bytes().unwrap() == *bytes, "{name:?}");
     }
 }

@@ -76,24 +76,12 @@ pub fn enable() {
     ENABLED.store(true, Ordering::Relaxed);
 }
 
-/// The peak of live heap bytes since counting started (or the last [`reset_peak`]); `None`
+/// The peak of live heap bytes since counting started; `None`
 /// when the counting allocator is not the global allocator or counting is off.
 pub fn peak() -> Option<usize> {
     ENABLED
         .load(Ordering::Relaxed)
         .then(|| PEAK.load(Ordering::Relaxed).max(0) as usize)
-}
-
-/// The live heap bytes now; `None` as for [`peak`].
-pub fn live() -> Option<usize> {
-    ENABLED
-        .load(Ordering::Relaxed)
-        .then(|| LIVE.load(Ordering::Relaxed).max(0) as usize)
-}
-
-/// Restarts the peak at the live bytes now.
-pub fn reset_peak() {
-    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 /// `bytes` in MiB, for messages.

@@ -25,7 +25,7 @@ use ensi_ckks::client::{
 };
 use ensi_ckks::{
     BootstrapParametersLiteral, CkksContext, CkksError, EvaluationKey, EvaluationKeySet,
-    KeyRequest, KeySink, Parameters, PublicKey, SecretKey, generate_bootstrap_keys,
+    KeyRequest, Parameters, PublicKey, SecretKey, generate_bootstrap_keys,
     generate_evaluation_keys,
 };
 use rand_chacha::ChaCha20Rng;
@@ -95,17 +95,6 @@ pub enum Rotations {
     None,
 }
 
-/// Writes each evaluation key to its own (temporary) file as it arrives.
-struct FileSink<'a> {
-    dir: &'a Path,
-    files: &'a mut FileSet,
-    test_keys: bool,
-    done: usize,
-    total: usize,
-    bytes: u64,
-    started: Instant,
-}
-
 /// The key generator's randomness: ChaCha20 from a 32-byte master seed. The seed is wiped as
 /// soon as the generator is built, and the generator's whole state (key, counter, buffered
 /// keystream) is overwritten when it is dropped.
@@ -164,34 +153,7 @@ impl From<CkksError> for SinkError {
 }
 
 pub(crate) fn key_file(key: &EvaluationKey) -> String {
-    match key {
-        EvaluationKey::Relinearization(_) => "relin.key".into(),
-        EvaluationKey::Galois(k) => format!("galois-{}.key", k.galois_element()),
-        EvaluationKey::DenseToSparse(_) => "dense-to-sparse.key".into(),
-        EvaluationKey::SparseToDense(_) => "sparse-to-dense.key".into(),
-    }
-}
-
-impl KeySink for FileSink<'_> {
-    type Error = SinkError;
-
-    fn accept(&mut self, key: EvaluationKey) -> Result<(), SinkError> {
-        let bytes = finish_bytes(key.to_bytes()?, self.test_keys)?;
-        let path = self.dir.join(key_file(&key));
-        drop(key);
-        self.files.write(&path, &bytes, false).map_err(SinkError)?;
-        self.done += 1;
-        self.bytes += bytes.len() as u64;
-        eprintln!(
-            "  [{}/{}] {} ({:.1} MB, {:.1} s)",
-            self.done,
-            self.total,
-            path.display(),
-            bytes.len() as f64 / 1e6,
-            self.started.elapsed().as_secs_f64()
-        );
-        Ok(())
-    }
+    StreamedObject::of(key).file_name()
 }
 
 /// The peak resident set size of this process so far, in bytes (Linux `VmHWM`).
@@ -447,33 +409,29 @@ fn in_memory(
     if test_keys {
         ensi_ckks::serialize::mark_test_object(&mut sk_bytes).map_err(err)?;
     }
-    let mut written = sk_bytes.len() as u64;
+    let written = sk_bytes.len() as u64;
     files.write(&dir.join("secret.key"), &sk_bytes, true)?;
     drop(sk_bytes);
     let pk = PublicKey::generate(&ctx, &sk, rng).map_err(err)?;
     let pk_bytes = finish_bytes(pk.to_bytes().map_err(err)?, test_keys).map_err(err)?;
-    written += pk_bytes.len() as u64;
-    files.write(&dir.join("public.key"), &pk_bytes, false)?;
-    drop((pk, pk_bytes));
+    drop(pk);
     let mut all = EvaluationKeySet::new();
     match boot_literal {
         Some(lit) => generate_bootstrap_keys(&ctx, &sk, lit, request, &mut all, rng),
         None => generate_evaluation_keys(&ctx, &sk, request, &mut all, rng),
     }
     .map_err(err)?;
-    let mut sink = FileSink {
-        dir,
-        files,
-        test_keys,
-        done: 0,
-        total,
-        bytes: 0,
-        started: Instant::now(),
-    };
+    // Written through the streamed path's sink: the same files, names and progress lines.
+    let mut sink = StreamSink::new(dir, None, files, total + 1);
+    sink.object(StreamedObject::PublicKey, &pk_bytes)
+        .map_err(|e| e.0)?;
+    drop(pk_bytes);
     for key in all.into_keys() {
-        sink.accept(key).map_err(|e| e.0)?;
+        let bytes = finish_bytes(key.to_bytes().map_err(err)?, test_keys).map_err(err)?;
+        sink.object(StreamedObject::of(&key), &bytes)
+            .map_err(|e| e.0)?;
     }
-    Ok((sink.done + 1, written + sink.bytes))
+    Ok((sink.done, written + sink.bytes))
 }
 
 /// Writes each streamed object to its own temporary file of a [`FileSet`] as it arrives
@@ -507,6 +465,15 @@ impl<'a> StreamSink<'a> {
             bytes: 0,
             started: Instant::now(),
         }
+    }
+}
+
+impl StreamSink<'_> {
+    /// One whole object, already in memory.
+    pub(crate) fn object(&mut self, object: StreamedObject, bytes: &[u8]) -> Result<(), SinkError> {
+        self.begin(object, bytes.len())?;
+        self.write(bytes)?;
+        self.end()
     }
 }
 

@@ -110,15 +110,7 @@ fn read_bundle(
 ) -> Result<CiphertextBundle, String> {
     let b = CiphertextBundle::from_bytes(ctx, &read(path)?)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let header = BundleHeader {
-        layout: b.layout,
-        content: b.content,
-        rows: b.rows,
-        padded_rows: b.padded_rows,
-        cols: b.cols,
-        tag: b.tag,
-    };
-    check_bundle(&header, b.cts.len(), path, model, content)?;
+    check_bundle(&b.header(), b.cts.len(), path, model, content)?;
     Ok(b)
 }
 

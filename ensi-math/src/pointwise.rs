@@ -30,7 +30,7 @@ pub const FMA_MAX_BITS: u32 = 51;
 pub fn mul_into(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit<u64>]) {
     assert!(a.len() == b.len() && a.len() == out.len());
     #[cfg(target_arch = "x86_64")]
-    if m.bits() <= FMA_MAX_BITS && fma_available() {
+    if vector_kernel(m) {
         // SAFETY: the CPU has AVX2 and FMA (checked above), and the slices have equal lengths.
         unsafe {
             x86::run(
@@ -54,7 +54,7 @@ pub fn mul_into(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit<u64>])
 pub fn mul_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
     assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
-    if m.bits() <= FMA_MAX_BITS && fma_available() {
+    if vector_kernel(m) {
         let out = a.as_mut_ptr();
         // SAFETY: as for `mul_into`; `out` is both an input and the output, and the kernel
         // reads each `out[k..k + 4]` before writing it.
@@ -73,7 +73,7 @@ pub fn mul_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
 pub fn mul_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
     assert!(a.len() == b.len() && a.len() == acc.len());
     #[cfg(target_arch = "x86_64")]
-    if m.bits() <= FMA_MAX_BITS && fma_available() {
+    if vector_kernel(m) {
         // SAFETY: as for `mul_into`; each `acc[k..k + 4]` is read, then written.
         unsafe {
             x86::run(
@@ -97,6 +97,12 @@ pub fn mul_into_scalar(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
         o.write(m.mul_reduced(x, y));
     }
+}
+
+/// Whether products modulo `m` take the floating-point kernel on this CPU.
+#[cfg(target_arch = "x86_64")]
+fn vector_kernel(m: &Modulus) -> bool {
+    m.bits() <= FMA_MAX_BITS && fma_available()
 }
 
 /// Whether this CPU runs the floating-point kernel (AVX2 and FMA).

@@ -108,8 +108,14 @@ pub fn expand_seed<Rep: Representation>(
     limbs: usize,
     seed: &[u8; 32],
 ) -> Result<RnsPoly<Rep>, MathError> {
-    let mut rng = ChaCha20Rng::from_seed(*seed);
-    uniform_poly(ctx, limbs, &mut rng)
+    let mut p = RnsPoly::<Rep>::zero(ctx, limbs)?;
+    let n = ctx.n();
+    let moduli: Vec<Modulus> = p.moduli().to_vec();
+    let mut expander = SeedExpander::new(seed);
+    for (limb, m) in p.as_mut_slice().chunks_mut(n).zip(&moduli) {
+        expander.next_limb(m, limb);
+    }
+    Ok(p)
 }
 
 /// [`expand_seed`] one limb at a time, for callers that never hold the whole polynomial (a

@@ -37,6 +37,18 @@ pub struct CiphertextBundle {
 }
 
 impl CiphertextBundle {
+    /// The bundle's fields other than its ciphertexts.
+    pub fn header(&self) -> BundleHeader {
+        BundleHeader {
+            layout: self.layout,
+            content: self.content,
+            rows: self.rows,
+            padded_rows: self.padded_rows,
+            cols: self.cols,
+            tag: self.tag,
+        }
+    }
+
     /// Serializes the bundle: its header, fields, then each ciphertext's own encoding
     /// (§4.5) behind a `u64` length.
     pub fn to_bytes(&self) -> Result<Vec<u8>, CkksError> {
@@ -45,15 +57,8 @@ impl CiphertextBundle {
             value: 0,
         })?;
         let mut out = Vec::new();
-        let header = BundleHeader {
-            layout: self.layout,
-            content: self.content,
-            rows: self.rows,
-            padded_rows: self.padded_rows,
-            cols: self.cols,
-            tag: self.tag,
-        };
-        header.write_prefix(&mut out, first.params_id(), self.cts.len())?;
+        self.header()
+            .write_prefix(&mut out, first.params_id(), self.cts.len())?;
         for ct in &self.cts {
             let bytes = ct.to_bytes()?;
             out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());

@@ -60,23 +60,12 @@ where
     M: Fn(usize) -> G + Send + Sync,
     G: FnMut(usize) -> u64,
 {
-    assert!(n > 0 && len.is_multiple_of(n));
-    let mut out: alloc::vec::Vec<u64> = alloc::vec::Vec::with_capacity(len);
-    let fill = |(i, limb): (usize, &mut [core::mem::MaybeUninit<u64>])| {
+    new_limbs_with(len, n, |i, limb| {
         let mut g = make(i);
         for (k, o) in limb.iter_mut().enumerate() {
             o.write(g(k));
         }
-    };
-    let spare = &mut out.spare_capacity_mut()[..len];
-    #[cfg(feature = "parallel")]
-    spare.par_chunks_mut(n).enumerate().for_each(fill);
-    #[cfg(not(feature = "parallel"))]
-    spare.chunks_mut(n).enumerate().for_each(fill);
-    // SAFETY: `spare` is the first `len` slots of the capacity, its chunks of `n` cover all of
-    // it, and `fill` writes every element of every chunk, so `0..len` is initialised.
-    unsafe { out.set_len(len) };
-    out
+    })
 }
 
 /// A new vector of `len` residues (`len / n` limbs) whose limb `i` is written whole by
