@@ -7,9 +7,11 @@
 //! permutation, GQA (each query head's copy of its key/value head), RoPE (`cos` and the signed
 //! `sin` partner row, per token), `1/sqrt(hd)` and the sigmoid's affine map, the weight scales
 //! and the RMSNorm gain all fold into the projections' diagonals. Then a rotation by
-//! `H' * n_pad * 2^j` moves `c` by `2^j` cyclically inside the period `H' * hd * n_pad`, so
-//! `log2(hd)` rotate-and-adds sum a head's products over `c` and leave the score replicated
-//! over `c`, as the value side needs. The head dimension must be a power of two.
+//! `H' * n_pad * 2^j` moves `c` by `2^j` cyclically inside the period `H' * hd' * n_pad`, so
+//! `log2(hd')` rotate-and-adds sum a head's products over `c` and leave the score replicated
+//! over `c`, as the value side needs. A head dimension that is not a power of two (96 in
+//! bitnet_b1_58-large) is padded to `hd'`, the next one, with zero rows: they add nothing to
+//! the sums, and the values' zero rows keep the replicated score out of the output.
 //!
 //! Attention goes diagonal by diagonal (`r = 0 .. n_pad - 1`, token `t` against `t - r`):
 //! `Q * rot(K, -r)` (the key rotations hoisted), the head sum, `+ beta`, the sigmoid polynomial
@@ -185,20 +187,21 @@ pub fn normalize_refreshed(
 }
 
 /// The head layout of a model: `heads` query heads of `hd` dimensions, padded to `padded`
-/// (the next power of two; the extra heads are zero rows), `group` query heads per key/value
-/// head.
+/// heads and `hd_pad` dimensions (the next powers of two; the extra heads and dimensions are
+/// zero rows), `group` query heads per key/value head.
 #[derive(Clone, Copy, Debug)]
 struct Heads {
     heads: usize,
     padded: usize,
     hd: usize,
+    hd_pad: usize,
     group: usize,
 }
 
 impl Heads {
     /// The columns of a matrix in the head layout.
     fn cols(&self) -> usize {
-        self.padded * self.hd
+        self.padded * self.hd_pad
     }
 
     /// `(query head, dimension)` of head-layout column `rho`, or `None` in a padding head.
@@ -220,15 +223,11 @@ fn heads(cfg: &ModelConfig) -> Result<Heads, CkksError> {
             "attention needs kv heads dividing heads and an even head dim",
         ));
     }
-    if !hd.is_power_of_two() {
-        return Err(invalid(
-            "the column-block attention needs a power-of-two head dimension",
-        ));
-    }
     Ok(Heads {
         heads: h,
         padded: h.next_power_of_two(),
         hd,
+        hd_pad: hd.next_power_of_two(),
         group: h / kv,
     })
 }
@@ -349,7 +348,7 @@ fn weights(
     let k = eval.drop_to_level(k, q.level())?;
     let prod = eval.rescale(&eval.mul_relin(q.ciphertext(), &k)?)?;
     let step = hl.padded * q.n_pad();
-    let s = rotate_sum(eval, &prod, step, hl.hd.trailing_zeros() as usize)?;
+    let s = rotate_sum(eval, &prod, step, hl.hd_pad.trailing_zeros() as usize)?;
     let u = eval.add_const(&s, beta)?;
     let delta = eval.context().params().default_scale();
     Ok(eval.evaluate_chebyshev(&u, sigmoid, delta)?.0)
@@ -965,7 +964,7 @@ pub fn block_rotations(
     }
     r.extend(rotate_sum_steps(
         hl.padded * n_pad,
-        hl.hd.trailing_zeros() as usize,
+        hl.hd_pad.trailing_zeros() as usize,
     ));
     r.extend((1..n_pad).map(|s| -(s as isize)));
     r.sort_unstable();

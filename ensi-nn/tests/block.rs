@@ -145,6 +145,74 @@ fn folded_projections_and_attention_match_the_reference() {
     }
 }
 
+/// A head dimension that is not a power of two (24, as 96 in bitnet_b1_58-large), padded to
+/// 32 in the head layout, with a head count (3) padded to 4 and GQA: the folded projections
+/// and attention of a random model's first layer against its reference attention output.
+#[test]
+fn padded_head_dimension_matches_the_reference() {
+    let mut cfg = embedded_model().unwrap().config().clone();
+    cfg.hidden_size = 72;
+    cfg.intermediate_size = 160;
+    cfg.num_attention_heads = 3;
+    cfg.num_key_value_heads = 1;
+    cfg.head_dim = 24;
+    cfg.num_hidden_layers = 1;
+    let model = ensi_bitnet::random_model(cfg.clone(), 5, false).unwrap();
+    let ctx = leveled();
+    let mut rng = ChaCha20Rng::seed_from_u64(32);
+    let (sk, eval) = keys(&ctx, &cfg, &[], &mut rng);
+    let (h, hd, q) = (cfg.num_attention_heads, cfg.head_dim, cfg.q_dim());
+    let (h_pad, hd_pad) = (h.next_power_of_two(), hd.next_power_of_two());
+    let tokens: Vec<u32> = b"padded h".iter().map(|&b| u32::from(b)).collect();
+    let bias = AttentionKind::SigmoidBias(-(tokens.len() as f64).ln());
+    let trace = model
+        .forward::<f64>(&tokens, &ForwardOptions::new(bias, false))
+        .unwrap();
+    let layer = &trace.layers[0];
+    let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
+    let y1 = unit_rows(&layer.input, cfg.rms_norm_eps);
+    let x = BlockMatrix::encrypt(
+        &ctx,
+        &sk,
+        &y1,
+        8,
+        ctx.max_level(),
+        ctx.params().default_scale(),
+        &mut rng,
+    )
+    .unwrap();
+    let o = attention_block(
+        &eval,
+        &x,
+        &model.layers()[0],
+        &cfg,
+        &plan,
+        tokens.len(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(o.cols(), h_pad * hd_pad);
+    let got_head = o.decrypt(&ctx, &sk).unwrap();
+    // Head layout (column c * H' + h over the padded heads and dimensions) back to h * hd + c.
+    let got: Vec<f64> = (0..8 * q)
+        .map(|i| {
+            let (t, m) = (i / q, i % q);
+            got_head[t * o.cols() + (m % hd) * h_pad + m / hd]
+        })
+        .collect();
+    let err = rel_err(&layer.attn_output, &got, 8);
+    eprintln!("head dim {hd} padded to {hd_pad}: attention output error {err:.2e}");
+    assert!(err < 1e-3, "{err}");
+    // The padding columns (heads and dimensions) stay zero.
+    for t in 0..8 {
+        for rho in 0..o.cols() {
+            if rho % h_pad >= h || rho / h_pad >= hd {
+                assert!(got_head[t * o.cols() + rho].abs() < 1e-6, "{t} {rho}");
+            }
+        }
+    }
+}
+
 /// RMSNorm inline (statistic, inverse square root on the calibrated interval, product)
 /// against `x / rms(x)` in f64.
 #[test]
