@@ -73,6 +73,11 @@ impl GaloisKey {
         self.galois_element
     }
 
+    /// Keeps only what rotations at `max_level` or below read ([`SwitchingKey::truncate`]).
+    pub fn truncate(&mut self, ctx: &CkksContext, max_level: usize) -> Result<(), CkksError> {
+        self.key.truncate(ctx, max_level)
+    }
+
     /// The switching key.
     pub fn switching_key(&self) -> &SwitchingKey {
         &self.key
@@ -406,6 +411,39 @@ impl EvaluationKeySet {
     /// The Galois elements present, ascending.
     pub fn galois_elements(&self) -> Vec<usize> {
         self.galois.keys().copied().collect()
+    }
+
+    /// Truncates every Galois key whose element is not in `keep` to `max_level`
+    /// ([`SwitchingKey::truncate`]): for a server whose layers rotate only at the bootstrapper's
+    /// output level or below, `keep` being the elements bootstrapping itself uses at higher
+    /// levels. Returns the bytes freed.
+    pub fn truncate_galois_except(
+        &mut self,
+        ctx: &CkksContext,
+        max_level: usize,
+        keep: &[usize],
+    ) -> Result<usize, CkksError> {
+        let mut freed = 0;
+        for (g, key) in &mut self.galois {
+            if !keep.contains(g) {
+                let before = key.key.heap_bytes();
+                key.truncate(ctx, max_level)?;
+                freed += before - key.key.heap_bytes();
+            }
+        }
+        Ok(freed)
+    }
+
+    /// The bytes the keys of this set hold.
+    pub fn heap_bytes(&self) -> usize {
+        self.relinearization
+            .iter()
+            .map(|k| &k.key)
+            .chain(self.galois.values().map(|k| &k.key))
+            .chain(self.dense_to_sparse.iter().map(|k| &k.key))
+            .chain(self.sparse_to_dense.iter().map(|k| &k.key))
+            .map(SwitchingKey::heap_bytes)
+            .sum()
     }
 
     /// Every key's parameter identifier, for checks.

@@ -170,6 +170,11 @@ fn switch_decomposed_in(
             reason: "switching key has fewer digits than the decomposition",
         });
     }
+    if key.q_limbs().is_some_and(|k| k < dec.num_q) {
+        return Err(CkksError::InvalidArgument {
+            reason: "switching key truncated below the ciphertext's level",
+        });
+    }
     let n = space.ring.n();
     if perm.is_some_and(|p| p.len() != n) {
         return Err(CkksError::InvalidArgument {
@@ -192,8 +197,14 @@ fn switch_decomposed_in(
     let limb = |scratch: &mut Vec<u64>, e: usize, out0: &mut [u64], out1: &mut [u64]| {
         let g = space.extended_index(num_q, e);
         let m = moduli[g];
-        let kb: Vec<&[u64]> = key.b[..digits].iter().map(|k| k.limb(g)).collect();
-        let ka: Vec<&[u64]> = key.a[..digits].iter().map(|k| k.limb(g)).collect();
+        // Checked above: a truncated key holds every limb this level reads.
+        let q_count = space.q_count();
+        let kb: Vec<&[u64]> = (0..digits)
+            .map(|j| key.limb_at(false, j, g, q_count))
+            .collect();
+        let ka: Vec<&[u64]> = (0..digits)
+            .map(|j| key.limb_at(true, j, g, q_count))
+            .collect();
         let digit = |j: usize| &data[(j * ext + e) * n..(j * ext + e + 1) * n];
         let src: Vec<&[u64]> = match perm {
             None => (0..digits).map(digit).collect(),

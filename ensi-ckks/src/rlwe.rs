@@ -92,6 +92,21 @@ pub struct SwitchingKey {
     pub(crate) seed: [u8; 32],
     pub(crate) params_id: ParamsId,
     pub(crate) span: KeySpan,
+    /// What [`SwitchingKey::truncate`] kept (then `b` and `a` are empty); `None` for a whole
+    /// key.
+    pub(crate) cut: Option<alloc::boxed::Box<Truncated>>,
+}
+
+/// The limbs of a truncated key: per digit, the first `q_limbs` `Q` limbs then the `P` limbs,
+/// `n` residues each (NTT form).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Truncated {
+    q_limbs: usize,
+    n: usize,
+    /// `log2` of the primes held, as `f64` bits (the derive needs `Eq`).
+    log_modulus: u64,
+    b: Vec<Vec<u64>>,
+    a: Vec<Vec<u64>>,
 }
 
 /// The seed of digit `j`'s uniform polynomial: SHA3-256 of a domain tag, the key's seed and `j`.
@@ -154,6 +169,7 @@ impl SwitchingKey {
             seed,
             params_id: ctx.id(),
             span,
+            cut: None,
         })
     }
 
@@ -180,12 +196,104 @@ impl SwitchingKey {
             seed,
             params_id: ctx.id(),
             span,
+            cut: None,
         })
     }
 
     /// The number of digits.
     pub fn digits(&self) -> usize {
-        self.b.len()
+        self.cut.as_ref().map_or(self.b.len(), |c| c.b.len())
+    }
+
+    /// Drops what a key switch at `max_level` or below never reads: the `Q` limbs above
+    /// `max_level` and the digits past those a decomposition at `max_level` has. A server that
+    /// uses a rotation only in the layers (at most the bootstrapper's output level, 11 of 26
+    /// `Q` primes at N = 2^16) holds about a quarter of the key. A truncated key switches
+    /// exactly as the whole key does at those levels (same result, bit for bit), refuses higher
+    /// ones, and cannot be serialized. Only keys of [`KeySpan::Full`] can be truncated.
+    pub fn truncate(&mut self, ctx: &CkksContext, max_level: usize) -> Result<(), CkksError> {
+        ctx.check_id(self.params_id)?;
+        if self.span != KeySpan::Full {
+            return Err(CkksError::InvalidArgument {
+                reason: "only keys over the whole modulus can be truncated",
+            });
+        }
+        let space = ctx.space(self.span);
+        let (q_count, k) = (space.q_count(), space.key_switch.p_basis().len());
+        let held = self.cut.as_ref().map_or(q_count, |c| c.q_limbs);
+        let keep = (max_level + 1).min(held);
+        let digits = space.key_switch.digits_at(keep).min(self.digits());
+        if keep == held && digits == self.digits() {
+            return Ok(());
+        }
+        let n = ctx.n();
+        let cut = |j: usize, a_part: bool| -> Vec<u64> {
+            let mut data = Vec::with_capacity((keep + k) * n);
+            for g in (0..keep).chain(q_count..q_count + k) {
+                data.extend_from_slice(self.limb_at(a_part, j, g, q_count));
+            }
+            data
+        };
+        let moduli = space.ring.basis().moduli();
+        let log_modulus = (0..keep)
+            .chain(q_count..q_count + k)
+            .map(|g| libm::log2(moduli[g].q() as f64))
+            .sum::<f64>()
+            .to_bits();
+        let parts = Truncated {
+            q_limbs: keep,
+            n,
+            log_modulus,
+            b: (0..digits).map(|j| cut(j, false)).collect(),
+            a: (0..digits).map(|j| cut(j, true)).collect(),
+        };
+        self.b = Vec::new();
+        self.a = Vec::new();
+        self.cut = Some(alloc::boxed::Box::new(parts));
+        Ok(())
+    }
+
+    /// Limb `g` of the span's basis (`q_count` its `Q` primes) of digit `j`'s `a_j`
+    /// (`a_part`) or `b_j`. A truncated key must hold it (callers check the level first).
+    pub(crate) fn limb_at(&self, a_part: bool, j: usize, g: usize, q_count: usize) -> &[u64] {
+        match &self.cut {
+            None => (if a_part { &self.a } else { &self.b })[j].limb(g),
+            Some(c) => {
+                let local = if g < c.q_limbs {
+                    g
+                } else {
+                    c.q_limbs + g - q_count
+                };
+                &(if a_part { &c.a } else { &c.b })[j][local * c.n..(local + 1) * c.n]
+            }
+        }
+    }
+
+    /// The number of `Q` limbs a truncated key holds (`None` for a whole key).
+    pub(crate) fn q_limbs(&self) -> Option<usize> {
+        self.cut.as_ref().map(|c| c.q_limbs)
+    }
+
+    /// The bytes this key's polynomials hold.
+    pub fn heap_bytes(&self) -> usize {
+        let whole: usize = self
+            .b
+            .iter()
+            .chain(&self.a)
+            .map(|p| p.limbs() * p.n() * 8)
+            .sum();
+        let cut: usize = self
+            .cut
+            .iter()
+            .flat_map(|c| c.b.iter().chain(&c.a))
+            .map(|v| v.len() * 8)
+            .sum();
+        whole + cut
+    }
+
+    /// The highest level this key switches at, if it was truncated ([`SwitchingKey::truncate`]).
+    pub fn truncated_level(&self) -> Option<usize> {
+        self.q_limbs().map(|k| k - 1)
     }
 
     /// The primes this key spans.
@@ -195,14 +303,20 @@ impl SwitchingKey {
 
     /// The number of primes this key spans (`|Q| + |P|` of its span).
     pub fn limbs(&self) -> usize {
-        self.b.first().map_or(0, RnsPoly::limbs)
+        match &self.cut {
+            Some(c) => c.b.first().map_or(0, |v| v.len() / c.n),
+            None => self.b.first().map_or(0, RnsPoly::limbs),
+        }
     }
 
     /// `log2` of the modulus this key lives at: the product of the primes it spans.
     pub fn log_modulus(&self) -> f64 {
-        self.b.first().map_or(0.0, |b| {
-            b.moduli().iter().map(|m| libm::log2(m.q() as f64)).sum()
-        })
+        match &self.cut {
+            Some(c) => f64::from_bits(c.log_modulus),
+            None => self.b.first().map_or(0.0, |b| {
+                b.moduli().iter().map(|m| libm::log2(m.q() as f64)).sum()
+            }),
+        }
     }
 
     /// The seed the uniform halves are expanded from.
@@ -210,7 +324,7 @@ impl SwitchingKey {
         &self.seed
     }
 
-    /// The non-uniform halves `b_j`.
+    /// The non-uniform halves `b_j` (empty once the key is truncated).
     pub fn b(&self) -> &[RnsPoly<Ntt>] {
         &self.b
     }

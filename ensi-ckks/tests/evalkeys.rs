@@ -229,3 +229,89 @@ fn evaluation_key_sizes_at_n16() {
     assert_eq!(gk.serialized_len(), HEADER_LEN + 37 + 6 * poly);
     assert_eq!(gk.to_bytes().unwrap().len(), 85_278_773);
 }
+
+/// Truncated Galois keys (the limbs and digits above a level dropped): rotations, hoisted
+/// rotations and conjugations at that level or below give the same ciphertexts as the whole
+/// keys, bit for bit (and decrypt to the rotated message); higher levels and serialization are
+/// refused; the key shrinks by the dropped limbs and digits.
+#[test]
+fn truncated_galois_keys_switch_exactly_as_whole_keys() {
+    let ctx = context(10, 7); // 8 Q primes, 4 digits of 2, 2 P primes
+    let mut rng = ChaCha20Rng::seed_from_u64(23);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let steps = [1isize, -3, 5];
+    let request = KeyRequest::new()
+        .with_rotations(&ctx, &steps)
+        .with_conjugation(&ctx);
+    let whole = EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap();
+    let mut cut = whole.clone();
+    let keep = [ctx.rotation_galois_element(5)];
+    let before = cut.heap_bytes();
+    let max_level = 2;
+    let freed = cut.truncate_galois_except(&ctx, max_level, &keep).unwrap();
+    // Per truncated key: 2 of 4 digits kept, 3 + 2 of 10 limbs: a quarter of its bytes.
+    let per_key = before / 4;
+    assert_eq!(freed, 3 * (per_key - per_key / 4));
+    assert_eq!(cut.heap_bytes(), before - freed);
+    let g1 = ctx.rotation_galois_element(1);
+    assert_eq!(
+        cut.galois(g1).unwrap().switching_key().truncated_level(),
+        Some(max_level)
+    );
+    assert_eq!(
+        cut.galois(keep[0]).unwrap().switching_key().truncated_level(),
+        None
+    );
+    assert!(
+        EvaluationKey::Galois(cut.galois(g1).unwrap().clone())
+            .to_bytes()
+            .is_err()
+    );
+    let e_whole = Evaluator::new(&ctx, whole).unwrap();
+    let e_cut = Evaluator::new(&ctx, cut).unwrap();
+    let slots = ctx.n() / 2;
+    let v = values(&mut rng, slots);
+    for level in 0..=ctx.max_level() {
+        let pt = ctx
+            .encode(&v, slots, level, ctx.params().default_scale())
+            .unwrap();
+        let ct = sk.encrypt(&ctx, &pt, &mut rng).unwrap();
+        for &s in &steps {
+            let a = e_whole.rotate(&ct, s);
+            let b = e_cut.rotate(&ct, s);
+            if level <= max_level || s == 5 {
+                let (a, b) = (a.unwrap(), b.unwrap());
+                assert_eq!(a.to_bytes().unwrap(), b.to_bytes().unwrap(), "rotation {s} at level {level}");
+                let got = ctx.decode(&sk.decrypt(&ctx, &b).unwrap()).unwrap();
+                let expect: Vec<f64> = (0..slots)
+                    .map(|i| v[(i as isize + s).rem_euclid(slots as isize) as usize])
+                    .collect();
+                let err = got
+                    .iter()
+                    .zip(&expect)
+                    .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+                assert!(err < 1e-6, "rotation {s} at level {level}: {err}");
+            } else {
+                assert!(a.is_ok());
+                assert!(matches!(b, Err(CkksError::InvalidArgument { .. })));
+            }
+        }
+        let hoisted = e_cut.rotate_hoisted(&ct, &steps);
+        let conj = e_cut.conjugate(&ct);
+        if level <= max_level {
+            let bytes = |v: Vec<ensi_ckks::Ciphertext>| -> Vec<Vec<u8>> {
+                v.iter().map(|c| c.to_bytes().unwrap()).collect()
+            };
+            assert_eq!(
+                bytes(hoisted.unwrap()),
+                bytes(e_whole.rotate_hoisted(&ct, &steps).unwrap())
+            );
+            assert_eq!(
+                conj.unwrap().to_bytes().unwrap(),
+                e_whole.conjugate(&ct).unwrap().to_bytes().unwrap()
+            );
+        } else {
+            assert!(hoisted.is_err() && conj.is_err());
+        }
+    }
+}

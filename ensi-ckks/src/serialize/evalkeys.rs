@@ -26,6 +26,11 @@ fn switching_key_len(key: &SwitchingKey) -> usize {
 }
 
 fn write_switching_key(out: &mut Vec<u8>, key: &SwitchingKey) -> Result<(), CkksError> {
+    if key.cut.is_some() {
+        return Err(CkksError::InvalidArgument {
+            reason: "a key truncated for evaluation cannot be serialized (write the whole key)",
+        });
+    }
     out.extend_from_slice(&key.seed);
     out.push(field::<u8>("digits", key.b.len())?);
     for b in &key.b {
