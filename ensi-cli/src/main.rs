@@ -1,6 +1,7 @@
 //! `ensi`: the command-line front end of the ensi secure-inference stack.
 
 mod bench;
+mod bench_layer;
 mod bench_lintrans;
 mod calibrate;
 mod ckks_cmd;
@@ -81,6 +82,9 @@ enum BenchCommand {
     /// Time the CKKS primitives at a parameter set (the same options and JSON schema as
     /// bench/openfhe_bench.py).
     Ckks(bench::CkksBenchArgs),
+    /// One decoder layer of a real model's shape on ciphertexts against the plaintext layer:
+    /// time and operations per step, bootstraps and their share, memory, precision.
+    Layer(bench_layer::LayerBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         Command::Infer(args) => roles::run_infer(&args),
         Command::Decrypt(args) => roles::run_decrypt(&args),
         Command::Bench(BenchCommand::Ckks(args)) => bench::run_ckks(&args),
+        Command::Bench(BenchCommand::Layer(args)) => bench_layer::run_layer(&args),
         Command::Keygen(args) => keygen::run(args),
         Command::Ckks(cmd) => ckks_cmd::run(&cmd),
         Command::Inspect(args) => inspect::run(&args),

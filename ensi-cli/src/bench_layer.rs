@@ -1,0 +1,394 @@
+//! `ensi bench layer`: one BitNet b1.58 decoder layer of a real model's shape on ciphertexts
+//! (the column-block layout, bootstrapping fused into RMSNorm), with random ternary weights of
+//! realistic density and scale or a checkpoint's layer, against the plaintext layer. Prints one
+//! JSON object: time per step, operations per step, bootstraps and their share of the time,
+//! peak memory, key memory, and the precision against the plaintext layer.
+//!
+//! The shapes: `tiny` (the embedded model), `large` (1bitLLM/bitnet_b1_58-large: hidden 1536,
+//! FFN 4096, 16 heads of 96, SiLU) and `2b4t` (microsoft/bitnet-b1.58-2B-4T: hidden 2560, FFN
+//! 6912, 20 query and 5 key/value heads of 128, ReLU²). Only the layer's own weights matter: the
+//! vocabulary is cut to 256 tokens (the embedding is looked up by the client in any case).
+//!
+//! Key memory: the rotations of the layers are used at the bootstrapper's output level or
+//! below, so their keys are truncated to it ([`ensi_ckks::SwitchingKey::truncate`]); those
+//! bootstrapping itself uses are kept whole.
+
+use crate::run::{demo_parameters, load_model, widest_block};
+use clap::{Args, ValueEnum};
+use ensi_bitnet::ops::AttentionKind;
+use ensi_bitnet::{
+    Activation, Family, ForwardOptions, Model, ModelConfig, ScaleConvention, random_model,
+};
+use ensi_ckks::{
+    BootstrapKeys, Bootstrapper, CkksContext, EvaluationKey, GaloisKey, OpCount, SecretKey,
+};
+use ensi_nn::block::BlockMatrix;
+use ensi_nn::block_layer::{block_layer_logged, block_level_plan, block_rotations};
+use ensi_nn::decoder::calibrate;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The layer shapes `ensi bench layer` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shape {
+    /// The embedded model: hidden 128, FFN 320, 4 heads of 32 (2 KV heads), ReLU².
+    Tiny,
+    /// 1bitLLM/bitnet_b1_58-large: hidden 1536, FFN 4096, 16 heads of 96, SiLU.
+    Large,
+    /// microsoft/bitnet-b1.58-2B-4T: hidden 2560, FFN 6912, 20 heads of 128 (5 KV), ReLU².
+    #[value(name = "2b4t")]
+    B2b4t,
+}
+
+impl Shape {
+    /// The configuration of one layer of this shape (vocabulary 256).
+    pub fn config(self) -> ModelConfig {
+        let mut c = ensi_bitnet::embedded_config();
+        c.num_hidden_layers = 1;
+        match self {
+            Self::Tiny => {}
+            Self::Large => {
+                c.family = Family::Llama1Bit;
+                c.hidden_size = 1536;
+                c.intermediate_size = 4096;
+                c.num_attention_heads = 16;
+                c.num_key_value_heads = 16;
+                c.head_dim = 96;
+                c.hidden_act = Activation::Silu;
+                c.rope_theta = 10_000.0;
+                c.tie_word_embeddings = false;
+                c.weight_scale = ScaleConvention::Divide;
+            }
+            Self::B2b4t => {
+                c.hidden_size = 2560;
+                c.intermediate_size = 6912;
+                c.num_attention_heads = 20;
+                c.num_key_value_heads = 5;
+                c.head_dim = 128;
+            }
+        }
+        c
+    }
+}
+
+/// Options of `ensi bench layer`.
+#[derive(Args, Debug)]
+pub struct LayerBenchArgs {
+    /// The layer's shape (random ternary weights drawn like the embedded model's).
+    #[arg(long, value_enum, default_value_t = Shape::Large)]
+    shape: Shape,
+    /// Take the layer from this checkpoint directory instead (its `--layer`).
+    #[arg(long, value_name = "DIR", conflicts_with = "shape")]
+    checkpoint: Option<PathBuf>,
+    /// Which layer of the checkpoint.
+    #[arg(long, default_value_t = 0)]
+    layer: usize,
+    /// Prompt length n (rounded up to a power of two by the layout).
+    #[arg(long, default_value_t = 8)]
+    tokens: usize,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Degree of the sigmoid polynomial.
+    #[arg(long, default_value_t = 31)]
+    sigmoid_degree: usize,
+    /// Degree of the FFN activation polynomial.
+    #[arg(long, default_value_t = 31)]
+    act_degree: usize,
+    /// Seed of the weights, the prompt and the keys.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The tiny shape at a small INSECURE ring (N = 2^13): a quick check of the harness.
+    #[arg(long)]
+    smoke: bool,
+    /// Fail unless the layer matches the plaintext layer to this many bits (relative to its
+    /// largest value) and goes through the level plan written down for it.
+    #[arg(long)]
+    check_bits: Option<f64>,
+}
+
+/// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
+pub fn run_layer(args: &LayerBenchArgs) -> ExitCode {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build();
+    let result = match pool {
+        Ok(pool) => pool.install(|| bench_layer(args)),
+        Err(e) => Err(format!("thread pool: {e}")),
+    };
+    match result {
+        Ok(doc) => {
+            println!("{doc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ensi bench layer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The peak resident set of this process (`VmHWM`), in bytes, where the OS reports it.
+pub fn peak_rss() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The operation counts as JSON.
+pub fn ops_json(ops: &OpCount) -> Value {
+    json!({
+        "add": ops.add, "plain_mul": ops.plain_mul, "const_mul": ops.const_mul,
+        "encode": ops.encode, "tensor": ops.tensor, "relinearize": ops.relinearize,
+        "rescale": ops.rescale, "rotate": ops.rotate, "hoisted_rotate": ops.hoisted_rotate,
+        "conjugate": ops.conjugate, "key_switches": ops.key_switches(),
+        "bootstrap": ops.bootstrap, "bootstrap_s": ops.bootstrap_micros as f64 * 1e-6,
+    })
+}
+
+fn gib(bytes: usize) -> f64 {
+    bytes as f64 / f64::from(1u32 << 30)
+}
+
+fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
+    let err = |e: ensi_ckks::CkksError| e.to_string();
+    let started = Instant::now();
+    let (model, shape_name): (Model, String) = match &args.checkpoint {
+        Some(dir) => (load_model(Some(dir))?, dir.display().to_string()),
+        None => {
+            let shape = if args.smoke { Shape::Tiny } else { args.shape };
+            let cfg = shape.config();
+            let name = shape
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_owned());
+            eprintln!(
+                "ensi bench layer: {name}: hidden {}, FFN {}, {} heads of {} ({} KV), random \
+                 ternary weights",
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                cfg.num_attention_heads,
+                cfg.head_dim,
+                cfg.num_key_value_heads
+            );
+            (random_model(cfg, args.seed, false).map_err(|e| e.to_string())?, name)
+        }
+    };
+    let cfg = model.config().clone();
+    let w = model
+        .layers()
+        .get(args.layer)
+        .ok_or_else(|| format!("the model has no layer {}", args.layer))?;
+    if args.tokens == 0 {
+        return Err("--tokens must be at least 1".into());
+    }
+    let n = args.tokens;
+    let n_pad = n.next_power_of_two();
+    // The prompt: random tokens; its padding repeats the last one (the layout's rule).
+    let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
+    let vocab = cfg.vocab_size as u64;
+    let draw = |rng: &mut ChaCha20Rng, count: usize| -> Vec<u32> {
+        (0..count).map(|_| (rng.next_u64() % vocab) as u32).collect()
+    };
+    let real = draw(&mut rng, n);
+    let padded = ensi_nn::block_layer::pad_prompt(&real);
+    // The plaintext pass: the layer's input and reference output, and (a second prompt) the
+    // calibration.
+    let options = ForwardOptions::new(AttentionKind::SigmoidBias(-(n as f64).ln()), false);
+    let layer_trace = |tokens: &[u32]| -> Result<ensi_bitnet::LayerTrace<f64>, String> {
+        let mut t = model
+            .forward::<f64>(tokens, &options)
+            .map_err(|e| e.to_string())?;
+        Ok(t.layers.swap_remove(args.layer))
+    };
+    let trace = layer_trace(&padded)?;
+    let x_plain = trace.input.as_slice().to_vec();
+    let other = ensi_nn::block_layer::pad_prompt(&draw(&mut rng, n));
+    let other_trace = layer_trace(&other)?;
+    let plan = calibrate(
+        &[&trace, &other_trace],
+        &cfg,
+        0.1,
+        args.sigmoid_degree,
+        args.act_degree,
+    );
+    // Parameters: the 128-bit N = 2^16 set (the smoke run: N = 2^13, INSECURE).
+    let (params, literal) = demo_parameters(args.smoke.then_some(13))?;
+    let ctx = CkksContext::new(params).map_err(err)?;
+    let slots = ctx.n() / 2;
+    let widest = widest_block(&cfg, n_pad, false);
+    if widest > slots {
+        return Err(format!(
+            "this shape needs {widest} slots at {n_pad} (padded) tokens in the one-ciphertext \
+             column-block layout, but N = 2^{} has {slots}: use fewer tokens (activations \
+             spread over several ciphertexts are not implemented yet)",
+            ctx.params().log_n()
+        ));
+    }
+    let level = ctx
+        .max_level()
+        .checked_sub(literal.depth())
+        .ok_or("the parameter set cannot bootstrap")?;
+    // Keys: bootstrapping's whole, the layer's rotations truncated to the output level.
+    let clock = Instant::now();
+    eprintln!(
+        "ensi bench layer: N = 2^{}, {n} tokens ({n_pad} padded); generating keys",
+        ctx.params().log_n()
+    );
+    let sk = SecretKey::generate(&ctx, &mut rng).map_err(err)?;
+    let mut keys = BootstrapKeys::generate(&ctx, &sk, &literal, &mut rng).map_err(err)?;
+    let bootstrap_bytes = keys.evaluation.heap_bytes();
+    let boot_elements = keys.evaluation.galois_elements();
+    let rotations = block_rotations(&cfg, n_pad, slots, false).map_err(err)?;
+    let (mut layer_bytes, mut layer_whole_bytes, mut layer_keys) = (0usize, 0usize, 0usize);
+    for r in &rotations {
+        let g = ctx.rotation_galois_element(*r);
+        if boot_elements.contains(&g) || keys.evaluation.galois(g).is_some() {
+            continue;
+        }
+        let mut key = GaloisKey::generate(&ctx, &sk, g, &mut rng).map_err(err)?;
+        layer_whole_bytes += key.switching_key().heap_bytes();
+        key.truncate(&ctx, level).map_err(err)?;
+        layer_bytes += key.switching_key().heap_bytes();
+        layer_keys += 1;
+        keys.insert(EvaluationKey::Galois(key));
+    }
+    let bts = Bootstrapper::new(&ctx, literal, keys).map_err(err)?;
+    if bts.output_level() != level {
+        return Err("the bootstrapper's output level is not the one the keys were cut at".into());
+    }
+    let keygen_s = clock.elapsed().as_secs_f64();
+    eprintln!(
+        "ensi bench layer: keys in {keygen_s:.1} s: bootstrapping {:.2} GiB, {layer_keys} layer \
+         rotations {:.2} GiB (whole: {:.2} GiB)",
+        gib(bootstrap_bytes),
+        gib(layer_bytes),
+        gib(layer_whole_bytes)
+    );
+    let delta = ctx.params().default_scale();
+    let x = BlockMatrix::encrypt(&ctx, &sk, &x_plain, n_pad, level, delta, &mut rng)
+        .map_err(err)?;
+    // The layer, step by step.
+    let eval = bts.evaluator();
+    let start_ops = eval.op_count();
+    let mut last_ops = start_ops;
+    let mut last = Instant::now();
+    let clock = Instant::now();
+    let mut steps: Vec<Value> = Vec::new();
+    let mut seen = Vec::new();
+    let out = block_layer_logged(&bts, &x, w, &cfg, &plan, n, &mut |name, level| {
+        let lap = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        let now = eval.op_count();
+        let d = now - last_ops;
+        last_ops = now;
+        eprintln!(
+            "ensi bench layer:   {name:<38} level {level:>2}  {lap:>7.1} s  {:>4} key switches",
+            d.key_switches()
+        );
+        seen.push((name, level));
+        steps.push(json!({"step": name, "level": level, "seconds": lap, "ops": ops_json(&d)}));
+    })
+    .map_err(err)?;
+    let layer_s = clock.elapsed().as_secs_f64();
+    let ops = eval.op_count() - start_ops;
+    let (predicted, bootstraps) = block_level_plan(&bts, level, &cfg, &plan).map_err(err)?;
+    let plan_followed = seen == predicted && ops.bootstrap == bootstraps;
+    // Precision against the plaintext layer (the real rows).
+    let got = out.decrypt(&ctx, &sk).map_err(err)?;
+    let d = cfg.hidden_size;
+    let expect = &trace.output.as_slice()[..n * d];
+    let max = expect.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let max_err = expect
+        .iter()
+        .zip(&got)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    let bits = -(max_err / max).log2();
+    let bootstrap_s = ops.bootstrap_micros as f64 * 1e-6;
+    eprintln!(
+        "ensi bench layer: layer {layer_s:.1} s ({} bootstraps, {bootstrap_s:.1} s = {:.0} %), \
+         {} key switches, {bits:.1} bits against the plaintext layer",
+        ops.bootstrap,
+        100.0 * bootstrap_s / layer_s,
+        ops.key_switches()
+    );
+    let doc = json!({
+        "bench": "layer",
+        "shape": shape_name,
+        "config": {
+            "hidden": cfg.hidden_size, "ffn": cfg.intermediate_size,
+            "heads": cfg.num_attention_heads, "kv_heads": cfg.num_key_value_heads,
+            "head_dim": cfg.head_dim, "activation": format!("{:?}", cfg.hidden_act),
+        },
+        "tokens": n, "padded_tokens": n_pad,
+        "threads": rayon::current_num_threads(),
+        "params": {
+            "log_n": ctx.params().log_n(), "secure": !args.smoke,
+            "layer_level": level,
+        },
+        "weights": {
+            "nonzero_fraction": nonzero_fraction(w),
+        },
+        "plan": {
+            "sigmoid_degree": plan.sigmoid_degree, "act_degree": plan.act_degree,
+            "levels_as_written": plan_followed,
+        },
+        "times_s": {
+            "keygen": keygen_s, "layer": layer_s, "bootstrapping": bootstrap_s,
+            "bootstrap_share": bootstrap_s / layer_s, "total": started.elapsed().as_secs_f64(),
+        },
+        "steps": steps,
+        "ops": ops_json(&ops),
+        "memory": {
+            "bootstrap_keys_gib": gib(bootstrap_bytes),
+            "layer_keys": layer_keys,
+            "layer_keys_gib": gib(layer_bytes),
+            "layer_keys_whole_gib": gib(layer_whole_bytes),
+            "peak_rss_gib": peak_rss().map(gib),
+        },
+        "precision": {
+            "max_abs_error": max_err, "max_abs_value": max, "bits": bits,
+        },
+    });
+    if let Some(want) = args.check_bits {
+        if !plan_followed {
+            return Err(format!(
+                "the layer did not follow its level plan (seen {seen:?}, written {predicted:?})"
+            ));
+        }
+        if !(bits >= want) {
+            return Err(format!(
+                "{bits:.1} bits against the plaintext layer, below --check-bits {want}"
+            ));
+        }
+    }
+    Ok(doc)
+}
+
+/// The fraction of non-zero ternary weights over the layer's projections.
+fn nonzero_fraction(w: &ensi_bitnet::model::Layer) -> Option<f64> {
+    let mut nnz = 0usize;
+    let mut all = 0usize;
+    for p in [
+        &w.q_proj,
+        &w.k_proj,
+        &w.v_proj,
+        &w.o_proj,
+        &w.gate_proj,
+        &w.up_proj,
+        &w.down_proj,
+    ] {
+        let t = p.as_ternary()?;
+        let (r, c) = (t.rows(), t.cols());
+        all += r * c;
+        nnz += (0..r)
+            .flat_map(|i| (0..c).map(move |j| (i, j)))
+            .filter(|&(i, j)| t.get(i, j) != 0)
+            .count();
+    }
+    Some(nnz as f64 / all as f64)
+}
