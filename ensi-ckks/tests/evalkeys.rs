@@ -259,7 +259,10 @@ fn truncated_galois_keys_switch_exactly_as_whole_keys() {
         Some(max_level)
     );
     assert_eq!(
-        cut.galois(keep[0]).unwrap().switching_key().truncated_level(),
+        cut.galois(keep[0])
+            .unwrap()
+            .switching_key()
+            .truncated_level(),
         None
     );
     assert!(
@@ -281,7 +284,11 @@ fn truncated_galois_keys_switch_exactly_as_whole_keys() {
             let b = e_cut.rotate(&ct, s);
             if level <= max_level || s == 5 {
                 let (a, b) = (a.unwrap(), b.unwrap());
-                assert_eq!(a.to_bytes().unwrap(), b.to_bytes().unwrap(), "rotation {s} at level {level}");
+                assert_eq!(
+                    a.to_bytes().unwrap(),
+                    b.to_bytes().unwrap(),
+                    "rotation {s} at level {level}"
+                );
                 let got = ctx.decode(&sk.decrypt(&ctx, &b).unwrap()).unwrap();
                 let expect: Vec<f64> = (0..slots)
                     .map(|i| v[(i as isize + s).rem_euclid(slots as isize) as usize])

@@ -175,7 +175,10 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
                 cfg.head_dim,
                 cfg.num_key_value_heads
             );
-            (random_model(cfg, args.seed, false).map_err(|e| e.to_string())?, name)
+            (
+                random_model(cfg, args.seed, false).map_err(|e| e.to_string())?,
+                name,
+            )
         }
     };
     let cfg = model.config().clone();
@@ -192,7 +195,9 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
     let vocab = cfg.vocab_size as u64;
     let draw = |rng: &mut ChaCha20Rng, count: usize| -> Vec<u32> {
-        (0..count).map(|_| (rng.next_u64() % vocab) as u32).collect()
+        (0..count)
+            .map(|_| (rng.next_u64() % vocab) as u32)
+            .collect()
     };
     let real = draw(&mut rng, n);
     let padded = ensi_nn::block_layer::pad_prompt(&real);
@@ -270,8 +275,8 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         gib(layer_whole_bytes)
     );
     let delta = ctx.params().default_scale();
-    let x = BlockMatrix::encrypt(&ctx, &sk, &x_plain, n_pad, level, delta, &mut rng)
-        .map_err(err)?;
+    let x =
+        BlockMatrix::encrypt(&ctx, &sk, &x_plain, n_pad, level, delta, &mut rng).map_err(err)?;
     // The layer, step by step.
     let eval = bts.evaluator();
     let start_ops = eval.op_count();

@@ -213,6 +213,87 @@ pub fn block_linear<F: Fn(usize, usize, usize) -> f64>(
     })
 }
 
+/// The columns each ciphertext of a chunked activation holds: `slots / n_pad` (a power of two).
+pub fn chunk_cols(slots: usize, n_pad: usize) -> usize {
+    (slots / n_pad.max(1)).max(1)
+}
+
+/// The `(offset, width)` of each chunk of `cols` columns, [`chunk_cols`] wide but the last.
+pub fn chunks(cols: usize, chunk: usize) -> Vec<(usize, usize)> {
+    (0..cols.div_ceil(chunk))
+        .map(|i| (i * chunk, chunk.min(cols - i * chunk)))
+        .collect()
+}
+
+/// [`block_linear`] for activations too wide for one ciphertext: `xs` holds the columns in
+/// chunks of [`chunk_cols`] (the last may be narrower), and so does the output. Output chunk
+/// `o` is `sum_i W[o, i] x_i` over the input chunks: `c_out * c_in` streamed BSGS products of
+/// at most `chunk` diagonals each (the column-block BSGS of the cost model), one level. Every
+/// output chunk has scale `out_scale` exactly.
+pub fn block_linear_chunked<F: Fn(usize, usize, usize) -> f64>(
+    eval: &Evaluator,
+    xs: &[BlockMatrix],
+    rows: usize,
+    entry: F,
+    out_scale: f64,
+) -> Result<Vec<BlockMatrix>, CkksError> {
+    let first = xs
+        .first()
+        .ok_or(invalid("a chunked activation needs a chunk"))?;
+    let chunk = chunk_cols(first.ct.slots(), first.n_pad());
+    let cols: usize = xs.iter().map(BlockMatrix::cols).sum();
+    let shape: Vec<(usize, usize)> = xs.iter().map(|x| (x.tokens, x.cols)).collect();
+    if shape
+        != chunks(cols, chunk)
+            .iter()
+            .map(|&(_, w)| (first.tokens, w))
+            .collect::<Vec<_>>()
+    {
+        return Err(invalid(
+            "the chunks must hold slots / n_pad columns each (the last may be narrower)",
+        ));
+    }
+    chunks(rows, chunk)
+        .into_iter()
+        .map(|(r0, height)| {
+            let mut acc: Option<BlockMatrix> = None;
+            for (x, (c0, _)) in xs.iter().zip(chunks(cols, chunk)) {
+                let y = block_linear(
+                    eval,
+                    x,
+                    height,
+                    |r, c, t| entry(r0 + r, c0 + c, t),
+                    out_scale,
+                )?;
+                match &mut acc {
+                    None => acc = Some(y),
+                    Some(a) => eval.add_assign(&mut a.ct, &y.ct)?,
+                }
+            }
+            acc.ok_or(invalid("a chunked activation needs a chunk"))
+        })
+        .collect()
+}
+
+/// The rotations of [`block_linear_chunked`] for a `rows x cols` matrix.
+pub fn block_linear_chunked_rotations(
+    slots: usize,
+    rows: usize,
+    cols: usize,
+    n_pad: usize,
+) -> Result<Vec<isize>, CkksError> {
+    let chunk = chunk_cols(slots, n_pad);
+    let mut r = Vec::new();
+    for (_, h) in chunks(rows, chunk) {
+        for (_, w) in chunks(cols, chunk) {
+            r.extend(block_linear_rotations(slots, h, w, n_pad)?);
+        }
+    }
+    r.sort_unstable();
+    r.dedup();
+    Ok(r)
+}
+
 /// The rotations of [`block_linear`] for a `rows x cols` matrix (for key generation).
 pub fn block_linear_rotations(
     slots: usize,

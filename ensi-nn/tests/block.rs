@@ -680,3 +680,72 @@ fn greedy_generation_through_the_cache_matches_the_reference() {
     assert_eq!(got, cached);
     assert_eq!(got, recomputed);
 }
+
+/// A product too wide for one ciphertext (1100 inputs, 700 outputs of 8 tokens on 4096 slots:
+/// chunks of 512 columns, 3 in and 2 out) against the f64 product, token by token.
+#[test]
+fn chunked_block_product_matches_the_dense_product() {
+    use ensi_nn::block::{
+        block_linear_chunked, block_linear_chunked_rotations, chunk_cols, chunks,
+    };
+    let ctx = leveled();
+    let mut rng = ChaCha20Rng::seed_from_u64(34);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let (rows, cols, n) = (700usize, 1100usize, 8usize);
+    let slots = ctx.n() / 2;
+    let rotations = block_linear_chunked_rotations(slots, rows, cols, n).unwrap();
+    let eval = Evaluator::new(
+        &ctx,
+        EvaluationKeySet::generate(
+            &ctx,
+            &sk,
+            &KeyRequest::new().with_rotations(&ctx, &rotations),
+            &mut rng,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut draw = || (rand_core::RngCore::next_u64(&mut rng) >> 11) as f64 / (1u64 << 53) as f64;
+    let w: Vec<f64> = (0..rows * cols).map(|_| draw() - 0.5).collect();
+    let x: Vec<f64> = (0..n * cols).map(|_| 2.0 * draw() - 1.0).collect();
+    let chunk = chunk_cols(slots, n);
+    assert_eq!(chunk, 512);
+    let level = ctx.max_level();
+    let delta = ctx.params().default_scale();
+    let xs: Vec<BlockMatrix> = chunks(cols, chunk)
+        .into_iter()
+        .map(|(c0, width)| {
+            let part: Vec<f64> = (0..n)
+                .flat_map(|t| x[t * cols + c0..t * cols + c0 + width].to_vec())
+                .collect();
+            BlockMatrix::encrypt(
+                &ctx,
+                &sk,
+                &part,
+                n,
+                level,
+                delta,
+                &mut ChaCha20Rng::seed_from_u64(c0 as u64),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(xs.len(), 3);
+    let ys = block_linear_chunked(&eval, &xs, rows, |r, c, _| w[r * cols + c], delta).unwrap();
+    assert_eq!(ys.len(), 2);
+    let mut worst = 0.0f64;
+    for (y, (r0, height)) in ys.iter().zip(chunks(rows, chunk)) {
+        assert_eq!(y.level(), level - 1);
+        let got = y.decrypt(&ctx, &sk).unwrap();
+        for t in 0..n {
+            for r in 0..height {
+                let expect: f64 = (0..cols)
+                    .map(|c| w[(r0 + r) * cols + c] * x[t * cols + c])
+                    .sum();
+                worst = worst.max((got[t * height + r] - expect).abs());
+            }
+        }
+    }
+    eprintln!("chunked product: max error {worst:.2e}");
+    assert!(worst < 1e-3, "{worst}");
+}
