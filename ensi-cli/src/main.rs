@@ -3,6 +3,7 @@
 mod bench;
 mod bench_layer;
 mod bench_lintrans;
+mod bench_matmul;
 mod calibrate;
 mod ckks_cmd;
 mod generate;
@@ -85,6 +86,10 @@ enum BenchCommand {
     /// One decoder layer of a real model's shape on ciphertexts against the plaintext layer:
     /// time and operations per step, bootstraps and their share, memory, precision.
     Layer(bench_layer::LayerBenchArgs),
+    /// An encrypted activation times a weight matrix by four kernels at the same parameters:
+    /// column-block BSGS with ternary and with dense weights, ENSI's column layout (signed
+    /// sums) and NEXUS's plaintext-ciphertext product.
+    Matmul(bench_matmul::MatmulBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
         Command::Decrypt(args) => roles::run_decrypt(&args),
         Command::Bench(BenchCommand::Ckks(args)) => bench::run_ckks(&args),
         Command::Bench(BenchCommand::Layer(args)) => bench_layer::run_layer(&args),
+        Command::Bench(BenchCommand::Matmul(args)) => bench_matmul::run_matmul(&args),
         Command::Keygen(args) => keygen::run(args),
         Command::Ckks(cmd) => ckks_cmd::run(&cmd),
         Command::Inspect(args) => inspect::run(&args),
