@@ -102,8 +102,13 @@ pub fn relu_squared<F: Float>(x: F) -> F {
     r * r
 }
 
+/// The weights of one attention row computed by a caller's function of the row's visible
+/// scores (`scores[j]` for `j <= i`) and the sequence length: the f64 model of an approximate
+/// circuit (a polynomial sigmoid, a homomorphic softmax), to see its effect on the logits.
+pub type RowWeights = dyn Fn(&[f64], usize, &mut [f64]) + Sync;
+
 /// How attention weights are computed from the scores.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Clone, Copy, Default)]
 pub enum AttentionKind {
     /// Causal softmax, the model as trained.
     #[default]
@@ -114,14 +119,41 @@ pub enum AttentionKind {
     Sigmoid,
     /// Sigmoid attention with an explicit bias `b`.
     SigmoidBias(f64),
+    /// Weights from a function of the visible scores (see [`RowWeights`]); the causal mask
+    /// still applies (keys after the query get 0).
+    Custom(&'static RowWeights),
+}
+
+impl core::fmt::Debug for AttentionKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Softmax => f.write_str("Softmax"),
+            Self::Sigmoid => f.write_str("Sigmoid"),
+            Self::SigmoidBias(b) => f.debug_tuple("SigmoidBias").field(b).finish(),
+            Self::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+impl PartialEq for AttentionKind {
+    /// Custom kinds are equal when they are the same function object.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Softmax, Self::Softmax) | (Self::Sigmoid, Self::Sigmoid) => true,
+            (Self::SigmoidBias(a), Self::SigmoidBias(b)) => a == b,
+            (Self::Custom(a), Self::Custom(b)) => core::ptr::addr_eq(*a, *b),
+            _ => false,
+        }
+    }
 }
 
 impl AttentionKind {
-    /// `"softmax"` or `"sigmoid"`.
+    /// `"softmax"`, `"sigmoid"` or `"custom"`.
     pub fn name(&self) -> &'static str {
         match self {
             AttentionKind::Softmax => "softmax",
             AttentionKind::Sigmoid | AttentionKind::SigmoidBias(_) => "sigmoid",
+            AttentionKind::Custom(_) => "custom",
         }
     }
 }
@@ -197,6 +229,14 @@ pub fn attention_head<F: Float>(
                 };
                 for (pj, &sj) in p.iter_mut().zip(s) {
                     *pj = sigmoid(sj + b);
+                }
+            }
+            AttentionKind::Custom(f) => {
+                let s64: Vec<f64> = s.iter().map(|x| x.to_f64()).collect();
+                let mut w = vec![0.0f64; s64.len()];
+                f(&s64, n, &mut w);
+                for (pj, wj) in p.iter_mut().zip(w) {
+                    *pj = F::from_f64(wj);
                 }
             }
         }
@@ -286,6 +326,26 @@ mod tests {
         );
         assert_eq!(sig.probs.get(0, 2), 0.0);
         assert!(sig.scores.get(0, 2) != 0.0, "scores are kept unmasked");
+    }
+
+    /// A custom kind sees each row's visible scores and the length, and its weights go through
+    /// the same causal mask: one that computes the sigmoid reproduces the sigmoid kind.
+    #[test]
+    fn custom_weights_reproduce_the_sigmoid() {
+        static SIG: fn(&[f64], usize, &mut [f64]) = |s, n, out| {
+            let b = -libm::log(n as f64);
+            for (o, &x) in out.iter_mut().zip(s) {
+                *o = sigmoid(x + b);
+            }
+        };
+        let q = Matrix::from_vec(3, 2, vec![1.0f64, 0.5, -0.3, 1.0, 1.0, 1.0]).unwrap();
+        let v = Matrix::from_vec(3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let sig = attention_head(&q, &q, &v, AttentionKind::Sigmoid).unwrap();
+        let custom = attention_head(&q, &q, &v, AttentionKind::Custom(&SIG)).unwrap();
+        assert_eq!(sig.probs.as_slice(), custom.probs.as_slice());
+        assert_eq!(sig.output.as_slice(), custom.output.as_slice());
+        assert_eq!(AttentionKind::Custom(&SIG), AttentionKind::Custom(&SIG));
+        assert_ne!(AttentionKind::Custom(&SIG), AttentionKind::Sigmoid);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// Every operation `--ops` accepts, in the order they run.
-const ALL_OPS: [&str; 12] = [
+const ALL_OPS: [&str; 13] = [
     "keygen",
     "relin_keygen",
     "rotation_keygen",
@@ -23,6 +23,7 @@ const ALL_OPS: [&str; 12] = [
     "decrypt",
     "add",
     "mul_plain",
+    "mul_const",
     "mul_relin",
     "rescale",
     "rotate",
@@ -453,6 +454,12 @@ fn measure(
     if has("mul_plain") {
         let (med, min, _) = time(warm, reps, || eval.mul_plain(&ct, &pt));
         out.insert("mul_plain".into(), entry(med, min, reps));
+    }
+    if has("mul_const") {
+        // ensi only (no OpenFHE counterpart in the peer table): a real constant encoded at
+        // the last prime, no rescale. The planner of `ensi bench matmul` reads it.
+        let (med, min, _) = time(warm, reps, || eval.mul_const(&ct, 0.6180));
+        out.insert("mul_const".into(), entry(med, min, reps));
     }
     if has("mul_relin") || has("rescale") {
         let reps_here = if has("mul_relin") { reps } else { 0 };

@@ -365,7 +365,7 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
                 "the layer did not follow its level plan (seen {seen:?}, written {predicted:?})"
             ));
         }
-        if !(bits >= want) {
+        if bits.is_nan() || bits < want {
             return Err(format!(
                 "{bits:.1} bits against the plaintext layer, below --check-bits {want}"
             ));

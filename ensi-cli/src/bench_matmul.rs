@@ -29,7 +29,10 @@ use ensi_ckks::{
 use ensi_nn::block::{
     BlockMatrix, block_linear_chunked, block_linear_chunked_rotations, chunk_cols, chunks,
 };
-use ensi_nn::column::ColumnMatrix;
+use ensi_nn::column::{ColumnMatrix, nexus_column, signed_sum_column};
+use ensi_nn::plan::{
+    Kernel, OpCosts, block_ops, column_nexus_ops, column_signed_sum_ops, plan_projection,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
@@ -74,6 +77,43 @@ pub struct MatmulBenchArgs {
     /// Small INSECURE parameters (N = 2^12) and one small shape: a quick check of the harness.
     #[arg(long)]
     smoke: bool,
+    /// Per-operation costs for the planner: the JSON of `ensi bench ckks` at the same parameter
+    /// set and level (see bench/LAYERS.md). Each result then gets every kernel's predicted
+    /// operations and time, and the planner's choice.
+    #[arg(long, value_name = "FILE")]
+    costs: Option<std::path::PathBuf>,
+}
+
+/// Reads the planner's per-operation costs from the JSON of `ensi bench ckks`.
+pub fn read_costs(path: &std::path::Path) -> Result<OpCosts, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let doc: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    let us = |op: &str| -> Result<f64, String> {
+        doc["ops"][op]["median_us"]
+            .as_f64()
+            .map(|v| v * 1e-6)
+            .ok_or_else(|| {
+                format!(
+                    "{}: no ops.{op}.median_us (run ensi bench ckks with it)",
+                    path.display()
+                )
+            })
+    };
+    let hoisted = &doc["ops"]["hoisted_rotate"];
+    let count = hoisted["rotations"].as_f64().unwrap_or(8.0);
+    let pre = hoisted["hoisted_precompute_us"].as_f64().unwrap_or(0.0) * 1e-6;
+    Ok(OpCosts {
+        add: us("add")?,
+        plain_mul: us("mul_plain")?,
+        encode: us("encode")?,
+        const_mul: us("mul_const")?,
+        rescale: us("rescale")?,
+        rotate: us("rotate")?,
+        hoisted_rotate: (us("hoisted_rotate")? * count - pre) / count,
+        hoist_precompute: pre,
+    })
 }
 
 /// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
@@ -168,6 +208,7 @@ fn bench_matmul(args: &MatmulBenchArgs) -> Result<Value, String> {
     if token_list.contains(&0) || args.sample_rows == 0 || args.distinct == 0 {
         return Err("--tokens, --sample-rows and --distinct must be positive".into());
     }
+    let costs = args.costs.as_deref().map(read_costs).transpose()?;
     let ctx = CkksContext::new(params).map_err(err)?;
     let slots = ctx.n() / 2;
     let level = 10.min(ctx.max_level());
@@ -274,6 +315,7 @@ fn bench_matmul(args: &MatmulBenchArgs) -> Result<Value, String> {
                         }
                     }
                     let b = bits(&expect, &got);
+                    let predicted = block_ops(slots, rows, cols, n_pad).map_err(err)?;
                     eprintln!(
                         "ensi bench matmul:   {name:<15} {secs:>8.1} s  {} plaintext products, \
                          {} key switches, {b:.1} bits",
@@ -285,6 +327,7 @@ fn bench_matmul(args: &MatmulBenchArgs) -> Result<Value, String> {
                         json!({
                             "seconds": secs, "measured_rows": rows, "ops": ops_json(&ops),
                             "predicted_plain_mul": products,
+                            "predicted_ops_equal_counted": predicted == ops,
                             "levels": 1, "precision_bits": b,
                             "ciphertexts_in": xs.len(), "ciphertexts_out": ys.len(),
                         }),
@@ -306,7 +349,6 @@ fn bench_matmul(args: &MatmulBenchArgs) -> Result<Value, String> {
                 let sample: Vec<usize> = (0..args.sample_rows.min(rows))
                     .map(|i| i * rows / args.sample_rows.min(rows))
                     .collect();
-                let q_l = ctx.params().q()[level] as f64;
                 for name in ["column-ternary", "column-nexus"] {
                     if !kernels.iter().any(|k| k == name) {
                         continue;
@@ -315,29 +357,13 @@ fn bench_matmul(args: &MatmulBenchArgs) -> Result<Value, String> {
                     let clock = Instant::now();
                     let outs: Vec<Ciphertext> = sample
                         .par_iter()
-                        .map(|&r| -> Result<Ciphertext, ensi_ckks::CkksError> {
+                        .map(|&r| {
+                            let col = |j: usize| &cts[j % m];
                             if name == "column-ternary" {
-                                let (plus, minus) = ternary.signed_columns(r);
-                                let mut acc = eval.mul_integer(&cts[0], 0)?;
-                                for &j in &plus {
-                                    eval.add_assign(&mut acc, &cts[j % m])?;
-                                }
-                                for &j in &minus {
-                                    eval.sub_assign(&mut acc, &cts[j % m])?;
-                                }
-                                // The weight scale rides in the scale metadata (no product).
-                                eval.fold_into_scale(&acc, mult)
+                                signed_sum_column(&eval, &col, &ternary, r)
                             } else {
-                                let mut acc: Option<Ciphertext> = None;
-                                for j in 0..cols {
-                                    let p =
-                                        eval.mul_const_with_scale(&cts[j % m], w_d(r, j), q_l)?;
-                                    match &mut acc {
-                                        None => acc = Some(p),
-                                        Some(a) => eval.add_assign(a, &p)?,
-                                    }
-                                }
-                                eval.rescale(&acc.expect("cols > 0"))
+                                let row: Vec<f64> = (0..cols).map(|j| w_d(r, j)).collect();
+                                nexus_column(&eval, &col, &row)
                             }
                         })
                         .collect::<Result<_, _>>()
@@ -349,15 +375,20 @@ fn bench_matmul(args: &MatmulBenchArgs) -> Result<Value, String> {
                         let d = ctx
                             .decode(&sk.decrypt(&ctx, ct).map_err(err)?)
                             .map_err(err)?;
-                        for t in 0..n {
-                            let w: &dyn Fn(usize, usize) -> f64 =
-                                if name == "column-ternary" { &w_t } else { &w_d };
+                        let w: &dyn Fn(usize, usize) -> f64 =
+                            if name == "column-ternary" { &w_t } else { &w_d };
+                        for (t, &v) in d.iter().enumerate().take(n) {
                             expect.push(reference(w, r, t, true));
-                            got.push(d[t]);
+                            got.push(v);
                         }
                     }
                     let b = bits(&expect, &got);
                     let scaled = secs * rows as f64 / sample.len() as f64;
+                    let predicted = if name == "column-ternary" {
+                        column_signed_sum_ops(&ternary, &sample)
+                    } else {
+                        column_nexus_ops(sample.len(), cols)
+                    };
                     eprintln!(
                         "ensi bench matmul:   {name:<15} {scaled:>8.1} s  ({secs:.2} s for {} of \
                          {rows} output columns), {b:.1} bits",
@@ -368,12 +399,50 @@ fn bench_matmul(args: &MatmulBenchArgs) -> Result<Value, String> {
                         json!({
                             "seconds": scaled, "measured_seconds": secs,
                             "measured_rows": sample.len(), "ops_measured": ops_json(&ops),
+                            "predicted_ops_equal_counted": predicted == ops,
                             "levels": if name == "column-ternary" { 0 } else { 1 },
                             "precision_bits": b, "ciphertexts_in": cols,
                             "ciphertexts_out": rows,
                         }),
                     );
                 }
+            }
+            if let Some(costs) = &costs {
+                let plan = plan_projection(costs, slots, &ternary, n).map_err(err)?;
+                let measured = |kernel: Kernel| {
+                    let key = match kernel {
+                        Kernel::BlockBsgs => "block-ternary",
+                        Kernel::ColumnSignedSums => "column-ternary",
+                        Kernel::ColumnNexus => "column-nexus",
+                    };
+                    entry.get(key).and_then(|v| v["seconds"].as_f64())
+                };
+                let fastest_measured = Kernel::ALL
+                    .into_iter()
+                    .filter_map(|k| measured(k).map(|s| (k, s)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(k, _)| k.name());
+                for p in &plan {
+                    eprintln!(
+                        "ensi bench matmul:   planner: {:<20} predicted {:>8.1} s (measured {})",
+                        p.kernel.name(),
+                        p.seconds,
+                        measured(p.kernel).map_or("-".into(), |s| format!("{s:.1} s"))
+                    );
+                }
+                entry.insert(
+                    "plan".into(),
+                    json!({
+                        "choice": plan[0].kernel.name(),
+                        "fastest_measured": fastest_measured,
+                        "kernels": plan.iter().map(|p| json!({
+                            "kernel": p.kernel.name(), "predicted_seconds": p.seconds,
+                            "measured_seconds": measured(p.kernel),
+                            "predicted_over_measured": measured(p.kernel).map(|m| p.seconds / m),
+                            "levels": p.levels, "ops": ops_json(&p.ops),
+                        })).collect::<Vec<_>>(),
+                    }),
+                );
             }
             let time = |k: &str| entry.get(k).and_then(|v| v["seconds"].as_f64());
             let ratio = |a: &str, b: &str| Some(time(b)? / time(a)?);

@@ -26,10 +26,13 @@ pub struct Obtained {
     pub source: String,
 }
 
-/// A sink that writes every key into the directory as it is generated (each file through a
-/// temporary and a rename) and keeps it for the run.
+/// A sink that writes every key into the directory (when there is one) as it is generated
+/// (each file through a temporary and a rename) and keeps it for the run, the keys only the
+/// layers use truncated on arrival ([`Trim`]), so the whole keys never pile up in memory.
 struct TeeSink<'a> {
-    dir: &'a Path,
+    dir: Option<&'a Path>,
+    ctx: &'a CkksContext,
+    trim: &'a Trim,
     set: EvaluationKeySet,
     test_keys: bool,
 }
@@ -37,11 +40,49 @@ struct TeeSink<'a> {
 impl KeySink for TeeSink<'_> {
     type Error = SinkError;
 
-    fn accept(&mut self, key: EvaluationKey) -> Result<(), SinkError> {
-        let bytes = finish_bytes(key.to_bytes()?, self.test_keys)?;
-        write_atomic(&self.dir.join(key_file(&key)), &bytes, false, true).map_err(SinkError)?;
+    fn accept(&mut self, mut key: EvaluationKey) -> Result<(), SinkError> {
+        if let Some(dir) = self.dir {
+            let bytes = finish_bytes(key.to_bytes()?, self.test_keys)?;
+            write_atomic(&dir.join(key_file(&key)), &bytes, false, true).map_err(SinkError)?;
+        }
+        if let EvaluationKey::Galois(k) = &mut key
+            && !self.trim.keep.contains(&k.galois_element())
+        {
+            k.truncate(self.ctx, self.trim.level)?;
+        }
         self.set.insert(key);
         Ok(())
+    }
+}
+
+/// Which Galois keys only the layers use, and the highest level they rotate at (the
+/// bootstrapper's output level): those keys are truncated to it
+/// ([`ensi_ckks::SwitchingKey::truncate`]), about a quarter of each key's memory at N = 2^16.
+/// Bootstrapping's own keys (`keep`) stay whole, and so does every key written to a file.
+pub struct Trim {
+    level: usize,
+    keep: Vec<usize>,
+}
+
+impl Trim {
+    /// The trim of a run that bootstraps with `literal`.
+    pub fn of(ctx: &CkksContext, literal: &BootstrapParametersLiteral) -> Result<Self, String> {
+        Ok(Self {
+            level: ctx
+                .max_level()
+                .checked_sub(literal.depth())
+                .ok_or("the parameter set cannot bootstrap")?,
+            keep: literal
+                .key_request_of(ctx.params())
+                .map_err(|e| e.to_string())?
+                .distinct_galois_elements(),
+        })
+    }
+
+    /// Truncates the keys of a loaded set; returns the bytes freed.
+    pub fn apply(&self, ctx: &CkksContext, set: &mut EvaluationKeySet) -> Result<usize, String> {
+        set.truncate_galois_except(ctx, self.level, &self.keep)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -55,41 +96,34 @@ impl From<ensi_ckks::CkksError> for SinkError {
 struct SinkError(String);
 
 /// Generates the keys of `request` (with bootstrapping's when `literal` is given) into `dir`
-/// (when given) and memory.
+/// (when given) and memory, trimmed by `trim`.
+#[allow(clippy::too_many_arguments)]
 fn generate<G: RngCore + CryptoRng>(
     ctx: &Arc<CkksContext>,
     sk: &SecretKey,
     literal: Option<&BootstrapParametersLiteral>,
     request: &KeyRequest,
     dir: Option<&Path>,
+    trim: &Trim,
     test_keys: bool,
     rng: &mut G,
 ) -> Result<EvaluationKeySet, String> {
-    match dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-            let mut sink = TeeSink {
-                dir,
-                set: EvaluationKeySet::new(),
-                test_keys,
-            };
-            match literal {
-                Some(lit) => generate_bootstrap_keys(ctx, sk, lit, request, &mut sink, rng),
-                None => generate_evaluation_keys(ctx, sk, request, &mut sink, rng),
-            }
-            .map_err(|e| e.0)?;
-            Ok(sink.set)
-        }
-        None => {
-            let mut set = EvaluationKeySet::new();
-            match literal {
-                Some(lit) => generate_bootstrap_keys(ctx, sk, lit, request, &mut set, rng),
-                None => generate_evaluation_keys(ctx, sk, request, &mut set, rng),
-            }
-            .map_err(|e| e.to_string())?;
-            Ok(set)
-        }
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
+    let mut sink = TeeSink {
+        dir,
+        ctx,
+        trim,
+        set: EvaluationKeySet::new(),
+        test_keys,
+    };
+    match literal {
+        Some(lit) => generate_bootstrap_keys(ctx, sk, lit, request, &mut sink, rng),
+        None => generate_evaluation_keys(ctx, sk, request, &mut sink, rng),
+    }
+    .map_err(|e| e.0)?;
+    Ok(sink.set)
 }
 
 /// The run's keys: loaded from `dir` when it holds keys for this parameter set (missing
@@ -107,9 +141,19 @@ pub fn obtain<G: RngCore + CryptoRng>(
 ) -> Result<Obtained, String> {
     let err = |e: ensi_ckks::CkksError| e.to_string();
     let request = KeyRequest::new().with_rotations(ctx, rotations);
+    let trim = Trim::of(ctx, literal)?;
     let Some(dir) = dir.filter(|d| d.join("params.bin").exists()) else {
         let sk = SecretKey::generate(ctx, rng).map_err(err)?;
-        let all = generate(ctx, &sk, Some(literal), &request, dir, test_keys, rng)?;
+        let all = generate(
+            ctx,
+            &sk,
+            Some(literal),
+            &request,
+            dir,
+            &trim,
+            test_keys,
+            rng,
+        )?;
         let source = match dir {
             Some(d) => {
                 // The secret key, then the parameters last: a directory without params.bin is
@@ -161,6 +205,7 @@ pub fn obtain<G: RngCore + CryptoRng>(
             None,
             &KeyRequest::new().with_rotations(ctx, &missing),
             Some(dir),
+            &trim,
             test_keys,
             rng,
         )?;
@@ -172,6 +217,7 @@ pub fn obtain<G: RngCore + CryptoRng>(
             set.insert(key);
         }
     }
+    trim.apply(ctx, &mut set)?;
     let keys = BootstrapKeys::from_set(set).map_err(err)?;
     Ok(Obtained { sk, keys, source })
 }

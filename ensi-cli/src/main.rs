@@ -4,6 +4,7 @@ mod bench;
 mod bench_layer;
 mod bench_lintrans;
 mod bench_matmul;
+mod bench_softmax;
 mod calibrate;
 mod ckks_cmd;
 mod generate;
@@ -90,6 +91,9 @@ enum BenchCommand {
     /// column-block BSGS with ternary and with dense weights, ENSI's column layout (signed
     /// sums) and NEXUS's plaintext-ciphertext product.
     Matmul(bench_matmul::MatmulBenchArgs),
+    /// Sigmoid attention weights against a homomorphic softmax on one head's n x n scores,
+    /// bootstraps included, and each approximation's effect on the embedded model's logits.
+    Softmax(bench_softmax::SoftmaxBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Ckks(args)) => bench::run_ckks(&args),
         Command::Bench(BenchCommand::Layer(args)) => bench_layer::run_layer(&args),
         Command::Bench(BenchCommand::Matmul(args)) => bench_matmul::run_matmul(&args),
+        Command::Bench(BenchCommand::Softmax(args)) => bench_softmax::run_softmax(&args),
         Command::Keygen(args) => keygen::run(args),
         Command::Ckks(cmd) => ckks_cmd::run(&cmd),
         Command::Inspect(args) => inspect::run(&args),

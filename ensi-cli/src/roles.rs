@@ -531,6 +531,8 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             if generation { " --generation" } else { "" }
         ));
     }
+    let mut set = set;
+    crate::keycache::Trim::of(&ctx, &literal)?.apply(&ctx, &mut set)?;
     let keys = BootstrapKeys::from_set(set).map_err(err)?;
     let bts = Bootstrapper::new(&ctx, literal, keys).map_err(err)?;
     let setup_s = started.elapsed().as_secs_f64();

@@ -184,6 +184,50 @@ pub fn ternary_linear(
     })
 }
 
+/// Output column `r` of `x W^T` in the column layout, from the input columns `col(j)`:
+/// the signed sum of the columns where `W[r][j] = ±1` (ENSI's additions-only product). It
+/// starts from an encryption of zero (one integer product), so an all-zero row needs no
+/// special case; the weight scale rides in the scale metadata. No level.
+/// [`crate::plan::column_signed_sum_ops`] counts its operations.
+pub fn signed_sum_column<'a>(
+    eval: &Evaluator,
+    col: &dyn Fn(usize) -> &'a Ciphertext,
+    w: &TernaryMatrix,
+    r: usize,
+) -> Result<Ciphertext, CkksError> {
+    let (plus, minus) = w.signed_columns(r);
+    let mut acc = eval.mul_integer(col(0), 0)?;
+    for &j in &plus {
+        eval.add_assign(&mut acc, col(j))?;
+    }
+    for &j in &minus {
+        eval.sub_assign(&mut acc, col(j))?;
+    }
+    eval.fold_into_scale(&acc, w.scale().multiplier::<f64>())
+}
+
+/// Output column `sum_j weights[j] col(j)` by NEXUS's plaintext-ciphertext product in the
+/// column layout (`zju-abclab/NEXUS`, `src/matrix_mul.cpp`): each weight a constant product
+/// encoded at the last prime, the products summed, one rescale (one level); the output keeps
+/// the input's scale. [`crate::plan::column_nexus_ops`] counts its operations.
+pub fn nexus_column<'a>(
+    eval: &Evaluator,
+    col: &dyn Fn(usize) -> &'a Ciphertext,
+    weights: &[f64],
+) -> Result<Ciphertext, CkksError> {
+    let first = weights.first().ok_or(CkksError::InvalidArgument {
+        reason: "a product needs at least one weight",
+    })?;
+    let x0 = col(0);
+    let q_l = eval.context().params().q()[x0.level()] as f64;
+    let mut acc = eval.mul_const_with_scale(x0, *first, q_l)?;
+    for (j, &w) in weights.iter().enumerate().skip(1) {
+        let p = eval.mul_const_with_scale(col(j), w, q_l)?;
+        eval.add_assign(&mut acc, &p)?;
+    }
+    eval.rescale(&acc)
+}
+
 /// RoPE in the rotate-half convention on the heads of `x` (`heads x head_dim` columns), in the
 /// column layout: for every pair `(i, i + d/2)` of a head, `out_i = x_i cos_i - x_{i+d/2} sin_i`
 /// and `out_{i+d/2} = x_{i+d/2} cos_i + x_i sin_i`, where `cos_i`, `sin_i` are vectors over the

@@ -23,6 +23,7 @@ pub mod block_layer;
 pub mod column;
 pub mod decoder;
 pub mod norm;
+pub mod plan;
 
 pub use ensi_bitnet;
 pub use ensi_ckks;

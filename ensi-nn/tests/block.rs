@@ -731,8 +731,14 @@ fn chunked_block_product_matches_the_dense_product() {
         })
         .collect();
     assert_eq!(xs.len(), 3);
+    let before = eval.op_count();
     let ys = block_linear_chunked(&eval, &xs, rows, |r, c, _| w[r * cols + c], delta).unwrap();
     assert_eq!(ys.len(), 2);
+    // The planner's prediction is the count, operation by operation.
+    assert_eq!(
+        eval.op_count() - before,
+        ensi_nn::plan::block_ops(slots, rows, cols, n).unwrap()
+    );
     let mut worst = 0.0f64;
     for (y, (r0, height)) in ys.iter().zip(chunks(rows, chunk)) {
         assert_eq!(y.level(), level - 1);
@@ -748,4 +754,92 @@ fn chunked_block_product_matches_the_dense_product() {
     }
     eprintln!("chunked product: max error {worst:.2e}");
     assert!(worst < 1e-3, "{worst}");
+}
+
+/// The column layout's two products (ENSI's signed sums, NEXUS's plaintext-ciphertext
+/// product) on a few output columns against the f64 product, and the planner's predicted
+/// operations against the counted ones; the planner ranks by the costs it is given.
+#[test]
+fn column_products_match_and_are_counted_as_planned() {
+    use ensi_bitnet::ternary::absmean_ternarize;
+    use ensi_nn::column::{ColumnMatrix, nexus_column, signed_sum_column};
+    use ensi_nn::plan::{
+        Kernel, OpCosts, column_nexus_ops, column_signed_sum_ops, plan_projection,
+    };
+    let ctx = leveled();
+    let mut rng = ChaCha20Rng::seed_from_u64(35);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let eval = Evaluator::new(&ctx, EvaluationKeySet::new()).unwrap();
+    let (rows, cols, n) = (12usize, 40usize, 8usize);
+    let mut draw = || (rand_core::RngCore::next_u64(&mut rng) >> 11) as f64 / (1u64 << 53) as f64;
+    let latent: Vec<f32> = (0..rows * cols).map(|_| (draw() - 0.5) as f32).collect();
+    let w = absmean_ternarize(rows, cols, &latent).unwrap();
+    let x: Vec<f64> = (0..n * cols).map(|_| 2.0 * draw() - 1.0).collect();
+    let xc = ColumnMatrix::encrypt(
+        &ctx,
+        &sk,
+        &x,
+        n,
+        ctx.max_level(),
+        ctx.params().default_scale(),
+        &mut ChaCha20Rng::seed_from_u64(36),
+    )
+    .unwrap();
+    let col = |j: usize| &xc.columns()[j];
+    let sample = [0usize, 5, 11];
+    let mult = w.scale().multiplier::<f64>();
+    let before = eval.op_count();
+    for &r in &sample {
+        let y = signed_sum_column(&eval, &col, &w, r).unwrap();
+        assert_eq!(y.level(), ctx.max_level());
+        let got = ctx.decode(&sk.decrypt(&ctx, &y).unwrap()).unwrap();
+        for t in 0..n {
+            let expect: f64 = (0..cols)
+                .map(|c| mult * f64::from(w.get(r, c)) * x[t * cols + c])
+                .sum();
+            assert!((got[t] - expect).abs() < 1e-6, "{r} {t}");
+        }
+    }
+    assert_eq!(eval.op_count() - before, column_signed_sum_ops(&w, &sample));
+    let before = eval.op_count();
+    for &r in &sample {
+        let weights: Vec<f64> = (0..cols).map(|c| f64::from(latent[r * cols + c])).collect();
+        let y = nexus_column(&eval, &col, &weights).unwrap();
+        assert_eq!(y.level(), ctx.max_level() - 1);
+        let got = ctx.decode(&sk.decrypt(&ctx, &y).unwrap()).unwrap();
+        for t in 0..n {
+            let expect: f64 = (0..cols).map(|c| weights[c] * x[t * cols + c]).sum();
+            assert!((got[t] - expect).abs() < 1e-5, "{r} {t}");
+        }
+    }
+    assert_eq!(
+        eval.op_count() - before,
+        column_nexus_ops(sample.len(), cols)
+    );
+    // Additions free and products dear: the signed sums win; the other way round, the block
+    // product's few products and rotations win.
+    let slots = ctx.n() / 2;
+    let cheap_adds = OpCosts {
+        add: 1e-6,
+        plain_mul: 1.0,
+        encode: 1.0,
+        const_mul: 1.0,
+        rescale: 1.0,
+        rotate: 1.0,
+        hoisted_rotate: 1.0,
+        hoist_precompute: 1.0,
+    };
+    assert_eq!(
+        plan_projection(&cheap_adds, slots, &w, n).unwrap()[0].kernel,
+        Kernel::ColumnSignedSums
+    );
+    let dear_adds = OpCosts {
+        add: 1.0,
+        const_mul: 1.0,
+        ..OpCosts::default()
+    };
+    assert_eq!(
+        plan_projection(&dear_adds, slots, &w, n).unwrap()[0].kernel,
+        Kernel::BlockBsgs
+    );
 }

@@ -1,0 +1,201 @@
+//! The cost model of a projection and the planner that picks its kernel.
+//!
+//! For each kernel the operations a product performs are predicted **exactly** (the same
+//! counts the evaluator's [`OpCount`] records), from the shape alone, the ternary weights'
+//! non-zeros, and for the column-block kernel the baby-step giant-step split the library itself
+//! chooses ([`ensi_ckks::ReplicatedMatrix::shape`]). Times come from per-operation costs
+//! measured on this machine ([`OpCosts`], read from `ensi bench ckks` at the layers' level),
+//! so the planner knows the machine it runs on.
+//!
+//! The kernels, for `y = W x` with `W` of `rows x cols` and `n` tokens (`n_pad` rounded up):
+//!
+//! * [`Kernel::BlockBsgs`]: the column-block layout ([`crate::block::block_linear_chunked`]):
+//!   per pair of chunks, hoisted baby rotations of the input chunk, one encoded diagonal and
+//!   one plaintext product per diagonal, giant-step rotations, a rotate-and-add per halving
+//!   for a block wider than tall, one rescale; the output chunks summed over the input chunks. Ternary or dense weights cost the same here.
+//! * [`Kernel::ColumnSignedSums`]: ENSI's column layout (one ciphertext per column, tokens in
+//!   its slots): an output column is a signed sum of input columns, one addition per non-zero
+//!   weight (the first term starts from an encryption of zero: one integer product).
+//! * [`Kernel::ColumnNexus`]: the same layout with NEXUS's plaintext-ciphertext product
+//!   (`zju-abclab/NEXUS`, `matrix_mul.cpp`): one constant product and one addition per weight,
+//!   one rescale per output column.
+
+use crate::block::{block_matrix, chunk_cols, chunks};
+use alloc::vec::Vec;
+use ensi_bitnet::ternary::TernaryMatrix;
+use ensi_ckks::{CkksError, OpCount};
+
+/// Seconds per operation at the level the projections run at, on this machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OpCosts {
+    /// Ciphertext addition or subtraction.
+    pub add: f64,
+    /// Ciphertext-plaintext product (no rescale).
+    pub plain_mul: f64,
+    /// Encoding one full-slot plaintext.
+    pub encode: f64,
+    /// Product by a real constant (no rescale).
+    pub const_mul: f64,
+    /// Rescale.
+    pub rescale: f64,
+    /// A rotation with its own decomposition.
+    pub rotate: f64,
+    /// One rotation of a hoisted batch, without the shared decomposition.
+    pub hoisted_rotate: f64,
+    /// The decomposition a hoisted batch shares (once per batch).
+    pub hoist_precompute: f64,
+}
+
+impl OpCosts {
+    /// The predicted time of `ops` with `batches` hoisted batches.
+    pub fn time(&self, ops: &OpCount, batches: usize) -> f64 {
+        batches as f64 * self.hoist_precompute + self.time_of_ops(ops)
+    }
+
+    fn time_of_ops(&self, ops: &OpCount) -> f64 {
+        ops.add as f64 * self.add
+            + ops.plain_mul as f64 * self.plain_mul
+            + ops.encode as f64 * self.encode
+            + ops.const_mul as f64 * self.const_mul
+            + ops.rescale as f64 * self.rescale
+            + ops.rotate as f64 * self.rotate
+            + ops.hoisted_rotate as f64 * self.hoisted_rotate
+    }
+}
+
+/// A kernel of a projection (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// Column-block layout, streamed BSGS over the diagonals.
+    BlockBsgs,
+    /// Column layout, signed sums (ternary weights only).
+    ColumnSignedSums,
+    /// Column layout, NEXUS plaintext-ciphertext product.
+    ColumnNexus,
+}
+
+impl Kernel {
+    /// Every kernel.
+    pub const ALL: [Kernel; 3] = [
+        Kernel::BlockBsgs,
+        Kernel::ColumnSignedSums,
+        Kernel::ColumnNexus,
+    ];
+
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::BlockBsgs => "block-bsgs",
+            Kernel::ColumnSignedSums => "column-signed-sums",
+            Kernel::ColumnNexus => "column-nexus",
+        }
+    }
+}
+
+/// The operations of [`crate::block::block_linear_chunked`] for a `rows x cols` matrix and
+/// `n_pad` tokens on `slots` slots.
+pub fn block_ops(
+    slots: usize,
+    rows: usize,
+    cols: usize,
+    n_pad: usize,
+) -> Result<OpCount, CkksError> {
+    let chunk = chunk_cols(slots, n_pad);
+    let in_chunks = chunks(cols, chunk);
+    let mut ops = OpCount::default();
+    for (_, h) in chunks(rows, chunk) {
+        for (_, w) in &in_chunks {
+            let m = block_matrix(slots, h, *w, n_pad, |_, _, _| 0.0)?;
+            // A wide block folds its partial sums: one rotate-and-add per halving.
+            let folds = m.sum_steps().len();
+            ops.rotate += folds;
+            ops.add += folds;
+            let shape = m.shape()?;
+            let n1 = shape.baby_step();
+            let indices = shape.indices();
+            let mut babies: Vec<usize> = indices.iter().map(|k| k % n1).collect();
+            babies.sort_unstable();
+            babies.dedup();
+            let mut giants: Vec<usize> = indices.iter().map(|k| k / n1).collect();
+            giants.sort_unstable();
+            giants.dedup();
+            ops.plain_mul += indices.len();
+            ops.encode += indices.len();
+            ops.hoisted_rotate += babies.iter().filter(|&&j| j != 0).count();
+            ops.rotate += giants.iter().filter(|&&i| i != 0).count();
+            // Giant steps summed, then one rescale per product.
+            ops.add += giants.len() - 1;
+            ops.rescale += 1;
+        }
+        // The output chunk summed over the input chunks.
+        ops.add += in_chunks.len() - 1;
+    }
+    Ok(ops)
+}
+
+/// The operations of the column layout's signed sums for the given output rows of `w`.
+pub fn column_signed_sum_ops(w: &TernaryMatrix, rows: &[usize]) -> OpCount {
+    let mut ops = OpCount::default();
+    for &r in rows {
+        let nnz = w.row(r).iter().filter(|&&v| v != 0).count();
+        ops.add += nnz;
+        ops.const_mul += 1; // the encryption of zero the sum starts from
+    }
+    ops
+}
+
+/// The operations of the NEXUS product for `rows` output columns of a `cols`-wide matrix.
+pub fn column_nexus_ops(rows: usize, cols: usize) -> OpCount {
+    let mut ops = OpCount::default();
+    ops.const_mul = rows * cols;
+    ops.add = rows * cols.saturating_sub(1);
+    ops.rescale = rows;
+    ops
+}
+
+/// A kernel's predicted operations and time for one projection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// Its operations.
+    pub ops: OpCount,
+    /// Its time under the costs given.
+    pub seconds: f64,
+    /// Levels it consumes.
+    pub levels: usize,
+}
+
+/// Every kernel's prediction for `y = W x` with `n` tokens, fastest first: the planner's
+/// choice is the first.
+pub fn plan_projection(
+    costs: &OpCosts,
+    slots: usize,
+    w: &TernaryMatrix,
+    tokens: usize,
+) -> Result<Vec<Prediction>, CkksError> {
+    let (rows, cols) = (w.rows(), w.cols());
+    let all: Vec<usize> = (0..rows).collect();
+    let mut out = Vec::with_capacity(3);
+    for kernel in Kernel::ALL {
+        let (ops, levels) = match kernel {
+            Kernel::BlockBsgs => (block_ops(slots, rows, cols, tokens.next_power_of_two())?, 1),
+            Kernel::ColumnSignedSums => (column_signed_sum_ops(w, &all), 0),
+            Kernel::ColumnNexus => (column_nexus_ops(rows, cols), 1),
+        };
+        // One hoisted batch per chunk pair: the block kernel's rescales.
+        let batches = if kernel == Kernel::BlockBsgs {
+            ops.rescale
+        } else {
+            0
+        };
+        out.push(Prediction {
+            kernel,
+            seconds: costs.time(&ops, batches),
+            ops,
+            levels,
+        });
+    }
+    out.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    Ok(out)
+}
