@@ -52,7 +52,9 @@ pub use evalkeys::{
 pub use evaluator::{Evaluator, OpCount};
 pub use keys::{PublicKey, SecretKey};
 pub use keyswitch::{Decomposition, KeySpan, SwitchingKey};
-pub use lintrans::{EncodedLinearTransform, LinearTransform, ReplicatedMatrix, TransformShape};
+pub use lintrans::{
+    BabySteps, EncodedLinearTransform, LinearTransform, ReplicatedMatrix, TransformShape,
+};
 pub use params::{Parameters, ParametersLiteral, ParamsId, SecretDistribution, Security};
 pub use plaintext::Plaintext;
 pub use polynomial::{ChebyshevPoly, PolyEvalStats};

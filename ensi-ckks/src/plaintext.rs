@@ -94,13 +94,24 @@ impl CkksContext {
     ) -> Result<Plaintext, CkksError> {
         let n = self.n();
         let limbs = level + 1;
-        let mut data = Vec::with_capacity(limbs * n);
-        for m in &self.ring().basis().moduli()[..limbs] {
-            data.extend(coeffs.iter().map(|&c| {
-                let r = m.reduce_u128(c.unsigned_abs());
-                if c < 0 { m.neg(r) } else { r }
-            }));
-        }
+        let moduli = &self.ring().basis().moduli()[..limbs];
+        // Coefficients below 2^64 in magnitude (the usual case: scale times slot values)
+        // reduce with a 64-bit Barrett step instead of a 128-bit one; limbs in parallel.
+        let small = coeffs
+            .iter()
+            .all(|c| c.unsigned_abs() <= u128::from(u64::MAX));
+        let mut data = alloc::vec![0u64; limbs * n];
+        ensi_math::par::for_each_limb(&mut data, n, |i, limb| {
+            let m = &moduli[i];
+            for (x, &c) in limb.iter_mut().zip(coeffs) {
+                let r = if small {
+                    m.reduce(c.unsigned_abs() as u64)
+                } else {
+                    m.reduce_u128(c.unsigned_abs())
+                };
+                *x = if c < 0 { m.neg(r) } else { r };
+            }
+        });
         let poly = RnsPoly::from_raw(self.ring(), limbs, data)?.into_ntt();
         Ok(Plaintext {
             poly,

@@ -366,3 +366,66 @@ fn strided_kronecker_matrices_match_the_blockwise_product() {
     assert!(base.clone().with_stride(3).is_err());
     assert!(base.with_stride(16).is_err());
 }
+
+/// Two matrices applied to one ciphertext from one shared set of baby-step rotations (the
+/// union of theirs, computed once): the same ciphertexts, bit for bit, as two separate
+/// products, with the baby rotations paid once.
+#[test]
+fn shared_baby_steps_give_the_separate_results() {
+    use std::collections::BTreeSet;
+    let ctx = ctx();
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let slots = 256;
+    let mut u = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+    let a: Vec<Vec<f64>> = (0..16).map(|_| (0..16).map(|_| u()).collect()).collect();
+    let b: Vec<Vec<f64>> = (0..8).map(|_| (0..16).map(|_| u()).collect()).collect();
+    let x: Vec<f64> = (0..slots).map(|_| u()).collect();
+    let ma = ReplicatedMatrix::new(slots, 16, 16, |i, j| a[i][j]).unwrap();
+    let mb = ReplicatedMatrix::new(slots, 8, 16, |i, j| b[i][j]).unwrap();
+    let mut galois = ma.galois_elements(&ctx).unwrap();
+    galois.extend(mb.galois_elements(&ctx).unwrap());
+    galois.sort_unstable();
+    galois.dedup();
+    let (sk, eval) = keys_for(&ctx, galois, &mut rng);
+    let level = 3;
+    let ct = sk
+        .encrypt(
+            &ctx,
+            &ctx.encode(&x, slots, level, ctx.params().default_scale())
+                .unwrap(),
+            &mut rng,
+        )
+        .unwrap();
+    let q_l = ctx.params().q()[level] as f64;
+    let before = eval.op_count();
+    let sep = [
+        eval.replicated_matvec(&ct, &ma, q_l).unwrap(),
+        eval.replicated_matvec(&ct, &mb, q_l).unwrap(),
+    ];
+    let separate_ops = eval.op_count() - before;
+    let steps: BTreeSet<usize> = ma
+        .baby_steps()
+        .unwrap()
+        .union(&mb.baby_steps().unwrap())
+        .copied()
+        .collect();
+    let before = eval.op_count();
+    let babies = eval.baby_steps(&ct, &steps).unwrap();
+    let shared = [
+        eval.replicated_matvec_from(&babies, &ma, q_l).unwrap(),
+        eval.replicated_matvec_from(&babies, &mb, q_l).unwrap(),
+    ];
+    let shared_ops = eval.op_count() - before;
+    for (s, t) in sep.iter().zip(&shared) {
+        assert_eq!(s.to_bytes().unwrap(), t.to_bytes().unwrap());
+    }
+    let nonzero = |s: BTreeSet<usize>| s.iter().filter(|&&j| j != 0).count();
+    let own = nonzero(ma.baby_steps().unwrap()) + nonzero(mb.baby_steps().unwrap());
+    assert_eq!(separate_ops.hoisted_rotate, own);
+    assert_eq!(
+        shared_ops.hoisted_rotate,
+        steps.iter().filter(|&&j| j != 0).count()
+    );
+    assert_eq!(shared_ops.plain_mul, separate_ops.plain_mul);
+    assert!(shared_ops.hoisted_rotate < separate_ops.hoisted_rotate);
+}

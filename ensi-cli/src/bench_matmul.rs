@@ -461,6 +461,25 @@ fn bench_matmul(args: &MatmulBenchArgs) -> Result<Value, String> {
             }));
         }
     }
+    // The cost model's counts are exact by construction: a mismatch is a bug, not noise.
+    let mismatched: Vec<String> = results
+        .iter()
+        .flat_map(|r| {
+            let label = format!("{}x{} n={}", r["rows"], r["cols"], r["tokens"]);
+            r["kernels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, k)| k["predicted_ops_equal_counted"] == json!(false))
+                .map(move |(name, _)| format!("{label} {name}"))
+        })
+        .collect();
+    if !mismatched.is_empty() {
+        return Err(format!(
+            "predicted operation counts differ from the counted ones: {}",
+            mismatched.join(", ")
+        ));
+    }
     Ok(json!({
         "bench": "matmul",
         "params": {"log_n": ctx.params().log_n(), "secure": !args.smoke, "level": level},

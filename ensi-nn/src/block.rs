@@ -228,8 +228,10 @@ pub fn chunks(cols: usize, chunk: usize) -> Vec<(usize, usize)> {
 /// [`block_linear`] for activations too wide for one ciphertext: `xs` holds the columns in
 /// chunks of [`chunk_cols`] (the last may be narrower), and so does the output. Output chunk
 /// `o` is `sum_i W[o, i] x_i` over the input chunks: `c_out * c_in` streamed BSGS products of
-/// at most `chunk` diagonals each (the column-block BSGS of the cost model), one level. Every
-/// output chunk has scale `out_scale` exactly.
+/// at most `chunk` diagonals each (the column-block BSGS of the cost model), one level. Each
+/// input chunk's baby-step rotations are computed once (hoisted) and shared by every output
+/// chunk, and each output chunk is rescaled once, after its sum. Every output chunk has scale
+/// `out_scale` exactly.
 pub fn block_linear_chunked<F: Fn(usize, usize, usize) -> f64>(
     eval: &Evaluator,
     xs: &[BlockMatrix],
@@ -240,37 +242,65 @@ pub fn block_linear_chunked<F: Fn(usize, usize, usize) -> f64>(
     let first = xs
         .first()
         .ok_or(invalid("a chunked activation needs a chunk"))?;
-    let chunk = chunk_cols(first.ct.slots(), first.n_pad());
+    let (slots, n_pad, tokens) = (first.ct.slots(), first.n_pad(), first.tokens);
+    let chunk = chunk_cols(slots, n_pad);
     let cols: usize = xs.iter().map(BlockMatrix::cols).sum();
-    let shape: Vec<(usize, usize)> = xs.iter().map(|x| (x.tokens, x.cols)).collect();
-    if shape
-        != chunks(cols, chunk)
+    let in_chunks = chunks(cols, chunk);
+    let out_chunks = chunks(rows, chunk);
+    let same = |x: &BlockMatrix| {
+        x.tokens == tokens && x.level() == first.level() && x.scale() == first.scale()
+    };
+    if xs.len() != in_chunks.len()
+        || xs
             .iter()
-            .map(|&(_, w)| (first.tokens, w))
-            .collect::<Vec<_>>()
+            .zip(&in_chunks)
+            .any(|(x, &(_, w))| x.cols != w || !same(x))
     {
         return Err(invalid(
-            "the chunks must hold slots / n_pad columns each (the last may be narrower)",
+            "the chunks must hold slots / n_pad columns each (the last may be narrower), at \
+             one level and scale",
         ));
     }
-    chunks(rows, chunk)
-        .into_iter()
-        .map(|(r0, height)| {
-            let mut acc: Option<BlockMatrix> = None;
-            for (x, (c0, _)) in xs.iter().zip(chunks(cols, chunk)) {
-                let y = block_linear(
-                    eval,
-                    x,
-                    height,
-                    |r, c, t| entry(r0 + r, c0 + c, t),
-                    out_scale,
-                )?;
-                match &mut acc {
-                    None => acc = Some(y),
-                    Some(a) => eval.add_assign(&mut a.ct, &y.ct)?,
-                }
+    let q_l = eval.context().params().q()[first.level()] as f64;
+    let pt_scale = out_scale * q_l / first.scale();
+    let mut acc: Vec<Option<Ciphertext>> = alloc::vec![None; out_chunks.len()];
+    let entry = &entry;
+    for (x, &(c0, width)) in xs.iter().zip(&in_chunks) {
+        let matrices = out_chunks
+            .iter()
+            .map(|&(r0, height)| {
+                block_matrix(slots, height, width, n_pad, move |r, c, t| {
+                    entry(r0 + r, c0 + c, t)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut steps = alloc::collections::BTreeSet::new();
+        for m in &matrices {
+            if m.input_period() != x.period() {
+                return Err(invalid("the matrix's width does not match the input's"));
             }
-            acc.ok_or(invalid("a chunked activation needs a chunk"))
+            steps.extend(m.baby_steps()?);
+        }
+        let babies = eval.baby_steps(&x.ct, &steps)?;
+        for (m, slot) in matrices.iter().zip(acc.iter_mut()) {
+            let y = eval.replicated_matvec_from(&babies, m, pt_scale)?;
+            match slot {
+                None => *slot = Some(y),
+                Some(a) => eval.add_assign(a, &y)?,
+            }
+        }
+    }
+    acc.into_iter()
+        .zip(&out_chunks)
+        .map(|(y, &(_, height))| {
+            let y = y.ok_or(invalid("a chunked activation needs a chunk"))?;
+            let mut y = eval.rescale(&y)?;
+            eval.match_scale(&mut y, out_scale)?;
+            Ok(BlockMatrix {
+                ct: y,
+                tokens,
+                cols: height,
+            })
         })
         .collect()
 }

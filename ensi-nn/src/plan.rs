@@ -10,9 +10,10 @@
 //! The kernels, for `y = W x` with `W` of `rows x cols` and `n` tokens (`n_pad` rounded up):
 //!
 //! * [`Kernel::BlockBsgs`]: the column-block layout ([`crate::block::block_linear_chunked`]):
-//!   per pair of chunks, hoisted baby rotations of the input chunk, one encoded diagonal and
-//!   one plaintext product per diagonal, giant-step rotations, a rotate-and-add per halving
-//!   for a block wider than tall, one rescale; the output chunks summed over the input chunks. Ternary or dense weights cost the same here.
+//!   per input chunk, its baby rotations (hoisted, shared by every output chunk); per pair of
+//!   chunks, one encoded diagonal and one plaintext product per diagonal, giant-step
+//!   rotations, a rotate-and-add per halving for a block wider than tall; each output chunk
+//!   summed over the input chunks and rescaled once. Ternary or dense weights cost the same here.
 //! * [`Kernel::ColumnSignedSums`]: ENSI's column layout (one ciphertext per column, tokens in
 //!   its slots): an output column is a signed sum of input columns, one addition per non-zero
 //!   weight (the first term starts from an encryption of zero: one integer product).
@@ -102,10 +103,13 @@ pub fn block_ops(
 ) -> Result<OpCount, CkksError> {
     let chunk = chunk_cols(slots, n_pad);
     let in_chunks = chunks(cols, chunk);
+    let out_chunks = chunks(rows, chunk);
     let mut ops = OpCount::default();
-    for (_, h) in chunks(rows, chunk) {
-        for (_, w) in &in_chunks {
-            let m = block_matrix(slots, h, *w, n_pad, |_, _, _| 0.0)?;
+    for (_, w) in &in_chunks {
+        // One hoisted batch per input chunk: the union of its products' baby steps.
+        let mut steps: Vec<usize> = Vec::new();
+        for (_, h) in &out_chunks {
+            let m = block_matrix(slots, *h, *w, n_pad, |_, _, _| 0.0)?;
             // A wide block folds its partial sums: one rotate-and-add per halving.
             let folds = m.sum_steps().len();
             ops.rotate += folds;
@@ -113,23 +117,23 @@ pub fn block_ops(
             let shape = m.shape()?;
             let n1 = shape.baby_step();
             let indices = shape.indices();
-            let mut babies: Vec<usize> = indices.iter().map(|k| k % n1).collect();
-            babies.sort_unstable();
-            babies.dedup();
+            steps.extend(indices.iter().map(|k| k % n1));
             let mut giants: Vec<usize> = indices.iter().map(|k| k / n1).collect();
             giants.sort_unstable();
             giants.dedup();
             ops.plain_mul += indices.len();
             ops.encode += indices.len();
-            ops.hoisted_rotate += babies.iter().filter(|&&j| j != 0).count();
             ops.rotate += giants.iter().filter(|&&i| i != 0).count();
-            // Giant steps summed, then one rescale per product.
+            // The giant steps summed.
             ops.add += giants.len() - 1;
-            ops.rescale += 1;
         }
-        // The output chunk summed over the input chunks.
-        ops.add += in_chunks.len() - 1;
+        steps.sort_unstable();
+        steps.dedup();
+        ops.hoisted_rotate += steps.iter().filter(|&&j| j != 0).count();
     }
+    // Each output chunk summed over the input chunks, then rescaled once.
+    ops.add += out_chunks.len() * (in_chunks.len() - 1);
+    ops.rescale += out_chunks.len();
     Ok(ops)
 }
 

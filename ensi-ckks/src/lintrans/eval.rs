@@ -53,11 +53,62 @@ impl Evaluator {
     where
         F: Fn(usize) -> Result<Vec<Complex64>, CkksError>,
     {
+        self.check_slots(ct, shape.slots())?;
+        let babies = self.baby_steps(ct, &shape.baby_steps())?;
+        self.linear_transform_streamed_from(&babies, shape, pt_scale, diagonal)
+    }
+
+    /// The baby-step rotations of `ct` by every step of `steps` (hoisted: one shared
+    /// decomposition; step 0 is `ct` itself), for [`Self::linear_transform_streamed_from`].
+    /// Several transforms of one ciphertext can share them: compute them once for the union
+    /// of their [`TransformShape::baby_steps`].
+    pub fn baby_steps(
+        &self,
+        ct: &Ciphertext,
+        steps: &BTreeSet<usize>,
+    ) -> Result<BabySteps, CkksError> {
+        let list: Vec<isize> = steps.iter().map(|&j| j as isize).collect();
+        Ok(BabySteps {
+            slots: ct.slots(),
+            rotated: steps
+                .iter()
+                .copied()
+                .zip(self.rotate_hoisted(ct, &list)?)
+                .collect(),
+        })
+    }
+
+    /// [`Self::linear_transform_streamed`] from baby-step rotations computed beforehand
+    /// ([`Self::baby_steps`], a superset of the shape's): the same operations and result, less
+    /// the baby rotations.
+    pub fn linear_transform_streamed_from<F>(
+        &self,
+        babies: &BabySteps,
+        shape: &TransformShape,
+        pt_scale: f64,
+        diagonal: F,
+    ) -> Result<Ciphertext, CkksError>
+    where
+        F: Fn(usize) -> Result<Vec<Complex64>, CkksError>,
+    {
+        if babies.slots != shape.slots() {
+            return Err(CkksError::SlotMismatch {
+                left: babies.slots,
+                right: shape.slots(),
+            });
+        }
         let n1 = shape.baby_step();
         let groups = shape.groups(n1);
         let ctx = self.context().clone();
-        let level = ct.level();
-        self.bsgs(ct, shape.slots(), n1, &groups, |i, pos| {
+        let level = babies
+            .rotated
+            .values()
+            .next()
+            .map(Ciphertext::level)
+            .ok_or(CkksError::InvalidArgument {
+                reason: "no baby-step rotation",
+            })?;
+        self.bsgs_from(&babies.rotated, n1, &groups, |i, pos| {
             let k = n1 * i + groups[&i][pos];
             let values = diagonal(k)?;
             if values.len() != shape.slots() {
@@ -70,6 +121,16 @@ impl Evaluator {
             self.count(Op::Encode, 1);
             Ok(Cow::Owned(pt))
         })
+    }
+
+    fn check_slots(&self, ct: &Ciphertext, slots: usize) -> Result<(), CkksError> {
+        if ct.slots() != slots {
+            return Err(CkksError::SlotMismatch {
+                left: ct.slots(),
+                right: slots,
+            });
+        }
+        Ok(())
     }
 
     /// The BSGS driver: `sum_i rot_{n1 i}( sum_j pt(i, j) ⊙ rot_j(ct) )`, the baby rotations
@@ -85,19 +146,23 @@ impl Evaluator {
     where
         P: Fn(usize, usize) -> Result<Cow<'p, Plaintext>, CkksError>,
     {
-        if ct.slots() != slots {
-            return Err(CkksError::SlotMismatch {
-                left: ct.slots(),
-                right: slots,
-            });
-        }
-        let babies: BTreeSet<usize> = groups.values().flatten().copied().collect();
-        let steps: Vec<isize> = babies.iter().map(|&j| j as isize).collect();
-        let rotated: BTreeMap<usize, Ciphertext> = babies
-            .iter()
-            .copied()
-            .zip(self.rotate_hoisted(ct, &steps)?)
-            .collect();
+        self.check_slots(ct, slots)?;
+        let steps: BTreeSet<usize> = groups.values().flatten().copied().collect();
+        let babies = self.baby_steps(ct, &steps)?;
+        self.bsgs_from(&babies.rotated, n1, groups, plain)
+    }
+
+    /// The BSGS driver on baby rotations computed beforehand.
+    fn bsgs_from<'p, P>(
+        &self,
+        rotated: &BTreeMap<usize, Ciphertext>,
+        n1: usize,
+        groups: &BTreeMap<usize, Vec<usize>>,
+        plain: P,
+    ) -> Result<Ciphertext, CkksError>
+    where
+        P: Fn(usize, usize) -> Result<Cow<'p, Plaintext>, CkksError>,
+    {
         let mut out: Option<Ciphertext> = None;
         for (&i, group) in groups {
             let mut inner: Option<Ciphertext> = None;
@@ -125,5 +190,20 @@ impl Evaluator {
         out.ok_or(CkksError::InvalidArgument {
             reason: "a linear transform with no diagonal",
         })
+    }
+}
+
+/// Hoisted baby-step rotations of one ciphertext ([`Evaluator::baby_steps`]), shareable by
+/// the transforms of that ciphertext.
+#[derive(Clone, Debug)]
+pub struct BabySteps {
+    slots: usize,
+    rotated: BTreeMap<usize, Ciphertext>,
+}
+
+impl BabySteps {
+    /// The steps held.
+    pub fn steps(&self) -> impl Iterator<Item = usize> + '_ {
+        self.rotated.keys().copied()
     }
 }

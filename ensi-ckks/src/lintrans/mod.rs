@@ -22,6 +22,7 @@ use alloc::vec::Vec;
 use num_complex::Complex64;
 
 mod eval;
+pub use eval::BabySteps;
 mod rect;
 
 pub use rect::ReplicatedMatrix;
@@ -124,6 +125,13 @@ impl TransformShape {
     }
 
     /// The diagonal indices grouped by giant step `i` (`k = n1 i + j`), as `(i, [j])`.
+    /// The baby steps `k mod n1` of the evaluation (the split of [`Self::baby_step`]),
+    /// zero included: what [`crate::Evaluator::baby_steps`] must hold for this shape.
+    pub fn baby_steps(&self) -> BTreeSet<usize> {
+        let n1 = self.baby_step();
+        self.indices.iter().map(|k| k % n1).collect()
+    }
+
     pub(crate) fn groups(&self, n1: usize) -> BTreeMap<usize, Vec<usize>> {
         let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for &k in &self.indices {

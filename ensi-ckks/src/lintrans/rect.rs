@@ -23,7 +23,7 @@
 //! The diagonals are computed from the matrix entries on demand and streamed through
 //! [`Evaluator::linear_transform_streamed`], so nothing of size `slots x diagonals` is stored.
 
-use super::TransformShape;
+use super::{BabySteps, TransformShape};
 use crate::ciphertext::Ciphertext;
 use crate::context::CkksContext;
 use crate::error::CkksError;
@@ -137,6 +137,11 @@ impl<F: Fn(usize, usize) -> f64> ReplicatedMatrix<F> {
             .collect()
     }
 
+    /// The baby steps its product rotates the input by (zero included).
+    pub fn baby_steps(&self) -> Result<alloc::collections::BTreeSet<usize>, CkksError> {
+        Ok(self.shape()?.baby_steps())
+    }
+
     /// The rotate-and-add steps after the product (wide matrices only).
     pub fn sum_steps(&self) -> Vec<isize> {
         let mut steps = Vec::new();
@@ -181,8 +186,32 @@ impl Evaluator {
         pt_scale: f64,
     ) -> Result<Ciphertext, CkksError> {
         let shape = matrix.shape()?;
-        let mut out =
+        let out =
             self.linear_transform_streamed(ct, &shape, pt_scale, |k| Ok(matrix.diagonal(k)))?;
+        self.fold_sums(out, matrix)
+    }
+
+    /// [`Self::replicated_matvec`] from baby-step rotations of the input computed beforehand
+    /// ([`Self::baby_steps`] for a superset of [`ReplicatedMatrix::baby_steps`]): several
+    /// matrices applied to one ciphertext share one hoisted set of rotations.
+    pub fn replicated_matvec_from<F: Fn(usize, usize) -> f64>(
+        &self,
+        babies: &BabySteps,
+        matrix: &ReplicatedMatrix<F>,
+        pt_scale: f64,
+    ) -> Result<Ciphertext, CkksError> {
+        let shape = matrix.shape()?;
+        let out = self
+            .linear_transform_streamed_from(babies, &shape, pt_scale, |k| Ok(matrix.diagonal(k)))?;
+        self.fold_sums(out, matrix)
+    }
+
+    /// The rotate-and-adds of a wide matrix ([`ReplicatedMatrix::sum_steps`]).
+    fn fold_sums<F: Fn(usize, usize) -> f64>(
+        &self,
+        mut out: Ciphertext,
+        matrix: &ReplicatedMatrix<F>,
+    ) -> Result<Ciphertext, CkksError> {
         for step in matrix.sum_steps() {
             let r = self.rotate(&out, step)?;
             self.add_assign(&mut out, &r)?;
