@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// Every operation `--ops` accepts, in the order they run.
-const ALL_OPS: [&str; 13] = [
+const ALL_OPS: [&str; 14] = [
     "keygen",
     "relin_keygen",
     "rotation_keygen",
@@ -22,6 +22,7 @@ const ALL_OPS: [&str; 13] = [
     "encrypt",
     "decrypt",
     "add",
+    "add_inplace",
     "mul_plain",
     "mul_const",
     "mul_relin",
@@ -450,6 +451,13 @@ fn measure(
     if has("add") {
         let (med, min, _) = time(warm, reps, || eval.add(&ct, &ct2));
         out.insert("add".into(), entry(med, min, reps));
+    }
+    if has("add_inplace") {
+        // ensi only: `acc += ct` without a new ciphertext, as the layers accumulate (the
+        // planner of `ensi bench matmul` reads it; `add` above allocates its output).
+        let mut acc = ct.clone();
+        let (med, min, _) = time(warm, reps, || eval.add_assign(&mut acc, &ct2));
+        out.insert("add_inplace".into(), entry(med, min, reps));
     }
     if has("mul_plain") {
         let (med, min, _) = time(warm, reps, || eval.mul_plain(&ct, &pt));

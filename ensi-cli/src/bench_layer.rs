@@ -113,20 +113,28 @@ pub struct LayerBenchArgs {
 
 /// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
 pub fn run_layer(args: &LayerBenchArgs) -> ExitCode {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads.unwrap_or(0))
-        .build();
-    let result = match pool {
-        Ok(pool) => pool.install(|| bench_layer(args)),
-        Err(e) => Err(format!("thread pool: {e}")),
-    };
+    run_json("layer", args.threads, || bench_layer(args))
+}
+
+/// Runs `bench` on a pool of `threads` worker threads (every core by default) and prints its
+/// JSON on standard output, or the error (prefixed by `ensi bench NAME`) on standard error.
+pub fn run_json(
+    name: &str,
+    threads: Option<usize>,
+    bench: impl FnOnce() -> Result<Value, String> + Send,
+) -> ExitCode {
+    let result = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .map_err(|e| format!("thread pool: {e}"))
+        .and_then(|pool| pool.install(bench));
     match result {
         Ok(doc) => {
             println!("{doc}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("ensi bench layer: {e}");
+            eprintln!("ensi bench {name}: {e}");
             ExitCode::FAILURE
         }
     }

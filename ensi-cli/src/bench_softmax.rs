@@ -19,7 +19,7 @@
 //!   one Newton step `y (2 - z y)`; the weights `e' y`. The output is at level 1, so the layer
 //!   would need one more bootstrap before `A V` and the next norm: it is run and counted.
 
-use crate::bench_layer::{ops_json, peak_rss};
+use crate::bench_layer::{ops_json, peak_rss, run_json};
 use crate::run::demo_parameters;
 use ensi_bitnet::ops::{AttentionKind, RowWeights};
 use ensi_bitnet::{ForwardOptions, Model, embedded_model};
@@ -62,23 +62,7 @@ pub struct SoftmaxBenchArgs {
 
 /// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
 pub fn run_softmax(args: &SoftmaxBenchArgs) -> ExitCode {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads.unwrap_or(0))
-        .build();
-    let result = match pool {
-        Ok(pool) => pool.install(|| bench_softmax(args)),
-        Err(e) => Err(format!("thread pool: {e}")),
-    };
-    match result {
-        Ok(doc) => {
-            println!("{doc}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ensi bench softmax: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run_json("softmax", args.threads, || bench_softmax(args))
 }
 
 /// The constants both the circuit and its f64 model use.
@@ -97,6 +81,22 @@ struct SoftmaxCircuit {
 impl SoftmaxCircuit {
     fn inverse_poly(&self) -> ChebyshevPoly {
         ChebyshevPoly::interpolate(|z| 1.0 / z, self.z_lo, self.z_hi, self.inverse_degree)
+    }
+
+    /// Sets the range of the row means `z` from these score matrices (the visible entries),
+    /// widened (below by 1.5x, above by 1.1x); returns the range seen.
+    fn calibrate_z(&mut self, heads: &[ensi_bitnet::Matrix<f64>]) -> (f64, f64) {
+        let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+        for h in heads {
+            for t in 0..h.rows() {
+                let z: f64 = (0..=t).map(|j| self.exp_row(h.get(t, j), t)).sum();
+                lo = lo.min(z);
+                hi = hi.max(z);
+            }
+        }
+        self.z_lo = lo / 1.5;
+        self.z_hi = hi * 1.1;
+        (lo, hi)
     }
 
     /// `e'` of one score at row `t`: `(c_t ((s - top) / 2^r + 1))^(2^r)`.
@@ -206,14 +206,7 @@ fn bench_softmax(args: &SoftmaxBenchArgs) -> Result<Value, String> {
         z_hi: 0.0,
         inverse_degree: args.inverse_degree,
     };
-    let (mut z_lo, mut z_hi) = (f64::INFINITY, 0.0f64);
-    for t in 0..n {
-        let z: f64 = (0..=t).map(|j| circuit.exp_row(scores.get(t, j), t)).sum();
-        z_lo = z_lo.min(z);
-        z_hi = z_hi.max(z);
-    }
-    circuit.z_lo = z_lo / 1.5;
-    circuit.z_hi = z_hi * 1.1;
+    let (z_lo, z_hi) = circuit.calibrate_z(std::slice::from_ref(scores));
     eprintln!(
         "ensi bench softmax: {n} x {n} scores in [{lo:.2}, {hi:.2}]; row means z in \
          [{z_lo:.3e}, {z_hi:.3e}]"
@@ -469,18 +462,12 @@ fn bench_softmax(args: &SoftmaxBenchArgs) -> Result<Value, String> {
     };
     let mut soft_circuit = circuit;
     soft_circuit.top = lb;
-    let (mut zl, mut zh) = (f64::INFINITY, 0.0f64);
-    for l in &trace.layers {
-        for h in &l.scores {
-            for t in 0..n {
-                let z: f64 = (0..=t).map(|j| soft_circuit.exp_row(h.get(t, j), t)).sum();
-                zl = zl.min(z);
-                zh = zh.max(z);
-            }
-        }
-    }
-    soft_circuit.z_lo = zl / 1.5;
-    soft_circuit.z_hi = zh * 1.1;
+    let heads: Vec<ensi_bitnet::Matrix<f64>> = trace
+        .layers
+        .iter()
+        .flat_map(|l| l.scores.iter().cloned())
+        .collect();
+    soft_circuit.calibrate_z(&heads);
     let soft_f: Box<RowWeights> = Box::new(move |s: &[f64], _len: usize, out: &mut [f64]| {
         soft_circuit.weights(s, out);
     });

@@ -91,12 +91,7 @@ impl Evaluator {
     where
         F: Fn(usize) -> Result<Vec<Complex64>, CkksError>,
     {
-        if babies.slots != shape.slots() {
-            return Err(CkksError::SlotMismatch {
-                left: babies.slots,
-                right: shape.slots(),
-            });
-        }
+        slots_match(babies.slots, shape.slots())?;
         let n1 = shape.baby_step();
         let groups = shape.groups(n1);
         let ctx = self.context().clone();
@@ -124,13 +119,7 @@ impl Evaluator {
     }
 
     fn check_slots(&self, ct: &Ciphertext, slots: usize) -> Result<(), CkksError> {
-        if ct.slots() != slots {
-            return Err(CkksError::SlotMismatch {
-                left: ct.slots(),
-                right: slots,
-            });
-        }
-        Ok(())
+        slots_match(ct.slots(), slots)
     }
 
     /// The BSGS driver: `sum_i rot_{n1 i}( sum_j pt(i, j) ⊙ rot_j(ct) )`, the baby rotations
@@ -191,6 +180,13 @@ impl Evaluator {
             reason: "a linear transform with no diagonal",
         })
     }
+}
+
+fn slots_match(left: usize, right: usize) -> Result<(), CkksError> {
+    if left != right {
+        return Err(CkksError::SlotMismatch { left, right });
+    }
+    Ok(())
 }
 
 /// Hoisted baby-step rotations of one ciphertext ([`Evaluator::baby_steps`]), shareable by
