@@ -396,12 +396,8 @@ fn nonzero_fraction(w: &ensi_bitnet::model::Layer) -> Option<f64> {
         &w.down_proj,
     ] {
         let t = p.as_ternary()?;
-        let (r, c) = (t.rows(), t.cols());
-        all += r * c;
-        nnz += (0..r)
-            .flat_map(|i| (0..c).map(move |j| (i, j)))
-            .filter(|&(i, j)| t.get(i, j) != 0)
-            .count();
+        all += t.rows() * t.cols();
+        nnz += t.nnz();
     }
     Some(nnz as f64 / all as f64)
 }

@@ -154,30 +154,10 @@ pub fn ternary_linear(
             reason: "weight columns must match the input width",
         });
     }
-    let multiplier: f64 = w.scale().multiplier::<f64>();
-    let mut out = Vec::with_capacity(w.rows());
-    for o in 0..w.rows() {
-        let (plus, minus) = w.signed_columns(o);
-        let mut acc: Option<Ciphertext> = None;
-        for &j in &plus {
-            match &mut acc {
-                None => acc = Some(x.cts[j].clone()),
-                Some(a) => eval.add_assign(a, &x.cts[j])?,
-            }
-        }
-        for &j in &minus {
-            match &mut acc {
-                None => acc = Some(eval.neg(&x.cts[j])?),
-                Some(a) => eval.sub_assign(a, &x.cts[j])?,
-            }
-        }
-        let acc = match acc {
-            Some(a) => a,
-            // An all-zero row: an encryption of zero at the input's level and scale.
-            None => eval.mul_integer(&x.cts[0], 0)?,
-        };
-        out.push(eval.fold_into_scale(&acc, multiplier)?);
-    }
+    let col = |j: usize| &x.cts[j];
+    let out = (0..w.rows())
+        .map(|o| signed_sum_column(eval, &col, w, o))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ColumnMatrix {
         cts: out,
         tokens: x.tokens,
@@ -185,10 +165,9 @@ pub fn ternary_linear(
 }
 
 /// Output column `r` of `x W^T` in the column layout, from the input columns `col(j)`:
-/// the signed sum of the columns where `W[r][j] = ±1` (ENSI's additions-only product). It
-/// starts from an encryption of zero (one integer product), so an all-zero row needs no
-/// special case; the weight scale rides in the scale metadata. No level.
-/// [`crate::plan::column_signed_sum_ops`] counts its operations.
+/// the signed sum of the columns where `W[r][j] = ±1` (ENSI's additions-only product), the
+/// weight scale in the scale metadata; an all-zero row gives an encryption of zero (one
+/// integer product). No level. [`crate::plan::column_signed_sum_ops`] counts its operations.
 pub fn signed_sum_column<'a>(
     eval: &Evaluator,
     col: &dyn Fn(usize) -> &'a Ciphertext,
@@ -196,13 +175,23 @@ pub fn signed_sum_column<'a>(
     r: usize,
 ) -> Result<Ciphertext, CkksError> {
     let (plus, minus) = w.signed_columns(r);
-    let mut acc = eval.mul_integer(col(0), 0)?;
+    let mut acc: Option<Ciphertext> = None;
     for &j in &plus {
-        eval.add_assign(&mut acc, col(j))?;
+        match &mut acc {
+            None => acc = Some(col(j).clone()),
+            Some(a) => eval.add_assign(a, col(j))?,
+        }
     }
     for &j in &minus {
-        eval.sub_assign(&mut acc, col(j))?;
+        match &mut acc {
+            None => acc = Some(eval.neg(col(j))?),
+            Some(a) => eval.sub_assign(a, col(j))?,
+        }
     }
+    let acc = match acc {
+        Some(a) => a,
+        None => eval.mul_integer(col(0), 0)?,
+    };
     eval.fold_into_scale(&acc, w.scale().multiplier::<f64>())
 }
 

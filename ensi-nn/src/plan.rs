@@ -16,7 +16,7 @@
 //!   summed over the input chunks and rescaled once. Ternary or dense weights cost the same here.
 //! * [`Kernel::ColumnSignedSums`]: ENSI's column layout (one ciphertext per column, tokens in
 //!   its slots): an output column is a signed sum of input columns, one addition per non-zero
-//!   weight (the first term starts from an encryption of zero: one integer product).
+//!   weight after the first.
 //! * [`Kernel::ColumnNexus`]: the same layout with NEXUS's plaintext-ciphertext product
 //!   (`zju-abclab/NEXUS`, `matrix_mul.cpp`): one constant product and one addition per weight,
 //!   one rescale per output column.
@@ -141,9 +141,13 @@ pub fn block_ops(
 pub fn column_signed_sum_ops(w: &TernaryMatrix, rows: &[usize]) -> OpCount {
     let mut ops = OpCount::default();
     for &r in rows {
-        let nnz = w.row(r).iter().filter(|&&v| v != 0).count();
-        ops.add += nnz;
-        ops.const_mul += 1; // the encryption of zero the sum starts from
+        let (plus, minus) = w.signed_columns(r);
+        match (plus.len(), minus.len()) {
+            (0, 0) => ops.const_mul += 1, // an encryption of zero
+            // The first term is copied; a negative first term is a negation.
+            (0, m) => ops.add += m,
+            (p, m) => ops.add += p - 1 + m,
+        }
     }
     ops
 }
