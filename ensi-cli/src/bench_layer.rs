@@ -13,7 +13,7 @@
 //! below, so their keys are truncated to it ([`ensi_ckks::SwitchingKey::truncate`]); those
 //! bootstrapping itself uses are kept whole.
 
-use crate::run::{demo_parameters, load_model, widest_block};
+use crate::run::{demo_parameters, load_model};
 use clap::{Args, ValueEnum};
 use ensi_bitnet::ops::AttentionKind;
 use ensi_bitnet::{
@@ -22,7 +22,7 @@ use ensi_bitnet::{
 use ensi_ckks::{
     BootstrapKeys, Bootstrapper, CkksContext, EvaluationKey, GaloisKey, OpCount, SecretKey,
 };
-use ensi_nn::block::BlockMatrix;
+use ensi_nn::block::ChunkedMatrix;
 use ensi_nn::block_layer::{block_layer_logged, block_level_plan, block_rotations};
 use ensi_nn::decoder::calibrate;
 use rand_chacha::ChaCha20Rng;
@@ -233,15 +233,6 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     let (params, literal) = demo_parameters(args.smoke.then_some(13))?;
     let ctx = CkksContext::new(params).map_err(err)?;
     let slots = ctx.n() / 2;
-    let widest = widest_block(&cfg, n_pad, false);
-    if widest > slots {
-        return Err(format!(
-            "this shape needs {widest} slots at {n_pad} (padded) tokens in the one-ciphertext \
-             column-block layout, but N = 2^{} has {slots}: use fewer tokens (activations \
-             spread over several ciphertexts are not implemented yet)",
-            ctx.params().log_n()
-        ));
-    }
     let level = ctx
         .max_level()
         .checked_sub(literal.depth())
@@ -283,8 +274,9 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         gib(layer_whole_bytes)
     );
     let delta = ctx.params().default_scale();
+    // Activations wider than one ciphertext are chunked (`slots / n_pad` columns each).
     let x =
-        BlockMatrix::encrypt(&ctx, &sk, &x_plain, n_pad, level, delta, &mut rng).map_err(err)?;
+        ChunkedMatrix::encrypt(&ctx, &sk, &x_plain, n_pad, level, delta, &mut rng).map_err(err)?;
     // The layer, step by step.
     let eval = bts.evaluator();
     let start_ops = eval.op_count();
@@ -309,7 +301,7 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     .map_err(err)?;
     let layer_s = clock.elapsed().as_secs_f64();
     let ops = eval.op_count() - start_ops;
-    let (predicted, bootstraps) = block_level_plan(&bts, level, &cfg, &plan).map_err(err)?;
+    let (predicted, bootstraps) = block_level_plan(&bts, level, &cfg, &plan, n_pad).map_err(err)?;
     let plan_followed = seen == predicted && ops.bootstrap == bootstraps;
     // Precision against the plaintext layer (the real rows).
     let got = out.decrypt(&ctx, &sk).map_err(err)?;

@@ -32,7 +32,7 @@ use ensi_bitnet::Model;
 use ensi_ckks::client::{self, BundleHeader, ClientParams, SmallSecretKey};
 use ensi_ckks::serialize::{CiphertextBundle, split_bundle};
 use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext, Parameters};
-use ensi_nn::block::BlockMatrix;
+use ensi_nn::block::{BlockMatrix, ChunkedMatrix};
 use ensi_nn::block_layer::{
     KvCache, LayerCache, block_forward, block_lm_head, block_prefill, block_rotations, block_step,
     generation_capacity, head_layout_cols, pad_prompt_to, step_rotations,
@@ -423,9 +423,25 @@ fn read_cache(
     let mut cts = b.cts.into_iter();
     while let (Some(k), Some(v)) = (cts.next(), cts.next()) {
         let m = |ct| BlockMatrix::from_ciphertext(ct, n_pad, cols).map_err(|e| e.to_string());
-        layers.push(LayerCache { k: m(k)?, v: m(v)? });
+        layers.push(LayerCache {
+            k: m(k)?.into(),
+            v: m(v)?.into(),
+        });
     }
     KvCache::new(layers, position).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The one ciphertext of an activation, as this protocol's bundles hold it.
+fn single(x: &ChunkedMatrix) -> Result<&BlockMatrix, String> {
+    x.single().ok_or_else(|| {
+        format!(
+            "an activation of {} x {} spans {} ciphertexts; the client-server bundles hold \
+             one (use `ensi run` for wider activations)",
+            x.tokens(),
+            x.cols(),
+            x.parts().len()
+        )
+    })
 }
 
 fn infer(args: &InferArgs) -> Result<(), String> {
@@ -537,7 +553,11 @@ fn infer(args: &InferArgs) -> Result<(), String> {
     let bts = Bootstrapper::new(&ctx, literal, keys).map_err(err)?;
     let setup_s = started.elapsed().as_secs_f64();
     let ct = query.cts.into_iter().next().ok_or("empty query")?;
-    let x = BlockMatrix::from_ciphertext(ct, n_pad, cfg.hidden_size).map_err(err)?;
+    // The bundles of this protocol hold one ciphertext per activation: prompts and models
+    // whose activations fit one ciphertext in the column-block layout.
+    let x: ChunkedMatrix = BlockMatrix::from_ciphertext(ct, n_pad, cfg.hidden_size)
+        .map_err(err)?
+        .into();
     if x.level() != bts.output_level() {
         return Err(format!(
             "{}: encrypted at level {}, the layers start at {}",
@@ -563,7 +583,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             clock.elapsed().as_secs_f64()
         ),
     };
-    let none = &mut |_: usize, _: &BlockMatrix| {};
+    let none = &mut |_: usize, _: &ChunkedMatrix| {};
     let (hidden, cache) = match (cache, &args.cache_out) {
         (Some(mut cache), _) => {
             let h = block_step(&bts, &model, &x, &plan, &mut cache, &mut progress, none)
@@ -598,7 +618,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
         padded_rows: n_pad as u32,
         cols: out.cols() as u32,
         tag,
-        cts: vec![out.ciphertext().clone()],
+        cts: vec![single(&out)?.ciphertext().clone()],
     };
     // The answer first: if the cache cannot be written, the old one still matches the query
     // and the round can be repeated.
@@ -619,8 +639,14 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             tag,
             cts: layers
                 .iter()
-                .flat_map(|l| [l.k.ciphertext().clone(), l.v.ciphertext().clone()])
-                .collect(),
+                .map(|l| {
+                    Ok([
+                        single(&l.k)?.ciphertext().clone(),
+                        single(&l.v)?.ciphertext().clone(),
+                    ])
+                })
+                .collect::<Result<Vec<_>, String>>()?
+                .concat(),
         };
         write_atomic(path, &state.to_bytes().map_err(err)?, false, true)?;
         eprintln!(

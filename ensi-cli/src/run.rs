@@ -21,7 +21,7 @@ use ensi_ckks::{
     BootstrapParametersLiteral, Bootstrapper, CkksContext, Parameters, ParametersLiteral,
 };
 use ensi_nn::attention::attention_rotations;
-use ensi_nn::block::BlockMatrix;
+use ensi_nn::block::ChunkedMatrix;
 use ensi_nn::block_layer::{
     block_forward, block_level_plan, block_lm_head, block_rotations, pad_prompt,
 };
@@ -277,12 +277,13 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     };
     let ctx = CkksContext::new(params).map_err(|e| e.to_string())?;
     if block && widest > ctx.n() / 2 {
-        return Err(format!(
-            "the column-block layout needs {widest} slots for this model and {run_len} (padded) \
-             tokens, but N = 2^{} has {}: use a shorter prompt or --layout column",
+        eprintln!(
+            "ensi run: the widest activation needs {widest} slots, N = 2^{} has {}: activations \
+             are split over {} ciphertexts (column chunks)",
             ctx.params().log_n(),
-            ctx.n() / 2
-        ));
+            ctx.n() / 2,
+            widest.div_ceil(ctx.n() / 2)
+        );
     }
     let mut rng = seeded_rng(args.seed)?;
     let err = |e: ensi_ckks::CkksError| e.to_string();
@@ -326,7 +327,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     let (level, delta) = (bts.output_level(), ctx.params().default_scale());
     let x = if block {
         Activations::Block(
-            BlockMatrix::encrypt(&ctx, &sk, &embeddings, run_len, level, delta, &mut rng)
+            ChunkedMatrix::encrypt(&ctx, &sk, &embeddings, run_len, level, delta, &mut rng)
                 .map_err(err)?,
         )
     } else {
@@ -400,7 +401,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     // Per-layer precision: a diagnostic only this one-process demo can give (it holds the
     // secret key); a real server never decrypts.
     let mut layer_bits: Vec<f64> = Vec::new();
-    let mut layer_output = |i: usize, out: &BlockMatrix| {
+    let mut layer_output = |i: usize, out: &ChunkedMatrix| {
         if let (Ok(got), Some(r)) = (out.decrypt(&ctx, &sk), seen.layers.get(i)) {
             let m = &r.output;
             let e = &m.as_slice()[..n * m.cols()];
@@ -527,7 +528,7 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
     );
     let within = max_err <= 0.01 * max_logit;
     let level_plan = if block {
-        block_level_plan(&bts, bts.output_level(), &cfg, &plan.layers[0])
+        block_level_plan(&bts, bts.output_level(), &cfg, &plan.layers[0], run_len)
             .map_err(err)?
             .0
     } else {
@@ -596,7 +597,7 @@ struct LayerReport {
 
 /// The encrypted activations in either layout.
 enum Activations {
-    Block(BlockMatrix),
+    Block(ChunkedMatrix),
     Column(ColumnMatrix),
 }
 

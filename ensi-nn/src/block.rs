@@ -165,6 +165,151 @@ impl BlockMatrix {
     }
 }
 
+/// A `tokens x cols` matrix too wide for one ciphertext: its columns in chunks of
+/// [`chunk_cols`]` = slots / n_pad` (the last may be narrower, see [`chunks`]), each chunk a
+/// [`BlockMatrix`] of its own, all at one level and scale. A matrix that fits one ciphertext
+/// is one chunk, exactly the [`BlockMatrix`].
+#[derive(Clone, Debug)]
+pub struct ChunkedMatrix {
+    parts: Vec<BlockMatrix>,
+}
+
+impl From<BlockMatrix> for ChunkedMatrix {
+    fn from(x: BlockMatrix) -> Self {
+        Self {
+            parts: alloc::vec![x],
+        }
+    }
+}
+
+impl ChunkedMatrix {
+    /// The chunks, checked: at least one, the widths of [`chunks`] for the slots and tokens,
+    /// one token count, one level, one scale.
+    pub fn from_parts(parts: Vec<BlockMatrix>) -> Result<Self, CkksError> {
+        let first = parts
+            .first()
+            .ok_or(invalid("a chunked matrix needs a chunk"))?;
+        let (slots, tokens) = (first.ct.slots(), first.tokens);
+        let cols: usize = parts.iter().map(BlockMatrix::cols).sum();
+        let widths = chunks(cols, chunk_cols(slots, first.n_pad()));
+        let fits = parts.len() == widths.len()
+            && parts.iter().zip(&widths).all(|(x, &(_, w))| {
+                x.cols == w
+                    && x.tokens == tokens
+                    && x.ct.slots() == slots
+                    && x.level() == first.level()
+                    && x.scale() == first.scale()
+            });
+        if !fits {
+            return Err(invalid(
+                "the chunks must hold slots / n_pad columns each (the last may be narrower), \
+                 for one token count, at one level and scale",
+            ));
+        }
+        Ok(Self { parts })
+    }
+
+    /// The client's encryption of `values` (`tokens x cols`, row-major) at `level` and `scale`:
+    /// one ciphertext per chunk.
+    pub fn encrypt<G: RngCore + CryptoRng>(
+        ctx: &Arc<CkksContext>,
+        sk: &SecretKey,
+        values: &[f64],
+        tokens: usize,
+        level: usize,
+        scale: f64,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
+        let cols = values.len().checked_div(tokens).unwrap_or(0);
+        if tokens == 0 || cols == 0 || values.len() != tokens * cols {
+            return Err(invalid("the matrix must have tokens x cols values"));
+        }
+        let chunk = chunk_cols(ctx.n() / 2, tokens.next_power_of_two());
+        let parts = chunks(cols, chunk)
+            .into_iter()
+            .map(|(c0, w)| {
+                let sub: Vec<f64> = (0..tokens)
+                    .flat_map(|t| values[t * cols + c0..t * cols + c0 + w].iter().copied())
+                    .collect();
+                BlockMatrix::encrypt(ctx, sk, &sub, tokens, level, scale, rng)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_parts(parts)
+    }
+
+    /// The client's decryption: the `tokens x cols` values, row-major.
+    pub fn decrypt(&self, ctx: &Arc<CkksContext>, sk: &SecretKey) -> Result<Vec<f64>, CkksError> {
+        let (tokens, cols) = (self.tokens(), self.cols());
+        let mut out = alloc::vec![0.0; tokens * cols];
+        let mut c0 = 0;
+        for p in &self.parts {
+            let v = p.decrypt(ctx, sk)?;
+            for t in 0..tokens {
+                out[t * cols + c0..t * cols + c0 + p.cols]
+                    .copy_from_slice(&v[t * p.cols..(t + 1) * p.cols]);
+            }
+            c0 += p.cols;
+        }
+        Ok(out)
+    }
+
+    /// The chunks, in column order.
+    pub fn parts(&self) -> &[BlockMatrix] {
+        &self.parts
+    }
+
+    /// The chunks, taken.
+    pub fn into_parts(self) -> Vec<BlockMatrix> {
+        self.parts
+    }
+
+    /// The matrix as one ciphertext, or `None` if it has several chunks.
+    pub fn single(&self) -> Option<&BlockMatrix> {
+        match self.parts.as_slice() {
+            [x] => Some(x),
+            _ => None,
+        }
+    }
+
+    /// The number of tokens (rows).
+    pub fn tokens(&self) -> usize {
+        self.parts[0].tokens
+    }
+
+    /// The padded token count, a power of two.
+    pub fn n_pad(&self) -> usize {
+        self.parts[0].n_pad()
+    }
+
+    /// The number of columns, over all chunks.
+    pub fn cols(&self) -> usize {
+        self.parts.iter().map(BlockMatrix::cols).sum()
+    }
+
+    /// The chunks' level.
+    pub fn level(&self) -> usize {
+        self.parts[0].level()
+    }
+
+    /// The chunks' scale.
+    pub fn scale(&self) -> f64 {
+        self.parts[0].scale()
+    }
+
+    /// The same layout with every chunk's ciphertext replaced by `f` of it.
+    pub fn map<F>(&self, mut f: F) -> Result<Self, CkksError>
+    where
+        F: FnMut(&BlockMatrix) -> Result<Ciphertext, CkksError>,
+    {
+        let parts = self
+            .parts
+            .iter()
+            .map(|p| Ok(p.with_ciphertext(f(p)?)))
+            .collect::<Result<Vec<_>, CkksError>>()?;
+        Self::from_parts(parts)
+    }
+}
+
 /// The `rows x cols` matrix `entry(row, col, token)`, token by token, as the slot matrix of the
 /// layout (`(W_t)` on the diagonal blocks of `I_{n_pad}`), with only its non-zero diagonals.
 pub fn block_matrix<F: Fn(usize, usize, usize) -> f64>(
@@ -305,6 +450,23 @@ pub fn block_linear_chunked<F: Fn(usize, usize, usize) -> f64>(
         .collect()
 }
 
+/// [`block_linear_chunked`] on a [`ChunkedMatrix`].
+pub fn chunked_linear<F: Fn(usize, usize, usize) -> f64>(
+    eval: &Evaluator,
+    x: &ChunkedMatrix,
+    rows: usize,
+    entry: F,
+    out_scale: f64,
+) -> Result<ChunkedMatrix, CkksError> {
+    ChunkedMatrix::from_parts(block_linear_chunked(
+        eval,
+        x.parts(),
+        rows,
+        entry,
+        out_scale,
+    )?)
+}
+
 /// The rotations of [`block_linear_chunked`] for a `rows x cols` matrix.
 pub fn block_linear_chunked_rotations(
     slots: usize,
@@ -361,6 +523,37 @@ pub fn sum_of_squares(eval: &Evaluator, x: &BlockMatrix) -> Result<Ciphertext, C
     let sq = eval.rescale(&eval.mul_relin(&x.ct, &x.ct)?)?;
     let count = (x.period() / x.n_pad()).trailing_zeros() as usize;
     rotate_sum(eval, &sq, x.n_pad(), count)
+}
+
+/// [`sum_of_squares`] over every chunk of `x`: `sum_c x_c^2` over all the columns, per token,
+/// replicated with period `n_pad`. The squares of the chunks of one width are summed as
+/// tensors, then relinearized, rescaled and rotate-summed once (a narrower last chunk, which
+/// is replicated inside the slots, is summed over its own period).
+pub fn chunked_sum_of_squares(
+    eval: &Evaluator,
+    x: &ChunkedMatrix,
+) -> Result<Ciphertext, CkksError> {
+    let n_pad = x.n_pad();
+    // (period, summed tensors), in the order the periods appear.
+    let mut groups: Vec<(usize, Ciphertext)> = Vec::new();
+    for p in x.parts() {
+        let t = eval.tensor(&p.ct, &p.ct)?;
+        match groups.iter_mut().find(|(period, _)| *period == p.period()) {
+            Some((_, acc)) => eval.add_assign(acc, &t)?,
+            None => groups.push((p.period(), t)),
+        }
+    }
+    let mut total: Option<Ciphertext> = None;
+    for (period, t) in groups {
+        let sq = eval.rescale(&eval.relinearize(&t)?)?;
+        let count = (period / n_pad).trailing_zeros() as usize;
+        let s = rotate_sum(eval, &sq, n_pad, count)?;
+        match &mut total {
+            None => total = Some(s),
+            Some(a) => eval.add_assign(a, &s)?,
+        }
+    }
+    total.ok_or(invalid("a chunked matrix needs a chunk"))
 }
 
 /// The column layout to the column-block layout: `sum_c col_c * mask_c`, where `mask_c` keeps

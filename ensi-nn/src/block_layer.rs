@@ -47,7 +47,8 @@
 //! two statistics; the residual stream never needs one.
 
 use crate::block::{
-    BlockMatrix, block_linear, block_linear_rotations, rotate_sum, rotate_sum_steps, sum_of_squares,
+    BlockMatrix, ChunkedMatrix, block_linear_chunked_rotations, chunk_cols, chunked_linear,
+    chunked_sum_of_squares, chunks, rotate_sum, rotate_sum_steps,
 };
 use crate::decoder::{LayerPlan, ModelPlan, activation_poly, sigmoid_in_u};
 use crate::norm::NormPlan;
@@ -55,7 +56,9 @@ use alloc::vec::Vec;
 use ensi_bitnet::config::ModelConfig;
 use ensi_bitnet::model::{Layer, Model};
 use ensi_bitnet::ternary::TernaryMatrix;
-use ensi_ckks::{BootstrapOptions, Bootstrapper, ChebyshevPoly, Ciphertext, CkksError, Evaluator};
+use ensi_ckks::{
+    BootstrapOptions, Bootstrapper, ChebyshevPoly, Ciphertext, CkksError, Evaluator, Plaintext,
+};
 
 fn invalid(reason: &'static str) -> CkksError {
     CkksError::InvalidArgument { reason }
@@ -99,15 +102,16 @@ fn norm_inline(level: usize, plan: &NormPlan, d: usize, eps: f64) -> bool {
 
 /// `y = x / sqrt(mean_c(x_c^2) + eps)` per token (no gain) over the `d` real columns of `x`
 /// (the others are zero: padding heads), at scale `target` exactly. Inline when `x` has the
-/// levels, otherwise with the statistic bootstrapped (see the module documentation).
+/// levels, otherwise with the statistic bootstrapped (see the module documentation). A
+/// chunked `x` shares one statistic (summed over the chunks) and one polynomial.
 pub fn normalize(
     bts: &Bootstrapper,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     d: usize,
     plan: &NormPlan,
     eps: f64,
     target: f64,
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     let eval = bts.evaluator();
     let ctx = eval.context();
     if !(plan.lo > eps.max(0.0) && plan.hi > plan.lo) {
@@ -117,7 +121,7 @@ pub fn normalize(
         return normalize_inline(eval, x, d, plan, eps, target);
     }
     // The statistic bootstrapped, the polynomial's affine map in the gain (F1, F2).
-    let sum = sum_of_squares(eval, x)?;
+    let sum = chunked_sum_of_squares(eval, x)?;
     let u = crate::norm::refreshed_statistic(bts, &sum, d, eps, plan)?;
     let poly = plan.inv_sqrt();
     let p_level = u.level() - poly.depth_at(u.level())?;
@@ -133,16 +137,16 @@ pub fn normalize(
 /// levels (`2 + depth` of the polynomial, an error if `x` lacks them).
 pub fn normalize_inline(
     eval: &Evaluator,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     d: usize,
     plan: &NormPlan,
     eps: f64,
     target: f64,
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     if !(plan.lo > eps.max(0.0) && plan.hi > plan.lo) {
         return Err(invalid("RMSNorm needs a calibrated interval eps < lo < hi"));
     }
-    let sum = sum_of_squares(eval, x)?;
+    let sum = chunked_sum_of_squares(eval, x)?;
     let poly = inv_sqrt_of_sum(plan, d, eps);
     let p_level = sum
         .level()
@@ -155,35 +159,64 @@ pub fn normalize_inline(
     scale_by(eval, x, &p, target)
 }
 
-/// `x * p` at `p`'s level, rescaled and snapped to `target` (which `p`'s scale was chosen for).
+/// `x * p` (every chunk) at `p`'s level, rescaled and snapped to `target` (which `p`'s scale
+/// was chosen for).
 fn scale_by(
     eval: &Evaluator,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     p: &Ciphertext,
     target: f64,
-) -> Result<BlockMatrix, CkksError> {
-    let xs = eval.drop_to_level(x.ciphertext(), p.level())?;
-    let mut y = eval.rescale(&eval.mul_relin(&xs, p)?)?;
-    eval.match_scale(&mut y, target)?;
-    Ok(x.with_ciphertext(y))
+) -> Result<ChunkedMatrix, CkksError> {
+    x.map(|part| {
+        let xs = eval.drop_to_level(part.ciphertext(), p.level())?;
+        let mut y = eval.rescale(&eval.mul_relin(&xs, p)?)?;
+        eval.match_scale(&mut y, target)?;
+        Ok(y)
+    })
 }
 
 /// [`normalize`], then a bootstrap of the normalized values (bounded by `bound`): the output
-/// is at the bootstrapper's output level and the default scale.
+/// is at the bootstrapper's output level and the default scale. The chunks of a chunked `x`
+/// are refreshed two by two, as the real and imaginary parts of one bootstrap
+/// ([`Bootstrapper::bootstrap_pair`]); an odd last chunk alone.
 pub fn normalize_refreshed(
     bts: &Bootstrapper,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     d: usize,
     plan: &NormPlan,
     eps: f64,
     bound: f64,
-) -> Result<BlockMatrix, CkksError> {
-    let y = normalize(bts, x, d, plan, eps, refresh_scale(bts, bound))?;
+) -> Result<ChunkedMatrix, CkksError> {
+    // A pair's bootstrap sees |x + i y| <= sqrt(2) bound.
+    let paired = x.parts().len() > 1;
+    let entry_bound = if paired {
+        bound * core::f64::consts::SQRT_2
+    } else {
+        bound
+    };
+    let y = normalize(bts, x, d, plan, eps, refresh_scale(bts, entry_bound))?;
     let options = BootstrapOptions {
         input_bound: bound,
         gain: None,
     };
-    Ok(y.with_ciphertext(bts.bootstrap_with(y.ciphertext(), &options)?))
+    let mut parts = Vec::with_capacity(y.parts().len());
+    for pair in y.parts().chunks(2) {
+        if let [a, b] = pair {
+            let (ra, rb) = bts.bootstrap_pair(a.ciphertext(), b.ciphertext(), &options)?;
+            parts.push(a.with_ciphertext(ra));
+            parts.push(b.with_ciphertext(rb));
+        } else {
+            for a in pair {
+                parts.push(a.with_ciphertext(bts.bootstrap_with(a.ciphertext(), &options)?));
+            }
+        }
+    }
+    ChunkedMatrix::from_parts(parts)
+}
+
+/// The bootstraps [`normalize_refreshed`] spends on `chunks` chunks (the statistic aside).
+pub fn refresh_bootstraps(chunks: usize) -> usize {
+    chunks.div_ceil(2)
 }
 
 /// The head layout of a model: `heads` query heads of `hd` dimensions, padded to `padded`
@@ -246,7 +279,7 @@ fn rope_tables(n_pad: usize, hd: usize, theta: f64) -> Vec<(Vec<f64>, Vec<f64>)>
 #[allow(clippy::too_many_arguments)]
 fn roped_projection(
     eval: &Evaluator,
-    y: &BlockMatrix,
+    y: &ChunkedMatrix,
     w: &TernaryMatrix,
     gamma: &[f32],
     cfg: &ModelConfig,
@@ -254,13 +287,13 @@ fn roped_projection(
     position: &dyn Fn(usize) -> Option<usize>,
     factor: f64,
     out_scale: f64,
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     let hl = heads(cfg)?;
     let (hd, group) = (hl.hd, hl.group);
     let half = hd / 2;
     let tables = rope_tables(y.n_pad(), hd, cfg.rope_theta);
     let mult = w.scale().multiplier::<f64>() * factor;
-    block_linear(
+    chunked_linear(
         eval,
         y,
         hl.cols(),
@@ -286,14 +319,14 @@ fn roped_projection(
 /// A plain projection `mult * W[row][col] * gamma[col]` (rows and columns in model order).
 fn projection(
     eval: &Evaluator,
-    y: &BlockMatrix,
+    y: &ChunkedMatrix,
     w: &TernaryMatrix,
     gamma: &[f32],
     factor: f64,
     out_scale: f64,
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     let mult = w.scale().multiplier::<f64>() * factor;
-    block_linear(
+    chunked_linear(
         eval,
         y,
         w.rows(),
@@ -302,53 +335,78 @@ fn projection(
     )
 }
 
-/// `ct * m` rescaled back to `scale`, for the 0/1 mask `m` whose slot `s` is `keep(s mod n)`
-/// (`n` the padded token count: the mask picks rows of the column-block layout). One level.
-fn mask_rows(
+/// The 0/1 mask whose slot `s` is `keep(s mod n)` (`n` the padded token count: the mask picks
+/// rows of the column-block layout), encoded at `level` with the scale `q_level`, so that a
+/// product with it and a rescale keep a ciphertext's scale.
+fn row_mask(
     eval: &Evaluator,
-    ct: &Ciphertext,
+    level: usize,
+    slots: usize,
     n: usize,
     keep: &dyn Fn(usize) -> bool,
-    scale: f64,
-) -> Result<Ciphertext, CkksError> {
+) -> Result<Plaintext, CkksError> {
     let ctx = eval.context();
-    let (level, slots) = (ct.level(), ct.slots());
     let q_l = ctx.params().q()[level] as f64;
     let mask: Vec<f64> = (0..slots)
         .map(|s| if keep(s % n) { 1.0 } else { 0.0 })
         .collect();
-    let pt = ctx.encode(&mask, slots, level, q_l)?;
-    let mut m = eval.rescale(&eval.mul_plain(ct, &pt)?)?;
+    ctx.encode(&mask, slots, level, q_l)
+}
+
+/// `ct * mask` rescaled back to `scale` (one level; the mask from [`row_mask`] at `ct`'s
+/// level).
+fn apply_mask(
+    eval: &Evaluator,
+    ct: &Ciphertext,
+    mask: &Plaintext,
+    scale: f64,
+) -> Result<Ciphertext, CkksError> {
+    let mut m = eval.rescale(&eval.mul_plain(ct, mask)?)?;
     eval.match_scale(&mut m, scale)?;
     Ok(m)
 }
 
-/// The head layout of `cfg`, checked against the widths of `q`, `k` and `v`.
-fn head_layout_of(cfg: &ModelConfig, m: [&BlockMatrix; 3]) -> Result<Heads, CkksError> {
+/// The head layout of `cfg`, checked against the widths of `q`, `k` and `v`: the head-layout
+/// columns in equal chunks of whole column groups (a multiple of the padded head count).
+fn head_layout_of(cfg: &ModelConfig, m: [&ChunkedMatrix; 3]) -> Result<Heads, CkksError> {
     let hl = heads(cfg)?;
-    if m.iter().any(|x| x.cols() != hl.cols()) {
+    let width = m[0].parts()[0].cols();
+    if m.iter().any(|x| {
+        x.cols() != hl.cols()
+            || x.n_pad() != m[0].n_pad()
+            || x.parts().iter().any(|p| p.cols() != width)
+    }) || !width.is_multiple_of(hl.padded)
+    {
         return Err(invalid(
-            "q, k, v must be in the head layout (heads x head_dim columns)",
+            "q, k, v must be in the head layout (heads x head_dim columns), for the same tokens, \
+             in chunks of whole head-dimension groups",
         ));
     }
     Ok(hl)
 }
 
-/// The attention weights of `q` against the keys `k` (one ciphertext, row by row): the
-/// product, the sum over each head's dimensions (which leaves the score replicated over them)
-/// and the sigmoid polynomial of `u = s + beta`.
+/// The attention weights of `q` against the keys `k` (one ciphertext per chunk, row by row):
+/// the products (summed over the chunks as tensors, relinearized once), the sum over each
+/// head's dimensions (which leaves the score replicated over them, in every chunk) and the
+/// sigmoid polynomial of `u = s + beta`.
 fn weights(
     eval: &Evaluator,
-    q: &BlockMatrix,
-    k: &Ciphertext,
+    q: &ChunkedMatrix,
+    k: &[&Ciphertext],
     hl: Heads,
     sigmoid: &ChebyshevPoly,
     beta: f64,
 ) -> Result<Ciphertext, CkksError> {
-    let k = eval.drop_to_level(k, q.level())?;
-    let prod = eval.rescale(&eval.mul_relin(q.ciphertext(), &k)?)?;
+    let mut acc: Option<Ciphertext> = None;
+    for (qp, kc) in q.parts().iter().zip(k) {
+        let kc = eval.drop_to_level(kc, qp.level())?;
+        add_tensor(eval, &mut acc, qp.ciphertext(), &kc)?;
+    }
+    let acc = acc.ok_or(invalid("attention needs a chunk"))?;
+    let prod = eval.rescale(&eval.relinearize(&acc)?)?;
     let step = hl.padded * q.n_pad();
-    let s = rotate_sum(eval, &prod, step, hl.hd_pad.trailing_zeros() as usize)?;
+    let groups = q.parts()[0].cols() / hl.padded;
+    let s = rotate_sum(eval, &prod, step, groups.trailing_zeros() as usize)?;
     let u = eval.add_const(&s, beta)?;
     let delta = eval.context().params().default_scale();
     Ok(eval.evaluate_chebyshev(&u, sigmoid, delta)?.0)
@@ -356,40 +414,71 @@ fn weights(
 
 /// Causal sigmoid attention on `q`, `k`, `v` in the head layout (see the module
 /// documentation). `sigmoid` is a polynomial of `u = s + beta` where `s` is what the folded
-/// query-key product gives. The output (head layout) is one level below the weights.
+/// query-key product gives. The output (head layout) is one level below the weights. A chunked
+/// head layout shares one sigmoid per diagonal over all its chunks.
 #[allow(clippy::too_many_arguments)]
 pub fn block_attention(
     eval: &Evaluator,
-    q: &BlockMatrix,
-    k: &BlockMatrix,
-    v: &BlockMatrix,
+    q: &ChunkedMatrix,
+    k: &ChunkedMatrix,
+    v: &ChunkedMatrix,
     cfg: &ModelConfig,
     sigmoid: &ChebyshevPoly,
     beta: f64,
     log: &mut dyn FnMut(&'static str, usize),
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     let hl = head_layout_of(cfg, [q, k, v])?;
     let n = q.n_pad();
     let shifts: Vec<isize> = (1..n).map(|r| -(r as isize)).collect();
-    let ks = eval.rotate_hoisted(k.ciphertext(), &shifts)?;
-    let vs = eval.rotate_hoisted(v.ciphertext(), &shifts)?;
-    let mut acc: Option<Ciphertext> = None;
+    let ks = hoisted(eval, k, &shifts)?;
+    let vs = hoisted(eval, v, &shifts)?;
+    let mut acc: Vec<Option<Ciphertext>> = alloc::vec![None; v.parts().len()];
     for r in 0..n {
-        let kr = if r == 0 { k.ciphertext() } else { &ks[r - 1] };
-        let a = weights(eval, q, kr, hl, sigmoid, beta)?;
+        let kr: Vec<&Ciphertext> = k
+            .parts()
+            .iter()
+            .zip(&ks)
+            .map(|(kp, rot)| if r == 0 { kp.ciphertext() } else { &rot[r - 1] })
+            .collect();
+        let a = weights(eval, q, &kr, hl, sigmoid, beta)?;
         if r == 0 {
             log(BLOCK_STEPS[2], a.level());
         }
         // The value side: rot(V, -r), masked to the tokens t >= r (which also clears the
         // slots that wrapped around from the previous column).
-        let vr = if r == 0 {
-            v.ciphertext().clone()
+        let mask = if r == 0 {
+            None
         } else {
-            mask_rows(eval, &vs[r - 1], n, &|t| t >= r, v.scale())?
+            let level = vs[0][r - 1].level();
+            Some(row_mask(
+                eval,
+                level,
+                v.parts()[0].ciphertext().slots(),
+                n,
+                &|t| t >= r,
+            )?)
         };
-        add_product(eval, &mut acc, &a, &vr)?;
+        for ((vp, rot), slot) in v.parts().iter().zip(&vs).zip(acc.iter_mut()) {
+            let vr = match &mask {
+                None => vp.ciphertext().clone(),
+                Some(m) => apply_mask(eval, &rot[r - 1], m, v.scale())?,
+            };
+            add_product(eval, slot, &a, &vr)?;
+        }
     }
-    relinearized_sum(eval, acc, q)
+    relinearized_sum(eval, acc, v)
+}
+
+/// Every chunk of `x` rotated by each of `shifts` (hoisted per chunk).
+fn hoisted(
+    eval: &Evaluator,
+    x: &ChunkedMatrix,
+    shifts: &[isize],
+) -> Result<Vec<Vec<Ciphertext>>, CkksError> {
+    x.parts()
+        .iter()
+        .map(|p| eval.rotate_hoisted(p.ciphertext(), shifts))
+        .collect()
 }
 
 /// One new token's causal sigmoid attention against the cache: `q` holds the token's query
@@ -409,15 +498,15 @@ pub fn block_attention(
 #[allow(clippy::too_many_arguments)]
 pub fn step_attention(
     eval: &Evaluator,
-    q: &BlockMatrix,
-    k: &BlockMatrix,
-    v: &BlockMatrix,
+    q: &ChunkedMatrix,
+    k: &ChunkedMatrix,
+    v: &ChunkedMatrix,
     cfg: &ModelConfig,
     sigmoid: &ChebyshevPoly,
     beta: f64,
     position: usize,
     log: &mut dyn FnMut(&'static str, usize),
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     let hl = head_layout_of(cfg, [q, k, v])?;
     let n = q.n_pad();
     if k.n_pad() != n || v.n_pad() != n || position >= n {
@@ -425,7 +514,8 @@ pub fn step_attention(
             "the cache must have the query's rows, and the position must be below them",
         ));
     }
-    let a = weights(eval, q, k.ciphertext(), hl, sigmoid, beta)?;
+    let kc: Vec<&Ciphertext> = k.parts().iter().map(BlockMatrix::ciphertext).collect();
+    let a = weights(eval, q, &kc, hl, sigmoid, beta)?;
     log(BLOCK_STEPS[2], a.level());
     // (shift, wraps): row t reads position t + shift (mod n) of its own column.
     let terms: Vec<(isize, bool)> = (0..n)
@@ -436,22 +526,46 @@ pub fn step_attention(
         .collect();
     let shifts: Vec<isize> = terms.iter().map(|t| t.0).filter(|&s| s != 0).collect();
     let a_rot = eval.rotate_hoisted(&a, &shifts)?;
-    let v_rot = eval.rotate_hoisted(v.ciphertext(), &shifts)?;
-    let mut acc: Option<Ciphertext> = None;
+    let v_rot = hoisted(eval, v, &shifts)?;
+    let mut acc: Vec<Option<Ciphertext>> = alloc::vec![None; v.parts().len()];
     let mut next = 0;
     for &(shift, wraps) in &terms {
-        let (ar, vr) = if shift == 0 {
-            (&a, v.ciphertext())
+        let ar = if shift == 0 {
+            &a
         } else {
             next += 1;
-            (&a_rot[next - 1], &v_rot[next - 1])
+            &a_rot[next - 1]
         };
         let j = shift.rem_euclid(n as isize) as usize;
         let rows: Vec<bool> = step_rows(n, position, j, wraps).collect();
-        let vm = mask_rows(eval, vr, n, &|t| rows[t], v.scale())?;
-        add_product(eval, &mut acc, ar, &vm)?;
+        let slots = v.parts()[0].ciphertext().slots();
+        let mask = row_mask(eval, v.level(), slots, n, &|t| rows[t])?;
+        for ((vp, rot), slot) in v.parts().iter().zip(&v_rot).zip(acc.iter_mut()) {
+            let vr = if shift == 0 {
+                vp.ciphertext()
+            } else {
+                &rot[next - 1]
+            };
+            let vm = apply_mask(eval, vr, &mask, v.scale())?;
+            add_product(eval, slot, ar, &vm)?;
+        }
     }
-    relinearized_sum(eval, acc, q)
+    relinearized_sum(eval, acc, v)
+}
+
+/// `acc += a * b` as a tensor (degree 2, not relinearized), both at one level.
+fn add_tensor(
+    eval: &Evaluator,
+    acc: &mut Option<Ciphertext>,
+    a: &Ciphertext,
+    b: &Ciphertext,
+) -> Result<(), CkksError> {
+    let t = eval.tensor(a, b)?;
+    match acc {
+        None => *acc = Some(t),
+        Some(x) => eval.add_assign(x, &t)?,
+    }
+    Ok(())
 }
 
 /// `acc += a * v` as a tensor (degree 2, not relinearized), `v` dropped to `a`'s level.
@@ -461,22 +575,25 @@ fn add_product(
     a: &Ciphertext,
     v: &Ciphertext,
 ) -> Result<(), CkksError> {
-    let t = eval.tensor(a, &eval.drop_to_level(v, a.level())?)?;
-    match acc {
-        None => *acc = Some(t),
-        Some(x) => eval.add_assign(x, &t)?,
-    }
-    Ok(())
+    add_tensor(eval, acc, a, &eval.drop_to_level(v, a.level())?)
 }
 
-/// The attention output: the summed tensors relinearized once and rescaled, in `q`'s layout.
+/// The attention output: every chunk's summed tensors relinearized once and rescaled, in the
+/// layout of the values `v`.
 fn relinearized_sum(
     eval: &Evaluator,
-    acc: Option<Ciphertext>,
-    q: &BlockMatrix,
-) -> Result<BlockMatrix, CkksError> {
-    let acc = acc.ok_or(invalid("attention needs a position"))?;
-    Ok(q.with_ciphertext(eval.rescale(&eval.relinearize(&acc)?)?))
+    acc: Vec<Option<Ciphertext>>,
+    v: &ChunkedMatrix,
+) -> Result<ChunkedMatrix, CkksError> {
+    let parts = acc
+        .into_iter()
+        .zip(v.parts())
+        .map(|(a, vp)| {
+            let a = a.ok_or(invalid("attention needs a position"))?;
+            Ok(vp.with_ciphertext(eval.rescale(&eval.relinearize(&a)?)?))
+        })
+        .collect::<Result<Vec<_>, CkksError>>()?;
+    ChunkedMatrix::from_parts(parts)
 }
 
 /// The rows `t` of [`step_attention`]'s term `(j, wraps)`: those whose position `t + j`
@@ -557,9 +674,9 @@ impl Rows {
 #[derive(Clone, Debug)]
 pub struct LayerCache {
     /// The keys.
-    pub k: BlockMatrix,
+    pub k: ChunkedMatrix,
     /// The values.
-    pub v: BlockMatrix,
+    pub v: ChunkedMatrix,
 }
 
 /// The attention half of a layer on the normalized input `y1` (no gain: it is folded): the Q,
@@ -567,13 +684,13 @@ pub struct LayerCache {
 /// The output is in the head layout (column `c * H + h` is model column `h * hd + c`).
 pub fn attention_block(
     eval: &Evaluator,
-    y1: &BlockMatrix,
+    y1: &ChunkedMatrix,
     w: &Layer,
     cfg: &ModelConfig,
     plan: &LayerPlan,
     tokens: usize,
     log: &mut dyn FnMut(&'static str, usize),
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     attention_rows(eval, y1, w, cfg, plan, Rows::Prompt { tokens }, None, log)
 }
 
@@ -583,14 +700,14 @@ pub fn attention_block(
 #[allow(clippy::too_many_arguments)]
 pub fn attention_rows(
     eval: &Evaluator,
-    y1: &BlockMatrix,
+    y1: &ChunkedMatrix,
     w: &Layer,
     cfg: &ModelConfig,
     plan: &LayerPlan,
     rows: Rows,
     cache: Option<&mut Option<LayerCache>>,
     log: &mut dyn FnMut(&'static str, usize),
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     rows.check(y1.n_pad())?;
     let delta = eval.context().params().default_scale();
     let hl = heads(cfg)?;
@@ -628,7 +745,7 @@ pub fn attention_rows(
     let wv = ternary(&w.v_proj)?;
     let group = hl.group;
     let mult_v = wv.scale().multiplier::<f64>();
-    let v = block_linear(
+    let v = chunked_linear(
         eval,
         y1,
         hl.cols(),
@@ -655,7 +772,11 @@ pub fn attention_rows(
             let c = cache.and_then(|c| c.as_mut()).ok_or(invalid(
                 "a new token needs the cache of the earlier positions",
             ))?;
-            if c.k.n_pad() != k.n_pad() || c.k.cols() != k.cols() || c.v.cols() != v.cols() {
+            if c.k.n_pad() != k.n_pad()
+                || c.k.cols() != k.cols()
+                || c.v.cols() != v.cols()
+                || c.k.parts().len() != k.parts().len()
+            {
                 return Err(invalid("the cache does not match the layer's shape"));
             }
             // The cache changes only once the round's attention has succeeded.
@@ -671,24 +792,34 @@ pub fn attention_rows(
 /// activation polynomial (its affine map folded into the gate), and the product.
 pub fn ffn_block(
     eval: &Evaluator,
-    y2: &BlockMatrix,
+    y2: &ChunkedMatrix,
     w: &Layer,
     cfg: &ModelConfig,
     plan: &LayerPlan,
     log: &mut dyn FnMut(&'static str, usize),
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     let delta = eval.context().params().default_scale();
     let ((ga, gb), act) = activation_in_u(cfg, plan);
     let g2 = &w.post_attention_layernorm;
     let gate = projection(eval, y2, ternary(&w.gate_proj)?, g2, ga, delta)?;
     let up = projection(eval, y2, ternary(&w.up_proj)?, g2, 1.0, delta)?;
     log(BLOCK_STEPS[7], gate.level().min(up.level()));
-    let u = eval.add_const(gate.ciphertext(), gb)?;
-    let a = eval.evaluate_chebyshev(&u, &act, delta)?.0;
-    log(BLOCK_STEPS[8], a.level());
-    let upc = eval.drop_to_level(up.ciphertext(), a.level())?;
-    let hct = eval.rescale(&eval.mul_relin(&a, &upc)?)?;
-    let hm = up.with_ciphertext(hct);
+    // Chunk by chunk: the activation of the gate, times the up projection.
+    let mut act_level = gate.level();
+    let parts = gate
+        .parts()
+        .iter()
+        .zip(up.parts())
+        .map(|(g, upp)| {
+            let u = eval.add_const(g.ciphertext(), gb)?;
+            let a = eval.evaluate_chebyshev(&u, &act, delta)?.0;
+            act_level = a.level();
+            let upc = eval.drop_to_level(upp.ciphertext(), a.level())?;
+            Ok(upp.with_ciphertext(eval.rescale(&eval.mul_relin(&a, &upc)?)?))
+        })
+        .collect::<Result<Vec<_>, CkksError>>()?;
+    log(BLOCK_STEPS[8], act_level);
+    let hm = ChunkedMatrix::from_parts(parts)?;
     log(BLOCK_STEPS[9], hm.level());
     Ok(hm)
 }
@@ -714,13 +845,14 @@ pub const BLOCK_STEPS: [&str; 12] = [
 ];
 
 /// The level of every step of [`BLOCK_STEPS`] for a residual stream at `x_level`, and the
-/// number of bootstraps of the layer, from the bootstrapper's output level and the
-/// polynomials' depths.
+/// number of bootstraps of a layer on `n_pad` (padded) tokens, from the bootstrapper's output
+/// level, the polynomials' depths and the chunks of each refreshed activation.
 pub fn block_level_plan(
     bts: &Bootstrapper,
     x_level: usize,
     cfg: &ModelConfig,
     plan: &LayerPlan,
+    n_pad: usize,
 ) -> Result<(LevelPlan, usize), CkksError> {
     let l = bts.output_level();
     let eps = cfg.rms_norm_eps;
@@ -746,20 +878,31 @@ pub fn block_level_plan(
         l,
         residual,
     ];
-    // Four refreshes, plus one per norm whose input lacks the levels to run inline.
+    // Four refreshes (one bootstrap per pair of chunks), plus one per norm whose input lacks
+    // the levels to run inline.
+    let chunk = chunk_cols(bts.evaluator().context().n() / 2, n_pad);
+    let head_cols = heads(cfg)?.cols();
     let inputs = [
-        (x_level, &plan.norms[0], cfg.hidden_size),
-        (attn, &plan.norms[1], cfg.q_dim()),
-        (residual, &plan.norms[2], cfg.hidden_size),
-        (up, &plan.norms[3], cfg.intermediate_size),
+        (x_level, &plan.norms[0], cfg.hidden_size, cfg.hidden_size),
+        (attn, &plan.norms[1], cfg.q_dim(), head_cols),
+        (residual, &plan.norms[2], cfg.hidden_size, cfg.hidden_size),
+        (
+            up,
+            &plan.norms[3],
+            cfg.intermediate_size,
+            cfg.intermediate_size,
+        ),
     ];
-    let statistics = inputs
+    let bootstraps = inputs
         .iter()
-        .filter(|(level, p, d)| !norm_inline(*level, p, *d, eps))
-        .count();
+        .map(|&(level, p, d, cols)| {
+            let statistic = usize::from(!norm_inline(level, p, d, eps));
+            refresh_bootstraps(chunks(cols, chunk).len()) + statistic
+        })
+        .sum();
     Ok((
         BLOCK_STEPS.iter().copied().zip(levels).collect(),
-        4 + statistics,
+        bootstraps,
     ))
 }
 
@@ -775,25 +918,25 @@ fn activation_in_u(cfg: &ModelConfig, plan: &LayerPlan) -> ((f64, f64), Chebyshe
 /// (the sigmoid bias is `-ln tokens`).
 pub fn block_layer(
     bts: &Bootstrapper,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     w: &Layer,
     cfg: &ModelConfig,
     plan: &LayerPlan,
     tokens: usize,
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     block_layer_logged(bts, x, w, cfg, plan, tokens, &mut |_, _| {})
 }
 
 /// [`block_layer`], telling `log` the level of every step of [`BLOCK_STEPS`].
 pub fn block_layer_logged(
     bts: &Bootstrapper,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     w: &Layer,
     cfg: &ModelConfig,
     plan: &LayerPlan,
     tokens: usize,
     log: &mut dyn FnMut(&'static str, usize),
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     layer_rows(bts, x, w, cfg, plan, Rows::Prompt { tokens }, None, log)
 }
 
@@ -802,14 +945,14 @@ pub fn block_layer_logged(
 #[allow(clippy::too_many_arguments)]
 fn layer_rows(
     bts: &Bootstrapper,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     w: &Layer,
     cfg: &ModelConfig,
     plan: &LayerPlan,
     rows: Rows,
     cache: Option<&mut Option<LayerCache>>,
     log: &mut dyn FnMut(&'static str, usize),
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     let eval = bts.evaluator();
     let eps = cfg.rms_norm_eps;
     if !x.tokens().is_power_of_two() || x.cols() != cfg.hidden_size {
@@ -845,7 +988,7 @@ fn layer_rows(
     let wo = ternary(&w.o_proj)?;
     let mult_o = wo.scale().multiplier::<f64>();
     let gs = &w.attn_sub_norm;
-    let o = block_linear(
+    let o = chunked_linear(
         eval,
         &ya,
         cfg.hidden_size,
@@ -893,14 +1036,27 @@ fn layer_rows(
     Ok(out)
 }
 
-/// `x + y` for `y` at `x`'s scale, at the lower level.
-fn residual(eval: &Evaluator, x: &BlockMatrix, y: &BlockMatrix) -> Result<BlockMatrix, CkksError> {
+/// `x + y` (chunk by chunk) for `y` at `x`'s scale, at the lower level.
+fn residual(
+    eval: &Evaluator,
+    x: &ChunkedMatrix,
+    y: &ChunkedMatrix,
+) -> Result<ChunkedMatrix, CkksError> {
+    if x.parts().len() != y.parts().len() {
+        return Err(invalid("a residual sum needs matrices of the same chunks"));
+    }
     let level = x.level().min(y.level());
-    let mut s = eval.drop_to_level(x.ciphertext(), level)?;
-    let mut b = eval.drop_to_level(y.ciphertext(), level)?;
-    eval.match_scale(&mut b, s.scale())?;
-    eval.add_assign(&mut s, &b)?;
-    Ok(x.with_ciphertext(s))
+    let mut parts = y.parts().iter();
+    x.map(|xp| {
+        let yp = parts
+            .next()
+            .ok_or(invalid("a residual sum needs the same chunks"))?;
+        let mut s = eval.drop_to_level(xp.ciphertext(), level)?;
+        let mut b = eval.drop_to_level(yp.ciphertext(), level)?;
+        eval.match_scale(&mut b, s.scale())?;
+        eval.add_assign(&mut s, &b)?;
+        Ok(s)
+    })
 }
 
 /// The prompt padded to a power of two by repeating its last token. Causal attention keeps the
@@ -942,7 +1098,9 @@ pub fn head_layout_cols(cfg: &ModelConfig) -> Result<usize, CkksError> {
 }
 
 /// Every rotation the column-block forward pass needs besides bootstrapping's, for `n_pad`
-/// tokens on `slots` slots (with the server-side LM head when `head` is set).
+/// tokens on `slots` slots (with the server-side LM head when `head` is set). Activations wider
+/// than one ciphertext are chunked ([`crate::block::chunk_cols`]), and so are the products'
+/// rotations and the column sums'.
 pub fn block_rotations(
     cfg: &ModelConfig,
     n_pad: usize,
@@ -951,20 +1109,27 @@ pub fn block_rotations(
 ) -> Result<Vec<isize>, CkksError> {
     let hl = heads(cfg)?;
     let (d, qd, f) = (cfg.hidden_size, hl.cols(), cfg.intermediate_size);
+    let chunk = chunk_cols(slots, n_pad);
     let mut r: Vec<isize> = Vec::new();
     for (rows, cols) in [(qd, d), (d, qd), (f, d), (d, f)] {
-        r.extend(block_linear_rotations(slots, rows, cols, n_pad)?);
+        r.extend(block_linear_chunked_rotations(slots, rows, cols, n_pad)?);
     }
     if head {
-        r.extend(block_linear_rotations(slots, cfg.vocab_size, d, n_pad)?);
+        r.extend(block_linear_chunked_rotations(
+            slots,
+            cfg.vocab_size,
+            d,
+            n_pad,
+        )?);
     }
     for cols in [d, qd, f] {
-        let count = cols.next_power_of_two().trailing_zeros() as usize;
-        r.extend(rotate_sum_steps(n_pad, count));
+        let widest = cols.min(chunk).next_power_of_two();
+        r.extend(rotate_sum_steps(n_pad, widest.trailing_zeros() as usize));
     }
+    let groups = qd.min(chunk) / hl.padded;
     r.extend(rotate_sum_steps(
         hl.padded * n_pad,
-        hl.hd_pad.trailing_zeros() as usize,
+        groups.trailing_zeros() as usize,
     ));
     r.extend((1..n_pad).map(|s| -(s as isize)));
     r.sort_unstable();
@@ -980,12 +1145,12 @@ pub fn block_rotations(
 pub fn block_forward(
     bts: &Bootstrapper,
     model: &Model,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     plan: &ModelPlan,
     tokens: usize,
     progress: &mut dyn FnMut(crate::decoder::Progress),
-    layer_output: &mut dyn FnMut(usize, &BlockMatrix),
-) -> Result<BlockMatrix, CkksError> {
+    layer_output: &mut dyn FnMut(usize, &ChunkedMatrix),
+) -> Result<ChunkedMatrix, CkksError> {
     let rows = Rows::Prompt { tokens };
     forward_rows(bts, model, x, plan, rows, None, progress, layer_output)
 }
@@ -1047,12 +1212,12 @@ impl KvCache {
 pub fn block_prefill(
     bts: &Bootstrapper,
     model: &Model,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     plan: &ModelPlan,
     tokens: usize,
     progress: &mut dyn FnMut(crate::decoder::Progress),
-    layer_output: &mut dyn FnMut(usize, &BlockMatrix),
-) -> Result<(BlockMatrix, KvCache), CkksError> {
+    layer_output: &mut dyn FnMut(usize, &ChunkedMatrix),
+) -> Result<(ChunkedMatrix, KvCache), CkksError> {
     let rows = Rows::Prompt { tokens };
     let mut slots: Vec<Option<LayerCache>> = alloc::vec![None; model.layers().len()];
     let out = forward_rows(
@@ -1080,12 +1245,12 @@ pub fn block_prefill(
 pub fn block_step(
     bts: &Bootstrapper,
     model: &Model,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     plan: &ModelPlan,
     cache: &mut KvCache,
     progress: &mut dyn FnMut(crate::decoder::Progress),
-    layer_output: &mut dyn FnMut(usize, &BlockMatrix),
-) -> Result<BlockMatrix, CkksError> {
+    layer_output: &mut dyn FnMut(usize, &ChunkedMatrix),
+) -> Result<ChunkedMatrix, CkksError> {
     let position = cache.len();
     if position >= cache.capacity() {
         return Err(invalid(
@@ -1121,13 +1286,13 @@ pub fn block_step(
 fn forward_rows(
     bts: &Bootstrapper,
     model: &Model,
-    x: &BlockMatrix,
+    x: &ChunkedMatrix,
     plan: &ModelPlan,
     rows: Rows,
     mut caches: Option<&mut [Option<LayerCache>]>,
     progress: &mut dyn FnMut(crate::decoder::Progress),
-    layer_output: &mut dyn FnMut(usize, &BlockMatrix),
-) -> Result<BlockMatrix, CkksError> {
+    layer_output: &mut dyn FnMut(usize, &ChunkedMatrix),
+) -> Result<ChunkedMatrix, CkksError> {
     let cfg = model.config();
     if plan.layers.len() != model.layers().len() {
         return Err(invalid("one layer plan per decoder layer"));
@@ -1158,9 +1323,9 @@ fn forward_rows(
 /// folded, for every token (one streamed product, one level).
 pub fn block_lm_head(
     eval: &Evaluator,
-    y: &BlockMatrix,
+    y: &ChunkedMatrix,
     model: &Model,
-) -> Result<BlockMatrix, CkksError> {
+) -> Result<ChunkedMatrix, CkksError> {
     let cfg = model.config();
     let (d, vocab) = (cfg.hidden_size, cfg.vocab_size);
     let (w, gamma) = (model.lm_head(), model.norm());
@@ -1168,7 +1333,7 @@ pub fn block_lm_head(
         return Err(invalid("the LM head must be vocab x hidden"));
     }
     let delta = eval.context().params().default_scale();
-    block_linear(
+    chunked_linear(
         eval,
         y,
         vocab,

@@ -9,7 +9,7 @@ use ensi_bitnet::{ForwardOptions, Matrix, Trace, embedded_model};
 use ensi_ckks::{
     CkksContext, EvaluationKeySet, Evaluator, KeyRequest, Parameters, ParametersLiteral, SecretKey,
 };
-use ensi_nn::block::BlockMatrix;
+use ensi_nn::block::{BlockMatrix, ChunkedMatrix};
 use ensi_nn::block_layer::{attention_block, block_rotations, normalize_inline, pad_prompt};
 use ensi_nn::decoder::calibrate;
 use rand_chacha::ChaCha20Rng;
@@ -47,9 +47,19 @@ fn unit_rows(x: &Matrix<f64>, eps: f64) -> Vec<f64> {
 /// N = 2^13 (4096 slots: the embedded model's 320-wide FFN times 8 tokens), 10 levels of
 /// 40 bits, INSECURE.
 fn leveled() -> std::sync::Arc<CkksContext> {
-    CkksContext::new(Parameters::new_insecure(ParametersLiteral::insecure_test(13, 10)).unwrap())
+    leveled_at(13)
+}
+
+/// N = 2^log_n, 10 levels of 40 bits, INSECURE. At 2^10 (512 slots: 64 columns per chunk at 8
+/// tokens) the embedded model's activations are chunked: two chunks for the hidden state and
+/// the head layout, five for the FFN.
+fn leveled_at(log_n: u32) -> std::sync::Arc<CkksContext> {
+    CkksContext::new(Parameters::new_insecure(ParametersLiteral::insecure_test(log_n, 10)).unwrap())
         .unwrap()
 }
+
+/// The ring degrees the leveled tests run at: one ciphertext per activation, and chunks.
+const RINGS: [u32; 2] = [13, 10];
 
 /// A secret key and an evaluator with relinearization and the rotations of the column-block
 /// layers for 8 tokens, plus `extra`.
@@ -80,11 +90,14 @@ fn keys(
 fn folded_projections_and_attention_match_the_reference() {
     let model = embedded_model().unwrap();
     let cfg = model.config().clone();
-    let ctx = leveled();
-    let mut rng = ChaCha20Rng::seed_from_u64(31);
-    let (sk, eval) = keys(&ctx, &cfg, &[], &mut rng);
-    let (h, hd) = (cfg.num_attention_heads, cfg.head_dim);
-    for prompt in [&b"ENSI run"[..], &b"Hello "[..]] {
+    for (log_n, prompt) in RINGS
+        .iter()
+        .flat_map(|&r| [(r, &b"ENSI run"[..]), (r, &b"Hello "[..])])
+    {
+        let ctx = leveled_at(log_n);
+        let mut rng = ChaCha20Rng::seed_from_u64(31);
+        let (sk, eval) = keys(&ctx, &cfg, &[], &mut rng);
+        let (h, hd) = (cfg.num_attention_heads, cfg.head_dim);
         let real: Vec<u32> = prompt.iter().map(|&b| u32::from(b)).collect();
         let padded = pad_prompt(&real);
         assert_eq!(padded.len(), 8);
@@ -95,7 +108,7 @@ fn folded_projections_and_attention_match_the_reference() {
         let layer = &trace.layers[0];
         let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
         let y1 = unit_rows(&layer.input, cfg.rms_norm_eps);
-        let x = BlockMatrix::encrypt(
+        let x = ChunkedMatrix::encrypt(
             &ctx,
             &sk,
             &y1,
@@ -129,8 +142,10 @@ fn folded_projections_and_attention_match_the_reference() {
         let expect = reference(&real).layers[0].attn_output.clone();
         let err = rel_err(&expect, &got, real.len());
         eprintln!(
-            "{} tokens: attention output error {err:.2e}, levels {levels:?}",
-            real.len()
+            "N = 2^{log_n}, {} tokens, {} chunks: attention output error {err:.2e}, levels \
+             {levels:?}",
+            real.len(),
+            o.parts().len()
         );
         assert!(err < 1e-3, "{err}");
         // The padding rows compute exactly what the last real row computes.
@@ -171,7 +186,7 @@ fn padded_head_dimension_matches_the_reference() {
     let layer = &trace.layers[0];
     let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
     let y1 = unit_rows(&layer.input, cfg.rms_norm_eps);
-    let x = BlockMatrix::encrypt(
+    let x = ChunkedMatrix::encrypt(
         &ctx,
         &sk,
         &y1,
@@ -219,39 +234,48 @@ fn padded_head_dimension_matches_the_reference() {
 fn inline_rms_norm_matches_the_reference() {
     let model = embedded_model().unwrap();
     let cfg = model.config().clone();
-    let ctx = leveled();
-    let mut rng = ChaCha20Rng::seed_from_u64(32);
-    let (sk, eval) = keys(&ctx, &cfg, &[], &mut rng);
     let tokens: Vec<u32> = b"Encrypt!".iter().map(|&b| u32::from(b)).collect();
     let trace = reference(&tokens);
     let layer = &trace.layers[1];
     let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
-    let scale = ctx.params().default_scale();
-    for (m, norm) in [
-        (&layer.input, &plan.norms[0]),
-        (&layer.attn_residual, &plan.norms[2]),
-    ] {
-        let x = BlockMatrix::encrypt(&ctx, &sk, m.as_slice(), 8, ctx.max_level(), scale, &mut rng)
+    // The hidden state (one chunk, then two) and the FFN's hidden product (one, then five
+    // chunks of two widths: 4 x 64 and 64 at N = 2^10; 320 wide at 2^13).
+    for log_n in RINGS {
+        let ctx = leveled_at(log_n);
+        let mut rng = ChaCha20Rng::seed_from_u64(32);
+        let (sk, eval) = keys(&ctx, &cfg, &[], &mut rng);
+        let scale = ctx.params().default_scale();
+        for (m, norm, d) in [
+            (&layer.input, &plan.norms[0], cfg.hidden_size),
+            (&layer.attn_residual, &plan.norms[2], cfg.hidden_size),
+            (&layer.ffn_act, &plan.norms[3], cfg.intermediate_size),
+        ] {
+            let x = ChunkedMatrix::encrypt(
+                &ctx,
+                &sk,
+                m.as_slice(),
+                8,
+                ctx.max_level(),
+                scale,
+                &mut rng,
+            )
             .unwrap();
-        let y = normalize_inline(
-            &eval,
-            &x,
-            cfg.hidden_size,
-            norm,
-            cfg.rms_norm_eps,
-            scale / 4.0,
-        )
-        .unwrap();
-        assert_eq!(y.scale(), scale / 4.0);
-        let got = y.decrypt(&ctx, &sk).unwrap();
-        let expect = Matrix::from_vec(8, cfg.hidden_size, unit_rows(m, cfg.rms_norm_eps)).unwrap();
-        let err = rel_err(&expect, &got, 8);
-        eprintln!("inline norm: error {err:.2e}, level {}", y.level());
-        assert!(err < 1e-3, "{err}");
+            let y = normalize_inline(&eval, &x, d, norm, cfg.rms_norm_eps, scale / 4.0).unwrap();
+            assert_eq!(y.scale(), scale / 4.0);
+            let got = y.decrypt(&ctx, &sk).unwrap();
+            let expect = Matrix::from_vec(8, d, unit_rows(m, cfg.rms_norm_eps)).unwrap();
+            let err = rel_err(&expect, &got, 8);
+            eprintln!(
+                "N = 2^{log_n}, width {d} in {} chunks: inline norm error {err:.2e}, level {}",
+                y.parts().len(),
+                y.level()
+            );
+            assert!(err < 1e-3, "{err}");
+        }
     }
 }
 
-/// A whole layer with bootstrapping (N = 2^13, 10 levels after bootstrapping, INSECURE)
+/// A whole layer with bootstrapping (N = 2^13 and 2^10, 10 levels after bootstrapping, INSECURE)
 /// against the reference layer; the level plan the code writes down is the one the run goes
 /// through, and so is its bootstrap count. Run in release mode:
 /// `cargo test --release -p ensi-nn --test block -- --ignored`.
@@ -262,82 +286,89 @@ fn one_block_layer_with_bootstrapping_matches_the_reference() {
     use ensi_nn::block_layer::{block_layer_logged, block_level_plan};
     let model = embedded_model().unwrap();
     let cfg = model.config().clone();
-    let mut literal = ParametersLiteral::insecure_bootstrap_test(13, 10, 9);
-    literal.dnum = 8;
-    let ctx = CkksContext::new(Parameters::new_insecure(literal).unwrap()).unwrap();
-    let lit = BootstrapParametersLiteral {
-        cts_level_budget: 2,
-        stc_level_budget: 2,
-        ..BootstrapParametersLiteral::default()
-    };
-    let mut rng = ChaCha20Rng::seed_from_u64(33);
-    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
-    let mut keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
-    let slots = ctx.n() / 2;
-    let extra = EvaluationKeySet::generate(
-        &ctx,
-        &sk,
-        &KeyRequest::new().with_rotations(&ctx, &block_rotations(&cfg, 8, slots, false).unwrap()),
-        &mut rng,
-    )
-    .unwrap();
-    for key in extra.into_keys() {
-        keys.insert(key);
-    }
-    let bts = Bootstrapper::new(&ctx, lit, keys).unwrap();
-    let real: Vec<u32> = b"Hello ".iter().map(|&b| u32::from(b)).collect();
-    let padded = pad_prompt(&real);
-    // The padded prompt with the real prompt's sigmoid bias, as the encrypted layer computes
-    // it: calibration must see the padding rows the bootstraps will see.
-    let bias = -(real.len() as f64).ln();
-    let trace = model
-        .forward::<f64>(
-            &padded,
-            &ForwardOptions::new(AttentionKind::SigmoidBias(bias), false),
+    // One ciphertext per activation (2^13), then chunks refreshed in pairs (2^10: the hidden
+    // state and the head layout in two chunks, the FFN in five).
+    for log_n in RINGS {
+        let mut literal = ParametersLiteral::insecure_bootstrap_test(log_n, 10, 9);
+        literal.dnum = 8;
+        let ctx = CkksContext::new(Parameters::new_insecure(literal).unwrap()).unwrap();
+        let lit = BootstrapParametersLiteral {
+            cts_level_budget: 2,
+            stc_level_budget: 2,
+            ..BootstrapParametersLiteral::default()
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(33);
+        let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+        let mut keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
+        let slots = ctx.n() / 2;
+        let extra = EvaluationKeySet::generate(
+            &ctx,
+            &sk,
+            &KeyRequest::new()
+                .with_rotations(&ctx, &block_rotations(&cfg, 8, slots, false).unwrap()),
+            &mut rng,
         )
         .unwrap();
-    let plan = calibrate(&[&trace.layers[0]], &cfg, 0.1, 31, 31);
-    let x = BlockMatrix::encrypt(
-        &ctx,
-        &sk,
-        trace.layers[0].input.as_slice(),
-        8,
-        bts.output_level(),
-        ctx.params().default_scale(),
-        &mut rng,
-    )
-    .unwrap();
-    let e = bts.evaluator();
-    let before = e.op_count();
-    let start = std::time::Instant::now();
-    let mut seen = Vec::new();
-    let out = block_layer_logged(
-        &bts,
-        &x,
-        &model.layers()[0],
-        &cfg,
-        &plan,
-        real.len(),
-        &mut |s, l| seen.push((s, l)),
-    )
-    .unwrap();
-    let ops = e.op_count() - before;
-    let (predicted, bootstraps) = block_level_plan(&bts, x.level(), &cfg, &plan).unwrap();
-    for (step, level) in &predicted {
-        eprintln!("  {step:<40} level {level}");
+        for key in extra.into_keys() {
+            keys.insert(key);
+        }
+        let bts = Bootstrapper::new(&ctx, lit, keys).unwrap();
+        let real: Vec<u32> = b"Hello ".iter().map(|&b| u32::from(b)).collect();
+        let padded = pad_prompt(&real);
+        // The padded prompt with the real prompt's sigmoid bias, as the encrypted layer computes
+        // it: calibration must see the padding rows the bootstraps will see.
+        let bias = -(real.len() as f64).ln();
+        let trace = model
+            .forward::<f64>(
+                &padded,
+                &ForwardOptions::new(AttentionKind::SigmoidBias(bias), false),
+            )
+            .unwrap();
+        let plan = calibrate(&[&trace.layers[0]], &cfg, 0.1, 31, 31);
+        let x = ChunkedMatrix::encrypt(
+            &ctx,
+            &sk,
+            trace.layers[0].input.as_slice(),
+            8,
+            bts.output_level(),
+            ctx.params().default_scale(),
+            &mut rng,
+        )
+        .unwrap();
+        let e = bts.evaluator();
+        let before = e.op_count();
+        let start = std::time::Instant::now();
+        let mut seen = Vec::new();
+        let out = block_layer_logged(
+            &bts,
+            &x,
+            &model.layers()[0],
+            &cfg,
+            &plan,
+            real.len(),
+            &mut |s, l| seen.push((s, l)),
+        )
+        .unwrap();
+        let ops = e.op_count() - before;
+        let (predicted, bootstraps) = block_level_plan(&bts, x.level(), &cfg, &plan, 8).unwrap();
+        for (step, level) in &predicted {
+            eprintln!("  {step:<40} level {level}");
+        }
+        assert_eq!(seen, predicted);
+        assert_eq!(ops.bootstrap, bootstraps);
+        let got = out.decrypt(&ctx, &sk).unwrap();
+        let expect = reference(&real).layers[0].output.clone();
+        let err = rel_err(&expect, &got, real.len());
+        eprintln!(
+            "N = 2^{log_n}: block layer 0 in {} chunks: relative error {err:.2e}, {:.1} s, {} \
+             bootstraps, {} key switches",
+            x.parts().len(),
+            start.elapsed().as_secs_f64(),
+            ops.bootstrap,
+            ops.key_switches()
+        );
+        assert!(err < 1e-2, "{err}");
     }
-    assert_eq!(seen, predicted);
-    assert_eq!(ops.bootstrap, bootstraps);
-    let got = out.decrypt(&ctx, &sk).unwrap();
-    let expect = reference(&real).layers[0].output.clone();
-    let err = rel_err(&expect, &got, real.len());
-    eprintln!(
-        "block layer 0: relative error {err:.2e}, {:.1} s, {} bootstraps, {} key switches",
-        start.elapsed().as_secs_f64(),
-        ops.bootstrap,
-        ops.key_switches()
-    );
-    assert!(err < 1e-2, "{err}");
 }
 
 /// The two layouts against each other: the query projection by signed sums in the column
@@ -436,95 +467,99 @@ fn new_tokens_attend_through_the_cache() {
     use ensi_nn::block_layer::{LayerCache, Rows, attention_rows, step_rotations};
     let model = embedded_model().unwrap();
     let cfg = model.config().clone();
-    let ctx = leveled();
-    let mut rng = ChaCha20Rng::seed_from_u64(34);
-    let (sk, eval) = keys(&ctx, &cfg, &step_rotations(8), &mut rng);
-    let (h, hd, q) = (cfg.num_attention_heads, cfg.head_dim, cfg.q_dim());
-    let scale = ctx.params().default_scale();
-    let text = b"Hello wo";
-    let all: Vec<u32> = text.iter().map(|&b| u32::from(b)).collect();
-    // The head layout (column c * H + h) back to the model's (h * hd + c), row by row.
-    let model_order = |got: &[f64], rows: usize| -> Vec<f64> {
-        (0..rows * q)
-            .map(|i| {
-                let (t, m) = (i / q, i % q);
-                got[t * q + (m % hd) * h + m / hd]
-            })
-            .collect()
-    };
-    let mut cache: Option<LayerCache> = None;
-    for len in 6..=8 {
-        let seq = &all[..len];
-        let trace = reference(seq);
-        let layer = &trace.layers[0];
-        let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
-        let y = unit_rows(&layer.input, cfg.rms_norm_eps);
-        let (rows, input) = if len == 6 {
-            // The prompt, padded to the capacity by repeating its last row.
-            let mut p = y.clone();
-            for _ in len..8 {
-                p.extend_from_slice(&y[(len - 1) * cfg.hidden_size..]);
-            }
-            (Rows::Prompt { tokens: len }, p)
-        } else {
-            // The new token in every row.
-            let last = &y[(len - 1) * cfg.hidden_size..];
-            (Rows::Step { position: len - 1 }, last.repeat(8))
+    for log_n in RINGS {
+        let ctx = leveled_at(log_n);
+        let mut rng = ChaCha20Rng::seed_from_u64(34);
+        let (sk, eval) = keys(&ctx, &cfg, &step_rotations(8), &mut rng);
+        let (h, hd, q) = (cfg.num_attention_heads, cfg.head_dim, cfg.q_dim());
+        let scale = ctx.params().default_scale();
+        let text = b"Hello wo";
+        let all: Vec<u32> = text.iter().map(|&b| u32::from(b)).collect();
+        // The head layout (column c * H + h) back to the model's (h * hd + c), row by row.
+        let model_order = |got: &[f64], rows: usize| -> Vec<f64> {
+            (0..rows * q)
+                .map(|i| {
+                    let (t, m) = (i / q, i % q);
+                    got[t * q + (m % hd) * h + m / hd]
+                })
+                .collect()
         };
-        let x =
-            BlockMatrix::encrypt(&ctx, &sk, &input, 8, ctx.max_level(), scale, &mut rng).unwrap();
-        let mut levels = Vec::new();
-        let o = attention_rows(
+        let mut cache: Option<LayerCache> = None;
+        for len in 6..=8 {
+            let seq = &all[..len];
+            let trace = reference(seq);
+            let layer = &trace.layers[0];
+            let plan = calibrate(&[layer], &cfg, 0.1, 31, 31);
+            let y = unit_rows(&layer.input, cfg.rms_norm_eps);
+            let (rows, input) = if len == 6 {
+                // The prompt, padded to the capacity by repeating its last row.
+                let mut p = y.clone();
+                for _ in len..8 {
+                    p.extend_from_slice(&y[(len - 1) * cfg.hidden_size..]);
+                }
+                (Rows::Prompt { tokens: len }, p)
+            } else {
+                // The new token in every row.
+                let last = &y[(len - 1) * cfg.hidden_size..];
+                (Rows::Step { position: len - 1 }, last.repeat(8))
+            };
+            let x = ChunkedMatrix::encrypt(&ctx, &sk, &input, 8, ctx.max_level(), scale, &mut rng)
+                .unwrap();
+            let mut levels = Vec::new();
+            let o = attention_rows(
+                &eval,
+                &x,
+                &model.layers()[0],
+                &cfg,
+                &plan,
+                rows,
+                Some(&mut cache),
+                &mut |s, l| levels.push((s, l)),
+            )
+            .unwrap();
+            let got = model_order(&o.decrypt(&ctx, &sk).unwrap(), 8);
+            let expect = &layer.attn_output;
+            let err = if len == 6 {
+                rel_err(expect, &got, len)
+            } else {
+                // Every row holds the new token's output.
+                let row = Matrix::from_vec(1, q, expect.row(len - 1).to_vec()).unwrap();
+                (0..8)
+                    .map(|t| rel_err(&row, &got[t * q..(t + 1) * q], 1))
+                    .fold(0.0f64, f64::max)
+            };
+            eprintln!(
+                "N = 2^{log_n}, {rows:?}: attention output error {err:.2e}, levels {levels:?}"
+            );
+            assert!(err < 1e-3, "{rows:?}: {err}");
+            // The same levels as the prompt's attention.
+            assert_eq!(levels[0].1, ctx.max_level() - 1);
+            assert_eq!(o.level() + 1, levels[1].1);
+        }
+        // A full cache refuses another token.
+        let x = ChunkedMatrix::encrypt(
+            &ctx,
+            &sk,
+            &vec![0.1; 8 * cfg.hidden_size],
+            8,
+            9,
+            scale,
+            &mut rng,
+        )
+        .unwrap();
+        let plan = calibrate(&[&reference(&all).layers[0]], &cfg, 0.1, 31, 31);
+        let r = attention_rows(
             &eval,
             &x,
             &model.layers()[0],
             &cfg,
             &plan,
-            rows,
+            Rows::Step { position: 8 },
             Some(&mut cache),
-            &mut |s, l| levels.push((s, l)),
-        )
-        .unwrap();
-        let got = model_order(&o.decrypt(&ctx, &sk).unwrap(), 8);
-        let expect = &layer.attn_output;
-        let err = if len == 6 {
-            rel_err(expect, &got, len)
-        } else {
-            // Every row holds the new token's output.
-            let row = Matrix::from_vec(1, q, expect.row(len - 1).to_vec()).unwrap();
-            (0..8)
-                .map(|t| rel_err(&row, &got[t * q..(t + 1) * q], 1))
-                .fold(0.0f64, f64::max)
-        };
-        eprintln!("{rows:?}: attention output error {err:.2e}, levels {levels:?}");
-        assert!(err < 1e-3, "{rows:?}: {err}");
-        // The same levels as the prompt's attention.
-        assert_eq!(levels[0].1, ctx.max_level() - 1);
-        assert_eq!(o.level() + 1, levels[1].1);
+            &mut |_, _| {},
+        );
+        assert!(r.is_err());
     }
-    // A full cache refuses another token.
-    let x = BlockMatrix::encrypt(
-        &ctx,
-        &sk,
-        &vec![0.1; 8 * cfg.hidden_size],
-        8,
-        9,
-        scale,
-        &mut rng,
-    )
-    .unwrap();
-    let plan = calibrate(&[&reference(&all).layers[0]], &cfg, 0.1, 31, 31);
-    let r = attention_rows(
-        &eval,
-        &x,
-        &model.layers()[0],
-        &cfg,
-        &plan,
-        Rows::Step { position: 8 },
-        Some(&mut cache),
-        &mut |_, _| {},
-    );
-    assert!(r.is_err());
 }
 
 /// Greedy generation of 4 new tokens through the encrypted cache, the whole embedded model with
@@ -599,7 +634,7 @@ fn greedy_generation_through_the_cache_matches_the_reference() {
     };
     let scale = ctx.params().default_scale();
     let mut seq = prompt.clone();
-    let x = BlockMatrix::encrypt(
+    let x = ChunkedMatrix::encrypt(
         &ctx,
         &sk,
         &embed(&model, &pad_prompt_to(&prompt, cap)).unwrap(),
@@ -651,7 +686,7 @@ fn greedy_generation_through_the_cache_matches_the_reference() {
         }
         // One round: the new token in every row, attending through the cache.
         let emb = embed(&model, &[token]).unwrap().repeat(cap);
-        let x = BlockMatrix::encrypt(&ctx, &sk, &emb, cap, bts.output_level(), scale, &mut rng)
+        let x = ChunkedMatrix::encrypt(&ctx, &sk, &emb, cap, bts.output_level(), scale, &mut rng)
             .unwrap();
         let start = std::time::Instant::now();
         let hidden = block_step(
