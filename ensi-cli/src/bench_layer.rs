@@ -22,8 +22,10 @@ use ensi_bitnet::{
 use ensi_ckks::{
     BootstrapKeys, Bootstrapper, CkksContext, EvaluationKey, GaloisKey, OpCount, SecretKey,
 };
-use ensi_nn::block::ChunkedMatrix;
-use ensi_nn::block_layer::{block_layer_logged, block_level_plan, block_rotations};
+use ensi_nn::block::{ChunkedMatrix, chunk_cols, chunks};
+use ensi_nn::block_layer::{
+    block_layer_logged, block_level_plan, block_rotations, head_layout_cols,
+};
 use ensi_nn::decoder::calibrate;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -275,6 +277,15 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     );
     let delta = ctx.params().default_scale();
     // Activations wider than one ciphertext are chunked (`slots / n_pad` columns each).
+    let chunk = chunk_cols(slots, n_pad);
+    let head_cols = head_layout_cols(&cfg).map_err(err)?;
+    eprintln!(
+        "ensi bench layer: {chunk} columns per ciphertext: hidden in {}, heads in {}, FFN in {} \
+         chunks",
+        chunks(cfg.hidden_size, chunk).len(),
+        chunks(head_cols, chunk).len(),
+        chunks(cfg.intermediate_size, chunk).len()
+    );
     let x =
         ChunkedMatrix::encrypt(&ctx, &sk, &x_plain, n_pad, level, delta, &mut rng).map_err(err)?;
     // The layer, step by step.
@@ -330,6 +341,12 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
             "head_dim": cfg.head_dim, "activation": format!("{:?}", cfg.hidden_act),
         },
         "tokens": n, "padded_tokens": n_pad,
+        "chunks": {
+            "columns_per_chunk": chunk,
+            "hidden": chunks(cfg.hidden_size, chunk).len(),
+            "heads": chunks(head_cols, chunk).len(),
+            "ffn": chunks(cfg.intermediate_size, chunk).len(),
+        },
         "threads": rayon::current_num_threads(),
         "params": {
             "log_n": ctx.params().log_n(), "secure": !args.smoke,
