@@ -267,6 +267,14 @@ impl KeyRequest {
         self.with_rotations(ctx, &steps)
     }
 
+    /// Adds the keys of the automorphisms `X -> X^g` for each Galois element `g` (odd, below
+    /// `2N`; 1 needs no key and is skipped): e.g. [`crate::coeff::pack_galois_elements`].
+    pub fn with_galois_elements(mut self, elements: &[usize]) -> Self {
+        self.galois_elements
+            .extend(elements.iter().copied().filter(|&g| g != 1));
+        self
+    }
+
     /// Adds the conjugation key.
     pub fn with_conjugation(mut self, ctx: &CkksContext) -> Self {
         self.galois_elements.push(ctx.conjugation_galois_element());

@@ -19,6 +19,7 @@ extern crate std;
 pub mod bootstrap;
 pub mod ciphertext;
 pub mod client;
+pub mod coeff;
 pub mod context;
 pub mod encoding;
 pub mod encryption;

@@ -123,7 +123,7 @@ pub fn run_matmul(args: &MatmulBenchArgs) -> ExitCode {
     run_json("matmul", args.threads, || bench_matmul(args))
 }
 
-fn parse_shape(s: &str) -> Result<(usize, usize), String> {
+pub(crate) fn parse_shape(s: &str) -> Result<(usize, usize), String> {
     let (a, b) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("shape {s}: give OUTxIN, e.g. 1536x1536"))?;
@@ -158,6 +158,24 @@ pub fn block_products(rows: usize, cols: usize, n_pad: usize, slots: usize) -> u
         }
     }
     total
+}
+
+/// Gaussian latent weights `N(0, 1/cols)` (row-major) and the ternary ones by absmean, as
+/// BitNet trains them; `draw` gives uniform values in `[0, 1)`.
+pub fn random_weights(
+    rows: usize,
+    cols: usize,
+    draw: &mut dyn FnMut() -> f64,
+) -> Result<(Vec<f32>, ensi_bitnet::ternary::TernaryMatrix), String> {
+    let latent: Vec<f32> = (0..rows * cols)
+        .map(|_| {
+            let (u1, u2) = (1.0 - draw(), draw());
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() / (cols as f64).sqrt())
+                as f32
+        })
+        .collect();
+    let ternary = absmean_ternarize(rows, cols, &latent).map_err(|e| e.to_string())?;
+    Ok((latent, ternary))
 }
 
 #[allow(clippy::too_many_lines)]
@@ -204,15 +222,7 @@ fn bench_matmul(args: &MatmulBenchArgs) -> Result<Value, String> {
     let mut draw = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     let mut results = Vec::new();
     for &(rows, cols) in &shapes {
-        // Gaussian latent weights N(0, 1/cols); the ternary ones by absmean, as BitNet trains.
-        let latent: Vec<f32> = (0..rows * cols)
-            .map(|_| {
-                let (u1, u2) = (1.0 - draw(), draw());
-                ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-                    / (cols as f64).sqrt()) as f32
-            })
-            .collect();
-        let ternary = absmean_ternarize(rows, cols, &latent).map_err(|e| e.to_string())?;
+        let (latent, ternary) = random_weights(rows, cols, &mut draw)?;
         let mult = ternary.scale().multiplier::<f64>();
         let w_t = |r: usize, c: usize| mult * f64::from(ternary.get(r, c));
         let w_d = |r: usize, c: usize| f64::from(latent[r * cols + c]);

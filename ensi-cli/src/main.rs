@@ -1,6 +1,7 @@
 //! `ensi`: the command-line front end of the ensi secure-inference stack.
 
 mod bench;
+mod bench_coeff;
 mod bench_layer;
 mod bench_lintrans;
 mod bench_matmul;
@@ -91,6 +92,9 @@ enum BenchCommand {
     /// column-block BSGS with ternary and with dense weights, ENSI's column layout (signed
     /// sums) and NEXUS's plaintext-ciphertext product.
     Matmul(bench_matmul::MatmulBenchArgs),
+    /// The coefficient-encoded ternary product fused with bootstrapping (products, packing,
+    /// ModRaise, CoeffsToSlots, EvalMod) beside the slot plan's bootstrap and BSGS product.
+    Coeff(bench_coeff::CoeffBenchArgs),
     /// Sigmoid attention weights against a homomorphic softmax on one head's n x n scores,
     /// bootstraps included, and each approximation's effect on the embedded model's logits.
     Softmax(bench_softmax::SoftmaxBenchArgs),
@@ -123,6 +127,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Ckks(args)) => bench::run_ckks(&args),
         Command::Bench(BenchCommand::Layer(args)) => bench_layer::run_layer(&args),
         Command::Bench(BenchCommand::Matmul(args)) => bench_matmul::run_matmul(&args),
+        Command::Bench(BenchCommand::Coeff(args)) => bench_coeff::run_coeff(&args),
         Command::Bench(BenchCommand::Softmax(args)) => bench_softmax::run_softmax(&args),
         Command::Keygen(args) => keygen::run(args),
         Command::Ckks(cmd) => ckks_cmd::run(&cmd),

@@ -353,6 +353,34 @@ impl Bootstrapper {
         self.bootstrap_scaled(ct, options.input_bound, options.gain.as_deref(), 1.0)
     }
 
+    /// The bootstrap of a coefficient-encoded input without its SlotsToCoeffs: ModRaise,
+    /// CoeffsToSlots and EvalMod of `ct` (any level, scale and slot count; degree 1 or 2) whose
+    /// raw plaintext polynomial `t` must stay well below `q_0` (`|t| <= q_0 / 2^log_message_ratio`
+    /// for the sine to be near-linear). Returns the halves `(re, im)` at EvalMod's output: slot
+    /// `i` of `re` holds `sin(2 pi t_j / q_0)` for `j = bitrev(i)` over `N/2` slots, and of `im`
+    /// the same for `j = N/2 + bitrev(i)`; `t_j ~ q_0 / (2 pi) * slot`. This is the bootstrap
+    /// of the fused coefficient kernel ([`crate::coeff`]): the products' packed outputs, in
+    /// coefficients, come out in slots. Full slots only.
+    pub fn bootstrap_coefficients(
+        &self,
+        ct: &Ciphertext,
+    ) -> Result<(Ciphertext, Ciphertext), CkksError> {
+        if self.slots != self.ctx.n() / 2 {
+            return Err(CkksError::InvalidArgument {
+                reason: "the coefficient bootstrap needs a full-slot bootstrapper",
+            });
+        }
+        let mut input = ct.clone();
+        input.slots = self.slots;
+        self.eval.count(Op::Bootstrap, 1);
+        let clock = Clock::start();
+        let raised = self.mod_raise(&input)?;
+        let (re, im) = self.coeffs_to_slots(&raised)?;
+        let out = self.eval_mod_both(&re, &im);
+        self.count_micros(clock.lap());
+        out
+    }
+
     /// Refreshes two real ciphertexts with one bootstrap: `z = x + i y` is bootstrapped and split
     /// again (`x = (z + conj z) / 2`, `y = (z - conj z) / 2i`; the halves ride in the
     /// SlotsToCoeffs gain), for the cost of one bootstrap and one conjugation. Both inputs must

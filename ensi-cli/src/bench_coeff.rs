@@ -1,0 +1,373 @@
+//! `ensi bench coeff`: the coefficient-encoded ternary product fused with bootstrapping (the
+//! minimal experiment of the coefficient kernel), beside the slot plan's equivalent at the same
+//! parameters in the same run.
+//!
+//! The fused event (FE): the activation encrypted in coefficients at the bottom level
+//! (`q_0`), the integer products with the ternary weight polynomials built on the fly from the
+//! weights ([`ensi_ckks::coeff::CoeffLayout`]), the leaves packed into one ciphertext
+//! (PackLWEs with strided leaves, key switches at the bottom level), then ModRaise,
+//! CoeffsToSlots and EvalMod ([`ensi_ckks::Bootstrapper::bootstrap_coefficients`]): the
+//! product comes out in slots, refreshed. The slot plan's equivalent: a full bootstrap and the
+//! column-block BSGS product (the layers' kernel) at level 10.
+//!
+//! Precision is against the f64 product of the same ternary weights, read from the FE's slots
+//! linearly (`t = q_0 / (2 pi) * slot`, what a server would go on with) and, for comparison,
+//! through `asin` (what the sine leaves when it is not linear).
+
+use crate::bench_layer::{ops_json, peak_rss, run_json};
+use crate::bench_matmul::random_weights;
+use crate::run::demo_parameters;
+use clap::Args;
+use ensi_ckks::coeff::{CoeffLayout, pack_galois_elements};
+use ensi_ckks::{BootstrapKeys, Bootstrapper, CkksContext, EvaluationKey, GaloisKey, SecretKey};
+use ensi_nn::block::{
+    BlockMatrix, block_linear_chunked, block_linear_chunked_rotations, chunk_cols, chunks,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde_json::{Value, json};
+use std::f64::consts::PI;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Options of `ensi bench coeff`.
+#[derive(Args, Debug)]
+pub struct CoeffBenchArgs {
+    /// Weight shapes as OUTxIN, comma-separated (bitnet_b1_58-large's q_proj, up_proj,
+    /// down_proj).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1536x1536,4096x1536,1536x4096"
+    )]
+    shapes: Vec<String>,
+    /// Prompt lengths n, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    tokens: Vec<usize>,
+    /// The block width m (a power of two; default: the planner's, fewest predicted operations).
+    #[arg(long)]
+    m: Option<usize>,
+    /// Skip the slot plan's equivalent (bootstrap + BSGS product).
+    #[arg(long)]
+    no_slot_plan: bool,
+    /// `log2(q_0 / max |packed value|)`: how far below `q_0` the packed products sit when they
+    /// enter the bootstrap (the sine's linear range against the signal's precision).
+    #[arg(long, default_value_t = 10)]
+    log_ratio: u32,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of the weights, the activations and the keys.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// One small shape at a small INSECURE ring (N = 2^13): a quick check of the harness.
+    #[arg(long)]
+    smoke: bool,
+    /// Fail unless every fused event matches the f64 product to this many bits (linear read).
+    #[arg(long)]
+    check_bits: Option<f64>,
+}
+
+/// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
+pub fn run_coeff(args: &CoeffBenchArgs) -> ExitCode {
+    run_json("coeff", args.threads, || bench_coeff(args))
+}
+
+/// `-log2` of the largest error relative to the largest expected magnitude.
+fn bits(expect: &[f64], got: &[f64]) -> f64 {
+    let max = expect.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let err = expect
+        .iter()
+        .zip(got)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    -(err / max).log2()
+}
+
+#[allow(clippy::too_many_lines)]
+fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
+    let err = |e: ensi_ckks::CkksError| e.to_string();
+    let started = Instant::now();
+    let shapes: Vec<(usize, usize)> = if args.smoke {
+        vec![(150, 100)]
+    } else {
+        args.shapes
+            .iter()
+            .map(|s| crate::bench_matmul::parse_shape(s))
+            .collect::<Result<_, _>>()?
+    };
+    let token_list = if args.smoke {
+        vec![1, 4]
+    } else {
+        args.tokens.clone()
+    };
+    if token_list.contains(&0) {
+        return Err("--tokens must be positive".into());
+    }
+    let (params, literal) = demo_parameters(args.smoke.then_some(13))?;
+    let ctx = CkksContext::new(params).map_err(err)?;
+    let (n, slots) = (ctx.n(), ctx.n() / 2);
+    let level = ctx
+        .max_level()
+        .checked_sub(literal.depth())
+        .ok_or("the parameter set cannot bootstrap")?;
+    let q0 = ctx.params().q()[0] as f64;
+    let delta = ctx.params().default_scale();
+    let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
+    let mut draw = {
+        let mut r = ChaCha20Rng::seed_from_u64(args.seed ^ 0x5eed);
+        move || (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    };
+    // Keys: bootstrapping's; the packing's Galois keys cut to level 0 (they only ever switch
+    // there); the slot plan's rotations cut to the layers' level.
+    let clock = Instant::now();
+    eprintln!(
+        "ensi bench coeff: N = 2^{}, generating keys",
+        ctx.params().log_n()
+    );
+    let sk = SecretKey::generate(&ctx, &mut rng).map_err(err)?;
+    let mut keys = BootstrapKeys::generate(&ctx, &sk, &literal, &mut rng).map_err(err)?;
+    let mut have = keys.evaluation.galois_elements();
+    let mut pack_bytes = 0usize;
+    let mut add_key = |keys: &mut BootstrapKeys, g: usize, cut: usize| -> Result<usize, String> {
+        if have.contains(&g) {
+            return Ok(0);
+        }
+        let mut key = GaloisKey::generate(&ctx, &sk, g, &mut rng).map_err(err)?;
+        key.truncate(&ctx, cut).map_err(err)?;
+        let bytes = key.switching_key().heap_bytes();
+        keys.insert(EvaluationKey::Galois(key));
+        have.push(g);
+        Ok(bytes)
+    };
+    for g in pack_galois_elements(n, n) {
+        pack_bytes += add_key(&mut keys, g, 0)?;
+    }
+    if !args.no_slot_plan {
+        for &(rows, cols) in &shapes {
+            for &t in &token_list {
+                for r in block_linear_chunked_rotations(slots, rows, cols, t.next_power_of_two())
+                    .map_err(err)?
+                {
+                    add_key(&mut keys, ctx.rotation_galois_element(r), level)?;
+                }
+            }
+        }
+    }
+    let bts = Bootstrapper::new(&ctx, literal, keys).map_err(err)?;
+    let eval = bts.evaluator();
+    let keygen_s = clock.elapsed().as_secs_f64();
+    eprintln!(
+        "ensi bench coeff: keys in {keygen_s:.1} s (packing keys at level 0: {:.1} MiB)",
+        pack_bytes as f64 / f64::from(1u32 << 20)
+    );
+    let mut results = Vec::new();
+    for &(rows, cols) in &shapes {
+        let (_, ternary) = random_weights(rows, cols, &mut draw)?;
+        let w_int = |r: usize, c: usize| i64::from(ternary.get(r, c));
+        for &tokens in &token_list {
+            let layout = match args.m {
+                Some(m) => CoeffLayout::new(n, rows, cols, tokens, m),
+                None => CoeffLayout::best(n, rows, cols, tokens, 20.0),
+            }
+            .map_err(err)?;
+            let x: Vec<f64> = (0..tokens * cols).map(|_| 2.0 * draw() - 1.0).collect();
+            let mut y = vec![0.0; tokens * rows];
+            for t in 0..tokens {
+                for r in 0..rows {
+                    y[t * rows + r] = (0..cols)
+                        .map(|c| f64::from(ternary.get(r, c)) * x[t * cols + c])
+                        .sum();
+                }
+            }
+            let y_max = y.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            let gain = layout.gain() as f64;
+            // The input scale that puts the largest packed value at q_0 / 2^log_ratio (the
+            // layer would take this bound from calibration).
+            let scale = q0 / f64::from(1u32 << args.log_ratio) / (gain * y_max);
+            eprintln!(
+                "ensi bench coeff: {rows}x{cols}, n = {tokens}: m = {}, {} input block(s), {} \
+                 products of {} rows, {} leaves, stride {}, input scale 2^{:.1}",
+                layout.m(),
+                layout.input_blocks(),
+                layout.products(),
+                layout.rows_per_product(),
+                layout.leaves(),
+                layout.stride(),
+                scale.log2()
+            );
+            // The client: the activation in coefficients at level 0.
+            let xs = (0..layout.input_blocks())
+                .map(|b| {
+                    let v = layout.input_coefficients(&x, b)?;
+                    sk.encrypt(&ctx, &ctx.encode_coefficients(&v, 0, scale)?, &mut rng)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            // Products.
+            let before = eval.op_count();
+            let clock = Instant::now();
+            let leaves = eval.coeff_leaves(&layout, &xs, &w_int).map_err(err)?;
+            let products_s = clock.elapsed().as_secs_f64();
+            // Packing.
+            let clock = Instant::now();
+            let packed = eval.pack_strided(&leaves, layout.m()).map_err(err)?;
+            let packing_s = clock.elapsed().as_secs_f64();
+            drop(leaves);
+            let pack_ops = eval.op_count() - before;
+            let packed_coeffs = ctx
+                .plaintext_coefficients(&sk.decrypt(&ctx, &packed).map_err(err)?)
+                .map_err(err)?;
+            let positions: Vec<usize> = (0..tokens)
+                .flat_map(|t| (0..rows).map(move |r| (t, r)))
+                .map(|(t, r)| layout.output_position(t, r))
+                .collect();
+            let before_bts: Vec<f64> = positions
+                .iter()
+                .map(|&p| packed_coeffs[p] / (gain * scale))
+                .collect();
+            let garbage = (0..n)
+                .filter(|p| !positions.contains(p))
+                .map(|p| packed_coeffs[p].abs())
+                .fold(0.0f64, f64::max)
+                / (gain * scale * y_max);
+            // The bootstrap from coefficients into slots.
+            let clock = Instant::now();
+            let (re, im) = bts.bootstrap_coefficients(&packed).map_err(err)?;
+            let bootstrap_s = clock.elapsed().as_secs_f64();
+            let fe_ops = eval.op_count() - before;
+            let dr = ctx
+                .decode(&sk.decrypt(&ctx, &re).map_err(err)?)
+                .map_err(err)?;
+            let di = ctx
+                .decode(&sk.decrypt(&ctx, &im).map_err(err)?)
+                .map_err(err)?;
+            let log_slots = slots.trailing_zeros();
+            let rev = |i: usize| i.reverse_bits() >> (usize::BITS - log_slots);
+            let slot_of = |p: usize| {
+                if p < slots {
+                    dr[rev(p)]
+                } else {
+                    di[rev(p - slots)]
+                }
+            };
+            let linear: Vec<f64> = positions
+                .iter()
+                .map(|&p| slot_of(p) * q0 / (2.0 * PI) / (gain * scale))
+                .collect();
+            let arcsine: Vec<f64> = positions
+                .iter()
+                .map(|&p| slot_of(p).clamp(-1.0, 1.0).asin() * q0 / (2.0 * PI) / (gain * scale))
+                .collect();
+            let fe_s = products_s + packing_s + bootstrap_s;
+            let (bits_before, bits_linear, bits_asin) =
+                (bits(&y, &before_bts), bits(&y, &linear), bits(&y, &arcsine));
+            let predicted_ks = layout.key_switches();
+            let counted_ks = pack_ops.key_switches();
+            eprintln!(
+                "ensi bench coeff:   products {products_s:.2} s, packing {packing_s:.2} s \
+                 ({counted_ks} key switches, predicted {predicted_ks}), bootstrap into slots \
+                 {bootstrap_s:.1} s: FE {fe_s:.1} s; {bits_before:.1} bits before the bootstrap \
+                 (garbage {garbage:.1e}), {bits_linear:.1} after (asin: {bits_asin:.1}), output \
+                 level {}",
+                re.level()
+            );
+            let mut entry = json!({
+                "shape": format!("{rows}x{cols}"), "rows": rows, "cols": cols, "tokens": tokens,
+                "layout": {
+                    "m": layout.m(), "input_blocks": layout.input_blocks(),
+                    "rows_per_product": layout.rows_per_product(), "leaves": layout.leaves(),
+                    "stride": layout.stride(), "log2_input_scale": scale.log2(),
+                },
+                "fused": {
+                    "products_s": products_s, "packing_s": packing_s,
+                    "bootstrap_s": bootstrap_s, "total_s": fe_s,
+                    "products": layout.products(),
+                    "key_switches": counted_ks, "key_switches_predicted": predicted_ks,
+                    "output_level": re.level(),
+                    "ops": ops_json(&fe_ops),
+                },
+                "precision": {
+                    "bits_before_bootstrap": bits_before, "garbage_relative": garbage,
+                    "bits_linear": bits_linear, "bits_asin": bits_asin,
+                },
+            });
+            if predicted_ks != counted_ks {
+                return Err(format!(
+                    "{rows}x{cols}, n = {tokens}: {counted_ks} key switches counted, \
+                     {predicted_ks} predicted"
+                ));
+            }
+            if let Some(want) = args.check_bits
+                && !(bits_linear >= want)
+            {
+                return Err(format!(
+                    "{rows}x{cols}, n = {tokens}: {bits_linear:.1} bits, below --check-bits {want}"
+                ));
+            }
+            if !args.no_slot_plan {
+                // The slot plan: refresh the activation, then the BSGS product at level 10.
+                let n_pad = tokens.next_power_of_two();
+                let chunk = chunk_cols(slots, n_pad);
+                let xb: Vec<BlockMatrix> = chunks(cols, chunk)
+                    .into_iter()
+                    .map(|(c0, width)| {
+                        let part: Vec<f64> = (0..tokens)
+                            .flat_map(|t| x[t * cols + c0..t * cols + c0 + width].iter().copied())
+                            .collect();
+                        BlockMatrix::encrypt(&ctx, &sk, &part, tokens, 0, delta, &mut rng)
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?;
+                let clock = Instant::now();
+                let refreshed = xb
+                    .iter()
+                    .map(|b| Ok(b.with_ciphertext(bts.bootstrap(b.ciphertext())?)))
+                    .collect::<Result<Vec<_>, ensi_ckks::CkksError>>()
+                    .map_err(err)?;
+                let slot_bootstrap_s = clock.elapsed().as_secs_f64();
+                let clock = Instant::now();
+                let ys = block_linear_chunked(
+                    eval,
+                    &refreshed,
+                    rows,
+                    |r, c, _| f64::from(ternary.get(r, c)),
+                    delta,
+                )
+                .map_err(err)?;
+                let slot_product_s = clock.elapsed().as_secs_f64();
+                let mut got = vec![0.0; tokens * rows];
+                for (yc, (r0, h)) in ys.iter().zip(chunks(rows, chunk)) {
+                    let d = yc.decrypt(&ctx, &sk).map_err(err)?;
+                    for t in 0..tokens {
+                        got[t * rows + r0..t * rows + r0 + h]
+                            .copy_from_slice(&d[t * h..(t + 1) * h]);
+                    }
+                }
+                let slot_bits = bits(&y, &got);
+                let slot_s = slot_bootstrap_s + slot_product_s;
+                eprintln!(
+                    "ensi bench coeff:   slot plan: {} bootstrap(s) {slot_bootstrap_s:.1} s + BSGS \
+                     product {slot_product_s:.1} s = {slot_s:.1} s ({slot_bits:.1} bits): the FE \
+                     is {:.2}x faster",
+                    xb.len(),
+                    slot_s / fe_s
+                );
+                entry["slot_plan"] = json!({
+                    "bootstraps": xb.len(), "bootstrap_s": slot_bootstrap_s,
+                    "product_s": slot_product_s, "total_s": slot_s, "bits": slot_bits,
+                    "speedup_of_fused": slot_s / fe_s,
+                });
+            }
+            results.push(entry);
+        }
+    }
+    Ok(json!({
+        "bench": "coeff",
+        "params": {"log_n": ctx.params().log_n(), "secure": !args.smoke, "log_q0": q0.log2()},
+        "threads": rayon::current_num_threads(),
+        "keygen_s": keygen_s,
+        "results": results,
+        "peak_rss_gib": peak_rss().map(|b| b as f64 / f64::from(1u32 << 30)),
+        "total_s": started.elapsed().as_secs_f64(),
+    }))
+}
