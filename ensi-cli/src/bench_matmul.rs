@@ -138,7 +138,7 @@ pub(crate) fn parse_shape(s: &str) -> Result<(usize, usize), String> {
 }
 
 /// `-log2` of the largest error relative to the largest expected magnitude.
-fn bits(expect: &[f64], got: &[f64]) -> f64 {
+pub(crate) fn bits(expect: &[f64], got: &[f64]) -> f64 {
     let max = expect.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let err = expect
         .iter()
