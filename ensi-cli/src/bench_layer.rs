@@ -13,6 +13,7 @@
 //! below, so their keys are truncated to it ([`ensi_ckks::SwitchingKey::truncate`]); those
 //! bootstrapping itself uses are kept whole.
 
+use crate::bench_matmul::{read_bootstrap_cost, read_costs};
 use crate::run::{demo_parameters, load_model};
 use clap::{Args, ValueEnum};
 use ensi_bitnet::ops::AttentionKind;
@@ -24,9 +25,11 @@ use ensi_ckks::{
 };
 use ensi_nn::block::{ChunkedMatrix, chunk_cols, chunks};
 use ensi_nn::block_layer::{
-    block_layer_logged, block_level_plan, block_rotations, head_layout_cols,
+    BLOCK_STEPS, block_layer_logged, block_level_plan, block_level_plan_at, block_rotations,
+    head_layout_cols,
 };
 use ensi_nn::decoder::calibrate;
+use ensi_nn::plan::predict_layer;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
@@ -111,6 +114,13 @@ pub struct LayerBenchArgs {
     /// largest value) and goes through the level plan written down for it.
     #[arg(long)]
     check_bits: Option<f64>,
+    /// Per-operation costs (`ensi bench ckks` JSON at the layers' level, with `bootstrap`): the
+    /// planner's predicted layer time goes into the JSON beside the measured one.
+    #[arg(long, value_name = "FILE")]
+    costs: Option<PathBuf>,
+    /// With `--costs`: print the prediction only (no keys, no encrypted run).
+    #[arg(long, requires = "costs")]
+    predict_only: bool,
 }
 
 /// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
@@ -160,6 +170,14 @@ pub fn ops_json(ops: &OpCount) -> Value {
         "bootstrap": ops.bootstrap, "bootstrap_s": ops.bootstrap_micros as f64 * 1e-6,
     })
 }
+
+/// The steps of [`BLOCK_STEPS`] that are projections (with a residual add or two).
+const PROJECTION_STEPS: [&str; 4] = [
+    BLOCK_STEPS[1],
+    BLOCK_STEPS[5],
+    BLOCK_STEPS[7],
+    BLOCK_STEPS[11],
+];
 
 fn gib(bytes: usize) -> f64 {
     bytes as f64 / f64::from(1u32 << 30)
@@ -239,6 +257,46 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         .max_level()
         .checked_sub(literal.depth())
         .ok_or("the parameter set cannot bootstrap")?;
+    // The planner's prediction, before any key exists.
+    let prediction = match &args.costs {
+        Some(path) => {
+            let costs = read_costs(path)?;
+            let bootstrap = read_bootstrap_cost(path)?;
+            let (_, bootstraps) =
+                block_level_plan_at(level, slots, level, &cfg, &plan, n_pad).map_err(err)?;
+            let p =
+                predict_layer(&costs, bootstrap, &cfg, n_pad, slots, bootstraps).map_err(err)?;
+            eprintln!(
+                "ensi bench layer: predicted {:.1} s: projections {:.1} s, {} bootstraps {:.1} s",
+                p.total_s, p.projections_s, p.bootstraps, p.bootstrap_s
+            );
+            Some(p)
+        }
+        None => None,
+    };
+    let prediction_json = |measured: Option<(f64, f64)>| {
+        prediction.as_ref().map(|p| {
+            let mut v = json!({
+                "total_s": p.total_s, "projections_s": p.projections_s,
+                "bootstraps": p.bootstraps, "bootstrap_s": p.bootstrap_s,
+                "projections": p.projections.iter().map(|(name, ops, t)| json!({
+                    "name": name, "seconds": t, "ops": ops_json(ops),
+                })).collect::<Vec<_>>(),
+            });
+            if let Some((layer, proj)) = measured {
+                v["predicted_over_measured"] = json!({
+                    "layer": p.total_s / layer, "projections": p.projections_s / proj,
+                });
+            }
+            v
+        })
+    };
+    if args.predict_only {
+        return Ok(json!({
+            "bench": "layer", "shape": shape_name, "tokens": n, "padded_tokens": n_pad,
+            "prediction": prediction_json(None),
+        }));
+    }
     // Keys: bootstrapping's whole, the layer's rotations truncated to the output level.
     let clock = Instant::now();
     eprintln!(
@@ -332,8 +390,17 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         100.0 * bootstrap_s / layer_s,
         ops.key_switches()
     );
+    let projections_s: f64 = steps
+        .iter()
+        .filter(|v| {
+            let name = v["step"].as_str().unwrap_or("");
+            PROJECTION_STEPS.contains(&name)
+        })
+        .filter_map(|v| v["seconds"].as_f64())
+        .sum();
     let doc = json!({
         "bench": "layer",
+        "prediction": prediction_json(Some((layer_s, projections_s))),
         "shape": shape_name,
         "config": {
             "hidden": cfg.hidden_size, "ffn": cfg.intermediate_size,

@@ -118,6 +118,23 @@ pub fn read_costs(path: &std::path::Path) -> Result<OpCosts, String> {
     })
 }
 
+/// The median bootstrap time (seconds) of an `ensi bench ckks --ops ...,bootstrap` JSON file.
+pub fn read_bootstrap_cost(path: &std::path::Path) -> Result<f64, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let doc: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    doc["bootstrap"]["median_us"]
+        .as_f64()
+        .map(|v| v * 1e-6)
+        .ok_or_else(|| {
+            format!(
+                "{}: no bootstrap.median_us (run ensi bench ckks with --ops ...,bootstrap)",
+                path.display()
+            )
+        })
+}
+
 /// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
 pub fn run_matmul(args: &MatmulBenchArgs) -> ExitCode {
     run_json("matmul", args.threads, || bench_matmul(args))

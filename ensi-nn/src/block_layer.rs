@@ -854,7 +854,23 @@ pub fn block_level_plan(
     plan: &LayerPlan,
     n_pad: usize,
 ) -> Result<(LevelPlan, usize), CkksError> {
-    let l = bts.output_level();
+    let slots = bts.evaluator().context().n() / 2;
+    block_level_plan_at(bts.output_level(), slots, x_level, cfg, plan, n_pad)
+}
+
+/// [`block_level_plan`] from the bootstrapper's output level `l` and the slot count alone (no
+/// keys needed): what a planner predicts before any key exists.
+pub fn block_level_plan_at(
+    l: usize,
+    slots: usize,
+    x_level: usize,
+    cfg: &ModelConfig,
+    plan: &LayerPlan,
+    n_pad: usize,
+) -> Result<(LevelPlan, usize), CkksError> {
+    if l < 3 {
+        return Err(CkksError::NoLevelLeft);
+    }
     let eps = cfg.rms_norm_eps;
     let sig = sigmoid_in_u(plan.scores, -1.0, plan.sigmoid_degree);
     let act = activation_in_u(cfg, plan).1;
@@ -880,7 +896,7 @@ pub fn block_level_plan(
     ];
     // Four refreshes (one bootstrap per pair of chunks), plus one per norm whose input lacks
     // the levels to run inline.
-    let chunk = chunk_cols(bts.evaluator().context().n() / 2, n_pad);
+    let chunk = chunk_cols(slots, n_pad);
     let head_cols = heads(cfg)?.cols();
     let inputs = [
         (x_level, &plan.norms[0], cfg.hidden_size, cfg.hidden_size),

@@ -23,6 +23,7 @@
 
 use crate::block::{block_matrix, chunk_cols, chunks};
 use alloc::vec::Vec;
+use ensi_bitnet::config::ModelConfig;
 use ensi_bitnet::ternary::TernaryMatrix;
 use ensi_ckks::{CkksError, OpCount};
 
@@ -191,9 +192,9 @@ pub fn plan_projection(
             Kernel::ColumnSignedSums => (column_signed_sum_ops(w, &all), 0),
             Kernel::ColumnNexus => (column_nexus_ops(rows, cols), 1),
         };
-        // One hoisted batch per chunk pair: the block kernel's rescales.
+        // One hoisted batch per input chunk (its baby steps, shared by every output chunk).
         let batches = if kernel == Kernel::BlockBsgs {
-            ops.rescale
+            chunks(cols, chunk_cols(slots, tokens.next_power_of_two())).len()
         } else {
             0
         };
@@ -206,4 +207,71 @@ pub fn plan_projection(
     }
     out.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
     Ok(out)
+}
+
+/// The projections of a decoder layer in the column-block layout: `(name, rows, cols)`, in
+/// the order the layer runs them (the query, key and value projections in the head layout).
+pub fn layer_projections(
+    cfg: &ModelConfig,
+) -> Result<Vec<(&'static str, usize, usize)>, CkksError> {
+    let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
+    let qd = crate::block_layer::head_layout_cols(cfg)?;
+    Ok(alloc::vec![
+        ("q_proj", qd, d),
+        ("k_proj", qd, d),
+        ("v_proj", qd, d),
+        ("o_proj", d, qd),
+        ("gate_proj", f, d),
+        ("up_proj", f, d),
+        ("down_proj", d, f),
+    ])
+}
+
+/// A decoder layer's predicted time (see [`predict_layer`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerPrediction {
+    /// Each projection's name, operations (exact) and predicted seconds.
+    pub projections: Vec<(&'static str, OpCount, f64)>,
+    /// The projections' seconds.
+    pub projections_s: f64,
+    /// Bootstraps of the layer.
+    pub bootstraps: usize,
+    /// Their seconds.
+    pub bootstrap_s: f64,
+    /// The prediction: projections and bootstraps.
+    pub total_s: f64,
+}
+
+/// The time of one column-block layer on `n_pad` tokens: every projection's exact operations
+/// ([`block_ops`], chunked as the layer chunks them) at the per-operation `costs`, plus
+/// `bootstraps` (from [`crate::block_layer::block_level_plan_at`]: one per pair of chunks per
+/// refresh, one per bootstrapped statistic) at `bootstrap_s` each. Attention, the norms'
+/// arithmetic and the activations are not modelled: they are 3-12% of the measured layers
+/// (`bench/LAYERS.md`), so the prediction runs low by about that much.
+pub fn predict_layer(
+    costs: &OpCosts,
+    bootstrap_s: f64,
+    cfg: &ModelConfig,
+    n_pad: usize,
+    slots: usize,
+    bootstraps: usize,
+) -> Result<LayerPrediction, CkksError> {
+    let mut projections = Vec::new();
+    let mut projections_s = 0.0;
+    for (name, rows, cols) in layer_projections(cfg)? {
+        let ops = block_ops(slots, rows, cols, n_pad)?;
+        // One hoisted batch per input chunk.
+        let batches = chunks(cols, chunk_cols(slots, n_pad)).len();
+        let t = costs.time(&ops, batches);
+        projections_s += t;
+        projections.push((name, ops, t));
+    }
+    let boot = bootstraps as f64 * bootstrap_s;
+    Ok(LayerPrediction {
+        projections,
+        projections_s,
+        bootstraps,
+        bootstrap_s: boot,
+        total_s: projections_s + boot,
+    })
 }
