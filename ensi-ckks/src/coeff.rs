@@ -74,18 +74,23 @@ fn merges(present: &[bool]) -> usize {
     usize::from(present.iter().any(|&p| p)) + merges(&even) + merges(&odd)
 }
 
+/// `ct * p` part by part (an exact product: the scale unchanged).
+fn times_poly(ct: &Ciphertext, p: &RnsPoly<ensi_math::Ntt>) -> Result<Ciphertext, CkksError> {
+    let parts = ct
+        .parts
+        .iter()
+        .map(|c| c.try_mul(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ct.derive(parts, ct.scale))
+}
+
 impl Evaluator {
     /// `ct * w` for the integer polynomial `w` (`N` coefficients, or fewer: the rest zero):
     /// exact, the scale unchanged, no level used.
     pub fn mul_integer_poly(&self, ct: &Ciphertext, w: &[i64]) -> Result<Ciphertext, CkksError> {
         let p = self.integer_poly_at(ct, w)?;
         self.count(Op::PlainMul, 1);
-        let parts = ct
-            .parts
-            .iter()
-            .map(|c| c.try_mul(&p))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ct.derive(parts, ct.scale))
+        times_poly(ct, &p)
     }
 
     /// `acc += ct * w` for the integer polynomial `w` (see [`Self::mul_integer_poly`]).
@@ -139,13 +144,7 @@ impl Evaluator {
         } else {
             w[k - n] = -1;
         }
-        let p = self.integer_poly_at(ct, &w)?;
-        let parts = ct
-            .parts
-            .iter()
-            .map(|c| c.try_mul(&p))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ct.derive(parts, ct.scale))
+        times_poly(ct, &self.integer_poly_at(ct, &w)?)
     }
 
     /// Packs `leaves` (absent ones are zero), each holding its values at the coefficients that
