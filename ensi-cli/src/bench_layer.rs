@@ -29,7 +29,7 @@ use ensi_nn::block_layer::{
     head_layout_cols,
 };
 use ensi_nn::decoder::calibrate;
-use ensi_nn::plan::predict_layer;
+use ensi_nn::plan::{activation_error, inv_sqrt_error, plan_degrees, predict_layer, sigmoid_error};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
@@ -114,6 +114,12 @@ pub struct LayerBenchArgs {
     /// largest value) and goes through the level plan written down for it.
     #[arg(long)]
     check_bits: Option<f64>,
+    /// Let the planner choose every polynomial's degree (sigmoid, activation, the four norms'
+    /// inverse square roots; from 15, 31, 63, 127): the smallest whose error on its calibrated
+    /// interval is at most 2^-BITS and with which the level plan holds (overrides
+    /// --sigmoid-degree and --act-degree).
+    #[arg(long, value_name = "BITS")]
+    plan_degrees: Option<f64>,
     /// Per-operation costs (`ensi bench ckks` JSON at the layers' level, with `bootstrap`): the
     /// planner's predicted layer time goes into the JSON beside the measured one.
     #[arg(long, value_name = "FILE")]
@@ -242,7 +248,7 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     let x_plain = trace.input.as_slice().to_vec();
     let other = ensi_nn::block_layer::pad_prompt(&draw(&mut rng, n));
     let other_trace = layer_trace(&other)?;
-    let plan = calibrate(
+    let mut plan = calibrate(
         &[&trace, &other_trace],
         &cfg,
         0.1,
@@ -257,6 +263,36 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         .max_level()
         .checked_sub(literal.depth())
         .ok_or("the parameter set cannot bootstrap")?;
+    // The planner's degrees, where asked for.
+    if let Some(bits) = args.plan_degrees {
+        let fits = |p: &ensi_nn::decoder::LayerPlan| {
+            block_level_plan_at(level, slots, level, &cfg, p, n_pad).is_ok()
+        };
+        plan = plan_degrees(&cfg, &plan, n, (-bits).exp2(), &[15, 31, 63, 127], &fits)
+            .ok_or("no polynomial degrees fit the level plan")?;
+    }
+    let norm_errors: Vec<f64> = plan
+        .norms
+        .iter()
+        .map(|p| inv_sqrt_error(p, p.degree))
+        .collect();
+    let poly_errors = json!({
+        "sigmoid": sigmoid_error(&plan, n, plan.sigmoid_degree),
+        "activation_relative": activation_error(&cfg, &plan, plan.act_degree),
+        "inv_sqrt_relative": norm_errors,
+    });
+    let norm_degrees: Vec<usize> = plan.norms.iter().map(|p| p.degree).collect();
+    eprintln!(
+        "ensi bench layer: degrees: sigmoid {} (error {:.1e}), activation {} (relative {:.1e}), \
+         norms {norm_degrees:?} (relative {:.1e} at worst) on the calibrated intervals",
+        plan.sigmoid_degree,
+        poly_errors["sigmoid"].as_f64().unwrap_or(f64::NAN),
+        plan.act_degree,
+        poly_errors["activation_relative"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        norm_errors.iter().copied().fold(0.0f64, f64::max)
+    );
     // The planner's prediction, before any key exists.
     let prediction = match &args.costs {
         Some(path) => {
@@ -291,10 +327,20 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
             v
         })
     };
+    // The calibrated intervals the polynomials cover (their width sets their error).
+    let intervals = json!({
+        "scores": [plan.scores.lo, plan.scores.hi],
+        "gate": [plan.gate.lo, plan.gate.hi],
+        "norm_statistics": plan.norms.iter().map(|p| [p.lo, p.hi]).collect::<Vec<_>>(),
+        "unit_bounds": plan.unit_bounds,
+    });
     if args.predict_only {
         return Ok(json!({
             "bench": "layer", "shape": shape_name, "tokens": n, "padded_tokens": n_pad,
-            "prediction": prediction_json(None),
+            "prediction": prediction_json(None), "intervals": intervals,
+            "degrees": {"sigmoid": plan.sigmoid_degree, "activation": plan.act_degree,
+                "norms": norm_degrees},
+            "polynomial_errors": poly_errors,
         }));
     }
     // Keys: bootstrapping's whole, the layer's rotations truncated to the output level.
@@ -346,6 +392,16 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     );
     let x =
         ChunkedMatrix::encrypt(&ctx, &sk, &x_plain, n_pad, level, delta, &mut rng).map_err(err)?;
+    // A warm-up bootstrap (first-touch page faults of the transforms' buffers: the first one
+    // after key generation runs ~40% slower), untimed and not counted.
+    let zero = sk
+        .encrypt(
+            &ctx,
+            &ctx.encode(&[0.0], slots, 0, delta).map_err(err)?,
+            &mut rng,
+        )
+        .map_err(err)?;
+    bts.bootstrap(&zero).map_err(err)?;
     // The layer, step by step.
     let eval = bts.evaluator();
     let start_ops = eval.op_count();
@@ -425,6 +481,8 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         "plan": {
             "sigmoid_degree": plan.sigmoid_degree, "act_degree": plan.act_degree,
             "levels_as_written": plan_followed,
+            "intervals": intervals, "polynomial_errors": poly_errors,
+            "degrees_planned": args.plan_degrees.is_some(), "norm_degrees": norm_degrees,
         },
         "times_s": {
             "keygen": keygen_s, "layer": layer_s, "bootstrapping": bootstrap_s,

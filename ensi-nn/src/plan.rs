@@ -275,3 +275,115 @@ pub fn predict_layer(
         total_s: projections_s + boot,
     })
 }
+
+/// The largest error of a layer's sigmoid polynomial of `degree` on the calibrated score
+/// interval (with the bias `-ln tokens`), over 4096 points: the sigmoid is in `[0, 1]`, so this
+/// is its absolute error.
+pub fn sigmoid_error(plan: &crate::decoder::LayerPlan, tokens: usize, degree: usize) -> f64 {
+    let bias = -libm::log(tokens.max(1) as f64);
+    let scores = plan.scores.including(0.0);
+    let (lo, hi) = (scores.lo, scores.hi);
+    crate::decoder::sigmoid_in_u(scores, bias, degree).max_error(
+        |u| {
+            let s = (u * (hi - lo) + (hi + lo)) / 2.0;
+            1.0 / (1.0 + libm::exp(-(s + bias)))
+        },
+        4096,
+    )
+}
+
+/// The largest error of a layer's activation polynomial of `degree` on the calibrated gate
+/// interval over 4096 points, relative to the activation's largest magnitude there.
+pub fn activation_error(cfg: &ModelConfig, plan: &crate::decoder::LayerPlan, degree: usize) -> f64 {
+    let act = cfg.hidden_act;
+    let f = move |x: f64| match act {
+        ensi_bitnet::config::Activation::ReluSquared => {
+            let r = x.max(0.0);
+            r * r
+        }
+        ensi_bitnet::config::Activation::Silu => x / (1.0 + libm::exp(-x)),
+    };
+    let (lo, hi) = (plan.gate.lo, plan.gate.hi);
+    let scale = f(lo).abs().max(f(hi).abs()).max(f64::MIN_POSITIVE);
+    crate::decoder::activation_poly(act, plan.gate, degree).max_error(f, 4096) / scale
+}
+
+/// The largest relative error of a norm's inverse square root of `degree` on its calibrated
+/// interval of `mean(x^2) + eps`, over 4096 points. It grows with `hi / lo`: 7e-7 at degree 31
+/// for a ratio of 24, 4e-4 for 81 (what attention outputs of 8 and 32 tokens give).
+pub fn inv_sqrt_error(norm: &crate::norm::NormPlan, degree: usize) -> f64 {
+    let p = crate::norm::NormPlan { degree, ..*norm };
+    let poly = p.inv_sqrt();
+    let (lo, hi) = (norm.lo, norm.hi);
+    (0..=4096)
+        .map(|i| {
+            let u = -1.0 + 2.0 * i as f64 / 4096.0;
+            let f = 1.0 / libm::sqrt((u * (hi - lo) + (hi + lo)) / 2.0);
+            libm::fabs(poly.eval(u) - f) / f
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The planner's polynomial degrees for a layer: for the sigmoid, the activation and each of
+/// the four norms' inverse square roots, the smallest of `candidates` (ascending) whose error
+/// ([`sigmoid_error`], [`activation_error`], [`inv_sqrt_error`]) is at most `target`, among
+/// those with which the layer's level plan still holds (`fits`, e.g.
+/// [`crate::block_layer::block_level_plan_at`] succeeding); failing the target, the most
+/// accurate that fits. Returns the plan with those degrees, or `None` if nothing fits.
+pub fn plan_degrees(
+    cfg: &ModelConfig,
+    plan: &crate::decoder::LayerPlan,
+    tokens: usize,
+    target: f64,
+    candidates: &[usize],
+    fits: &dyn Fn(&crate::decoder::LayerPlan) -> bool,
+) -> Option<crate::decoder::LayerPlan> {
+    let mut out = plan.clone();
+    let smallest = *candidates.first()?;
+    out.sigmoid_degree = smallest;
+    out.act_degree = smallest;
+    for norm in &mut out.norms {
+        norm.degree = smallest;
+    }
+    // One polynomial at a time, the others at their choice so far.
+    let pick = |current: &crate::decoder::LayerPlan,
+                set: &dyn Fn(&mut crate::decoder::LayerPlan, usize),
+                error: &dyn Fn(usize) -> f64|
+     -> Option<usize> {
+        let usable: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&d| {
+                let mut p = current.clone();
+                set(&mut p, d);
+                fits(&p)
+            })
+            .collect();
+        usable
+            .iter()
+            .copied()
+            .find(|&d| error(d) <= target)
+            .or_else(|| {
+                usable
+                    .iter()
+                    .copied()
+                    .min_by(|&a, &b| error(a).total_cmp(&error(b)))
+            })
+    };
+    let d = pick(&out, &|p, d| p.sigmoid_degree = d, &|d| {
+        sigmoid_error(plan, tokens, d)
+    })?;
+    out.sigmoid_degree = d;
+    let d = pick(&out, &|p, d| p.act_degree = d, &|d| {
+        activation_error(cfg, plan, d)
+    })?;
+    out.act_degree = d;
+    for i in 0..4 {
+        let norm = plan.norms[i];
+        let d = pick(&out, &|p, d| p.norms[i].degree = d, &|d| {
+            inv_sqrt_error(&norm, d)
+        })?;
+        out.norms[i].degree = d;
+    }
+    Some(out)
+}

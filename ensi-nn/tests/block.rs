@@ -878,3 +878,50 @@ fn column_products_match_and_are_counted_as_planned() {
         Kernel::BlockBsgs
     );
 }
+
+/// The planner's degrees. The inverse square root's relative error on the attention sub-norm
+/// interval of a 32-token large-shape prompt (`[3.54e-4, 2.86e-2]`, ratio 81), against values
+/// from an independent Chebyshev interpolation in Python (4.4e-4 at degree 31, 2.5e-7 at 63);
+/// the planner then picks 63 for that norm at a 2^-20 target, the smallest degree elsewhere,
+/// and never a degree the level plan (here: at most 63) rejects.
+#[test]
+fn the_planner_raises_a_degree_only_where_its_interval_needs_it() {
+    use ensi_nn::norm::NormPlan;
+    use ensi_nn::plan::{inv_sqrt_error, plan_degrees};
+    let wide = NormPlan {
+        lo: 3.54e-4,
+        hi: 2.864e-2,
+        degree: 31,
+    };
+    let e31 = inv_sqrt_error(&wide, 31);
+    let e63 = inv_sqrt_error(&wide, 63);
+    assert!((e31 / 4.4e-4 - 1.0).abs() < 0.1, "{e31}");
+    assert!((e63 / 2.5e-7 - 1.0).abs() < 0.2, "{e63}");
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let tokens: Vec<u32> = b"Encrypt!".iter().map(|&b| u32::from(b)).collect();
+    let mut plan = calibrate(&[&reference(&tokens).layers[0]], &cfg, 0.1, 31, 31);
+    plan.norms[1] = wide;
+    let fits = |p: &ensi_nn::decoder::LayerPlan| {
+        p.sigmoid_degree <= 63 && p.act_degree <= 63 && p.norms.iter().all(|n| n.degree <= 63)
+    };
+    let planned = plan_degrees(&cfg, &plan, 8, 2f64.powi(-20), &[15, 31, 63, 127], &fits).unwrap();
+    assert_eq!(planned.norms[1].degree, 63);
+    for (i, n) in planned.norms.iter().enumerate() {
+        assert!(
+            inv_sqrt_error(n, n.degree) <= 2f64.powi(-20) || n.degree == 63,
+            "norm {i}"
+        );
+        if n.degree > 15 {
+            let smaller = NormPlan {
+                degree: n.degree / 2,
+                ..*n
+            };
+            assert!(
+                inv_sqrt_error(&smaller, smaller.degree) > 2f64.powi(-20),
+                "norm {i}"
+            );
+        }
+    }
+    assert!(fits(&planned));
+}
