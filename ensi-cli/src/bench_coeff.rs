@@ -41,8 +41,9 @@ pub struct CoeffBenchArgs {
         default_value = "1536x1536,4096x1536,1536x4096"
     )]
     shapes: Vec<String>,
-    /// Prompt lengths n, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    /// Prompt lengths n, comma-separated (each adds the slot plan's rotation keys for its
+    /// token count: about 4 GiB at N = 2^16; one at a time stays within 16 GiB).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
     tokens: Vec<usize>,
     /// The block width m (a power of two; default: the planner's, fewest predicted operations).
     #[arg(long)]
