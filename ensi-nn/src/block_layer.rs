@@ -1,5 +1,8 @@
 //! A BitNet b1.58 decoder layer, and the model, in the column-block layout ([`crate::block`]):
 //! every activation of a short prompt is one ciphertext, so a refresh costs one bootstrap.
+//! Wider activations (real model sizes, longer prompts) are [`ChunkedMatrix`]es: column chunks
+//! of `N/2 / n_pad` columns, one statistic and one polynomial per norm over all chunks, two
+//! chunks per refresh bootstrap, one sigmoid per attention diagonal over all chunks.
 //!
 //! Head layout. The query, key and value projections emit their rows in the order
 //! `rho = c * H' + h` (head dimension `c` outer, query head `h` inner, `H'` the head count
