@@ -27,7 +27,8 @@ use ensi_ckks::{
     ParametersLiteral, SecretKey,
 };
 use ensi_nn::block::{
-    BlockMatrix, block_linear_chunked, block_linear_chunked_rotations, chunk_cols, chunks,
+    BlockMatrix, ChunkedMatrix, block_linear_chunked, block_linear_chunked_rotations, chunk_cols,
+    chunks,
 };
 use ensi_nn::column::{ColumnMatrix, nexus_column, signed_sum_column};
 use ensi_nn::plan::{
@@ -291,16 +292,10 @@ fn bench_matmul(args: &MatmulBenchArgs) -> Result<Value, String> {
                     clock.elapsed().as_secs_f64()
                 );
                 let chunk = chunk_cols(slots, n_pad);
-                let xs: Vec<BlockMatrix> = chunks(cols, chunk)
-                    .into_iter()
-                    .map(|(c0, width)| {
-                        let part: Vec<f64> = (0..n)
-                            .flat_map(|t| x[t * cols + c0..t * cols + c0 + width].iter().copied())
-                            .collect();
-                        BlockMatrix::encrypt(&ctx, &sk, &part, n, level, delta, &mut key_rng)
-                    })
-                    .collect::<Result<_, _>>()
-                    .map_err(err)?;
+                let xs: Vec<BlockMatrix> =
+                    ChunkedMatrix::encrypt(&ctx, &sk, &x, n, level, delta, &mut key_rng)
+                        .map_err(err)?
+                        .into_parts();
                 for (name, w) in [
                     (
                         "block-ternary",
