@@ -226,6 +226,31 @@ fn uniform_values(rng: &mut ChaCha20Rng, count: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Per-operation time in µs, median and minimum over `reps` rounds, with one independent
+/// operation per entry of `states` run side by side on the rayon pool: a round's wall time
+/// divided by the number of operations. With one state per worker thread this is the
+/// throughput regime of the column kernels, whose output columns run in parallel (each
+/// operation alone is also parallel over limbs, which [`time`] measures).
+fn concurrent<S: Send>(
+    warmup: usize,
+    reps: usize,
+    states: &mut [S],
+    f: impl Fn(&mut S) -> Result<(), ensi_ckks::CkksError> + Sync,
+) -> Result<(f64, f64), String> {
+    use rayon::prelude::*;
+    let n = states.len().max(1) as f64;
+    let (med, min, last) = time(warmup, reps, || states.par_iter_mut().try_for_each(&f));
+    last.map_err(|e| e.to_string())?;
+    Ok((med / n, min / n))
+}
+
+/// `entry` with the side-by-side time of [`concurrent`] added as `concurrent_us`.
+fn entry_concurrent(median: f64, min: f64, reps: usize, concurrent_us: f64) -> Value {
+    let mut e = entry(median, min, reps);
+    e["concurrent_us"] = json!(concurrent_us);
+    e
+}
+
 fn entry(median: f64, min: f64, reps: usize) -> Value {
     json!({"median_us": median, "min_us": min, "reps": reps.max(1)})
 }
@@ -457,7 +482,9 @@ fn measure(
         // planner of `ensi bench matmul` reads it; `add` above allocates its output).
         let mut acc = ct.clone();
         let (med, min, _) = time(warm, reps, || eval.add_assign(&mut acc, &ct2));
-        out.insert("add_inplace".into(), entry(med, min, reps));
+        let mut accs = vec![ct.clone(); args.threads];
+        let (side, _) = concurrent(warm, reps, &mut accs, |a| eval.add_assign(a, &ct2))?;
+        out.insert("add_inplace".into(), entry_concurrent(med, min, reps, side));
     }
     if has("mul_plain") {
         let (med, min, _) = time(warm, reps, || eval.mul_plain(&ct, &pt));
@@ -467,7 +494,11 @@ fn measure(
         // ensi only (no OpenFHE counterpart in the peer table): a real constant encoded at
         // the last prime, no rescale. The planner of `ensi bench matmul` reads it.
         let (med, min, _) = time(warm, reps, || eval.mul_const(&ct, 0.6180));
-        out.insert("mul_const".into(), entry(med, min, reps));
+        let mut workers = vec![(); args.threads];
+        let (side, _) = concurrent(warm, reps, &mut workers, |_| {
+            eval.mul_const(&ct, 0.6180).map(drop)
+        })?;
+        out.insert("mul_const".into(), entry_concurrent(med, min, reps, side));
     }
     if has("mul_relin") || has("rescale") {
         let reps_here = if has("mul_relin") { reps } else { 0 };
@@ -484,7 +515,10 @@ fn measure(
                 .map_err(err)?;
             let sq: Vec<f64> = values.iter().map(|v| v * v).collect();
             checks.insert("mul_rescale".into(), json!(max_err(&sq, &got)));
-            out.insert("rescale".into(), entry(med, min, reps));
+            let mut workers = vec![(); args.threads];
+            let (side, _) =
+                concurrent(warm, reps, &mut workers, |_| eval.rescale(&prod).map(drop))?;
+            out.insert("rescale".into(), entry_concurrent(med, min, reps, side));
         }
     }
     if has("rotate") {

@@ -32,7 +32,8 @@ use ensi_nn::block::{
 };
 use ensi_nn::column::{ColumnMatrix, nexus_column, signed_sum_column};
 use ensi_nn::plan::{
-    Kernel, OpCosts, block_ops, column_nexus_ops, column_signed_sum_ops, plan_projection,
+    ConcurrentCosts, Kernel, OpCosts, block_ops, column_nexus_ops, column_signed_sum_ops,
+    plan_projection,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -107,6 +108,12 @@ pub fn read_costs(path: &std::path::Path) -> Result<OpCosts, String> {
     let pre = hoisted["hoisted_precompute_us"].as_f64().unwrap_or(0.0) * 1e-6;
     // The kernels accumulate in place; `add` (a new ciphertext) is the fallback.
     let add = us("add_inplace").or_else(|_| us("add"))?;
+    // Side-by-side costs (absent from files written before `ensi bench ckks` measured them).
+    let side = |op: &str| {
+        doc["ops"][op]["concurrent_us"]
+            .as_f64()
+            .map_or(0.0, |v| v * 1e-6)
+    };
     Ok(OpCosts {
         add,
         plain_mul: us("mul_plain")?,
@@ -116,6 +123,11 @@ pub fn read_costs(path: &std::path::Path) -> Result<OpCosts, String> {
         rotate: us("rotate")?,
         hoisted_rotate: (us("hoisted_rotate")? * count - pre) / count,
         hoist_precompute: pre,
+        concurrent: ConcurrentCosts {
+            add: side("add_inplace"),
+            const_mul: side("mul_const"),
+            rescale: side("rescale"),
+        },
     })
 }
 

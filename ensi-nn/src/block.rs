@@ -312,13 +312,13 @@ impl ChunkedMatrix {
 
 /// The `rows x cols` matrix `entry(row, col, token)`, token by token, as the slot matrix of the
 /// layout (`(W_t)` on the diagonal blocks of `I_{n_pad}`), with only its non-zero diagonals.
-pub fn block_matrix<F: Fn(usize, usize, usize) -> f64>(
+pub fn block_matrix<F: Fn(usize, usize, usize) -> f64 + Sync>(
     slots: usize,
     rows: usize,
     cols: usize,
     n_pad: usize,
     entry: F,
-) -> Result<ReplicatedMatrix<impl Fn(usize, usize) -> f64>, CkksError> {
+) -> Result<ReplicatedMatrix<impl Fn(usize, usize) -> f64 + Sync>, CkksError> {
     if !n_pad.is_power_of_two() {
         return Err(invalid("the padded token count must be a power of two"));
     }
@@ -335,7 +335,7 @@ pub fn block_matrix<F: Fn(usize, usize, usize) -> f64>(
 /// `y_t = W_t x_t` for every token, with `W_t[row][col] = entry(row, col, t)` (`rows` outputs):
 /// one streamed BSGS product and one rescale. The output has scale `out_scale` exactly (the
 /// diagonals are encoded so), one level below `x`.
-pub fn block_linear<F: Fn(usize, usize, usize) -> f64>(
+pub fn block_linear<F: Fn(usize, usize, usize) -> f64 + Sync>(
     eval: &Evaluator,
     x: &BlockMatrix,
     rows: usize,
@@ -377,7 +377,7 @@ pub fn chunks(cols: usize, chunk: usize) -> Vec<(usize, usize)> {
 /// input chunk's baby-step rotations are computed once (hoisted) and shared by every output
 /// chunk, and each output chunk is rescaled once, after its sum. Every output chunk has scale
 /// `out_scale` exactly.
-pub fn block_linear_chunked<F: Fn(usize, usize, usize) -> f64>(
+pub fn block_linear_chunked<F: Fn(usize, usize, usize) -> f64 + Sync>(
     eval: &Evaluator,
     xs: &[BlockMatrix],
     rows: usize,
@@ -451,7 +451,7 @@ pub fn block_linear_chunked<F: Fn(usize, usize, usize) -> f64>(
 }
 
 /// [`block_linear_chunked`] on a [`ChunkedMatrix`].
-pub fn chunked_linear<F: Fn(usize, usize, usize) -> f64>(
+pub fn chunked_linear<F: Fn(usize, usize, usize) -> f64 + Sync>(
     eval: &Evaluator,
     x: &ChunkedMatrix,
     rows: usize,

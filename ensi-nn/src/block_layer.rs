@@ -287,7 +287,7 @@ fn roped_projection(
     gamma: &[f32],
     cfg: &ModelConfig,
     kv: bool,
-    position: &dyn Fn(usize) -> Option<usize>,
+    position: &(dyn Fn(usize) -> Option<usize> + Sync),
     factor: f64,
     out_scale: f64,
 ) -> Result<ChunkedMatrix, CkksError> {

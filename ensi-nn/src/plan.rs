@@ -46,12 +46,42 @@ pub struct OpCosts {
     pub hoisted_rotate: f64,
     /// The decomposition a hoisted batch shares (once per batch).
     pub hoist_precompute: f64,
+    /// The same operations run side by side, one per worker thread (the column kernels'
+    /// regime: their output columns run in parallel). Zero where not measured.
+    pub concurrent: ConcurrentCosts,
+}
+
+/// Seconds per operation when every worker thread runs its own operation at the same time:
+/// a round's wall time divided by the number of operations (`concurrent_us` in the JSON of
+/// `ensi bench ckks`). Small operations (an addition, a constant product) are bound by
+/// memory and scale poorly over limbs, so for many independent ones this is below the
+/// single-operation latency of [`OpCosts`]. Zero means not measured.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ConcurrentCosts {
+    /// Ciphertext addition in place.
+    pub add: f64,
+    /// Product by a real constant (no rescale).
+    pub const_mul: f64,
+    /// Rescale.
+    pub rescale: f64,
 }
 
 impl OpCosts {
     /// The predicted time of `ops` with `batches` hoisted batches.
     pub fn time(&self, ops: &OpCount, batches: usize) -> f64 {
         batches as f64 * self.hoist_precompute + self.time_of_ops(ops)
+    }
+
+    /// The costs of a kernel that runs independent operations side by side on every worker
+    /// (the column kernels): the [`ConcurrentCosts`] where measured, the latency otherwise.
+    pub fn side_by_side(&self) -> OpCosts {
+        let pick = |c: f64, latency: f64| if c > 0.0 { c } else { latency };
+        OpCosts {
+            add: pick(self.concurrent.add, self.add),
+            const_mul: pick(self.concurrent.const_mul, self.const_mul),
+            rescale: pick(self.concurrent.rescale, self.rescale),
+            ..*self
+        }
     }
 
     fn time_of_ops(&self, ops: &OpCount) -> f64 {
@@ -193,10 +223,12 @@ pub fn plan_projection(
             Kernel::ColumnNexus => (column_nexus_ops(rows, cols), 1),
         };
         // One hoisted batch per input chunk (its baby steps, shared by every output chunk).
-        let batches = if kernel == Kernel::BlockBsgs {
-            chunks(cols, chunk_cols(slots, tokens.next_power_of_two())).len()
+        // The column kernels run their output columns side by side on every worker.
+        let (batches, costs) = if kernel == Kernel::BlockBsgs {
+            let c = chunks(cols, chunk_cols(slots, tokens.next_power_of_two())).len();
+            (c, *costs)
         } else {
-            0
+            (0, costs.side_by_side())
         };
         out.push(Prediction {
             kernel,

@@ -799,7 +799,7 @@ fn column_products_match_and_are_counted_as_planned() {
     use ensi_bitnet::ternary::absmean_ternarize;
     use ensi_nn::column::{ColumnMatrix, nexus_column, signed_sum_column};
     use ensi_nn::plan::{
-        Kernel, OpCosts, column_nexus_ops, column_signed_sum_ops, plan_projection,
+        ConcurrentCosts, Kernel, OpCosts, column_nexus_ops, column_signed_sum_ops, plan_projection,
     };
     let ctx = leveled();
     let mut rng = ChaCha20Rng::seed_from_u64(35);
@@ -863,6 +863,7 @@ fn column_products_match_and_are_counted_as_planned() {
         rotate: 1.0,
         hoisted_rotate: 1.0,
         hoist_precompute: 1.0,
+        ..OpCosts::default()
     };
     assert_eq!(
         plan_projection(&cheap_adds, slots, &w, n).unwrap()[0].kernel,
@@ -876,6 +877,34 @@ fn column_products_match_and_are_counted_as_planned() {
     assert_eq!(
         plan_projection(&dear_adds, slots, &w, n).unwrap()[0].kernel,
         Kernel::BlockBsgs
+    );
+    // The column kernels run their columns side by side: where side-by-side costs are given
+    // they price the additions, constant products and rescales, and the latencies do not.
+    let side = OpCosts {
+        add: 10.0,
+        const_mul: 10.0,
+        rescale: 10.0,
+        concurrent: ConcurrentCosts {
+            add: 1.0,
+            const_mul: 2.0,
+            rescale: 3.0,
+        },
+        ..OpCosts::default()
+    };
+    let plan = plan_projection(&side, slots, &w, n).unwrap();
+    let nexus = plan
+        .iter()
+        .find(|p| p.kernel == Kernel::ColumnNexus)
+        .unwrap();
+    let (r, c) = (rows as f64, cols as f64);
+    assert_eq!(nexus.seconds, r * (c - 1.0) + 2.0 * r * c + 3.0 * r);
+    let sums = plan
+        .iter()
+        .find(|p| p.kernel == Kernel::ColumnSignedSums)
+        .unwrap();
+    assert_eq!(
+        sums.seconds,
+        sums.ops.add as f64 + 2.0 * sums.ops.const_mul as f64
     );
 }
 

@@ -40,7 +40,8 @@ impl Evaluator {
     /// `M v` with the diagonals of `M` produced on the fly: `diagonal(k)` returns diagonal `k`
     /// (`diag_k[t] = M[t][t + k]`, one value per slot) for every index of `shape`, and each is
     /// encoded at the ciphertext's level and `pt_scale` just before its product and dropped right
-    /// after, so at most one plaintext diagonal exists at a time, whatever the matrix size. The
+    /// after, so at most one plaintext diagonal exists at a time per worker thread, whatever the
+    /// matrix size. The
     /// output scale is `ct.scale() * pt_scale` (no rescale). Each diagonal counts as one
     /// `encode` in [`Evaluator::op_count`].
     pub fn linear_transform_streamed<F>(
@@ -51,7 +52,7 @@ impl Evaluator {
         diagonal: F,
     ) -> Result<Ciphertext, CkksError>
     where
-        F: Fn(usize) -> Result<Vec<Complex64>, CkksError>,
+        F: Fn(usize) -> Result<Vec<Complex64>, CkksError> + Sync,
     {
         self.check_slots(ct, shape.slots())?;
         let babies = self.baby_steps(ct, &shape.baby_steps())?;
@@ -89,7 +90,7 @@ impl Evaluator {
         diagonal: F,
     ) -> Result<Ciphertext, CkksError>
     where
-        F: Fn(usize) -> Result<Vec<Complex64>, CkksError>,
+        F: Fn(usize) -> Result<Vec<Complex64>, CkksError> + Sync,
     {
         slots_match(babies.slots, shape.slots())?;
         let n1 = shape.baby_step();
@@ -133,7 +134,7 @@ impl Evaluator {
         plain: P,
     ) -> Result<Ciphertext, CkksError>
     where
-        P: Fn(usize, usize) -> Result<Cow<'p, Plaintext>, CkksError>,
+        P: Fn(usize, usize) -> Result<Cow<'p, Plaintext>, CkksError> + Sync,
     {
         self.check_slots(ct, slots)?;
         let steps: BTreeSet<usize> = groups.values().flatten().copied().collect();
@@ -141,7 +142,11 @@ impl Evaluator {
         self.bsgs_from(&babies.rotated, n1, groups, plain)
     }
 
-    /// The BSGS driver on baby rotations computed beforehand.
+    /// The BSGS driver on baby rotations computed beforehand. With `parallel` the giant steps
+    /// run side by side (each inner sum, its plaintexts and its giant rotation on one worker,
+    /// itself parallel over limbs), so a streamed transform holds at most one plaintext
+    /// diagonal and one partial sum per worker; the partial sums are added pairwise. Modular
+    /// additions are exact, so the result does not depend on the order.
     fn bsgs_from<'p, P>(
         &self,
         rotated: &BTreeMap<usize, Ciphertext>,
@@ -150,10 +155,9 @@ impl Evaluator {
         plain: P,
     ) -> Result<Ciphertext, CkksError>
     where
-        P: Fn(usize, usize) -> Result<Cow<'p, Plaintext>, CkksError>,
+        P: Fn(usize, usize) -> Result<Cow<'p, Plaintext>, CkksError> + Sync,
     {
-        let mut out: Option<Ciphertext> = None;
-        for (&i, group) in groups {
+        let giant = |(&i, group): (&usize, &Vec<usize>)| -> Result<Option<Ciphertext>, CkksError> {
             let mut inner: Option<Ciphertext> = None;
             for (pos, j) in group.iter().enumerate() {
                 let src = rotated.get(j).ok_or(CkksError::InvalidArgument {
@@ -166,16 +170,28 @@ impl Evaluator {
                     Some(acc) => self.mul_plain_acc(acc, src, &pt)?,
                 }
             }
-            let Some(inner) = inner else { continue };
-            let moved = self.rotate(&inner, (n1 * i) as isize)?;
-            out = Some(match out {
-                None => moved,
-                Some(mut acc) => {
-                    self.add_assign(&mut acc, &moved)?;
-                    acc
+            inner
+                .map(|inner| self.rotate(&inner, (n1 * i) as isize))
+                .transpose()
+        };
+        let sum = |a: Option<Ciphertext>,
+                   b: Option<Ciphertext>|
+         -> Result<Option<Ciphertext>, CkksError> {
+            Ok(match (a, b) {
+                (Some(mut a), Some(b)) => {
+                    self.add_assign(&mut a, &b)?;
+                    Some(a)
                 }
-            });
-        }
+                (a, b) => a.or(b),
+            })
+        };
+        #[cfg(feature = "parallel")]
+        let out = {
+            use rayon::prelude::*;
+            groups.par_iter().map(giant).try_reduce(|| None, sum)?
+        };
+        #[cfg(not(feature = "parallel"))]
+        let out = groups.iter().try_fold(None, |acc, g| sum(acc, giant(g)?))?;
         out.ok_or(CkksError::InvalidArgument {
             reason: "a linear transform with no diagonal",
         })

@@ -179,7 +179,7 @@ impl Evaluator {
     /// `y = M x` for `x` replicated with period [`ReplicatedMatrix::input_period`] in `ct`; the
     /// result holds `y` replicated with period [`ReplicatedMatrix::output_period`], at scale
     /// `ct.scale() * pt_scale` (no rescale). Diagonals are streamed (one plaintext at a time).
-    pub fn replicated_matvec<F: Fn(usize, usize) -> f64>(
+    pub fn replicated_matvec<F: Fn(usize, usize) -> f64 + Sync>(
         &self,
         ct: &Ciphertext,
         matrix: &ReplicatedMatrix<F>,
@@ -194,7 +194,7 @@ impl Evaluator {
     /// [`Self::replicated_matvec`] from baby-step rotations of the input computed beforehand
     /// ([`Self::baby_steps`] for a superset of [`ReplicatedMatrix::baby_steps`]): several
     /// matrices applied to one ciphertext share one hoisted set of rotations.
-    pub fn replicated_matvec_from<F: Fn(usize, usize) -> f64>(
+    pub fn replicated_matvec_from<F: Fn(usize, usize) -> f64 + Sync>(
         &self,
         babies: &BabySteps,
         matrix: &ReplicatedMatrix<F>,
