@@ -439,3 +439,193 @@ impl Evaluator {
         Ok(leaves)
     }
 }
+
+/// `i` with its low `bits` bits reversed.
+fn bitrev(i: usize, bits: u32) -> usize {
+    if bits == 0 {
+        0
+    } else {
+        i.reverse_bits() >> (usize::BITS - bits)
+    }
+}
+
+/// The coefficient product fed directly by SlotsToCoeffs from the column-block slot layout
+/// (slot `c * n_pad + t` holds column `c` of token `t`), and whose bootstrapped output lands
+/// back in that layout: no permutation of its own on either side.
+///
+/// * **In.** SlotsToCoeffs puts slot `i` at coefficient `bitrev(i)` (the special FFT without
+///   its bit reversal, see [`crate::bootstrap`]), so token `t`'s column `c` of an input chunk
+///   (`C = N/2 / n_pad` columns) lands at `T C + rho(c)` with `T = bitrev(t)` over
+///   `log2 n_pad` bits and `rho(c) = bitrev(c n_pad)` over `log2(N/2)` bits: each token a
+///   contiguous block of `C` coefficients, its columns bit-reversed inside it. A weight row
+///   `sum_c W[r][c] X^(-rho(c))` gathers the row's dot product at coefficient `T C` of every
+///   token block, exactly (the other terms of the block fall strictly between multiples of
+///   `C`), and the same row shifted by `X^(N/2)` gathers another row at `N/2 + T C` (the input
+///   is real, so the upper half is free). One leaf = one product per input chunk = two rows,
+///   its values at multiples of `C`, the stride [`Evaluator::pack_strided`] packs.
+/// * **Out.** Packing `L` leaves at stride `C` puts leaf `j`'s values at `C i + (C/L) j`, and
+///   CoeffsToSlots reads coefficient `k` in slot `bitrev(k)`: leaf `j`'s lower row for token
+///   `t` comes out at slot `bitrev_L(j) n_pad + t` of the real half, its upper row at the same
+///   slot of the imaginary half. So leaf `j` computes rows `bitrev_L(j)` and
+///   `L + bitrev_L(j)`: the real half is then the block layout of rows `0..L`, the imaginary
+///   half of rows `L..2L`.
+///
+/// The price of a dense input: two rows per leaf, so `rows / 2` (rounded to a power of two)
+/// leaves and as many key switches to pack them, where Cheetah's sparse input blocks
+/// ([`CoeffLayout`]) put `N / (m tokens)` rows in a leaf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotCoeffLayout {
+    n: usize,
+    rows: usize,
+    cols: usize,
+    n_pad: usize,
+    leaves: usize,
+}
+
+impl SlotCoeffLayout {
+    /// The layout of a `rows x cols` product on `n_pad` (a power of two) tokens per ciphertext
+    /// at ring degree `n`: `cols` may span several input chunks of `C = N/2 / n_pad` columns;
+    /// `rows` at most `2 C`.
+    pub fn new(n: usize, rows: usize, cols: usize, n_pad: usize) -> Result<Self, CkksError> {
+        let slots = n / 2;
+        if rows == 0 || cols == 0 || !n_pad.is_power_of_two() || n_pad > slots {
+            return Err(invalid(
+                "a slot-fed coefficient product needs rows, columns and a power-of-two token \
+                 count up to N/2",
+            ));
+        }
+        let chunk = slots / n_pad;
+        let leaves = rows.div_ceil(2).next_power_of_two();
+        if leaves > chunk {
+            return Err(invalid(
+                "a slot-fed coefficient product has at most 2 N/2 / n_pad rows",
+            ));
+        }
+        Ok(Self {
+            n,
+            rows,
+            cols,
+            n_pad,
+            leaves,
+        })
+    }
+
+    /// Columns per input chunk `C = N/2 / n_pad`: the packing stride.
+    pub fn chunk(&self) -> usize {
+        self.n / 2 / self.n_pad
+    }
+
+    /// Input chunks (ciphertexts).
+    pub fn input_chunks(&self) -> usize {
+        self.cols.div_ceil(self.chunk())
+    }
+
+    /// Leaves `L` (a power of two): the real half of the output holds rows `0..L`, the
+    /// imaginary half rows `L..2L`.
+    pub fn leaves(&self) -> usize {
+        self.leaves
+    }
+
+    /// Integer polynomial products: one per leaf and input chunk.
+    pub fn products(&self) -> usize {
+        self.leaves * self.input_chunks()
+    }
+
+    /// Key switches of the packing ([`pack_key_switches`] at stride `C`).
+    pub fn key_switches(&self) -> usize {
+        pack_key_switches(self.chunk(), &alloc::vec![true; self.leaves])
+    }
+
+    /// The rows leaf `j` computes: `(lower, upper)`, each `None` past the last row.
+    pub fn leaf_rows(&self, j: usize) -> (Option<usize>, Option<usize>) {
+        let r = bitrev(j, self.leaves.trailing_zeros());
+        let ok = |row: usize| (row < self.rows).then_some(row);
+        (ok(r), ok(self.leaves + r))
+    }
+
+    /// The coefficient SlotsToCoeffs gives column `c` (within its chunk) of token `t`.
+    pub fn input_position(&self, t: usize, c: usize) -> usize {
+        bitrev(c * self.n_pad + t, (self.n / 2).trailing_zeros())
+    }
+
+    /// The weight polynomial of leaf `j` on input chunk `k`, for the integer entries
+    /// `entry(row, col)`.
+    pub fn weight_poly(&self, j: usize, k: usize, entry: &dyn Fn(usize, usize) -> i64) -> Vec<i64> {
+        let (n, chunk) = (self.n, self.chunk());
+        let mut w = alloc::vec![0i64; n];
+        let (lower, upper) = self.leaf_rows(j);
+        let c0 = k * chunk;
+        for (row, base) in [(lower, 0), (upper, n / 2)] {
+            let Some(row) = row else { continue };
+            for c in 0..chunk.min(self.cols.saturating_sub(c0)) {
+                let v = entry(row, c0 + c);
+                if v == 0 {
+                    continue;
+                }
+                // X^(base - rho(c)), negacyclic.
+                let rho = self.input_position(0, c);
+                if base >= rho {
+                    w[base - rho] += v;
+                } else {
+                    w[n + base - rho] -= v;
+                }
+            }
+        }
+        w
+    }
+
+    /// The factor every packed value carries: the stride `C`.
+    pub fn gain(&self) -> usize {
+        self.chunk()
+    }
+
+    /// Where row `row` of token `t` is after the bootstrap: `(imaginary half?, slot)`.
+    pub fn output_slot(&self, t: usize, row: usize) -> (bool, usize) {
+        let upper = row >= self.leaves;
+        let r = if upper { row - self.leaves } else { row };
+        (upper, r * self.n_pad + t)
+    }
+}
+
+impl Evaluator {
+    /// The product of [`SlotCoeffLayout`]: `xs` are the input chunks after SlotsToCoeffs
+    /// (coefficient form, one level and scale), `entry(row, col)` the integer matrix. Leaf `j`
+    /// is `sum_k x_k * w_{j,k}` (built on the fly, in parallel over leaves with `parallel`);
+    /// the leaves are packed at stride `C`. The output holds `C * Y[t][row]` at coefficient
+    /// `C i + (C/L) j` (see the layout), every other coefficient zero.
+    pub fn slot_coeff_matmul(
+        &self,
+        layout: &SlotCoeffLayout,
+        xs: &[Ciphertext],
+        entry: &(dyn Fn(usize, usize) -> i64 + Sync),
+    ) -> Result<Ciphertext, CkksError> {
+        if xs.len() != layout.input_chunks() {
+            return Err(invalid(
+                "one input ciphertext per chunk of N/2 / n_pad columns",
+            ));
+        }
+        let leaf = |j: usize| -> Result<Option<Ciphertext>, CkksError> {
+            let mut acc: Option<Ciphertext> = None;
+            for (k, x) in xs.iter().enumerate() {
+                let w = layout.weight_poly(j, k, entry);
+                match &mut acc {
+                    None => acc = Some(self.mul_integer_poly(x, &w)?),
+                    Some(a) => self.mul_integer_poly_acc(a, x, &w)?,
+                }
+            }
+            Ok(acc)
+        };
+        #[cfg(feature = "parallel")]
+        let leaves: Vec<Option<Ciphertext>> = {
+            use rayon::prelude::*;
+            (0..layout.leaves())
+                .into_par_iter()
+                .map(leaf)
+                .collect::<Result<_, _>>()?
+        };
+        #[cfg(not(feature = "parallel"))]
+        let leaves: Vec<Option<Ciphertext>> =
+            (0..layout.leaves()).map(leaf).collect::<Result<_, _>>()?;
+        self.pack_strided(&leaves, layout.chunk())
+    }
+}

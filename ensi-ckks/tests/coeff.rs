@@ -1,10 +1,12 @@
 //! The coefficient-encoded integer product and its packing (Cheetah's encoding, PackLWEs
 //! generalised to strided leaves) against an f64 matrix product, at small INSECURE parameters:
 //! exact positions, zero garbage, key switches as predicted; then the fused bootstrap
-//! (ModRaise, CoeffsToSlots, EvalMod) of the packed output against the same product.
+//! (ModRaise, CoeffsToSlots, EvalMod) of the packed output against the same product; and the
+//! whole event from a slot-encoded activation (SlotsToCoeffs into the product's layout, the
+//! product, the packing, the bootstrap back into the slot layout).
 #![allow(clippy::unwrap_used)]
 
-use ensi_ckks::coeff::{CoeffLayout, pack_galois_elements};
+use ensi_ckks::coeff::{CoeffLayout, SlotCoeffLayout, pack_galois_elements};
 use ensi_ckks::{
     BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext, EvaluationKeySet,
     Evaluator, KeyRequest, Parameters, ParametersLiteral, SecretKey,
@@ -183,4 +185,125 @@ fn the_packed_product_bootstraps_into_slots() {
         re.level()
     );
     assert!(bits > 12.0, "{bits}");
+}
+
+/// The coefficient product fed by SlotsToCoeffs: an activation in the column-block slot layout
+/// (slot `c * n_pad + t`, two input chunks), SlotsToCoeffs puts every value at the coefficient
+/// `SlotCoeffLayout::input_position` predicts (checked against the f64 input before any
+/// product), the leaves are packed with the predicted key switches, and the bootstrap brings
+/// `W x` back into the same slot layout (rows `0..L` in the real half, `L..` in the imaginary
+/// half), against the f64 product; the empty slots stay near zero.
+#[test]
+fn a_slot_activation_goes_through_the_coefficient_product_and_back_to_its_layout() {
+    let literal = ParametersLiteral::insecure_bootstrap_test(12, 2, 9);
+    let ctx = CkksContext::new(Parameters::new_insecure(literal).unwrap()).unwrap();
+    let (n, slots) = (ctx.n(), ctx.n() / 2);
+    let lit = BootstrapParametersLiteral {
+        cts_level_budget: 2,
+        stc_level_budget: 2,
+        log_eval_scale: Some(60),
+        ..BootstrapParametersLiteral::default()
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(43);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let (rows, cols, tokens, n_pad) = (150, 700, 3, 4);
+    let layout = SlotCoeffLayout::new(n, rows, cols, n_pad).unwrap();
+    let chunk = layout.chunk();
+    assert_eq!(
+        (chunk, layout.input_chunks(), layout.leaves()),
+        (512, 2, 128)
+    );
+    let mut keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
+    let extra = EvaluationKeySet::generate(
+        &ctx,
+        &sk,
+        &KeyRequest::new().with_galois_elements(&pack_galois_elements(n, chunk)),
+        &mut rng,
+    )
+    .unwrap();
+    for key in extra.into_keys() {
+        keys.insert(key);
+    }
+    let bts = Bootstrapper::new(&ctx, lit, keys).unwrap();
+    let e = bts.evaluator();
+    let w = ternary(&mut rng, rows, cols);
+    let x = uniform(&mut rng, tokens * cols);
+    let y = reference(&w, &x, rows, cols, tokens);
+    let y_max = y.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let q0 = ctx.params().q()[0] as f64;
+    let delta = ctx.params().default_scale();
+    // The packed values gain * f * delta * y must stay near q_0 / 2^10 for the sine.
+    let f = q0 / 1024.0 / (layout.gain() as f64 * y_max * delta);
+    let level = 4;
+    let mut inputs = Vec::new();
+    for k in 0..layout.input_chunks() {
+        let mut v = vec![0.0; slots];
+        for t in 0..tokens {
+            for c in 0..chunk.min(cols - k * chunk) {
+                v[c * n_pad + t] = x[t * cols + k * chunk + c];
+            }
+        }
+        let mut ct = sk
+            .encrypt(
+                &ctx,
+                &ctx.encode(&v, slots, level, delta).unwrap(),
+                &mut rng,
+            )
+            .unwrap();
+        // Declare the scale 1/f larger: SlotsToCoeffs then places f * x.
+        e.set_scale(&mut ct, delta / f).unwrap();
+        let coeffs = e
+            .drop_to_level(&bts.slots_to_coefficients(&ct).unwrap(), 0)
+            .unwrap();
+        // Every value where the layout says, before any product.
+        let got = ctx
+            .plaintext_coefficients(&sk.decrypt(&ctx, &coeffs).unwrap())
+            .unwrap();
+        let mut err = 0.0f64;
+        for t in 0..tokens {
+            for c in 0..chunk.min(cols - k * chunk) {
+                let want = f * delta * x[t * cols + k * chunk + c];
+                err = err.max((got[layout.input_position(t, c)] - want).abs() / (f * delta));
+            }
+        }
+        assert!(
+            err < 1e-4,
+            "chunk {k}: SlotsToCoeffs placement error {err:e}"
+        );
+        inputs.push(coeffs);
+    }
+    let before = e.op_count();
+    let packed = e
+        .slot_coeff_matmul(&layout, &inputs, &|r, c| w[r * cols + c])
+        .unwrap();
+    let ops = e.op_count() - before;
+    assert_eq!(ops.key_switches(), layout.key_switches());
+    assert_eq!(ops.plain_mul, layout.products());
+    let (re, im) = bts.bootstrap_coefficients(&packed).unwrap();
+    let dr = ctx.decode(&sk.decrypt(&ctx, &re).unwrap()).unwrap();
+    let di = ctx.decode(&sk.decrypt(&ctx, &im).unwrap()).unwrap();
+    let unit = q0 / (2.0 * std::f64::consts::PI) / (layout.gain() as f64 * f * delta);
+    let mut used = vec![false; 2 * slots];
+    let mut err = 0.0f64;
+    for t in 0..tokens {
+        for r in 0..rows {
+            let (upper, slot) = layout.output_slot(t, r);
+            let got = (if upper { di[slot] } else { dr[slot] }) * unit;
+            used[usize::from(upper) * slots + slot] = true;
+            err = err.max((got - y[t * rows + r]).abs());
+        }
+    }
+    let bits = -(err / y_max).log2();
+    let stray = (0..2 * slots)
+        .filter(|&i| !used[i])
+        .map(|i| if i < slots { dr[i] } else { di[i - slots] }.abs() * unit)
+        .fold(0.0f64, f64::max);
+    eprintln!(
+        "{rows}x{cols}, {tokens} tokens from slots: {bits:.1} bits, {} key switches, \
+         largest empty slot {:.1e} of the largest value",
+        ops.key_switches(),
+        stray / y_max
+    );
+    assert!(bits > 12.0, "{bits}");
+    assert!(stray / y_max < 1e-3, "{stray}");
 }

@@ -34,6 +34,9 @@ const ALL_OPS: [&str; 14] = [
 /// Rotations timed by `hoisted_rotate`.
 const HOISTED: usize = 8;
 
+/// Distinct input ciphertexts per worker in the streamed side-by-side costs.
+const STREAM: usize = 6;
+
 /// Options of `ensi bench ckks` (the same names as `bench/openfhe_bench.py`).
 #[derive(Args, Debug)]
 pub struct CkksBenchArgs {
@@ -237,8 +240,21 @@ fn concurrent<S: Send>(
     states: &mut [S],
     f: impl Fn(&mut S) -> Result<(), ensi_ckks::CkksError> + Sync,
 ) -> Result<(f64, f64), String> {
+    concurrent_streams(warmup, reps, states, 1, f)
+}
+
+/// [`concurrent`] where each call of `f` performs `per_call` operations (a worker streaming
+/// over distinct inputs, as the column kernels do: their accumulator stays in cache while the
+/// inputs come from memory).
+fn concurrent_streams<S: Send>(
+    warmup: usize,
+    reps: usize,
+    states: &mut [S],
+    per_call: usize,
+    f: impl Fn(&mut S) -> Result<(), ensi_ckks::CkksError> + Sync,
+) -> Result<(f64, f64), String> {
     use rayon::prelude::*;
-    let n = states.len().max(1) as f64;
+    let n = (states.len() * per_call).max(1) as f64;
     let (med, min, last) = time(warmup, reps, || states.par_iter_mut().try_for_each(&f));
     last.map_err(|e| e.to_string())?;
     Ok((med / n, min / n))
@@ -456,8 +472,13 @@ fn measure(
     let values = uniform_values(&mut rng, slots);
     let (med, min, pt) = time(warm, reps, || ctx.encode(&values, slots, level, scale));
     let pt = pt.map_err(err)?;
+    // One operation per worker, side by side (see `concurrent`).
+    let mut workers = vec![(); args.threads];
     if has("encode") {
-        out.insert("encode".into(), entry(med, min, reps));
+        let (side, _) = concurrent(warm, reps, &mut workers, |_| {
+            ctx.encode(&values, slots, level, scale).map(drop)
+        })?;
+        out.insert("encode".into(), entry_concurrent(med, min, reps, side));
     }
     let (med, min, ct) = time(warm, reps, || pk.encrypt(&ctx, &pt, &mut rng));
     let ct = ct.map_err(err)?;
@@ -465,6 +486,15 @@ fn measure(
         out.insert("encrypt".into(), entry(med, min, reps));
     }
     let ct2 = pk.encrypt(&ctx, &pt, &mut rng).map_err(err)?;
+    // Distinct inputs for the streamed side-by-side costs, `STREAM` per worker.
+    let stream: Vec<Ciphertext> = if has("add_inplace") || has("mul_const") {
+        (0..STREAM * args.threads)
+            .map(|_| pk.encrypt(&ctx, &pt, &mut rng))
+            .collect::<Result<_, _>>()
+            .map_err(err)?
+    } else {
+        Vec::new()
+    };
     let mut checks = Map::new();
     if has("decrypt") {
         let (med, min, dec) = time(warm, reps, || {
@@ -482,21 +512,34 @@ fn measure(
         // planner of `ensi bench matmul` reads it; `add` above allocates its output).
         let mut acc = ct.clone();
         let (med, min, _) = time(warm, reps, || eval.add_assign(&mut acc, &ct2));
-        let mut accs = vec![ct.clone(); args.threads];
-        let (side, _) = concurrent(warm, reps, &mut accs, |a| eval.add_assign(a, &ct2))?;
+        // Side by side: each worker adds a stream of distinct ciphertexts into its own
+        // accumulator (the signed-sum kernel's access pattern).
+        let mut accs: Vec<(Ciphertext, usize)> =
+            (0..args.threads).map(|w| (ct.clone(), w)).collect();
+        let (side, _) = concurrent_streams(warm, reps, &mut accs, STREAM, |(a, w)| {
+            stream[*w * STREAM..(*w + 1) * STREAM]
+                .iter()
+                .try_for_each(|x| eval.add_assign(a, x))
+        })?;
         out.insert("add_inplace".into(), entry_concurrent(med, min, reps, side));
     }
     if has("mul_plain") {
         let (med, min, _) = time(warm, reps, || eval.mul_plain(&ct, &pt));
-        out.insert("mul_plain".into(), entry(med, min, reps));
+        let (side, _) = concurrent(warm, reps, &mut workers, |_| {
+            eval.mul_plain(&ct, &pt).map(drop)
+        })?;
+        out.insert("mul_plain".into(), entry_concurrent(med, min, reps, side));
     }
     if has("mul_const") {
         // ensi only (no OpenFHE counterpart in the peer table): a real constant encoded at
         // the last prime, no rescale. The planner of `ensi bench matmul` reads it.
         let (med, min, _) = time(warm, reps, || eval.mul_const(&ct, 0.6180));
-        let mut workers = vec![(); args.threads];
-        let (side, _) = concurrent(warm, reps, &mut workers, |_| {
-            eval.mul_const(&ct, 0.6180).map(drop)
+        // Side by side, each worker over its own stream of distinct ciphertexts.
+        let mut ids: Vec<usize> = (0..args.threads).collect();
+        let (side, _) = concurrent_streams(warm, reps, &mut ids, STREAM, |w| {
+            stream[*w * STREAM..(*w + 1) * STREAM]
+                .iter()
+                .try_for_each(|x| eval.mul_const(x, 0.6180).map(drop))
         })?;
         out.insert("mul_const".into(), entry_concurrent(med, min, reps, side));
     }
@@ -515,7 +558,6 @@ fn measure(
                 .map_err(err)?;
             let sq: Vec<f64> = values.iter().map(|v| v * v).collect();
             checks.insert("mul_rescale".into(), json!(max_err(&sq, &got)));
-            let mut workers = vec![(); args.threads];
             let (side, _) =
                 concurrent(warm, reps, &mut workers, |_| eval.rescale(&prod).map(drop))?;
             out.insert("rescale".into(), entry_concurrent(med, min, reps, side));
@@ -528,12 +570,16 @@ fn measure(
             .map_err(err)?;
         let expect: Vec<f64> = (0..slots).map(|i| values[(i + 1) % slots]).collect();
         checks.insert("rotate".into(), json!(max_err(&expect, &got)));
-        out.insert("rotate".into(), entry(med, min, reps));
+        let (side, _) = concurrent(warm, reps, &mut workers, |_| eval.rotate(&ct, 1).map(drop))?;
+        out.insert("rotate".into(), entry_concurrent(med, min, reps, side));
     }
     if has("hoisted_rotate") {
         let (pre_med, _, dec) = time(warm, reps, || eval.decompose_for_rotation(&ct));
         let dec = dec.map_err(err)?;
+        // The schema's `median_us` is the whole batch over its rotations, the shared
+        // decomposition included (as the OpenFHE side times it).
         let (med, min, rots) = time(warm, reps, || {
+            let dec = eval.decompose_for_rotation(&ct)?;
             steps
                 .iter()
                 .map(|&s| eval.apply_galois_hoisted(&ct, &dec, ctx.rotation_galois_element(s)))
@@ -547,10 +593,17 @@ fn measure(
         let expect: Vec<f64> = (0..slots).map(|i| values[(i + HOISTED) % slots]).collect();
         checks.insert("hoisted_rotate".into(), json!(max_err(&expect, &got)));
         let per = HOISTED as f64;
+        // The batch's rotations side by side (as `Evaluator::rotate_hoisted` runs them).
+        let mut batch: Vec<isize> = steps.clone();
+        let (side, _) = concurrent(warm, reps, &mut batch, |&mut s| {
+            eval.apply_galois_hoisted(&ct, &dec, ctx.rotation_galois_element(s))
+                .map(drop)
+        })?;
         out.insert(
             "hoisted_rotate".into(),
             json!({"median_us": med / per, "min_us": min / per, "reps": reps.max(1),
-                   "rotations": HOISTED, "hoisted_precompute_us": pre_med}),
+                   "rotations": HOISTED, "hoisted_precompute_us": pre_med,
+                   "concurrent_us": side}),
         );
     }
     for (name, e) in &checks {

@@ -18,7 +18,7 @@ use crate::bench_layer::{ops_json, peak_rss, run_json};
 use crate::bench_matmul::{bits, random_weights};
 use crate::run::demo_parameters;
 use clap::Args;
-use ensi_ckks::coeff::{CoeffLayout, pack_galois_elements};
+use ensi_ckks::coeff::{CoeffLayout, SlotCoeffLayout, pack_galois_elements};
 use ensi_ckks::{BootstrapKeys, Bootstrapper, CkksContext, EvaluationKey, GaloisKey, SecretKey};
 use ensi_nn::block::{
     ChunkedMatrix, block_linear_chunked, block_linear_chunked_rotations, chunk_cols, chunks,
@@ -67,6 +67,12 @@ pub struct CoeffBenchArgs {
     /// Fail unless every fused event matches the f64 product to this many bits (linear read).
     #[arg(long)]
     check_bits: Option<f64>,
+    /// Also run the slot-fed event: the activation in the layers' column-block slot layout,
+    /// SlotsToCoeffs straight into the product's layout
+    /// ([`ensi_ckks::coeff::SlotCoeffLayout`]), the product, the packing and the bootstrap
+    /// back into the slot layout.
+    #[arg(long)]
+    from_slots: bool,
 }
 
 /// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
@@ -305,6 +311,10 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
                     "{rows}x{cols}, n = {tokens}: {bits_linear:.1} bits, below --check-bits {want}"
                 ));
             }
+            if args.from_slots {
+                let from = slot_fed_event(&bts, &sk, &ternary, &x, tokens, &y, args, &mut rng)?;
+                entry["from_slots"] = from;
+            }
             if !args.no_slot_plan {
                 // The slot plan: refresh the activation, then the BSGS product at level 10.
                 let n_pad = tokens.next_power_of_two();
@@ -358,5 +368,119 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
         "results": results,
         "peak_rss_gib": peak_rss().map(|b| b as f64 / f64::from(1u32 << 30)),
         "total_s": started.elapsed().as_secs_f64(),
+    }))
+}
+
+/// The slot-fed fused event of `--from-slots`: `x` (`tokens x cols`) encrypted in the
+/// column-block slot layout at the lowest level SlotsToCoeffs can start from; SlotsToCoeffs of
+/// each chunk (its scale declared so that the packed values sit at `q_0 / 2^log_ratio`), the
+/// products and the packing at level 0, and the bootstrap from coefficients, whose halves hold
+/// `W x` in the slot layout. Precision against `y` (linear read).
+#[allow(clippy::too_many_arguments)]
+fn slot_fed_event(
+    bts: &Bootstrapper,
+    sk: &SecretKey,
+    ternary: &ensi_bitnet::ternary::TernaryMatrix,
+    x: &[f64],
+    tokens: usize,
+    y: &[f64],
+    args: &CoeffBenchArgs,
+    rng: &mut ChaCha20Rng,
+) -> Result<Value, String> {
+    let err = |e: ensi_ckks::CkksError| e.to_string();
+    let eval = bts.evaluator();
+    let ctx = eval.context().clone();
+    let (n, slots) = (ctx.n(), ctx.n() / 2);
+    let (rows, cols) = (ternary.rows(), ternary.cols());
+    let n_pad = tokens.next_power_of_two();
+    let layout = SlotCoeffLayout::new(n, rows, cols, n_pad).map_err(err)?;
+    let chunk = layout.chunk();
+    let (q0, delta) = (ctx.params().q()[0] as f64, ctx.params().default_scale());
+    let y_max = y.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let gain = layout.gain() as f64;
+    let f = q0 / f64::from(1u32 << args.log_ratio) / (gain * y_max * delta);
+    let level = bts.literal().stc_level_budget;
+    eprintln!(
+        "ensi bench coeff:   from slots: {} input chunk(s) of {chunk} columns, {} leaves of 2 \
+         rows, {} products, from level {level}",
+        layout.input_chunks(),
+        layout.leaves(),
+        layout.products()
+    );
+    let cts = (0..layout.input_chunks())
+        .map(|k| {
+            let mut v = vec![0.0; slots];
+            for t in 0..tokens {
+                for c in 0..chunk.min(cols - k * chunk) {
+                    v[c * n_pad + t] = x[t * cols + k * chunk + c];
+                }
+            }
+            let mut ct = sk.encrypt(&ctx, &ctx.encode(&v, slots, level, delta)?, rng)?;
+            eval.set_scale(&mut ct, delta / f)?;
+            Ok(ct)
+        })
+        .collect::<Result<Vec<_>, ensi_ckks::CkksError>>()
+        .map_err(err)?;
+    let before = eval.op_count();
+    let clock = Instant::now();
+    let inputs = cts
+        .iter()
+        .map(|ct| eval.drop_to_level(&bts.slots_to_coefficients(ct)?, 0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let stc_s = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
+    let before_pack = eval.op_count();
+    let w_int = |r: usize, c: usize| i64::from(ternary.get(r, c));
+    let packed = eval
+        .slot_coeff_matmul(&layout, &inputs, &w_int)
+        .map_err(err)?;
+    let pack_ops = eval.op_count() - before_pack;
+    let product_s = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
+    let (re, im) = bts.bootstrap_coefficients(&packed).map_err(err)?;
+    let bootstrap_s = clock.elapsed().as_secs_f64();
+    let ops = eval.op_count() - before;
+    let dr = ctx
+        .decode(&sk.decrypt(&ctx, &re).map_err(err)?)
+        .map_err(err)?;
+    let di = ctx
+        .decode(&sk.decrypt(&ctx, &im).map_err(err)?)
+        .map_err(err)?;
+    let unit = q0 / (2.0 * PI) / (gain * f * delta);
+    let got: Vec<f64> = (0..tokens)
+        .flat_map(|t| (0..rows).map(move |r| (t, r)))
+        .map(|(t, r)| {
+            let (upper, slot) = layout.output_slot(t, r);
+            (if upper { di[slot] } else { dr[slot] }) * unit
+        })
+        .collect();
+    let b = bits(y, &got);
+    let total = stc_s + product_s + bootstrap_s;
+    let (counted, predicted) = (pack_ops.key_switches(), layout.key_switches());
+    eprintln!(
+        "ensi bench coeff:   from slots: SlotsToCoeffs {stc_s:.2} s, products + packing \
+         {product_s:.2} s ({counted} key switches, predicted {predicted}), bootstrap into slots \
+         {bootstrap_s:.1} s: {total:.1} s, {b:.1} bits"
+    );
+    if counted != predicted {
+        return Err(format!(
+            "from slots: {counted} key switches counted, {predicted} predicted"
+        ));
+    }
+    if let Some(want) = args.check_bits
+        && (b.is_nan() || b < want)
+    {
+        return Err(format!(
+            "from slots: {b:.1} bits, below --check-bits {want}"
+        ));
+    }
+    Ok(json!({
+        "input_chunks": layout.input_chunks(), "chunk_cols": chunk, "leaves": layout.leaves(),
+        "products": layout.products(), "input_level": level,
+        "slots_to_coeffs_s": stc_s, "products_packing_s": product_s,
+        "bootstrap_s": bootstrap_s, "total_s": total,
+        "key_switches": counted, "key_switches_predicted": predicted,
+        "output_level": re.level(), "bits": b, "ops": ops_json(&ops),
     }))
 }

@@ -125,8 +125,12 @@ pub fn read_costs(path: &std::path::Path) -> Result<OpCosts, String> {
         hoist_precompute: pre,
         concurrent: ConcurrentCosts {
             add: side("add_inplace"),
+            plain_mul: side("mul_plain"),
+            encode: side("encode"),
             const_mul: side("mul_const"),
             rescale: side("rescale"),
+            rotate: side("rotate"),
+            hoisted_rotate: side("hoisted_rotate"),
         },
     })
 }

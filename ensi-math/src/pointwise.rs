@@ -36,7 +36,7 @@ pub fn mul_into(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit<u64>])
             x86::run(
                 m,
                 a.as_ptr(),
-                b.as_ptr(),
+                x86::Operand::Vector(b.as_ptr()),
                 out.as_mut_ptr().cast(),
                 a.len(),
                 x86::Form::Into,
@@ -58,7 +58,16 @@ pub fn mul_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
         let out = a.as_mut_ptr();
         // SAFETY: as for `mul_into`; `out` is both an input and the output, and the kernel
         // reads each `out[k..k + 4]` before writing it.
-        unsafe { x86::run(m, out, b.as_ptr(), out, a.len(), x86::Form::Into) };
+        unsafe {
+            x86::run(
+                m,
+                out,
+                x86::Operand::Vector(b.as_ptr()),
+                out,
+                a.len(),
+                x86::Form::Into,
+            )
+        };
         return;
     }
     for (x, &y) in a.iter_mut().zip(b) {
@@ -79,7 +88,7 @@ pub fn mul_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
             x86::run(
                 m,
                 a.as_ptr(),
-                b.as_ptr(),
+                x86::Operand::Vector(b.as_ptr()),
                 acc.as_mut_ptr(),
                 a.len(),
                 x86::Form::Accumulate,
@@ -89,6 +98,60 @@ pub fn mul_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
     }
     for ((s, &x), &y) in acc.iter_mut().zip(a).zip(b) {
         *s = m.mul_add_reduced(x, y, *s);
+    }
+}
+
+/// `out[i] = a[i] * c mod q` for residues `a[i], c < q`: [`mul_into`] with one constant, in
+/// the same floating-point kernel (a constant product costs what a plaintext product costs).
+/// Every element of `out` is written.
+///
+/// # Panics
+/// If the slices differ in length.
+pub fn mul_scalar_into(m: &Modulus, a: &[u64], c: u64, out: &mut [MaybeUninit<u64>]) {
+    assert_eq!(a.len(), out.len());
+    #[cfg(target_arch = "x86_64")]
+    if vector_kernel(m) {
+        // SAFETY: the CPU has AVX2 and FMA (checked above), and the slices have equal lengths.
+        unsafe {
+            x86::run(
+                m,
+                a.as_ptr(),
+                x86::Operand::Broadcast(c),
+                out.as_mut_ptr().cast(),
+                a.len(),
+                x86::Form::Into,
+            )
+        };
+        return;
+    }
+    let cs = m.shoup(c);
+    for (o, &x) in out.iter_mut().zip(a) {
+        o.write(m.mul_shoup(x, c, cs));
+    }
+}
+
+/// `a[i] = a[i] * c mod q` for residues below `q` (see [`mul_scalar_into`]).
+pub fn mul_scalar_assign(m: &Modulus, a: &mut [u64], c: u64) {
+    #[cfg(target_arch = "x86_64")]
+    if vector_kernel(m) {
+        let out = a.as_mut_ptr();
+        // SAFETY: as for `mul_scalar_into`; `out` is both the input and the output, and the
+        // kernel reads each `out[k..k + 4]` before writing it.
+        unsafe {
+            x86::run(
+                m,
+                out,
+                x86::Operand::Broadcast(c),
+                out,
+                a.len(),
+                x86::Form::Into,
+            )
+        };
+        return;
+    }
+    let cs = m.shoup(c);
+    for x in a.iter_mut() {
+        *x = m.mul_shoup(*x, c, cs);
     }
 }
 
@@ -137,17 +200,24 @@ mod x86 {
         Accumulate,
     }
 
+    /// The second operand: a vector, or one residue for every element.
+    #[derive(Clone, Copy)]
+    pub(super) enum Operand {
+        Vector(*const u64),
+        Broadcast(u64),
+    }
+
     /// `out[k] = a[k] b[k] mod q` (or `out[k] + a[k] b[k] mod q`) for `k < len`.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; `a` and `b` must be valid for `len` reads and `out`
-    /// for `len` writes (and reads, for [`Form::Accumulate`]). `out` may equal `a`: each
-    /// element is read before it is written.
+    /// The CPU must support AVX2 and FMA; `a` and a vector `b` must be valid for `len` reads
+    /// and `out` for `len` writes (and reads, for [`Form::Accumulate`]). `out` may equal `a`:
+    /// each element is read before it is written.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn run(
         m: &Modulus,
         a: *const u64,
-        b: *const u64,
+        b: Operand,
         out: *mut u64,
         len: usize,
         form: Form,
@@ -167,7 +237,10 @@ mod x86 {
             let (x, y) = unsafe {
                 (
                     _mm256_loadu_si256(a.add(k).cast()),
-                    _mm256_loadu_si256(b.add(k).cast()),
+                    match b {
+                        Operand::Vector(b) => _mm256_loadu_si256(b.add(k).cast()),
+                        Operand::Broadcast(c) => _mm256_set1_epi64x(c as i64),
+                    },
                 )
             };
             let (xf, yf) = (to_f64(x), to_f64(y));
@@ -195,7 +268,11 @@ mod x86 {
         for i in body..len {
             // SAFETY: i < len (the caller's bounds); `a[i]` is read before `out[i]` is written.
             unsafe {
-                let (x, y, p) = (*a.add(i), *b.add(i), out.add(i));
+                let y = match b {
+                    Operand::Vector(b) => *b.add(i),
+                    Operand::Broadcast(c) => c,
+                };
+                let (x, p) = (*a.add(i), out.add(i));
                 *p = match form {
                     Form::Into => m.mul_reduced(x, y),
                     Form::Accumulate => m.mul_add_reduced(x, y, *p),

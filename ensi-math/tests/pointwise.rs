@@ -7,6 +7,7 @@
 use core::mem::MaybeUninit;
 use ensi_math::pointwise::{
     FMA_MAX_BITS, fma_available, mul_add_assign, mul_assign, mul_into, mul_into_scalar,
+    mul_scalar_assign, mul_scalar_into,
 };
 use ensi_math::{Modulus, generate_ntt_primes};
 use proptest::prelude::*;
@@ -62,6 +63,24 @@ fn products_match_128_bit_arithmetic_for_every_prime_size() {
             mul_add_assign(&m, &mut acc, &a, &b);
             let want_acc: Vec<u64> = want.iter().zip(&c).map(|(&p, &c)| (p + c) % q).collect();
             assert_eq!(acc, want_acc, "{bits}-bit q = {q} (accumulate)");
+            // One constant for every element: each edge value and a random residue.
+            for &k in edges.iter().chain(&[rng.next_u64() % q]) {
+                let want: Vec<u64> = reference(q, &a, &vec![k; a.len()]);
+                let mut out = vec![MaybeUninit::uninit(); a.len()];
+                mul_scalar_into(&m, &a, k, &mut out);
+                // SAFETY: the kernel writes every element (checked by this comparison).
+                let got: Vec<u64> = out
+                    .into_iter()
+                    .map(|x| unsafe { x.assume_init() })
+                    .collect();
+                assert_eq!(got, want, "{bits}-bit q = {q}, constant {k}");
+                let mut in_place = a.clone();
+                mul_scalar_assign(&m, &mut in_place, k);
+                assert_eq!(
+                    in_place, want,
+                    "{bits}-bit q = {q}, constant {k} (in place)"
+                );
+            }
         }
     }
     // On this project's x86-64 machines the vector kernel is the one tested above for the

@@ -60,10 +60,18 @@ pub struct OpCosts {
 pub struct ConcurrentCosts {
     /// Ciphertext addition in place.
     pub add: f64,
+    /// Ciphertext-plaintext product (no rescale).
+    pub plain_mul: f64,
+    /// Encoding one full-slot plaintext.
+    pub encode: f64,
     /// Product by a real constant (no rescale).
     pub const_mul: f64,
     /// Rescale.
     pub rescale: f64,
+    /// A rotation with its own decomposition.
+    pub rotate: f64,
+    /// One rotation of a hoisted batch, without the shared decomposition.
+    pub hoisted_rotate: f64,
 }
 
 impl OpCosts {
@@ -76,10 +84,15 @@ impl OpCosts {
     /// (the column kernels): the [`ConcurrentCosts`] where measured, the latency otherwise.
     pub fn side_by_side(&self) -> OpCosts {
         let pick = |c: f64, latency: f64| if c > 0.0 { c } else { latency };
+        let c = &self.concurrent;
         OpCosts {
-            add: pick(self.concurrent.add, self.add),
-            const_mul: pick(self.concurrent.const_mul, self.const_mul),
-            rescale: pick(self.concurrent.rescale, self.rescale),
+            add: pick(c.add, self.add),
+            plain_mul: pick(c.plain_mul, self.plain_mul),
+            encode: pick(c.encode, self.encode),
+            const_mul: pick(c.const_mul, self.const_mul),
+            rescale: pick(c.rescale, self.rescale),
+            rotate: pick(c.rotate, self.rotate),
+            hoisted_rotate: pick(c.hoisted_rotate, self.hoisted_rotate),
             ..*self
         }
     }

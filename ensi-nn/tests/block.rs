@@ -888,6 +888,7 @@ fn column_products_match_and_are_counted_as_planned() {
             add: 1.0,
             const_mul: 2.0,
             rescale: 3.0,
+            ..ConcurrentCosts::default()
         },
         ..OpCosts::default()
     };

@@ -306,7 +306,33 @@ impl Bootstrapper {
                 reason: "a bootstrap gain needs one value per slot",
             });
         }
-        let mut w = e.add(re, &e.mul_by_i(im)?)?;
+        let w = e.add(re, &e.mul_by_i(im)?)?;
+        self.stc_of(w, factor)
+    }
+
+    /// SlotsToCoeffs of one slot-encoded ciphertext (at least `stc_level_budget` levels, any
+    /// scale `S`): the output's plaintext polynomial has coefficient `bitrev(i)` equal to
+    /// `Delta Re z_i` and coefficient `N/2 + bitrev(i)` equal to `Delta Im z_i`, for the input's
+    /// slots `z` (bit reversal over `log2(N/2)` bits; `Delta` the default scale, which the
+    /// output's scale metadata says). To place `f z` instead, declare the input's scale as `S / f`
+    /// first ([`Evaluator::set_scale`]). This is the entry of the coefficient kernel
+    /// ([`crate::coeff::SlotCoeffLayout`]). Full slots only.
+    pub fn slots_to_coefficients(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        if self.slots != self.ctx.n() / 2 || ct.slots() != self.slots {
+            return Err(CkksError::InvalidArgument {
+                reason: "SlotsToCoeffs of one ciphertext needs full slots",
+            });
+        }
+        // The transforms carry EvalMod's constant besides the DFT: declare it in the scale.
+        let mut w = ct.clone();
+        let factor = self.literal.stc_factor(&self.ctx)?;
+        self.eval.set_scale(&mut w, ct.scale * factor)?;
+        self.stc_of(w, None)
+    }
+
+    /// The SlotsToCoeffs transforms on `w`, the last one times `factor` where given.
+    fn stc_of(&self, mut w: Ciphertext, factor: Option<&[f64]>) -> Result<Ciphertext, CkksError> {
+        let e = &self.eval;
         let target = self.ctx.params().default_scale();
         let predicted =
             w.level() == self.stc_input.0 && libm::fabs(w.scale / self.stc_input.1 - 1.0) < 1e-9;

@@ -127,6 +127,21 @@ impl BootstrapParametersLiteral {
     }
 
     /// The CoeffsToSlots and SlotsToCoeffs transforms (plain), for `ctx`.
+    /// The constant the SlotsToCoeffs transforms carry besides the DFT:
+    /// `(sin(2 pi x) / 2 pi, or arcsin) * q_0 / Delta`, and `1 / tau` for the partial trace.
+    pub(crate) fn stc_factor(&self, ctx: &CkksContext) -> Result<f64, CkksError> {
+        let n = self.slots(ctx.n())?;
+        let q0 = ctx.params().q()[0] as f64;
+        let delta = ctx.params().default_scale();
+        let tau = (ctx.n() / 2 / n) as f64;
+        let sine = if self.arcsine_degree > 0 {
+            1.0
+        } else {
+            1.0 / (2.0 * PI)
+        };
+        Ok(sine * q0 / (delta * tau))
+    }
+
     pub(crate) fn transforms(
         &self,
         ctx: &CkksContext,
@@ -136,14 +151,7 @@ impl BootstrapParametersLiteral {
         let delta = ctx.params().default_scale();
         // CtS: slots <- t / (q0 (K + 1)), halved for the real/imaginary split.
         let cts_factor = delta / (q0 * (self.k + 1) as f64 * 2.0);
-        // StC: (sin(2 pi x) / 2 pi or arcsin) * q0 / Delta, and 1/tau for the partial trace.
-        let tau = (ctx.n() / 2 / n) as f64;
-        let sine = if self.arcsine_degree > 0 {
-            1.0
-        } else {
-            1.0 / (2.0 * PI)
-        };
-        let stc_factor = sine * q0 / (delta * tau);
+        let stc_factor = self.stc_factor(ctx)?;
         let mut cts = dft::coeffs_to_slots(n, self.cts_level_budget, cts_factor);
         let mut stc = dft::slots_to_coeffs(n, self.stc_level_budget, stc_factor);
         for t in cts.iter_mut().chain(stc.iter_mut()) {

@@ -340,10 +340,7 @@ impl Evaluator {
         let parts = ct
             .parts
             .iter()
-            .map(|p| {
-                let mut p = p.clone();
-                p.mul_scalar_per_limb_assign(&residues).map(|()| p)
-            })
+            .map(|p| p.try_mul_scalar_per_limb(&residues))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ct.derive(parts, out_scale))
     }

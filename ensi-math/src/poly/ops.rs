@@ -83,13 +83,28 @@ impl<R: Representation> RnsPoly<R> {
         let moduli = ctx.basis.moduli();
         self.map_limbs(|i, limb| {
             let m = &moduli[i];
-            let w = m.reduce(scalars[i]);
-            let ws = m.shoup(w);
-            for x in limb.iter_mut() {
-                *x = m.mul_shoup(*x, w, ws);
-            }
+            crate::pointwise::mul_scalar_assign(m, limb, m.reduce(scalars[i]));
         });
         Ok(())
+    }
+
+    /// `self * scalars[i] mod q_i` on limb `i`, into a new polynomial: one pass over memory
+    /// (no copy first), in the vectorised kernel where the CPU and the prime allow
+    /// ([`crate::pointwise::mul_scalar_into`]).
+    pub fn try_mul_scalar_per_limb(&self, scalars: &[u64]) -> Result<Self, MathError> {
+        if scalars.len() != self.limbs {
+            return Err(MathError::LengthMismatch {
+                expected: self.limbs,
+                found: scalars.len(),
+            });
+        }
+        let moduli = self.ctx.basis.moduli();
+        let (n, a) = (self.ctx.n, &self.data);
+        let data = par::new_limbs_with(a.len(), n, |i, out| {
+            let m = &moduli[i];
+            crate::pointwise::mul_scalar_into(m, &a[i * n..(i + 1) * n], m.reduce(scalars[i]), out);
+        });
+        Ok(Self::from_vec(&self.ctx, self.limbs, data))
     }
 
     /// Multiplies by the integer constant `c` (the same integer in every limb).
