@@ -185,6 +185,14 @@ impl Evaluator {
         let n = self.context().n();
         let h = m / leaves.len();
         let sigma = stride_galois_element(n, 2 * h);
+        // The two subtrees side by side with `parallel` (a level-0 key switch alone barely
+        // spreads over limbs: one Q limb).
+        #[cfg(feature = "parallel")]
+        let (e, o) = {
+            let (e, o) = rayon::join(|| self.pack_tree(&even, m), || self.pack_tree(&odd, m));
+            (e?, o?)
+        };
+        #[cfg(not(feature = "parallel"))]
         let (e, o) = (self.pack_tree(&even, m)?, self.pack_tree(&odd, m)?);
         let (plus, minus) = match (e, o) {
             (None, None) => return Ok(None),

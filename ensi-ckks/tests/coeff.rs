@@ -243,17 +243,15 @@ fn a_slot_activation_goes_through_the_coefficient_product_and_back_to_its_layout
                 v[c * n_pad + t] = x[t * cols + k * chunk + c];
             }
         }
-        let mut ct = sk
+        let ct = sk
             .encrypt(
                 &ctx,
                 &ctx.encode(&v, slots, level, delta).unwrap(),
                 &mut rng,
             )
             .unwrap();
-        // Declare the scale 1/f larger: SlotsToCoeffs then places f * x.
-        e.set_scale(&mut ct, delta / f).unwrap();
         let coeffs = e
-            .drop_to_level(&bts.slots_to_coefficients(&ct).unwrap(), 0)
+            .drop_to_level(&bts.slots_to_coefficients(&ct, f).unwrap(), 0)
             .unwrap();
         // Every value where the layout says, before any product.
         let got = ctx

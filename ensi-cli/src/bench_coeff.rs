@@ -373,7 +373,7 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
 
 /// The slot-fed fused event of `--from-slots`: `x` (`tokens x cols`) encrypted in the
 /// column-block slot layout at the lowest level SlotsToCoeffs can start from; SlotsToCoeffs of
-/// each chunk (its scale declared so that the packed values sit at `q_0 / 2^log_ratio`), the
+/// each chunk (with the factor that puts the packed values at `q_0 / 2^log_ratio`), the
 /// products and the packing at level 0, and the bootstrap from coefficients, whose halves hold
 /// `W x` in the slot layout. Precision against `y` (linear read).
 #[allow(clippy::too_many_arguments)]
@@ -415,9 +415,7 @@ fn slot_fed_event(
                     v[c * n_pad + t] = x[t * cols + k * chunk + c];
                 }
             }
-            let mut ct = sk.encrypt(&ctx, &ctx.encode(&v, slots, level, delta)?, rng)?;
-            eval.set_scale(&mut ct, delta / f)?;
-            Ok(ct)
+            sk.encrypt(&ctx, &ctx.encode(&v, slots, level, delta)?, rng)
         })
         .collect::<Result<Vec<_>, ensi_ckks::CkksError>>()
         .map_err(err)?;
@@ -425,7 +423,7 @@ fn slot_fed_event(
     let clock = Instant::now();
     let inputs = cts
         .iter()
-        .map(|ct| eval.drop_to_level(&bts.slots_to_coefficients(ct)?, 0))
+        .map(|ct| eval.drop_to_level(&bts.slots_to_coefficients(ct, f)?, 0))
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     let stc_s = clock.elapsed().as_secs_f64();

@@ -311,23 +311,35 @@ impl Bootstrapper {
     }
 
     /// SlotsToCoeffs of one slot-encoded ciphertext (at least `stc_level_budget` levels, any
-    /// scale `S`): the output's plaintext polynomial has coefficient `bitrev(i)` equal to
-    /// `Delta Re z_i` and coefficient `N/2 + bitrev(i)` equal to `Delta Im z_i`, for the input's
-    /// slots `z` (bit reversal over `log2(N/2)` bits; `Delta` the default scale, which the
-    /// output's scale metadata says). To place `f z` instead, declare the input's scale as `S / f`
-    /// first ([`Evaluator::set_scale`]). This is the entry of the coefficient kernel
-    /// ([`crate::coeff::SlotCoeffLayout`]). Full slots only.
-    pub fn slots_to_coefficients(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
+    /// scale): the output's plaintext polynomial has coefficient `bitrev(i)` equal to
+    /// `factor Delta Re z_i` and coefficient `N/2 + bitrev(i)` equal to `factor Delta Im z_i`,
+    /// for the input's slots `z` (bit reversal over `log2(N/2)` bits; `Delta` the default
+    /// scale). The output's scale metadata is `Delta`, so it decodes to `factor z`. `factor`
+    /// rides in the last transform's diagonals: a factor below 1 (the coefficient kernel needs
+    /// its values far below `q_0`) shrinks the signal only at the last rescale, whose noise is
+    /// then the only one it meets at the small size. This is the entry of the coefficient
+    /// kernel ([`crate::coeff::SlotCoeffLayout`]). Full slots only.
+    pub fn slots_to_coefficients(
+        &self,
+        ct: &Ciphertext,
+        factor: f64,
+    ) -> Result<Ciphertext, CkksError> {
         if self.slots != self.ctx.n() / 2 || ct.slots() != self.slots {
             return Err(CkksError::InvalidArgument {
                 reason: "SlotsToCoeffs of one ciphertext needs full slots",
             });
         }
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(CkksError::InvalidArgument {
+                reason: "the SlotsToCoeffs factor must be positive and finite",
+            });
+        }
         // The transforms carry EvalMod's constant besides the DFT: declare it in the scale.
         let mut w = ct.clone();
-        let factor = self.literal.stc_factor(&self.ctx)?;
-        self.eval.set_scale(&mut w, ct.scale * factor)?;
-        self.stc_of(w, None)
+        let constant = self.literal.stc_factor(&self.ctx)?;
+        self.eval.set_scale(&mut w, ct.scale * constant)?;
+        let factors = vec![factor; self.slots];
+        self.stc_of(w, Some(&factors))
     }
 
     /// The SlotsToCoeffs transforms on `w`, the last one times `factor` where given.
