@@ -541,7 +541,19 @@ fn measure(
                 .iter()
                 .try_for_each(|x| eval.mul_const(x, 0.6180).map(drop))
         })?;
-        out.insert("mul_const".into(), entry_concurrent(med, min, reps, side));
+        // The NEXUS kernel's step: a constant product added at once into an accumulator
+        // (the product is still in cache when it is added), both operations per call.
+        let product = eval.mul_const(&ct, 0.6180).map_err(err)?;
+        let mut accs: Vec<(Ciphertext, usize)> =
+            (0..args.threads).map(|w| (product.clone(), w)).collect();
+        let (pair, _) = concurrent_streams(warm, reps, &mut accs, STREAM, |(a, w)| {
+            stream[*w * STREAM..(*w + 1) * STREAM]
+                .iter()
+                .try_for_each(|x| eval.add_assign(a, &eval.mul_const(x, 0.6180)?))
+        })?;
+        let mut e = entry_concurrent(med, min, reps, side);
+        e["concurrent_then_add_us"] = json!(pair);
+        out.insert("mul_const".into(), e);
     }
     if has("mul_relin") || has("rescale") {
         let reps_here = if has("mul_relin") { reps } else { 0 };

@@ -131,6 +131,9 @@ pub fn read_costs(path: &std::path::Path) -> Result<OpCosts, String> {
             rescale: side("rescale"),
             rotate: side("rotate"),
             hoisted_rotate: side("hoisted_rotate"),
+            const_mul_then_add: doc["ops"]["mul_const"]["concurrent_then_add_us"]
+                .as_f64()
+                .map_or(0.0, |v| v * 1e-6),
         },
     })
 }

@@ -72,6 +72,9 @@ pub struct ConcurrentCosts {
     pub rotate: f64,
     /// One rotation of a hoisted batch, without the shared decomposition.
     pub hoisted_rotate: f64,
+    /// A constant product added at once into an accumulator, both operations (the NEXUS
+    /// kernel's step: the product is still in cache when it is added).
+    pub const_mul_then_add: f64,
 }
 
 impl OpCosts {
@@ -235,13 +238,28 @@ pub fn plan_projection(
             Kernel::ColumnSignedSums => (column_signed_sum_ops(w, &all), 0),
             Kernel::ColumnNexus => (column_nexus_ops(rows, cols), 1),
         };
+        let side = costs.side_by_side();
+        // NEXUS adds each constant product at once: priced as pairs where that was measured.
+        if kernel == Kernel::ColumnNexus && costs.concurrent.const_mul_then_add > 0.0 {
+            let pairs = ops.const_mul.min(ops.add);
+            let mut rest = ops;
+            rest.const_mul -= pairs;
+            rest.add -= pairs;
+            out.push(Prediction {
+                kernel,
+                seconds: pairs as f64 * costs.concurrent.const_mul_then_add + side.time(&rest, 0),
+                ops,
+                levels,
+            });
+            continue;
+        }
         // One hoisted batch per input chunk (its baby steps, shared by every output chunk).
         // The column kernels run their output columns side by side on every worker.
         let (batches, costs) = if kernel == Kernel::BlockBsgs {
             let c = chunks(cols, chunk_cols(slots, tokens.next_power_of_two())).len();
             (c, *costs)
         } else {
-            (0, costs.side_by_side())
+            (0, side)
         };
         out.push(Prediction {
             kernel,

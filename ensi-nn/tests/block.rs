@@ -907,6 +907,13 @@ fn column_products_match_and_are_counted_as_planned() {
         sums.seconds,
         sums.ops.add as f64 + 2.0 * sums.ops.const_mul as f64
     );
+    // With the cost of a constant product added at once, NEXUS's products and additions are
+    // priced as such pairs; the one product per row left over and the rescales as before.
+    let mut paired = side;
+    paired.concurrent.const_mul_then_add = 5.0;
+    let plan = plan_projection(&paired, slots, &w, n).unwrap();
+    let nexus = plan.iter().find(|p| p.kernel == Kernel::ColumnNexus).unwrap();
+    assert_eq!(nexus.seconds, 5.0 * r * (c - 1.0) + 2.0 * r + 3.0 * r);
 }
 
 /// The planner's degrees. The inverse square root's relative error on the attention sub-norm
