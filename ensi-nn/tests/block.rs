@@ -912,7 +912,10 @@ fn column_products_match_and_are_counted_as_planned() {
     let mut paired = side;
     paired.concurrent.const_mul_then_add = 5.0;
     let plan = plan_projection(&paired, slots, &w, n).unwrap();
-    let nexus = plan.iter().find(|p| p.kernel == Kernel::ColumnNexus).unwrap();
+    let nexus = plan
+        .iter()
+        .find(|p| p.kernel == Kernel::ColumnNexus)
+        .unwrap();
     assert_eq!(nexus.seconds, 5.0 * r * (c - 1.0) + 2.0 * r + 3.0 * r);
 }
 
