@@ -554,14 +554,32 @@ where
     G: RngCore + CryptoRng,
     S: ByteSink,
 {
+    let len = prefix.len() + 32 + poly_len(cp.n(), &cp.moduli[..limbs]);
+    sink.begin(object, len)?;
+    sink.write(&prefix)?;
+    write_rlwe(cp, sk, limbs, message, sink, rng)?;
+    sink.end()
+}
+
+/// The seed of `c_1` and the limbs of `c_0 = -a s + e (+ message)` of one sample, into the
+/// current object of `sink` (drawing the seed, then the error).
+fn write_rlwe<G, S>(
+    cp: &ClientParams,
+    sk: &SmallSecretKey,
+    limbs: usize,
+    message: Option<&[i128]>,
+    sink: &mut S,
+    rng: &mut G,
+) -> Result<(), S::Error>
+where
+    G: RngCore + CryptoRng,
+    S: ByteSink,
+{
     let n = cp.n();
-    let len = prefix.len() + 32 + poly_len(n, &cp.moduli[..limbs]);
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let mut e = Zeroizing::new(vec![0i64; n]);
     sample::gaussian(rng, &mut e);
-    sink.begin(object, len)?;
-    sink.write(&prefix)?;
     sink.write(&seed)?;
     let mut expander = SeedExpander::new(&seed);
     let mut s = Zeroizing::new(vec![0u64; n]);
@@ -584,7 +602,7 @@ where
         }
         w.emit(&b, &mut packed, sink)?;
     }
-    sink.end()
+    Ok(())
 }
 
 /// Streams the evaluation keys of `request` (relinearization first, then each distinct Galois
@@ -694,16 +712,40 @@ where
 }
 
 /// Encodes `values` into `slots` slots at `scale` and streams their secret-key encryption at
-/// `level`, seeded (`c_0` and the seed of `c_1`), as a bundle of one ciphertext with `header`.
-/// Draws what [`SecretKey::encrypt`] draws; the bytes equal those of
-/// [`crate::serialize::CiphertextBundle::to_bytes`] of that ciphertext. Peak heap: the encoded
-/// coefficients (`16 N` bytes), one special FFT of the slot count, and one limb's scratch.
+/// `level`, seeded (`c_0` and the seed of `c_1`), as a bundle of one ciphertext with `header`:
+/// [`stream_encrypt_bundle_chunks`] with one chunk.
 #[allow(clippy::too_many_arguments)]
 pub fn stream_encrypt_bundle<G, S>(
     cp: &ClientParams,
     sk: &SmallSecretKey,
     header: &BundleHeader,
     values: &[f64],
+    slots: usize,
+    level: usize,
+    scale: f64,
+    sink: &mut S,
+    rng: &mut G,
+) -> Result<(), S::Error>
+where
+    G: RngCore + CryptoRng,
+    S: ByteSink,
+{
+    stream_encrypt_bundle_chunks(cp, sk, header, &[values], slots, level, scale, sink, rng)
+}
+
+/// Encodes each of `chunks` (the slot values of one ciphertext each, for example the column
+/// chunks of an activation wider than one ciphertext) into `slots` slots at `scale` and streams
+/// their secret-key encryptions at `level`, seeded (`c_0` and the seed of `c_1`), in order, as
+/// one bundle with `header`. Draws what [`SecretKey::encrypt`] draws, chunk after chunk; the
+/// bytes equal those of [`crate::serialize::CiphertextBundle::to_bytes`] of those ciphertexts.
+/// Peak heap: one chunk's encoded coefficients (`16 N` bytes), one special FFT of the slot
+/// count, and one limb's scratch, whatever the number of chunks.
+#[allow(clippy::too_many_arguments)]
+pub fn stream_encrypt_bundle_chunks<G, S>(
+    cp: &ClientParams,
+    sk: &SmallSecretKey,
+    header: &BundleHeader,
+    chunks: &[&[f64]],
     slots: usize,
     level: usize,
     scale: f64,
@@ -726,28 +768,41 @@ where
     if !slots.is_power_of_two() || 2 * slots > n {
         return Err(CkksError::InvalidSlotCount { slots, max: n / 2 }.into());
     }
-    let coeffs = {
-        let fft = encoding::SpecialFft::new(slots);
-        let complex: Vec<Complex64> = values.iter().map(|&x| Complex64::new(x, 0.0)).collect();
-        encoding::encode_complex_with(&fft, n, &complex, scale)?
-    };
+    if chunks.is_empty() {
+        return Err(CkksError::InvalidArgument {
+            reason: "a bundle needs at least one ciphertext",
+        }
+        .into());
+    }
+    if let Some(c) = chunks.iter().find(|c| c.len() > slots) {
+        return Err(CkksError::TooManyValues {
+            given: c.len(),
+            slots,
+        }
+        .into());
+    }
+    let fft = encoding::SpecialFft::new(slots);
     let mut prefix = Vec::new();
-    header.write_prefix(&mut prefix, cp.id(), 1)?;
+    header.write_prefix(&mut prefix, cp.id(), chunks.len())?;
     let ct_len = HEADER_LEN + 16 + 1 + 32 + poly_len(n, &cp.moduli[..level + 1]);
-    prefix.extend_from_slice(&(ct_len as u64).to_le_bytes());
-    write_header(&mut prefix, ObjectType::Ciphertext, cp.id());
-    write_level_slots_scale(&mut prefix, level, slots, scale).map_err(CkksError::from)?;
-    prefix.push(FORM_SEEDED);
-    stream_rlwe(
-        cp,
-        sk,
-        level + 1,
-        Some(&coeffs),
-        prefix,
+    sink.begin(
         StreamedObject::CiphertextBundle,
-        sink,
-        rng,
-    )
+        prefix.len() + chunks.len() * (8 + ct_len),
+    )?;
+    sink.write(&prefix)?;
+    for values in chunks {
+        let complex: Vec<Complex64> = values.iter().map(|&x| Complex64::new(x, 0.0)).collect();
+        let coeffs = encoding::encode_complex_with(&fft, n, &complex, scale)?;
+        drop(complex);
+        let mut head = Vec::with_capacity(8 + HEADER_LEN + 17);
+        head.extend_from_slice(&(ct_len as u64).to_le_bytes());
+        write_header(&mut head, ObjectType::Ciphertext, cp.id());
+        write_level_slots_scale(&mut head, level, slots, scale).map_err(CkksError::from)?;
+        head.push(FORM_SEEDED);
+        sink.write(&head)?;
+        write_rlwe(cp, sk, level + 1, Some(&coeffs), sink, rng)?;
+    }
+    sink.end()
 }
 
 /// Decrypts an encoded ciphertext (`FORMAT.md` §4.5) of `cp` and decodes its slots, over a ring

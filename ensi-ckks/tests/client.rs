@@ -7,8 +7,8 @@
 
 use ensi_ckks::client::{
     BundleHeader, ClientParams, MemorySink, SmallSecretKey, StreamOptions, StreamedObject,
-    decrypt_ciphertext, stream_bootstrap_keys, stream_encrypt_bundle, stream_evaluation_keys,
-    stream_public_key,
+    decrypt_bundle, decrypt_ciphertext, stream_bootstrap_keys, stream_encrypt_bundle,
+    stream_encrypt_bundle_chunks, stream_evaluation_keys, stream_public_key,
 };
 use ensi_ckks::serialize::CiphertextBundle;
 use ensi_ckks::{
@@ -265,6 +265,81 @@ fn streamed_encryption_is_byte_identical_and_the_client_decrypts() {
             assert!((g - f).norm_sqr() < 1e-24);
         }
     }
+    // Several chunks in one bundle: the bytes of the in-memory bundle of their encryptions,
+    // drawn chunk after chunk from the same generator; each decrypts to its chunk.
+    let slots = ctx.n() / 2;
+    let chunks: Vec<Vec<f64>> = (0..3)
+        .map(|k| {
+            (0..slots)
+                .map(|i| ((i + 7 * k) as f64 * 0.13).sin())
+                .collect()
+        })
+        .collect();
+    let scale = (1u64 << 40) as f64;
+    let mut a = ChaCha20Rng::seed_from_u64(99);
+    let cts: Vec<_> = chunks
+        .iter()
+        .map(|v| {
+            let pt = ctx.encode(v, slots, 3, scale).unwrap();
+            sk.encrypt(&ctx, &pt, &mut a).unwrap()
+        })
+        .collect();
+    let bundle = CiphertextBundle {
+        layout: header.layout,
+        content: header.content,
+        rows: header.rows,
+        padded_rows: header.padded_rows,
+        cols: header.cols,
+        tag: header.tag,
+        cts: cts.clone(),
+    };
+    let mut b = ChaCha20Rng::seed_from_u64(99);
+    let mut sink = MemorySink::default();
+    let views: Vec<&[f64]> = chunks.iter().map(Vec::as_slice).collect();
+    stream_encrypt_bundle_chunks(
+        &cp, &small, &header, &views, slots, 3, scale, &mut sink, &mut b,
+    )
+    .unwrap();
+    assert_eq!(sink.objects.len(), 1);
+    assert!(
+        bundle.to_bytes().unwrap() == sink.objects[0].1,
+        "three chunks"
+    );
+    let (_, decrypted) = decrypt_bundle(&cp, &small, &sink.objects[0].1).unwrap();
+    for (v, got) in chunks.iter().zip(&decrypted) {
+        assert!(v.iter().zip(got).all(|(x, g)| (x - g.re).abs() < 1e-7));
+    }
+    // No chunk, or a chunk wider than the slots: refused.
+    let mut sink = MemorySink::default();
+    assert!(
+        stream_encrypt_bundle_chunks(
+            &cp,
+            &small,
+            &header,
+            &[],
+            slots,
+            3,
+            scale,
+            &mut sink,
+            &mut b
+        )
+        .is_err()
+    );
+    let wide = vec![0.0; slots + 1];
+    assert!(
+        stream_encrypt_bundle_chunks(
+            &cp,
+            &small,
+            &header,
+            &[&wide],
+            slots,
+            3,
+            scale,
+            &mut sink,
+            &mut b
+        )
+        .is_err()
+    );
     // An answer after a product and a rescale (two parts, lower level, full form).
     let slots = ctx.n() / 2;
     let values: Vec<f64> = (0..slots).map(|i| (i as f64 * 0.07).sin()).collect();

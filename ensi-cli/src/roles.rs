@@ -25,14 +25,14 @@ use crate::calibration;
 use crate::ckks_cmd::load_evaluation_keys;
 use crate::files::{FileSet, write_atomic};
 use crate::keygen::StreamSink;
-use crate::run::{HeadSide, head_of_normalized, load_model, prompt_tokens, top_k, widest_block};
+use crate::run::{HeadSide, head_of_normalized, load_model, prompt_tokens, top_k};
 use crate::sets::{ParamSet, load_context, load_params};
 use clap::Args;
 use ensi_bitnet::Model;
 use ensi_ckks::client::{self, BundleHeader, ClientParams, SmallSecretKey};
 use ensi_ckks::serialize::{CiphertextBundle, split_bundle};
 use ensi_ckks::{BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext, Parameters};
-use ensi_nn::block::{BlockMatrix, ChunkedMatrix};
+use ensi_nn::block::ChunkedMatrix;
 use ensi_nn::block_layer::{
     KvCache, LayerCache, block_forward, block_lm_head, block_prefill, block_rotations, block_step,
     generation_capacity, head_layout_cols, pad_prompt_to, step_rotations,
@@ -110,15 +110,17 @@ fn read_bundle(
 ) -> Result<CiphertextBundle, String> {
     let b = CiphertextBundle::from_bytes(ctx, &read(path)?)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    check_bundle(&b.header(), b.cts.len(), path, model, content)?;
+    check_bundle(&b.header(), b.cts.len(), ctx.n() / 2, path, model, content)?;
     Ok(b)
 }
 
 /// Checks a bundle's fields: `content` is one of those asked for, the column-block layout with
-/// the ciphertext count the content needs, `model`'s tag, padded rows a power of two.
+/// the ciphertext count the content needs (one per column chunk of `slots` slots, and for a
+/// cache a key and a value per layer), `model`'s tag, padded rows a power of two.
 fn check_bundle(
     b: &BundleHeader,
     cts: usize,
+    slots: usize,
     path: &Path,
     model: &Model,
     content: &[u8],
@@ -135,23 +137,28 @@ fn check_bundle(
                 .join(" or ")
         ));
     }
+    if b.tag != model_tag(model) {
+        return Err(format!("{}: made for another model", path.display()));
+    }
+    let n_pad = b.padded_rows as usize;
+    if !b.padded_rows.is_power_of_two() || n_pad > slots || b.cols == 0 {
+        return Err(format!(
+            "{}: {} padded rows of {} columns: the padded rows must be a power of two within the \
+             {slots} slots, and the columns at least one",
+            path.display(),
+            b.padded_rows,
+            b.cols
+        ));
+    }
+    let chunks = ChunkedMatrix::chunk_count(slots, n_pad, b.cols as usize);
     let count = if b.content == CONTENT_CACHE {
-        2 * model.config().num_hidden_layers
+        2 * model.config().num_hidden_layers * chunks
     } else {
-        1
+        chunks
     };
     if b.layout != LAYOUT_BLOCK || cts != count {
         return Err(format!(
             "{}: not a column-block bundle of {count} ciphertexts",
-            path.display()
-        ));
-    }
-    if b.tag != model_tag(model) {
-        return Err(format!("{}: made for another model", path.display()));
-    }
-    if !b.padded_rows.is_power_of_two() {
-        return Err(format!(
-            "{}: the padded rows are not a power of two",
             path.display()
         ));
     }
@@ -170,15 +177,15 @@ pub(crate) fn content_name(code: u8) -> &'static str {
     }
 }
 
-/// An error unless `rows` (padded) tokens of the model fit one ciphertext of `ctx` in the
-/// column-block layout.
-fn fits(n: usize, cfg: &ensi_bitnet::ModelConfig, rows: usize) -> Result<(), String> {
-    let widest = widest_block(cfg, rows, false);
+/// An error unless `rows` (padded) tokens fit the slots of ring degree `n` in the column-block
+/// layout (a column of every row in one ciphertext); wider activations are split over several
+/// ciphertexts (column chunks), which the bundles hold in order.
+fn fits(n: usize, rows: usize) -> Result<(), String> {
     let slots = n / 2;
-    if widest > slots {
+    if rows > slots {
         return Err(format!(
-            "{rows} rows of this model need {widest} slots in the column-block layout; the keys' \
-             ring has {slots}"
+            "{rows} rows do not fit the keys' ring: it has {slots} slots, and the column-block \
+             layout needs a slot per row in every ciphertext"
         ));
     }
     Ok(())
@@ -246,7 +253,7 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
                      a power of two"
                 ));
             }
-            fits(n, cfg, capacity)?;
+            fits(n, capacity)?;
             let e = embed(&model, &[token]).ok_or_else(|| {
                 format!(
                     "token {token} is outside the vocabulary of {}",
@@ -263,7 +270,7 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
                     .ok_or("--max-new-tokens: the capacity overflows")?,
                 None => tokens.len().next_power_of_two(),
             };
-            fits(n, cfg, rows)?;
+            fits(n, rows)?;
             let padded = pad_prompt_to(&tokens, rows);
             let values = embed(&model, &padded).ok_or("token outside the embedding table")?;
             (tokens.len(), rows, values, CONTENT_INPUT)
@@ -278,9 +285,10 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
         tag: model_tag(&model),
     };
     let slots = n / 2;
-    let slot_values = BlockMatrix::slot_values(&values, padded, cfg.hidden_size, slots)
+    let chunk_values = ChunkedMatrix::slot_values(&values, padded, cfg.hidden_size, slots)
         .map_err(|e| e.to_string())?;
     drop((values, model));
+    let chunk_views: Vec<&[f64]> = chunk_values.iter().map(Vec::as_slice).collect();
     let mut seed = Zeroizing::new([0u8; 32]);
     OsRng
         .try_fill_bytes(&mut seed[..])
@@ -289,11 +297,11 @@ fn encrypt(args: &EncryptArgs) -> Result<(), String> {
     let delta = params.default_scale();
     let mut files = FileSet::new(std::slice::from_ref(&args.out), args.force)?;
     let mut sink = StreamSink::new(Path::new("."), Some(&args.out), &mut files, 1);
-    client::stream_encrypt_bundle(
+    client::stream_encrypt_bundle_chunks(
         &cp,
         &sk,
         &header,
-        &slot_values,
+        &chunk_views,
         slots,
         level,
         delta,
@@ -419,29 +427,28 @@ fn read_cache(
             b.padded_rows
         ));
     }
+    // Per layer: the key's chunks, then the value's.
+    let chunks = ChunkedMatrix::chunk_count(ctx.n() / 2, n_pad, cols);
     let mut layers = Vec::new();
     let mut cts = b.cts.into_iter();
-    while let (Some(k), Some(v)) = (cts.next(), cts.next()) {
-        let m = |ct| BlockMatrix::from_ciphertext(ct, n_pad, cols).map_err(|e| e.to_string());
-        layers.push(LayerCache {
-            k: m(k)?.into(),
-            v: m(v)?.into(),
-        });
+    let mut take = || -> Result<Option<ChunkedMatrix>, String> {
+        let part: Vec<_> = cts.by_ref().take(chunks).collect();
+        if part.len() < chunks {
+            return Ok(None);
+        }
+        ChunkedMatrix::from_ciphertexts(part, n_pad, cols)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    };
+    while let (Some(k), Some(v)) = (take()?, take()?) {
+        layers.push(LayerCache { k, v });
     }
     KvCache::new(layers, position).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The one ciphertext of an activation, as this protocol's bundles hold it.
-fn single(x: &ChunkedMatrix) -> Result<&BlockMatrix, String> {
-    x.single().ok_or_else(|| {
-        format!(
-            "an activation of {} x {} spans {} ciphertexts; the client-server bundles hold \
-             one (use `ensi run` for wider activations)",
-            x.tokens(),
-            x.cols(),
-            x.parts().len()
-        )
-    })
+/// The ciphertexts of an activation's chunks, in order, as this protocol's bundles hold them.
+fn chunk_cts(x: &ChunkedMatrix) -> Vec<ensi_ckks::Ciphertext> {
+    x.parts().iter().map(|p| p.ciphertext().clone()).collect()
 }
 
 fn infer(args: &InferArgs) -> Result<(), String> {
@@ -468,7 +475,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             cfg.max_position_embeddings
         ));
     }
-    fits(ctx.n(), &cfg, n_pad)?;
+    fits(ctx.n(), n_pad)?;
     // Every output checked before the work: no two paths the same (the cache may be updated
     // in place), none existing without --force.
     let same = |a: &Path, b: &Path| a == b;
@@ -552,12 +559,8 @@ fn infer(args: &InferArgs) -> Result<(), String> {
     let keys = BootstrapKeys::from_set(set).map_err(err)?;
     let bts = Bootstrapper::new(&ctx, literal, keys).map_err(err)?;
     let setup_s = started.elapsed().as_secs_f64();
-    let ct = query.cts.into_iter().next().ok_or("empty query")?;
-    // The bundles of this protocol hold one ciphertext per activation: prompts and models
-    // whose activations fit one ciphertext in the column-block layout.
-    let x: ChunkedMatrix = BlockMatrix::from_ciphertext(ct, n_pad, cfg.hidden_size)
-        .map_err(err)?
-        .into();
+    // One ciphertext per column chunk, in order.
+    let x = ChunkedMatrix::from_ciphertexts(query.cts, n_pad, cfg.hidden_size).map_err(err)?;
     if x.level() != bts.output_level() {
         return Err(format!(
             "{}: encrypted at level {}, the layers start at {}",
@@ -618,7 +621,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
         padded_rows: n_pad as u32,
         cols: out.cols() as u32,
         tag,
-        cts: vec![single(&out)?.ciphertext().clone()],
+        cts: chunk_cts(&out),
     };
     // The answer first: if the cache cannot be written, the old one still matches the query
     // and the round can be repeated.
@@ -639,14 +642,8 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             tag,
             cts: layers
                 .iter()
-                .map(|l| {
-                    Ok([
-                        single(&l.k)?.ciphertext().clone(),
-                        single(&l.v)?.ciphertext().clone(),
-                    ])
-                })
-                .collect::<Result<Vec<_>, String>>()?
-                .concat(),
+                .flat_map(|l| chunk_cts(&l.k).into_iter().chain(chunk_cts(&l.v)))
+                .collect(),
         };
         write_atomic(path, &state.to_bytes().map_err(err)?, false, true)?;
         eprintln!(
@@ -724,6 +721,7 @@ fn decrypt(args: &DecryptArgs) -> Result<(), String> {
     check_bundle(
         &answer,
         cts.len(),
+        cp.n() / 2,
         &args.input,
         &model,
         &[CONTENT_HIDDEN, CONTENT_LOGITS],
@@ -744,16 +742,21 @@ fn decrypt(args: &DecryptArgs) -> Result<(), String> {
             args.input.display()
         ));
     }
-    let slots = client::decrypt_ciphertext(&cp, &sk, cts[0]).map_err(at)?;
-    if ensi_nn::block::block_period(cols, n_pad) > slots.len() {
-        return Err(format!(
-            "{}: {n_pad} x {cols} does not fit the ciphertext's {} slots",
+    // One ciphertext per column chunk, each decrypted over its own few primes.
+    let chunk_slots = cts
+        .iter()
+        .map(|ct| {
+            let slots = client::decrypt_ciphertext(&cp, &sk, ct).map_err(at)?;
+            Ok(slots.iter().map(|z| z.re).collect::<Vec<f64>>())
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let values = ChunkedMatrix::from_slot_values(&chunk_slots, n_pad, cols).map_err(|e| {
+        format!(
+            "{}: {n_pad} x {cols} in {} ciphertexts: {e}",
             args.input.display(),
-            slots.len()
-        ));
-    }
-    let real: Vec<f64> = slots.iter().map(|z| z.re).collect();
-    let values = BlockMatrix::from_slot_values(&real, n_pad, cols);
+            cts.len()
+        )
+    })?;
     let last = &values[(n - 1) * cols..n * cols];
     let logits: Vec<f64> = if answer.content == CONTENT_HIDDEN {
         head_of_normalized(&model, last)

@@ -33,6 +33,11 @@ fn s(p: &Path) -> &str {
 /// padded tokens, plus `extra` keygen arguments) and the server's: every public file, never
 /// the secret key.
 fn client_and_server(root: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
+    client_and_server_for(root, "8", extra)
+}
+
+/// [`client_and_server`] with the rotations of `tokens` padded tokens.
+fn client_and_server_for(root: &Path, tokens: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
     let (client, server) = (root.join("client"), root.join("server"));
     let mut args = vec![
         "keygen",
@@ -44,7 +49,7 @@ fn client_and_server(root: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
         "--rotations",
         "none",
         "--tokens",
-        "8",
+        tokens,
     ];
     args.extend_from_slice(extra);
     ok(&ensi(&args));
@@ -449,5 +454,154 @@ fn generation_rounds_keep_the_encrypted_cache_in_a_file() {
     ]);
     assert!(!out.status.success());
     assert!(!root.join("never.bin").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A prompt wider than one ciphertext: 50 tokens (64 padded rows) on the insecure-run ring put
+/// the hidden state in two column chunks (64 columns each) and the FFN in five, so the query,
+/// the answer and the key/value cache hold one ciphertext per chunk, in order. The decrypted
+/// next token must be the plaintext reference's and the logits within 5 % of it (see the
+/// bound), and a generation round from the chunked cache must give the reference's next token.
+/// Run in release mode with `--ignored`.
+#[test]
+#[ignore = "heavy: run in release mode with --ignored"]
+fn a_prompt_wider_than_one_ciphertext_travels_in_column_chunks() {
+    let root: PathBuf = std::env::temp_dir().join(format!("ensi-wide-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let (client, server) = client_and_server_for(&root, "64", &["--generation", "--seed", "6"]);
+    let prompt: Vec<u32> = b"the quick brown fox jumps over the lazy dog, twice"
+        .iter()
+        .map(|&b| u32::from(b))
+        .collect();
+    let ids = |extra: Option<u32>| {
+        prompt
+            .iter()
+            .copied()
+            .chain(extra)
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let reference = |tokens: &str| {
+        ok(&ensi(&[
+            "reference",
+            "--tokens",
+            tokens,
+            "--attention",
+            "sigmoid",
+            "--act-quant",
+            "off",
+            "--json",
+        ]))
+    };
+    let (query, answer, cache) = (
+        root.join("query.bin"),
+        root.join("answer.bin"),
+        root.join("cache.bin"),
+    );
+    let prompt_ids = ids(None);
+    ok(&ensi(&[
+        "encrypt",
+        "--keys",
+        s(&client),
+        "--tokens",
+        &prompt_ids,
+        "--out",
+        s(&query),
+        "--allow-insecure",
+    ]));
+    let seen = ok(&ensi(&[
+        "inspect",
+        s(&query),
+        "--params",
+        s(&server.join("params.bin")),
+        "--json",
+    ]));
+    assert_eq!(
+        (seen["padded_rows"].as_u64(), seen["ciphertexts"].as_u64()),
+        (Some(64), Some(2))
+    );
+    let infer = |input: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "infer",
+            "--eval-keys",
+            s(&server),
+            "--in",
+            s(input),
+            "--out",
+            s(&answer),
+            "--force",
+            "--allow-insecure",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ok(&ensi(&args))
+    };
+    let decrypt = || {
+        ok(&ensi(&[
+            "decrypt",
+            "--keys",
+            s(&client),
+            "--in",
+            s(&answer),
+            "--json",
+            "--allow-insecure",
+        ]))
+    };
+    infer(&query, &["--cache-out", s(&cache)]);
+    let seen = ok(&ensi(&[
+        "inspect",
+        s(&cache),
+        "--params",
+        s(&server.join("params.bin")),
+        "--json",
+    ]));
+    // Two layers, a key and a value each, over two chunks of the head layout's 128 columns.
+    assert_eq!(seen["ciphertexts"].as_u64(), Some(8));
+    let got = decrypt();
+    let want = reference(&prompt_ids);
+    assert_eq!(got["next_token"], want["next_token"]);
+    let (expect, have) = (floats(&want["logits"]), floats(&got["logits"]));
+    let max = expect.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let err = expect
+        .iter()
+        .zip(&have)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    eprintln!(
+        "50 tokens in two chunks: largest logit error {:.3}%",
+        100.0 * err / max
+    );
+    // Measured 3.4 % (24 tokens, the hidden state in one chunk: 2.0 %; 5 tokens: below 1 %):
+    // the calibrated intervals of the norms and the sigmoid widen with the prompt, and the
+    // default degree-31 polynomials lose precision on them (bench/LAYERS.md, section 3). The
+    // bundles only carry the ciphertexts of the layers' chunked activations.
+    assert!(err <= 0.05 * max);
+    // One generation round from the chunked cache.
+    let next = u32::try_from(got["next_token"].as_u64().unwrap()).unwrap();
+    let round = root.join("round.bin");
+    ok(&ensi(&[
+        "encrypt",
+        "--keys",
+        s(&client),
+        "--next-token",
+        &next.to_string(),
+        "--position",
+        "50",
+        "--capacity",
+        "64",
+        "--out",
+        s(&round),
+        "--allow-insecure",
+    ]));
+    let cache2 = root.join("cache2.bin");
+    infer(&round, &["--cache", s(&cache), "--cache-out", s(&cache2)]);
+    let got = decrypt();
+    let want = reference(&ids(Some(next)));
+    eprintln!(
+        "round: encrypted {} / reference {}",
+        got["next_token"], want["next_token"]
+    );
+    assert_eq!(got["next_token"], want["next_token"]);
     let _ = std::fs::remove_dir_all(&root);
 }

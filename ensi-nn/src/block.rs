@@ -209,6 +209,97 @@ impl ChunkedMatrix {
         Ok(Self { parts })
     }
 
+    /// How many chunks a `tokens x cols` matrix takes on `slots` slots.
+    pub fn chunk_count(slots: usize, tokens: usize, cols: usize) -> usize {
+        chunks(cols, chunk_cols(slots, tokens.next_power_of_two())).len()
+    }
+
+    /// The slot vector of each chunk of `values` (`tokens x cols`, row-major) on `slots` slots
+    /// ([`BlockMatrix::slot_values`] of each column chunk): what a client encrypts, one
+    /// ciphertext per chunk.
+    pub fn slot_values(
+        values: &[f64],
+        tokens: usize,
+        cols: usize,
+        slots: usize,
+    ) -> Result<Vec<Vec<f64>>, CkksError> {
+        if tokens == 0 || cols == 0 || values.len() != tokens * cols || !slots.is_power_of_two() {
+            return Err(invalid("the matrix must have tokens x cols values"));
+        }
+        chunks(cols, chunk_cols(slots, tokens.next_power_of_two()))
+            .into_iter()
+            .map(|(c0, w)| {
+                let sub: Vec<f64> = (0..tokens)
+                    .flat_map(|t| values[t * cols + c0..t * cols + c0 + w].iter().copied())
+                    .collect();
+                BlockMatrix::slot_values(&sub, tokens, w, slots)
+            })
+            .collect()
+    }
+
+    /// Wraps the ciphertexts of a `tokens x cols` matrix's chunks, in order (as a bundle holds
+    /// them): exactly [`Self::chunk_count`] of them, at one level and scale.
+    pub fn from_ciphertexts(
+        cts: Vec<Ciphertext>,
+        tokens: usize,
+        cols: usize,
+    ) -> Result<Self, CkksError> {
+        let slots = cts
+            .first()
+            .ok_or(invalid("a chunked matrix needs a chunk"))?
+            .slots();
+        if tokens == 0 || cols == 0 || tokens.next_power_of_two() > slots {
+            return Err(invalid(
+                "a chunked matrix needs tokens and columns that fit the slots",
+            ));
+        }
+        let widths = chunks(cols, chunk_cols(slots, tokens.next_power_of_two()));
+        if cts.len() != widths.len() {
+            return Err(invalid(
+                "a chunked matrix needs one ciphertext per chunk of slots / n_pad columns",
+            ));
+        }
+        let parts = cts
+            .into_iter()
+            .zip(widths)
+            .map(|(ct, (_, w))| BlockMatrix::from_ciphertext(ct, tokens, w))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_parts(parts)
+    }
+
+    /// The `tokens x cols` values (row-major) from each chunk's decoded slot vector, in order.
+    pub fn from_slot_values(
+        chunk_slots: &[Vec<f64>],
+        tokens: usize,
+        cols: usize,
+    ) -> Result<Vec<f64>, CkksError> {
+        let slots = chunk_slots.first().map_or(0, Vec::len);
+        if tokens == 0
+            || cols == 0
+            || !slots.is_power_of_two()
+            || tokens.next_power_of_two() > slots
+            || chunk_slots.iter().any(|v| v.len() != slots)
+        {
+            return Err(invalid(
+                "chunk slot vectors must be of one power-of-two length holding the tokens",
+            ));
+        }
+        let widths = chunks(cols, chunk_cols(slots, tokens.next_power_of_two()));
+        if widths.len() != chunk_slots.len() {
+            return Err(invalid(
+                "one slot vector per chunk of slots / n_pad columns",
+            ));
+        }
+        let mut out = alloc::vec![0.0; tokens * cols];
+        for (v, (c0, w)) in chunk_slots.iter().zip(widths) {
+            let part = BlockMatrix::from_slot_values(v, tokens, w);
+            for t in 0..tokens {
+                out[t * cols + c0..t * cols + c0 + w].copy_from_slice(&part[t * w..(t + 1) * w]);
+            }
+        }
+        Ok(out)
+    }
+
     /// The client's encryption of `values` (`tokens x cols`, row-major) at `level` and `scale`:
     /// one ciphertext per chunk.
     pub fn encrypt<G: RngCore + CryptoRng>(

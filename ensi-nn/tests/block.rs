@@ -965,3 +965,35 @@ fn the_planner_raises_a_degree_only_where_its_interval_needs_it() {
     }
     assert!(fits(&planned));
 }
+
+/// The client's side of a chunked bundle: a 5 x 300 matrix on 512 slots (8 padded rows: chunks
+/// of 64 columns, the last 44) gives five slot vectors, each `BlockMatrix::slot_values` of its
+/// columns; they read back to the matrix, and wrong shapes are refused.
+#[test]
+fn chunk_slot_values_are_the_chunks_block_vectors_and_read_back() {
+    let (tokens, cols, slots) = (5usize, 300usize, 512usize);
+    let x: Vec<f64> = (0..tokens * cols)
+        .map(|i| (i as f64 * 0.37).sin())
+        .collect();
+    let parts = ChunkedMatrix::slot_values(&x, tokens, cols, slots).unwrap();
+    assert_eq!(parts.len(), 5);
+    assert_eq!(ChunkedMatrix::chunk_count(slots, tokens, cols), 5);
+    for (k, part) in parts.iter().enumerate() {
+        let w = if k < 4 { 64 } else { 44 };
+        let sub: Vec<f64> = (0..tokens)
+            .flat_map(|t| x[t * cols + 64 * k..t * cols + 64 * k + w].iter().copied())
+            .collect();
+        assert_eq!(
+            part,
+            &BlockMatrix::slot_values(&sub, tokens, w, slots).unwrap()
+        );
+        // Slot c * 8 + t holds column 64 k + c of token t.
+        assert_eq!(part[3 * 8 + 2], x[2 * cols + 64 * k + 3]);
+    }
+    assert_eq!(
+        ChunkedMatrix::from_slot_values(&parts, tokens, cols).unwrap(),
+        x
+    );
+    assert!(ChunkedMatrix::from_slot_values(&parts[..4], tokens, cols).is_err());
+    assert!(ChunkedMatrix::slot_values(&x[1..], tokens, cols, slots).is_err());
+}
