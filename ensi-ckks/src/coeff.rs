@@ -422,10 +422,21 @@ impl Evaluator {
         if xs.len() != layout.input_blocks() {
             return Err(invalid("one input ciphertext per block of m columns"));
         }
+        self.integer_leaves(layout.leaves(), xs, &|j, b| layout.weight_poly(j, b, entry))
+    }
+
+    /// `count` leaves, leaf `j` the sum over the inputs `x_k` of `x_k * weight(j, k)` (the
+    /// integer polynomials built on the fly), in parallel over the leaves with `parallel`.
+    fn integer_leaves(
+        &self,
+        count: usize,
+        xs: &[Ciphertext],
+        weight: &(dyn Fn(usize, usize) -> Vec<i64> + Sync),
+    ) -> Result<Vec<Option<Ciphertext>>, CkksError> {
         let leaf = |j: usize| -> Result<Option<Ciphertext>, CkksError> {
             let mut acc: Option<Ciphertext> = None;
-            for (b, x) in xs.iter().enumerate() {
-                let w = layout.weight_poly(j, b, entry);
+            for (k, x) in xs.iter().enumerate() {
+                let w = weight(j, k);
                 match &mut acc {
                     None => acc = Some(self.mul_integer_poly(x, &w)?),
                     Some(a) => self.mul_integer_poly_acc(a, x, &w)?,
@@ -434,17 +445,14 @@ impl Evaluator {
             Ok(acc)
         };
         #[cfg(feature = "parallel")]
-        let leaves: Vec<Option<Ciphertext>> = {
+        {
             use rayon::prelude::*;
-            (0..layout.leaves())
-                .into_par_iter()
-                .map(leaf)
-                .collect::<Result<_, _>>()?
-        };
+            (0..count).into_par_iter().map(leaf).collect()
+        }
         #[cfg(not(feature = "parallel"))]
-        let leaves: Vec<Option<Ciphertext>> =
-            (0..layout.leaves()).map(leaf).collect::<Result<_, _>>()?;
-        Ok(leaves)
+        {
+            (0..count).map(leaf).collect()
+        }
     }
 }
 
@@ -612,28 +620,8 @@ impl Evaluator {
                 "one input ciphertext per chunk of N/2 / n_pad columns",
             ));
         }
-        let leaf = |j: usize| -> Result<Option<Ciphertext>, CkksError> {
-            let mut acc: Option<Ciphertext> = None;
-            for (k, x) in xs.iter().enumerate() {
-                let w = layout.weight_poly(j, k, entry);
-                match &mut acc {
-                    None => acc = Some(self.mul_integer_poly(x, &w)?),
-                    Some(a) => self.mul_integer_poly_acc(a, x, &w)?,
-                }
-            }
-            Ok(acc)
-        };
-        #[cfg(feature = "parallel")]
-        let leaves: Vec<Option<Ciphertext>> = {
-            use rayon::prelude::*;
-            (0..layout.leaves())
-                .into_par_iter()
-                .map(leaf)
-                .collect::<Result<_, _>>()?
-        };
-        #[cfg(not(feature = "parallel"))]
-        let leaves: Vec<Option<Ciphertext>> =
-            (0..layout.leaves()).map(leaf).collect::<Result<_, _>>()?;
+        let leaves =
+            self.integer_leaves(layout.leaves(), xs, &|j, k| layout.weight_poly(j, k, entry))?;
         self.pack_strided(&leaves, layout.chunk())
     }
 }
