@@ -380,6 +380,13 @@ pub struct InferArgs {
     /// Degree of the FFN activation polynomial.
     #[arg(long, default_value_t = 63)]
     act_degree: usize,
+    /// Let the planner choose every polynomial's degree per layer (sigmoid, activation, each
+    /// norm's inverse square root): the smallest of 15/31/63 whose error on its calibrated
+    /// interval is at most 2^-BITS and with which the level plan holds (overrides
+    /// --sigmoid-degree and --act-degree). Long prompts widen the intervals; this keeps the
+    /// precision where the fixed degrees lose it.
+    #[arg(long, value_name = "BITS")]
+    plan_degrees: Option<f64>,
     /// Print a JSON summary on standard output.
     #[arg(long)]
     json: bool,
@@ -521,7 +528,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
     if round && args.cache_out.is_none() {
         return Err("a round needs --cache-out to keep the cache with its new position".into());
     }
-    let (plan, calibration_source) = calibration::plan_for(
+    let (mut plan, calibration_source) = calibration::plan_for(
         &model,
         args.checkpoint.as_deref(),
         n,
@@ -529,6 +536,37 @@ fn infer(args: &InferArgs) -> Result<(), String> {
         args.sigmoid_degree,
         args.act_degree,
     )?;
+    if let Some(bits) = args.plan_degrees {
+        if !(bits.is_finite() && bits > 0.0 && bits <= 52.0) {
+            return Err(format!("--plan-degrees {bits}: give bits between 0 and 52"));
+        }
+        let slots = ctx.n() / 2;
+        let fits = |p: &ensi_nn::decoder::LayerPlan| {
+            ensi_nn::block_layer::block_level_plan_at(level, slots, level, &cfg, p, n_pad).is_ok()
+        };
+        for (i, layer) in plan.layers.iter_mut().enumerate() {
+            *layer = ensi_nn::plan::plan_degrees(
+                &cfg,
+                layer,
+                n,
+                (-bits).exp2(),
+                // Not 127: the level plan accepts it, but the activation of degree 127 then
+                // runs a level deeper than planned (a mismatch not fixed yet).
+                &[15, 31, 63],
+                &fits,
+            )
+            .ok_or(format!(
+                "--plan-degrees: no polynomial degrees of layer {i} fit the level plan"
+            ))?;
+        }
+        let l = &plan.layers[0];
+        eprintln!(
+            "ensi infer: planned degrees (layer 0): sigmoid {}, activation {}, norms {:?}",
+            l.sigmoid_degree,
+            l.act_degree,
+            l.norms.iter().map(|p| p.degree).collect::<Vec<_>>()
+        );
+    }
     let server_head = args.lm_head == HeadSide::Server;
     // The keys: every rotation the layers need must be there.
     let (set, count, bytes) = load_evaluation_keys(&ctx, &args.eval_keys)?;
