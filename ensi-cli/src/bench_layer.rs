@@ -402,6 +402,9 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         )
         .map_err(err)?;
     bts.bootstrap(&zero).map_err(err)?;
+    // The level plan first: degrees the levels cannot hold are an error before any work.
+    let (predicted, bootstraps) = block_level_plan(&bts, level, &cfg, &plan, n_pad)
+        .map_err(|e| format!("the level plan does not hold for these degrees: {e}"))?;
     // The layer, step by step.
     let eval = bts.evaluator();
     let start_ops = eval.op_count();
@@ -426,7 +429,6 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     .map_err(err)?;
     let layer_s = clock.elapsed().as_secs_f64();
     let ops = eval.op_count() - start_ops;
-    let (predicted, bootstraps) = block_level_plan(&bts, level, &cfg, &plan, n_pad).map_err(err)?;
     let plan_followed = seen == predicted && ops.bootstrap == bootstraps;
     // Precision against the plaintext layer (the real rows).
     let got = out.decrypt(&ctx, &sk).map_err(err)?;

@@ -381,7 +381,7 @@ pub struct InferArgs {
     #[arg(long, default_value_t = 63)]
     act_degree: usize,
     /// Let the planner choose every polynomial's degree per layer (sigmoid, activation, each
-    /// norm's inverse square root): the smallest of 15/31/63 whose error on its calibrated
+    /// norm's inverse square root): the smallest of 15/31/63/127 whose error on its calibrated
     /// interval is at most 2^-BITS and with which the level plan holds (overrides
     /// --sigmoid-degree and --act-degree). Long prompts widen the intervals; this keeps the
     /// precision where the fixed degrees lose it.
@@ -550,9 +550,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
                 layer,
                 n,
                 (-bits).exp2(),
-                // Not 127: the level plan accepts it, but the activation of degree 127 then
-                // runs a level deeper than planned (a mismatch not fixed yet).
-                &[15, 31, 63],
+                &[15, 31, 63, 127],
                 &fits,
             )
             .ok_or(format!(
@@ -566,6 +564,13 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             l.act_degree,
             l.norms.iter().map(|p| p.degree).collect::<Vec<_>>()
         );
+    }
+    // Degrees the levels cannot hold are an error before any work.
+    for (i, layer) in plan.layers.iter().enumerate() {
+        ensi_nn::block_layer::block_level_plan_at(level, ctx.n() / 2, level, &cfg, layer, n_pad)
+            .map_err(|e| {
+                format!("layer {i}: the level plan does not hold for these degrees: {e}")
+            })?;
     }
     let server_head = args.lm_head == HeadSide::Server;
     // The keys: every rotation the layers need must be there.

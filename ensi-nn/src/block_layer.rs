@@ -883,6 +883,11 @@ pub fn block_level_plan_at(
     let residual = x_level.min(l - 1);
     let activation = need((l - 1).checked_sub(act.depth_at(l - 1)?))?;
     let up = need(activation.checked_sub(1))?;
+    // A norm's input needs two levels: its statistic's square and the product by the inverse
+    // square root (an input at level 1 fails in the middle of the layer).
+    if attn < 2 || up < 2 || x_level.min(l - 1) < 2 {
+        return Err(CkksError::NoLevelLeft);
+    }
     let levels = [
         l,
         l - 1,

@@ -997,3 +997,28 @@ fn chunk_slot_values_are_the_chunks_block_vectors_and_read_back() {
     assert!(ChunkedMatrix::from_slot_values(&parts[..4], tokens, cols).is_err());
     assert!(ChunkedMatrix::slot_values(&x[1..], tokens, cols, slots).is_err());
 }
+
+/// A norm's input needs two levels (its statistic's square, then the product by the inverse
+/// square root). From the bootstrapper's output level 10, the level plan keeps the FFN's
+/// sub-norm at level 2 with an activation of degree 63 and refuses degree 127, which would
+/// leave it at level 1 and fail in the middle of a layer (seen in `ensi bench layer
+/// --act-degree 127`).
+#[test]
+fn the_level_plan_refuses_a_norm_input_below_level_two() {
+    use ensi_nn::block_layer::block_level_plan_at;
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let tokens: Vec<u32> = b"Encrypt!".iter().map(|&b| u32::from(b)).collect();
+    let plan = calibrate(&[&reference(&tokens).layers[0]], &cfg, 0.1, 31, 31);
+    let with = |sigmoid: usize, act: usize| {
+        let mut p = plan.clone();
+        p.sigmoid_degree = sigmoid;
+        p.act_degree = act;
+        block_level_plan_at(10, 4096, 10, &cfg, &p, 8)
+    };
+    let (levels, _) = with(31, 63).unwrap();
+    let level_of = |name: &str| levels.iter().find(|(n, _)| *n == name).unwrap().1;
+    assert_eq!(level_of("activation * up"), 2);
+    assert!(with(31, 127).is_err());
+    assert!(with(31, 31).is_ok());
+}
