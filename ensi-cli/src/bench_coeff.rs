@@ -158,15 +158,7 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
         "ensi bench coeff: keys in {keygen_s:.1} s (packing keys at level 0: {:.1} MiB)",
         pack_bytes as f64 / f64::from(1u32 << 20)
     );
-    // A warm-up bootstrap (first-touch page faults of the transforms' buffers), untimed.
-    let zero = sk
-        .encrypt(
-            &ctx,
-            &ctx.encode(&[0.0], slots, 0, delta).map_err(err)?,
-            &mut rng,
-        )
-        .map_err(err)?;
-    bts.bootstrap(&zero).map_err(err)?;
+    crate::bench_layer::warm_up(&bts, &sk, &mut rng)?;
     let mut results = Vec::new();
     for &(rows, cols) in &shapes {
         let (_, ternary) = random_weights(rows, cols, &mut draw)?;
@@ -242,12 +234,7 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
             let (re, im) = bts.bootstrap_coefficients(&packed).map_err(err)?;
             let bootstrap_s = clock.elapsed().as_secs_f64();
             let fe_ops = eval.op_count() - before;
-            let dr = ctx
-                .decode(&sk.decrypt(&ctx, &re).map_err(err)?)
-                .map_err(err)?;
-            let di = ctx
-                .decode(&sk.decrypt(&ctx, &im).map_err(err)?)
-                .map_err(err)?;
+            let (dr, di) = decrypt_halves(&ctx, &sk, &re, &im)?;
             let log_slots = slots.trailing_zeros();
             let rev = |i: usize| i.reverse_bits() >> (usize::BITS - log_slots);
             let slot_of = |p: usize| {
@@ -439,12 +426,7 @@ fn slot_fed_event(
     let (re, im) = bts.bootstrap_coefficients(&packed).map_err(err)?;
     let bootstrap_s = clock.elapsed().as_secs_f64();
     let ops = eval.op_count() - before;
-    let dr = ctx
-        .decode(&sk.decrypt(&ctx, &re).map_err(err)?)
-        .map_err(err)?;
-    let di = ctx
-        .decode(&sk.decrypt(&ctx, &im).map_err(err)?)
-        .map_err(err)?;
+    let (dr, di) = decrypt_halves(&ctx, sk, &re, &im)?;
     let unit = q0 / (2.0 * PI) / (gain * f * delta);
     let got: Vec<f64> = (0..tokens)
         .flat_map(|t| (0..rows).map(move |r| (t, r)))
@@ -481,4 +463,16 @@ fn slot_fed_event(
         "key_switches": counted, "key_switches_predicted": predicted,
         "output_level": re.level(), "bits": b, "ops": ops_json(&ops),
     }))
+}
+
+/// The decrypted slots of a coefficient bootstrap's two halves (`re`, `im`).
+fn decrypt_halves(
+    ctx: &std::sync::Arc<CkksContext>,
+    sk: &SecretKey,
+    re: &ensi_ckks::Ciphertext,
+    im: &ensi_ckks::Ciphertext,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let err = |e: ensi_ckks::CkksError| e.to_string();
+    let slots = |ct| ctx.decode(&sk.decrypt(ctx, ct).map_err(err)?).map_err(err);
+    Ok((slots(re)?, slots(im)?))
 }

@@ -392,16 +392,7 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     );
     let x =
         ChunkedMatrix::encrypt(&ctx, &sk, &x_plain, n_pad, level, delta, &mut rng).map_err(err)?;
-    // A warm-up bootstrap (first-touch page faults of the transforms' buffers: the first one
-    // after key generation runs ~40% slower), untimed and not counted.
-    let zero = sk
-        .encrypt(
-            &ctx,
-            &ctx.encode(&[0.0], slots, 0, delta).map_err(err)?,
-            &mut rng,
-        )
-        .map_err(err)?;
-    bts.bootstrap(&zero).map_err(err)?;
+    warm_up(&bts, &sk, &mut rng)?;
     // The level plan first: degrees the levels cannot hold are an error before any work.
     let (predicted, bootstraps) = block_level_plan(&bts, level, &cfg, &plan, n_pad)
         .map_err(|e| format!("the level plan does not hold for these degrees: {e}"))?;
@@ -536,4 +527,23 @@ fn nonzero_fraction(w: &ensi_bitnet::model::Layer) -> Option<f64> {
         nnz += t.nnz();
     }
     Some(nnz as f64 / all as f64)
+}
+
+/// One untimed bootstrap of an encryption of zero: the first bootstrap after key generation
+/// pays the first-touch page faults of the transforms' buffers (about 40% slower), which a
+/// benchmark should not time.
+pub fn warm_up(
+    bts: &ensi_ckks::Bootstrapper,
+    sk: &ensi_ckks::SecretKey,
+    rng: &mut ChaCha20Rng,
+) -> Result<(), String> {
+    let err = |e: ensi_ckks::CkksError| e.to_string();
+    let ctx = bts.evaluator().context();
+    let slots = ctx.n() / 2;
+    let pt = ctx
+        .encode(&[0.0], slots, 0, ctx.params().default_scale())
+        .map_err(err)?;
+    bts.bootstrap(&sk.encrypt(ctx, &pt, rng).map_err(err)?)
+        .map_err(err)?;
+    Ok(())
 }

@@ -453,9 +453,10 @@ fn read_cache(
     KvCache::new(layers, position).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The ciphertexts of an activation's chunks, in order, as this protocol's bundles hold them.
-fn chunk_cts(x: &ChunkedMatrix) -> Vec<ensi_ckks::Ciphertext> {
-    x.parts().iter().map(|p| p.ciphertext().clone()).collect()
+/// The ciphertexts of an activation's chunks, in order, as this protocol's bundles hold them
+/// (taken, not copied: a cache's ciphertexts are most of the server's memory).
+fn chunk_cts(x: ChunkedMatrix) -> impl Iterator<Item = ensi_ckks::Ciphertext> {
+    x.into_parts().into_iter().map(|p| p.into_ciphertext())
 }
 
 fn infer(args: &InferArgs) -> Result<(), String> {
@@ -664,7 +665,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
         padded_rows: n_pad as u32,
         cols: out.cols() as u32,
         tag,
-        cts: chunk_cts(&out),
+        cts: chunk_cts(out).collect(),
     };
     // The answer first: if the cache cannot be written, the old one still matches the query
     // and the round can be repeated.
@@ -674,25 +675,25 @@ fn infer(args: &InferArgs) -> Result<(), String> {
         false,
         args.force,
     )?;
-    if let (Some(path), Some(cache)) = (&args.cache_out, &cache) {
-        let layers = cache.layers();
+    let cache_positions = cache.as_ref().map(KvCache::len);
+    if let (Some(path), Some(cache)) = (&args.cache_out, cache) {
+        let (len, capacity) = (cache.len(), cache.capacity());
+        let layers = cache.into_layers();
         let state = CiphertextBundle {
             layout: LAYOUT_BLOCK,
             content: CONTENT_CACHE,
-            rows: cache.len() as u32,
-            padded_rows: cache.capacity() as u32,
+            rows: len as u32,
+            padded_rows: capacity as u32,
             cols: layers[0].k.cols() as u32,
             tag,
             cts: layers
-                .iter()
-                .flat_map(|l| chunk_cts(&l.k).into_iter().chain(chunk_cts(&l.v)))
+                .into_iter()
+                .flat_map(|l| chunk_cts(l.k).chain(chunk_cts(l.v)))
                 .collect(),
         };
         write_atomic(path, &state.to_bytes().map_err(err)?, false, true)?;
         eprintln!(
-            "ensi infer: cache of {} positions (capacity {}) in {}",
-            cache.len(),
-            cache.capacity(),
+            "ensi infer: cache of {len} positions (capacity {capacity}) in {}",
             path.display()
         );
     }
@@ -711,7 +712,7 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             json!({
                 "tokens": n, "padded_tokens": n_pad,
                 "query": if round { "new token" } else { "prompt" },
-                "cache_positions": cache.as_ref().map(KvCache::len),
+                "cache_positions": cache_positions,
                 "content": if server_head { "logits" } else { "hidden" },
                 "calibration": calibration_source,
                 "times_s": {"setup": setup_s, "layers": layers_s, "total": total_s,

@@ -125,6 +125,11 @@ impl BlockMatrix {
         &self.ct
     }
 
+    /// The ciphertext, taken.
+    pub fn into_ciphertext(self) -> Ciphertext {
+        self.ct
+    }
+
     /// The number of tokens (rows).
     pub fn tokens(&self) -> usize {
         self.tokens
@@ -315,33 +320,31 @@ impl ChunkedMatrix {
         if tokens == 0 || cols == 0 || values.len() != tokens * cols {
             return Err(invalid("the matrix must have tokens x cols values"));
         }
-        let chunk = chunk_cols(ctx.n() / 2, tokens.next_power_of_two());
-        let parts = chunks(cols, chunk)
+        let slots = ctx.n() / 2;
+        let widths = chunks(cols, chunk_cols(slots, tokens.next_power_of_two()));
+        let parts = Self::slot_values(values, tokens, cols, slots)?
             .into_iter()
-            .map(|(c0, w)| {
-                let sub: Vec<f64> = (0..tokens)
-                    .flat_map(|t| values[t * cols + c0..t * cols + c0 + w].iter().copied())
-                    .collect();
-                BlockMatrix::encrypt(ctx, sk, &sub, tokens, level, scale, rng)
+            .zip(widths)
+            .map(|(v, (_, w))| {
+                let pt = ctx.encode(&v, slots, level, scale)?;
+                Ok(BlockMatrix {
+                    ct: sk.encrypt(ctx, &pt, rng)?,
+                    tokens,
+                    cols: w,
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, CkksError>>()?;
         Self::from_parts(parts)
     }
 
     /// The client's decryption: the `tokens x cols` values, row-major.
     pub fn decrypt(&self, ctx: &Arc<CkksContext>, sk: &SecretKey) -> Result<Vec<f64>, CkksError> {
-        let (tokens, cols) = (self.tokens(), self.cols());
-        let mut out = alloc::vec![0.0; tokens * cols];
-        let mut c0 = 0;
-        for p in &self.parts {
-            let v = p.decrypt(ctx, sk)?;
-            for t in 0..tokens {
-                out[t * cols + c0..t * cols + c0 + p.cols]
-                    .copy_from_slice(&v[t * p.cols..(t + 1) * p.cols]);
-            }
-            c0 += p.cols;
-        }
-        Ok(out)
+        let slots = self
+            .parts
+            .iter()
+            .map(|p| ctx.decode(&sk.decrypt(ctx, &p.ct)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_slot_values(&slots, self.tokens(), self.cols())
     }
 
     /// The chunks, in column order.

@@ -1228,6 +1228,11 @@ impl KvCache {
     pub fn layers(&self) -> &[LayerCache] {
         &self.layers
     }
+
+    /// The layers' keys and values, taken.
+    pub fn into_layers(self) -> Vec<LayerCache> {
+        self.layers
+    }
 }
 
 /// [`block_forward`] for a generation: `x` holds the prompt padded to the cache's capacity
