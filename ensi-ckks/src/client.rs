@@ -258,6 +258,8 @@ pub enum StreamedObject {
     Relinearization,
     /// The Galois key of this element.
     Galois(usize),
+    /// The level-0 Galois key of this element.
+    Level0Galois(usize),
     /// Bootstrapping's dense-to-sparse key.
     DenseToSparse,
     /// Bootstrapping's sparse-to-dense key.
@@ -271,18 +273,21 @@ impl StreamedObject {
     pub fn of(key: &EvaluationKey) -> Self {
         match key {
             EvaluationKey::Relinearization(_) => Self::Relinearization,
+            EvaluationKey::Galois(k) if k.is_level0() => Self::Level0Galois(k.galois_element()),
             EvaluationKey::Galois(k) => Self::Galois(k.galois_element()),
             EvaluationKey::DenseToSparse(_) => Self::DenseToSparse,
             EvaluationKey::SparseToDense(_) => Self::SparseToDense,
         }
     }
 
-    /// The conventional file name (`relin.key`, `galois-<k>.key`, ...), as `ensi keygen` writes.
+    /// The conventional file name (`relin.key`, `galois-<k>.key`, `galois0-<k>.key` for a
+    /// level-0 key, ...), as `ensi keygen` writes.
     pub fn file_name(&self) -> String {
         match self {
             Self::PublicKey => "public.key".into(),
             Self::Relinearization => "relin.key".into(),
             Self::Galois(g) => alloc::format!("galois-{g}.key"),
+            Self::Level0Galois(g) => alloc::format!("galois0-{g}.key"),
             Self::DenseToSparse => "dense-to-sparse.key".into(),
             Self::SparseToDense => "sparse-to-dense.key".into(),
             Self::CiphertextBundle => "query.ct".into(),

@@ -68,6 +68,34 @@ impl GaloisKey {
         })
     }
 
+    /// Generates the **level-0** Galois key of `sk` for `galois_element`: it spans only
+    /// `{q_0, p_0}` ([`KeySpan::Encapsulation`], one digit) and switches ciphertexts at level 0
+    /// only, at a fraction of a full key's cost (two primes instead of `q_0` and every `P`
+    /// prime) and size (two limbs instead of `dnum (L + 1 + K)`). The packing of the
+    /// coefficient-encoded products runs at level 0 ([`crate::coeff`]). The key is an RLWE
+    /// sample under the same secret over a ~120-bit modulus, a smaller modulus than every full
+    /// key's, so it is no easier to attack than they are.
+    pub fn generate_level0<G: RngCore + CryptoRng>(
+        ctx: &Arc<CkksContext>,
+        sk: &SecretKey,
+        galois_element: usize,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
+        ctx.check_id(sk.params_id)?;
+        let g = ctx.check_galois_element(galois_element)?;
+        let s_g = Zeroizing::new(sk.s.automorphism(g)?);
+        let s_small = sk.encapsulation_secret(ctx)?;
+        Ok(Self {
+            galois_element: g,
+            key: SwitchingKey::generate(ctx, KeySpan::Encapsulation, &s_small, &s_g, rng)?,
+        })
+    }
+
+    /// Whether this is a level-0 key ([`Self::generate_level0`]).
+    pub fn is_level0(&self) -> bool {
+        self.key.span == KeySpan::Encapsulation
+    }
+
     /// The Galois element `k`.
     pub fn galois_element(&self) -> usize {
         self.galois_element
@@ -221,6 +249,8 @@ pub struct KeyRequest {
     pub relinearization: bool,
     /// The Galois elements to make keys for (duplicates are made once).
     pub galois_elements: Vec<usize>,
+    /// The Galois elements to make level-0 keys for ([`GaloisKey::generate_level0`]).
+    pub level0_galois_elements: Vec<usize>,
 }
 
 impl KeyRequest {
@@ -275,6 +305,14 @@ impl KeyRequest {
         self
     }
 
+    /// Adds level-0 keys ([`GaloisKey::generate_level0`]) of the automorphisms `X -> X^g`
+    /// (1 is skipped): e.g. [`crate::coeff::pack_galois_elements`] for a packing at level 0.
+    pub fn with_level0_galois_elements(mut self, elements: &[usize]) -> Self {
+        self.level0_galois_elements
+            .extend(elements.iter().copied().filter(|&g| g != 1));
+        self
+    }
+
     /// Adds the conjugation key.
     pub fn with_conjugation(mut self, ctx: &CkksContext) -> Self {
         self.galois_elements.push(ctx.conjugation_galois_element());
@@ -283,23 +321,35 @@ impl KeyRequest {
 
     /// The distinct Galois elements, in the order they will be generated.
     pub fn distinct_galois_elements(&self) -> Vec<usize> {
-        let mut out: Vec<usize> = Vec::with_capacity(self.galois_elements.len());
-        for &g in &self.galois_elements {
-            if !out.contains(&g) {
-                out.push(g);
-            }
-        }
-        out
+        distinct(&self.galois_elements)
+    }
+
+    /// The distinct Galois elements of level-0 keys, in the order they will be generated.
+    pub fn distinct_level0_galois_elements(&self) -> Vec<usize> {
+        distinct(&self.level0_galois_elements)
     }
 
     /// How many keys the request makes.
     pub fn key_count(&self) -> usize {
-        usize::from(self.relinearization) + self.distinct_galois_elements().len()
+        usize::from(self.relinearization)
+            + self.distinct_galois_elements().len()
+            + self.distinct_level0_galois_elements().len()
     }
 }
 
+/// The distinct values of `elements`, in first-seen order.
+fn distinct(elements: &[usize]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::with_capacity(elements.len());
+    for &g in elements {
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    out
+}
+
 /// Generates the keys of `request` one at a time into `sink`: the relinearization key first,
-/// then each distinct Galois element in request order. At most one switching key is alive at a
+/// then each distinct Galois element in request order, then the level-0 Galois keys. At most one switching key is alive at a
 /// time (plus whatever the sink keeps).
 pub fn generate_evaluation_keys<G, S>(
     ctx: &Arc<CkksContext>,
@@ -314,7 +364,8 @@ where
 {
     ctx.check_id(sk.params_id)?;
     let galois = request.distinct_galois_elements();
-    for &g in &galois {
+    let level0 = request.distinct_level0_galois_elements();
+    for &g in galois.iter().chain(&level0) {
         ctx.check_galois_element(g)?;
     }
     if request.relinearization {
@@ -323,6 +374,10 @@ where
     }
     for g in galois {
         let key = GaloisKey::generate(ctx, sk, g, rng)?;
+        sink.accept(EvaluationKey::Galois(key))?;
+    }
+    for g in level0 {
+        let key = GaloisKey::generate_level0(ctx, sk, g, rng)?;
         sink.accept(EvaluationKey::Galois(key))?;
     }
     Ok(())
@@ -334,6 +389,7 @@ where
 pub struct EvaluationKeySet {
     relinearization: Option<RelinearizationKey>,
     galois: BTreeMap<usize, GaloisKey>,
+    galois_level0: BTreeMap<usize, GaloisKey>,
     dense_to_sparse: Option<DenseToSparseKey>,
     sparse_to_dense: Option<SparseToDenseKey>,
 }
@@ -360,6 +416,9 @@ impl EvaluationKeySet {
     pub fn insert(&mut self, key: EvaluationKey) {
         match key {
             EvaluationKey::Relinearization(k) => self.relinearization = Some(k),
+            EvaluationKey::Galois(k) if k.is_level0() => {
+                self.galois_level0.insert(k.galois_element, k);
+            }
             EvaluationKey::Galois(k) => {
                 self.galois.insert(k.galois_element, k);
             }
@@ -368,13 +427,14 @@ impl EvaluationKeySet {
         }
     }
 
-    /// Every key of the set: relinearization, Galois keys by ascending element, then the
-    /// dense-to-sparse and sparse-to-dense keys.
+    /// Every key of the set: relinearization, Galois keys by ascending element (the full ones,
+    /// then the level-0 ones), then the dense-to-sparse and sparse-to-dense keys.
     pub fn into_keys(self) -> impl Iterator<Item = EvaluationKey> {
         self.relinearization
             .into_iter()
             .map(EvaluationKey::Relinearization)
             .chain(self.galois.into_values().map(EvaluationKey::Galois))
+            .chain(self.galois_level0.into_values().map(EvaluationKey::Galois))
             .chain(
                 self.dense_to_sparse
                     .into_iter()
@@ -421,6 +481,16 @@ impl EvaluationKeySet {
         self.galois.keys().copied().collect()
     }
 
+    /// The level-0 Galois key of element `k` ([`GaloisKey::generate_level0`]), if present.
+    pub fn galois_level0(&self, k: usize) -> Option<&GaloisKey> {
+        self.galois_level0.get(&k)
+    }
+
+    /// The elements of the level-0 Galois keys present, ascending.
+    pub fn level0_galois_elements(&self) -> Vec<usize> {
+        self.galois_level0.keys().copied().collect()
+    }
+
     /// Truncates every Galois key whose element is not in `keep` to `max_level`
     /// ([`SwitchingKey::truncate`]): for a server whose layers rotate only at the bootstrapper's
     /// output level or below, `keep` being the elements bootstrapping itself uses at higher
@@ -448,6 +518,7 @@ impl EvaluationKeySet {
             .iter()
             .map(|k| &k.key)
             .chain(self.galois.values().map(|k| &k.key))
+            .chain(self.galois_level0.values().map(|k| &k.key))
             .chain(self.dense_to_sparse.iter().map(|k| &k.key))
             .chain(self.sparse_to_dense.iter().map(|k| &k.key))
             .map(SwitchingKey::heap_bytes)
@@ -460,6 +531,7 @@ impl EvaluationKeySet {
             .iter()
             .map(|k| k.key.params_id)
             .chain(self.galois.values().map(|k| k.key.params_id))
+            .chain(self.galois_level0.values().map(|k| k.key.params_id))
             .chain(self.dense_to_sparse.iter().map(|k| k.key.params_id))
             .chain(self.sparse_to_dense.iter().map(|k| k.key.params_id))
     }

@@ -49,6 +49,9 @@ pub enum ObjectType {
     SparseToDenseKey = 9,
     /// A [`crate::serialize::CiphertextBundle`].
     CiphertextBundle = 10,
+    /// A level-0 [`crate::GaloisKey`] (spans `q_0 p_0`, see
+    /// [`crate::GaloisKey::generate_level0`]).
+    Level0GaloisKey = 11,
 }
 
 impl ObjectType {
@@ -65,6 +68,7 @@ impl ObjectType {
             8 => Self::DenseToSparseKey,
             9 => Self::SparseToDenseKey,
             10 => Self::CiphertextBundle,
+            11 => Self::Level0GaloisKey,
             _ => return None,
         })
     }

@@ -57,6 +57,30 @@ impl SecretKey {
         s.drop_last_limbs(extra)?;
         Ok(s)
     }
+
+    /// The secret in NTT form over the two primes `{q_0, p_0}` of [`crate::KeySpan::Encapsulation`]
+    /// (a zeroized copy): the secret that level-0 keys are sampled under. The signed coefficients
+    /// are read back from the `q_0` limb, centred without a branch on their values.
+    pub(crate) fn encapsulation_secret(
+        &self,
+        ctx: &CkksContext,
+    ) -> Result<Zeroizing<RnsPoly<Ntt>>, CkksError> {
+        ctx.check_id(self.params_id)?;
+        let q0 = self.restricted(1)?;
+        let coeff = Zeroizing::new((*q0).clone().into_coeff());
+        let q = ctx.ring().basis().moduli()[0].q();
+        let half = q / 2;
+        let mut signed = Zeroizing::new(vec![0i64; ctx.n()]);
+        for (out, &x) in signed.iter_mut().zip(coeff.limb(0)) {
+            // x - q when x > q/2: the mask is all ones exactly then (no branch on x).
+            let above = (half.wrapping_sub(x) >> 63).wrapping_neg();
+            *out = x.wrapping_sub(q & above) as i64;
+        }
+        let space = ctx.encapsulation();
+        Ok(Zeroizing::new(
+            RnsPoly::from_i64(&space.ring, space.key_limbs(), &signed)?.into_ntt(),
+        ))
+    }
 }
 
 /// Samples the coefficients of a secret of `params`' distribution, into a buffer zeroized on

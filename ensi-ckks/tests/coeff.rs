@@ -3,7 +3,7 @@
 //! exact positions, zero garbage, key switches as predicted; then the fused bootstrap
 //! (ModRaise, CoeffsToSlots, EvalMod) of the packed output against the same product; and the
 //! whole event from a slot-encoded activation (SlotsToCoeffs into the product's layout, the
-//! product, the packing, the bootstrap back into the slot layout).
+//! product, the packing with level-0 keys, the bootstrap back into the slot layout).
 #![allow(clippy::unwrap_used)]
 
 use ensi_ckks::coeff::{CoeffLayout, SlotCoeffLayout, pack_galois_elements};
@@ -59,14 +59,27 @@ fn packed_products_match_the_matrix_product() {
     let n = ctx.n();
     let mut rng = ChaCha20Rng::seed_from_u64(41);
     let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
-    let request = KeyRequest::new().with_galois_elements(&pack_galois_elements(n, 128));
-    let eval = Evaluator::new(
-        &ctx,
-        EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap(),
-    )
-    .unwrap();
+    // The packing with full Galois keys, then with level-0 keys (over q_0 p_0 only).
+    let elements = pack_galois_elements(n, 128);
+    let full = KeyRequest::new().with_galois_elements(&elements);
+    let level0 = KeyRequest::new().with_level0_galois_elements(&elements);
+    let evals: Vec<(&str, Evaluator)> = [("full keys", full), ("level-0 keys", level0)]
+        .into_iter()
+        .map(|(name, request)| {
+            let keys = EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap();
+            (name, Evaluator::new(&ctx, keys).unwrap())
+        })
+        .collect();
+    assert!(evals[1].1.keys().galois_elements().is_empty());
+    assert_eq!(
+        evals[1].1.keys().level0_galois_elements().len(),
+        elements.len()
+    );
     let scale = 2f64.powi(30);
-    for (rows, cols, tokens, m) in SHAPES {
+    for ((rows, cols, tokens, m), (keys, eval)) in SHAPES
+        .into_iter()
+        .flat_map(|shape| evals.iter().map(move |e| (shape, e)))
+    {
         let layout = CoeffLayout::new(n, rows, cols, tokens, m).unwrap();
         let w = ternary(&mut rng, rows, cols);
         let x = uniform(&mut rng, tokens * cols);
@@ -105,8 +118,8 @@ fn packed_products_match_the_matrix_product() {
             .fold(0.0f64, |a, (e, g)| a.max((e - g).abs()));
         let bits = -(err / max).log2();
         eprintln!(
-            "{rows}x{cols}, {tokens} tokens, m = {m}: {} products, {} key switches, {bits:.1} bits \
-             (every other coefficient zero)",
+            "{rows}x{cols}, {tokens} tokens, m = {m}, {keys}: {} products, {} key switches, \
+             {bits:.1} bits (every other coefficient zero)",
             layout.products(),
             layout.key_switches()
         );
@@ -217,7 +230,7 @@ fn a_slot_activation_goes_through_the_coefficient_product_and_back_to_its_layout
     let extra = EvaluationKeySet::generate(
         &ctx,
         &sk,
-        &KeyRequest::new().with_galois_elements(&pack_galois_elements(n, chunk)),
+        &KeyRequest::new().with_level0_galois_elements(&pack_galois_elements(n, chunk)),
         &mut rng,
     )
     .unwrap();

@@ -322,3 +322,97 @@ fn truncated_galois_keys_switch_exactly_as_whole_keys() {
         }
     }
 }
+
+/// Level-0 Galois keys (over `q_0 p_0`): serialized under their own tag and decoded back into a
+/// level-0 key (a full key's tag never yields one), two limbs in one digit at N = 2^16; at
+/// level 0 a rotation with one decrypts to the rotated message, as a full key's does; above
+/// level 0 the evaluator uses the full key, and without one refuses.
+#[test]
+fn level0_galois_keys_rotate_at_level0_only() {
+    let ctx = context(10, 2);
+    let mut rng = ChaCha20Rng::seed_from_u64(25);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let g = ctx.rotation_galois_element(3);
+    let k0 = GaloisKey::generate_level0(&ctx, &sk, g, &mut rng).unwrap();
+    assert!(k0.is_level0());
+    assert_eq!(k0.switching_key().limbs(), 2);
+    let bytes = k0.to_bytes().unwrap();
+    assert_eq!(
+        peek_header(&bytes).unwrap().object_type,
+        ObjectType::Level0GaloisKey
+    );
+    assert_eq!(GaloisKey::from_bytes(&ctx, &bytes).unwrap(), k0);
+    match EvaluationKey::from_bytes(&ctx, &bytes).unwrap() {
+        EvaluationKey::Galois(k) => assert!(k.is_level0()),
+        other => panic!("decoded as {other:?}"),
+    }
+    for cut in (0..bytes.len()).step_by(101) {
+        assert!(GaloisKey::from_bytes(&ctx, &bytes[..cut]).is_err(), "{cut}");
+    }
+    // A full key's bytes with the level-0 tag are refused, not read as a level-0 key.
+    let mut full = GaloisKey::generate(&ctx, &sk, g, &mut rng)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    full[6] = ObjectType::Level0GaloisKey as u8;
+    assert!(GaloisKey::from_bytes(&ctx, &full).is_err());
+
+    let only0 = EvaluationKeySet::generate(
+        &ctx,
+        &sk,
+        &KeyRequest::new().with_level0_galois_elements(&[g]),
+        &mut rng,
+    )
+    .unwrap();
+    let both = EvaluationKeySet::generate(
+        &ctx,
+        &sk,
+        &KeyRequest::new()
+            .with_rotations(&ctx, &[3])
+            .with_level0_galois_elements(&[g]),
+        &mut rng,
+    )
+    .unwrap();
+    let (e0, e_both) = (
+        Evaluator::new(&ctx, only0).unwrap(),
+        Evaluator::new(&ctx, both).unwrap(),
+    );
+    let v = values(&mut rng, 512);
+    let scale = ctx.params().default_scale();
+    let expect: Vec<f64> = (0..512).map(|i| v[(i + 3) % 512]).collect();
+    for level in [0, ctx.max_level()] {
+        let pt = ctx.encode(&v, 512, level, scale).unwrap();
+        let ct = sk.encrypt(&ctx, &pt, &mut rng).unwrap();
+        let evals: &[&Evaluator] = if level == 0 {
+            &[&e0, &e_both]
+        } else {
+            assert!(matches!(
+                e0.rotate(&ct, 3).unwrap_err(),
+                CkksError::MissingGaloisKey { .. }
+            ));
+            &[&e_both]
+        };
+        for e in evals {
+            let got = ctx
+                .decode(&sk.decrypt(&ctx, &e.rotate(&ct, 3).unwrap()).unwrap())
+                .unwrap();
+            let stats = PrecisionStats::real(&expect, &got);
+            assert!(stats.min_bits >= 20.0, "level {level}: {stats:?}");
+        }
+    }
+}
+
+/// A level-0 Galois key at N = 2^16 is two 2^16-residue limbs, one digit: 2 MB in memory
+/// against a full key's 6 x 31.
+#[test]
+fn level0_galois_key_size_at_n16() {
+    let ctx = CkksContext::new(Parameters::new(ParametersLiteral::n16_bootstrappable()).unwrap())
+        .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(26);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let k0 = GaloisKey::generate_level0(&ctx, &sk, 5, &mut rng).unwrap();
+    assert_eq!(k0.switching_key().heap_bytes(), 2 * 2 * 8 << 16);
+    // 60-bit q_0 and 61-bit p_0, packed: header, element, seed, digit count, one polynomial.
+    let poly = (1usize << 16) / 8 * (60 + 61);
+    assert_eq!(k0.serialized_len(), HEADER_LEN + 37 + poly);
+}

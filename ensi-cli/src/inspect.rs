@@ -79,6 +79,7 @@ fn type_name(t: ObjectType) -> &'static str {
         ObjectType::Ciphertext => "ciphertext",
         ObjectType::RelinearizationKey => "relinearization key",
         ObjectType::GaloisKey => "Galois key",
+        ObjectType::Level0GaloisKey => "level-0 Galois key",
         ObjectType::DenseToSparseKey => "dense-to-sparse key (bootstrapping)",
         ObjectType::SparseToDenseKey => "sparse-to-dense key (bootstrapping)",
         ObjectType::CiphertextBundle => "ciphertext bundle (encrypted activations or results)",

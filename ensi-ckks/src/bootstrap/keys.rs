@@ -145,11 +145,14 @@ where
 }
 
 impl KeyRequest {
-    /// This request and `other`'s keys (relinearization if either asks, every Galois element).
+    /// This request and `other`'s keys (relinearization if either asks, every Galois element,
+    /// full and level-0).
     pub fn merge(mut self, other: &KeyRequest) -> Self {
         self.relinearization |= other.relinearization;
         self.galois_elements
             .extend_from_slice(&other.galois_elements);
+        self.level0_galois_elements
+            .extend_from_slice(&other.level0_galois_elements);
         self
     }
 }

@@ -43,8 +43,14 @@ impl Evaluator {
             ctx.check_id(id)?;
         }
         let mut automorphisms = BTreeMap::new();
-        for g in keys.galois_elements() {
-            automorphisms.insert(g, ctx.ring().ntt_automorphism(g)?);
+        for g in keys
+            .galois_elements()
+            .into_iter()
+            .chain(keys.level0_galois_elements())
+        {
+            if !automorphisms.contains_key(&g) {
+                automorphisms.insert(g, ctx.ring().ntt_automorphism(g)?);
+            }
         }
         Ok(Self {
             ctx: ctx.clone(),

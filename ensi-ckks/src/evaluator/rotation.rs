@@ -28,8 +28,26 @@ impl Evaluator {
     }
 
     /// Applies `X -> X^k` and switches back to the secret key (needs the Galois key of `k`).
+    ///
+    /// At level 0, a level-0 key of `k` ([`crate::GaloisKey::generate_level0`]) is used when
+    /// the evaluator holds one: the switch then runs over `{q_0, p_0}` only.
     pub fn apply_galois(&self, ct: &Ciphertext, k: usize) -> Result<Ciphertext, CkksError> {
         self.check(ct)?;
+        if ct.level() == 0 && ct.degree() == 1 {
+            let g = self.ctx.check_galois_element(k)?;
+            if let Some(key) = self.keys.galois_level0(g) {
+                let table = self
+                    .automorphisms
+                    .get(&g)
+                    .ok_or(CkksError::MissingGaloisKey { galois_element: g })?;
+                let c1 = ct.parts[1].automorphism_with(table)?;
+                let (p0, p1) = self.ctx.switch_key_level0(&c1, &key.key)?;
+                let mut c0 = ct.parts[0].automorphism_with(table)?;
+                c0.try_add_assign(&p0)?;
+                self.count_galois(k, false);
+                return Ok(ct.derive(alloc::vec![c0, p1], ct.scale));
+            }
+        }
         let dec = self.decompose_for_rotation(ct)?;
         let out = self.galois_decomposed(ct, &dec, k)?;
         self.count_galois(k, false);

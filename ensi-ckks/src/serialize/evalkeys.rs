@@ -137,26 +137,39 @@ impl GaloisKey {
         HEADER_LEN + 4 + switching_key_len(&self.key)
     }
 
-    /// Serializes the Galois element and the key in seeded form (`FORMAT.md` §4.7).
+    /// Serializes the Galois element and the key in seeded form (`FORMAT.md` §4.7; a level-0
+    /// key under its own tag, §4.7.1).
     pub fn to_bytes(&self) -> Result<Vec<u8>, CkksError> {
         encode_with_field(
-            ObjectType::GaloisKey,
+            self.object_type(),
             &self.key,
             "galois_element",
             self.galois_element,
         )
     }
 
-    /// Decodes a Galois key of `ctx` (the element must be odd, not 1, below `2N`).
+    /// The object type this key serializes as: a Galois key, or a level-0 Galois key.
+    pub fn object_type(&self) -> ObjectType {
+        if self.is_level0() {
+            ObjectType::Level0GaloisKey
+        } else {
+            ObjectType::GaloisKey
+        }
+    }
+
+    /// Decodes a Galois key of `ctx`, full or level-0 as the header's tag says (the element
+    /// must be odd, not 1, below `2N`). The span is fixed by the tag.
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
-        let (galois_element, key) = decode_with_field(
-            ctx,
-            bytes,
-            ObjectType::GaloisKey,
-            KeySpan::Full,
-            "galois_element",
-            |g| g < 2 * ctx.n() && ctx.check_galois_element(g).is_ok(),
-        )?;
+        let level0 = bytes.get(6) == Some(&(ObjectType::Level0GaloisKey as u8));
+        let (kind, span) = if level0 {
+            (ObjectType::Level0GaloisKey, KeySpan::Encapsulation)
+        } else {
+            (ObjectType::GaloisKey, KeySpan::Full)
+        };
+        let (galois_element, key) =
+            decode_with_field(ctx, bytes, kind, span, "galois_element", |g| {
+                g < 2 * ctx.n() && ctx.check_galois_element(g).is_ok()
+            })?;
         Ok(Self {
             galois_element,
             key,
@@ -260,7 +273,9 @@ impl EvaluationKey {
             ObjectType::RelinearizationKey => Ok(Self::Relinearization(
                 RelinearizationKey::from_bytes(ctx, bytes)?,
             )),
-            ObjectType::GaloisKey => Ok(Self::Galois(GaloisKey::from_bytes(ctx, bytes)?)),
+            ObjectType::GaloisKey | ObjectType::Level0GaloisKey => {
+                Ok(Self::Galois(GaloisKey::from_bytes(ctx, bytes)?))
+            }
             ObjectType::DenseToSparseKey => Ok(Self::DenseToSparse(DenseToSparseKey::from_bytes(
                 ctx, bytes,
             )?)),
