@@ -73,6 +73,19 @@ pub struct CoeffBenchArgs {
     /// back into the slot layout.
     #[arg(long)]
     from_slots: bool,
+    /// The packing's Galois keys: `level0` (over `q_0 p_0` only, two limbs, one digit) or
+    /// `full` (every prime, truncated to level 0).
+    #[arg(long, value_enum, default_value_t = PackKeys::Level0)]
+    pack_keys: PackKeys,
+}
+
+/// Which Galois keys the packing switches with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PackKeys {
+    /// Level-0 keys ([`GaloisKey::generate_level0`]).
+    Level0,
+    /// Full keys truncated to level 0.
+    Full,
 }
 
 /// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
@@ -125,7 +138,14 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
     let mut keys = BootstrapKeys::generate(&ctx, &sk, &literal, &mut rng).map_err(err)?;
     let mut have = keys.evaluation.galois_elements();
     let mut pack_bytes = 0usize;
-    let mut add_key = |keys: &mut BootstrapKeys, g: usize, cut: usize| -> Result<usize, String> {
+    // `cut: None` makes a level-0 key (over q_0 p_0), beside any full key of `g`.
+    let mut add_key = |keys: &mut BootstrapKeys, g: usize, cut: Option<usize>| {
+        let Some(cut) = cut else {
+            let key = GaloisKey::generate_level0(&ctx, &sk, g, &mut rng).map_err(err)?;
+            let bytes = key.switching_key().heap_bytes();
+            keys.insert(EvaluationKey::Galois(key));
+            return Ok::<usize, String>(bytes);
+        };
         if have.contains(&g) {
             return Ok(0);
         }
@@ -142,20 +162,23 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
                 for r in block_linear_chunked_rotations(slots, rows, cols, t.next_power_of_two())
                     .map_err(err)?
                 {
-                    add_key(&mut keys, ctx.rotation_galois_element(r), level)?;
+                    add_key(&mut keys, ctx.rotation_galois_element(r), Some(level))?;
                 }
             }
         }
     }
-    // After the slot plan's: a Galois element both need keeps its key at the higher level.
+    // After the slot plan's: a Galois element both need keeps its key at the higher level
+    // (with level-0 packing keys, it has both: the evaluator uses the level-0 one at level 0).
     for g in pack_galois_elements(n, n) {
-        pack_bytes += add_key(&mut keys, g, 0)?;
+        let cut = (args.pack_keys == PackKeys::Full).then_some(0);
+        pack_bytes += add_key(&mut keys, g, cut)?;
     }
     let bts = Bootstrapper::new(&ctx, literal, keys).map_err(err)?;
     let eval = bts.evaluator();
     let keygen_s = clock.elapsed().as_secs_f64();
     eprintln!(
-        "ensi bench coeff: keys in {keygen_s:.1} s (packing keys at level 0: {:.1} MiB)",
+        "ensi bench coeff: keys in {keygen_s:.1} s (packing keys, {:?}: {:.1} MiB)",
+        args.pack_keys,
         pack_bytes as f64 / f64::from(1u32 << 20)
     );
     crate::bench_layer::warm_up(&bts, &sk, &mut rng)?;
@@ -350,6 +373,7 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
     Ok(json!({
         "bench": "coeff",
         "params": {"log_n": ctx.params().log_n(), "secure": !args.smoke, "log_q0": q0.log2()},
+        "pack_keys": format!("{:?}", args.pack_keys).to_lowercase(),
         "threads": rayon::current_num_threads(),
         "keygen_s": keygen_s,
         "results": results,
