@@ -20,6 +20,7 @@ pub mod activation;
 pub mod attention;
 pub mod block;
 pub mod block_layer;
+pub mod coeff_kernel;
 pub mod column;
 pub mod decoder;
 pub mod norm;

@@ -1,0 +1,246 @@
+//! Ternary projections in **coefficient encoding**, fused with bootstrapping: the layer kernel
+//! of the coefficient-encoded product (`ensi_ckks::coeff`), between two column-block
+//! activations ([`crate::block`]).
+//!
+//! The slot plan refreshes an activation, then multiplies it by the weights: a bootstrap and a
+//! BSGS product of `rows / n_pad`-ish diagonals, every ternary diagonal a full plaintext
+//! product. This kernel does it the other way round, as Bae, Cheon, Hanrot, Park and Stehlé
+//! place a linear map inside the bootstrap (ePrint 2024/1284), with the weights as exact
+//! integer polynomials (Cheetah's encoding, Huang et al., USENIX Security 2022):
+//!
+//! 1. **SlotsToCoeffs** of each input chunk (from level `stc_level_budget`): the column-block
+//!    layout lands where an integer product gathers a row's dot product
+//!    ([`ensi_ckks::coeff::SlotCoeffLayout`]), at level 0.
+//! 2. **Products and packing** at level 0: each leaf is one integer-polynomial product per input
+//!    chunk (two output rows, one per half of the ring), the leaves packed into one ciphertext
+//!    (PackLWEs with level-0 Galois keys, [`ensi_ckks::GaloisKey::generate_level0`]).
+//! 3. **ModRaise, CoeffsToSlots, EvalMod** of the packed product
+//!    ([`Bootstrapper::bootstrap_coefficients`]): the real half holds rows `0..L` in the
+//!    column-block layout, the imaginary half rows `L..2L`.
+//! 4. **Reassembly**: the imaginary half rotated behind the real one, the result replicated over
+//!    the slots as the layout wants, and the output scale set exactly, with the weight's real
+//!    multiplier folded in (one constant product).
+//!
+//! No SlotsToCoeffs runs after EvalMod, so the output is `stc_level_budget - 1` levels above a
+//! refresh's output (one level goes to the exact output scale). The weights must be integers:
+//! a real per-row or per-column factor (an RMSNorm gain, RoPE) cannot fold into them, so the
+//! input must arrive with its gain applied, and a single real multiplier per projection (the
+//! BitNet weight scale) folds into step 4.
+//!
+//! **Precision.** The packed values must stay `2^COEFF_LOG_RATIO` below `q_0` for the sine of
+//! EvalMod to be near-linear, so the input is scaled (in the SlotsToCoeffs) for a caller's bound
+//! on `|W y|`; EvalMod's error is then about `2^-19` of that bound. A loose bound costs its
+//! ratio to the true largest output in bits.
+
+use crate::block::{BlockMatrix, ChunkedMatrix, chunk_cols, chunks};
+use alloc::vec::Vec;
+use ensi_ckks::coeff::{SlotCoeffLayout, pack_galois_elements};
+use ensi_ckks::{Bootstrapper, Ciphertext, CkksError};
+
+/// `log2(q_0 / max |packed value|)` of the kernel: how far below `q_0` the packed products enter
+/// EvalMod (at `2^12` EvalMod's own error dominates the sine's curvature; measured 19.0 bits at
+/// N = 2^16).
+pub const COEFF_LOG_RATIO: u32 = 12;
+
+fn invalid(reason: &'static str) -> CkksError {
+    CkksError::InvalidArgument { reason }
+}
+
+/// One ternary (integer) projection of [`coeff_linear`]: `out[t][r] = multiplier *
+/// sum_c entry(r, c) y[t][c]` for `r < rows`.
+pub struct CoeffProjection<'a> {
+    /// Output rows.
+    pub rows: usize,
+    /// The integer weight `W[row][col]` (any integer; ternary in BitNet).
+    pub entry: &'a (dyn Fn(usize, usize) -> i64 + Sync),
+    /// The real factor of the whole matrix (the BitNet weight scale, folded constants).
+    pub multiplier: f64,
+    /// A bound on `|sum_c W[r][c] y[t][c]|` over every row and token (before the multiplier):
+    /// it sets the input's scale for EvalMod's range. See [`cauchy_schwarz_bound`].
+    pub bound: f64,
+}
+
+/// A bound on `|W y|` that holds by construction when every token's `y` has Euclidean norm at
+/// most `y_norm` (an RMS-normalized `d`-vector times a gain bounded by `g`: `g sqrt(d)`): the
+/// largest row norm of `W` times `y_norm` (Cauchy-Schwarz).
+pub fn cauchy_schwarz_bound(
+    rows: usize,
+    cols: usize,
+    entry: &dyn Fn(usize, usize) -> i64,
+    y_norm: f64,
+) -> f64 {
+    let widest = (0..rows)
+        .map(|r| {
+            (0..cols)
+                .map(|c| {
+                    let w = entry(r, c) as f64;
+                    w * w
+                })
+                .sum::<f64>()
+        })
+        .fold(0.0f64, f64::max);
+    libm::sqrt(widest) * y_norm
+}
+
+/// The level-0 Galois elements the kernel's packing needs for `n_pad` tokens at ring degree `n`
+/// (make them with [`ensi_ckks::KeyRequest::with_level0_galois_elements`]).
+pub fn coeff_galois_elements(n: usize, n_pad: usize) -> Vec<usize> {
+    pack_galois_elements(n, chunk_cols(n / 2, n_pad))
+}
+
+/// The rotations (slot steps) the kernel's reassembly needs for an output of `rows` columns on
+/// `n_pad` tokens and `slots` slots: the imaginary half moved behind the real one, then the
+/// doubling replication (all right rotations by powers of two).
+pub fn coeff_rotations(slots: usize, rows: usize, n_pad: usize) -> Result<Vec<isize>, CkksError> {
+    let chunk = chunk_cols(slots, n_pad);
+    let mut steps = Vec::new();
+    for (_, width) in chunks(rows, chunk) {
+        let layout = SlotCoeffLayout::new(2 * slots, width, 1, n_pad)?;
+        let mut s = layout.leaves() * n_pad;
+        while s < slots {
+            let step = -(s as isize);
+            if !steps.contains(&step) {
+                steps.push(step);
+            }
+            s *= 2;
+        }
+    }
+    Ok(steps)
+}
+
+/// The key switches, integer products and coefficient bootstraps of [`coeff_linear`] for
+/// projections of `rows` (each) from `cols` columns on `n_pad` tokens at ring degree `n`:
+/// `(slots_to_coeffs, products, key_switches, bootstraps, rotations)`.
+pub fn coeff_linear_counts(
+    n: usize,
+    cols: usize,
+    rows: &[usize],
+    n_pad: usize,
+) -> Result<[usize; 5], CkksError> {
+    let chunk = chunk_cols(n / 2, n_pad);
+    let inputs = chunks(cols, chunk).len();
+    let mut out = [inputs, 0, 0, 0, 0];
+    for &r in rows {
+        for (_, width) in chunks(r, chunk) {
+            let layout = SlotCoeffLayout::new(n, width, cols, n_pad)?;
+            out[1] += layout.products();
+            out[2] += layout.key_switches();
+            out[3] += 1;
+            let mut s = layout.leaves() * n_pad;
+            while s < n / 2 {
+                out[4] += 1;
+                s *= 2;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The projections `multiplier * W y` of one input `y` (column-block layout, every chunk at
+/// level `stc_level_budget` or above, gain already applied), each through the fused event of
+/// the module documentation. The input chunks' SlotsToCoeffs are shared by every projection and
+/// every output chunk. Each output is a [`ChunkedMatrix`] of `rows` columns at scale
+/// `out_scale` exactly, `stc_level_budget - 1` levels above the bootstrapper's output level.
+///
+/// Needs the bootstrapping keys, the level-0 packing keys ([`coeff_galois_elements`]) and the
+/// reassembly's rotations ([`coeff_rotations`]) at the coefficient bootstrap's output level.
+pub fn coeff_linear(
+    bts: &Bootstrapper,
+    y: &ChunkedMatrix,
+    projections: &[CoeffProjection<'_>],
+    out_scale: f64,
+) -> Result<Vec<ChunkedMatrix>, CkksError> {
+    let eval = bts.evaluator();
+    let ctx = eval.context();
+    let (n, slots) = (ctx.n(), ctx.n() / 2);
+    let (n_pad, tokens, cols) = (y.n_pad(), y.tokens(), y.cols());
+    let chunk = chunk_cols(slots, n_pad);
+    let budget = bts.literal().stc_level_budget;
+    if y.level() < budget {
+        return Err(CkksError::NoLevelLeft);
+    }
+    if y.parts()
+        .first()
+        .is_none_or(|p| p.ciphertext().slots() != slots)
+    {
+        return Err(invalid(
+            "the coefficient kernel needs full-slot ciphertexts",
+        ));
+    }
+    if projections.is_empty()
+        || projections
+            .iter()
+            .any(|p| p.rows == 0 || !(p.bound.is_finite() && p.bound > 0.0))
+    {
+        return Err(invalid(
+            "every coefficient projection needs rows and a positive finite output bound",
+        ));
+    }
+    // The input's factor: the largest packed value (gain C times f times the input's scale
+    // times the bound) sits 2^COEFF_LOG_RATIO below q_0. One factor for every projection: they
+    // share the SlotsToCoeffs.
+    let q0 = ctx.params().q()[0] as f64;
+    let bound = projections.iter().map(|p| p.bound).fold(0.0f64, f64::max);
+    let f = q0 / f64::from(1u32 << COEFF_LOG_RATIO) / (chunk as f64 * bound * y.scale());
+    let inputs = y
+        .parts()
+        .iter()
+        .map(|part| {
+            let x = eval.drop_to_level(part.ciphertext(), budget)?;
+            eval.drop_to_level(&bts.slots_to_coefficients(&x, f)?, 0)
+        })
+        .collect::<Result<Vec<_>, CkksError>>()?;
+    projections
+        .iter()
+        .map(|p| {
+            let parts = chunks(p.rows, chunk)
+                .into_iter()
+                .map(|(r0, width)| {
+                    let layout = SlotCoeffLayout::new(n, width, cols, n_pad)?;
+                    let entry = |r: usize, c: usize| (p.entry)(r0 + r, c);
+                    let packed = eval.slot_coeff_matmul(&layout, &inputs, &entry)?;
+                    let (re, im) = bts.bootstrap_coefficients(&packed)?;
+                    // Slot value * q_0 / (2 pi C f s_y) is the integer product.
+                    let k = p.multiplier * q0
+                        / (2.0 * core::f64::consts::PI * layout.gain() as f64 * f * y.scale());
+                    let ct = reassemble(bts, &layout, re, im, n_pad, k, out_scale)?;
+                    BlockMatrix::from_ciphertext(ct, tokens, width)
+                })
+                .collect::<Result<Vec<_>, CkksError>>()?;
+            ChunkedMatrix::from_parts(parts)
+        })
+        .collect()
+}
+
+/// The real half (rows `0..L`) and the imaginary half (rows `L..2L`) of one output chunk into
+/// one column-block ciphertext, replicated over the slots, times `k` at scale `out_scale`.
+fn reassemble(
+    bts: &Bootstrapper,
+    layout: &SlotCoeffLayout,
+    re: Ciphertext,
+    im: Ciphertext,
+    n_pad: usize,
+    k: f64,
+    out_scale: f64,
+) -> Result<Ciphertext, CkksError> {
+    let eval = bts.evaluator();
+    let slots = eval.context().n() / 2;
+    let half = layout.leaves() * n_pad;
+    let mut ct = re;
+    // Leaf 0's upper row is row L: present exactly when the chunk has more than L rows.
+    if layout.leaf_rows(0).1.is_some() {
+        eval.add_assign(&mut ct, &eval.rotate(&im, -(half as isize))?)?;
+    }
+    let mut period = 2 * half;
+    while period < slots {
+        let copy = eval.rotate(&ct, -(period as isize))?;
+        eval.add_assign(&mut ct, &copy)?;
+        period *= 2;
+    }
+    // `k` and the scale change in one constant product, exact after the rescale.
+    let q_last = eval.context().params().q()[ct.level()] as f64;
+    let sigma = out_scale * q_last / ct.scale();
+    let mut out = eval.rescale(&eval.mul_const_with_scale(&ct, k, sigma)?)?;
+    eval.match_scale(&mut out, out_scale)?;
+    Ok(out)
+}
