@@ -217,6 +217,14 @@ fn switch_decomposed_in(
                 scratch.chunks(n).collect()
             }
         };
+        if digits == 1 {
+            // One digit (the level-0 and two-prime keys): two vectorised pointwise products.
+            out0.copy_from_slice(src[0]);
+            out1.copy_from_slice(src[0]);
+            ensi_math::pointwise::mul_assign(&m, out0, kb[0]);
+            ensi_math::pointwise::mul_assign(&m, out1, ka[0]);
+            return;
+        }
         for i in 0..n {
             let (mut s0, mut s1): (u128, u128) = (0, 0);
             for j in 0..digits {

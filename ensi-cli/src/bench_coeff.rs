@@ -23,6 +23,10 @@ use ensi_ckks::{BootstrapKeys, Bootstrapper, CkksContext, EvaluationKey, GaloisK
 use ensi_nn::block::{
     ChunkedMatrix, block_linear_chunked, block_linear_chunked_rotations, chunk_cols, chunks,
 };
+use ensi_nn::coeff_kernel::{
+    CoeffProjection, cauchy_schwarz_bound, coeff_linear, coeff_linear_counts, coeff_rotations,
+};
+use ensi_nn::plan::CoeffCosts;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
@@ -156,6 +160,21 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
         have.push(g);
         Ok(bytes)
     };
+    // The kernel's reassembly rotates at the coefficient bootstrap's output level: its keys
+    // whole, made first (a slot-plan step that is the same rotation then reuses them).
+    if args.from_slots {
+        for &(rows, _) in &shapes {
+            for &t in &token_list {
+                for r in coeff_rotations(slots, rows, t.next_power_of_two()).map_err(err)? {
+                    add_key(
+                        &mut keys,
+                        ctx.rotation_galois_element(r),
+                        Some(ctx.max_level()),
+                    )?;
+                }
+            }
+        }
+    }
     if !args.no_slot_plan {
         for &(rows, cols) in &shapes {
             for &t in &token_list {
@@ -182,6 +201,11 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
         pack_bytes as f64 / f64::from(1u32 << 20)
     );
     crate::bench_layer::warm_up(&bts, &sk, &mut rng)?;
+    let coeff_costs = if args.from_slots {
+        Some(measure_coeff_costs(&bts, &sk, &mut rng)?)
+    } else {
+        None
+    };
     let mut results = Vec::new();
     for &(rows, cols) in &shapes {
         let (_, ternary) = random_weights(rows, cols, &mut draw)?;
@@ -322,7 +346,9 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
                 ));
             }
             if args.from_slots {
-                let from = slot_fed_event(&bts, &sk, &ternary, &x, tokens, &y, args, &mut rng)?;
+                let costs = coeff_costs.as_ref().ok_or("no kernel costs")?;
+                let from =
+                    slot_fed_event(&bts, &sk, &ternary, &x, tokens, &y, args, costs, &mut rng)?;
                 entry["from_slots"] = from;
             }
             if !args.no_slot_plan {
@@ -374,6 +400,10 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
         "bench": "coeff",
         "params": {"log_n": ctx.params().log_n(), "secure": !args.smoke, "log_q0": q0.log2()},
         "pack_keys": format!("{:?}", args.pack_keys).to_lowercase(),
+        "coeff_costs_s": coeff_costs.map(|c| json!({
+            "slots_to_coeffs": c.slots_to_coeffs, "integer_product": c.integer_product,
+            "pack_step": c.pack_step, "coeff_bootstrap": c.coeff_bootstrap, "rotate": c.rotate,
+        })),
         "threads": rayon::current_num_threads(),
         "keygen_s": keygen_s,
         "results": results,
@@ -396,6 +426,7 @@ fn slot_fed_event(
     tokens: usize,
     y: &[f64],
     args: &CoeffBenchArgs,
+    costs: &CoeffCosts,
     rng: &mut ChaCha20Rng,
 ) -> Result<Value, String> {
     let err = |e: ensi_ckks::CkksError| e.to_string();
@@ -462,11 +493,19 @@ fn slot_fed_event(
     let b = bits(y, &got);
     let total = stc_s + product_s + bootstrap_s;
     let (counted, predicted) = (pack_ops.key_switches(), layout.key_switches());
+    let event_predicted_s = costs.time(&[
+        layout.input_chunks(),
+        layout.products(),
+        layout.key_switches(),
+        1,
+        0,
+    ]);
     eprintln!(
         "ensi bench coeff:   from slots: SlotsToCoeffs {stc_s:.2} s, products + packing \
          {product_s:.2} s ({counted} key switches, predicted {predicted}), bootstrap into slots \
-         {bootstrap_s:.1} s: {total:.1} s, {b:.1} bits"
+         {bootstrap_s:.1} s: {total:.1} s (predicted {event_predicted_s:.1} s), {b:.1} bits"
     );
+    let kernel = kernel_event(bts, sk, ternary, x, tokens, y, costs, rng)?;
     if counted != predicted {
         return Err(format!(
             "from slots: {counted} key switches counted, {predicted} predicted"
@@ -486,6 +525,7 @@ fn slot_fed_event(
         "bootstrap_s": bootstrap_s, "total_s": total,
         "key_switches": counted, "key_switches_predicted": predicted,
         "output_level": re.level(), "bits": b, "ops": ops_json(&ops),
+        "predicted_s": event_predicted_s, "kernel": kernel,
     }))
 }
 
@@ -499,4 +539,155 @@ fn decrypt_halves(
     let err = |e: ensi_ckks::CkksError| e.to_string();
     let slots = |ct| ctx.decode(&sk.decrypt(ctx, ct).map_err(err)?).map_err(err);
     Ok((slots(re)?, slots(im)?))
+}
+
+/// The layer kernel ([`ensi_nn::coeff_kernel::coeff_linear`]) on the activation in the
+/// column-block layout at the StC level budget: the event above plus the reassembly into the
+/// layout (replicated, exact scale), against the f64 product, timed against the cost model's
+/// prediction from the costs measured at the start of the run.
+#[allow(clippy::too_many_arguments)]
+fn kernel_event(
+    bts: &Bootstrapper,
+    sk: &SecretKey,
+    ternary: &ensi_bitnet::ternary::TernaryMatrix,
+    x: &[f64],
+    tokens: usize,
+    y: &[f64],
+    costs: &CoeffCosts,
+    rng: &mut ChaCha20Rng,
+) -> Result<Value, String> {
+    let err = |e: ensi_ckks::CkksError| e.to_string();
+    let ctx = bts.evaluator().context().clone();
+    let (rows, cols) = (ternary.rows(), ternary.cols());
+    let delta = ctx.params().default_scale();
+    let level = bts.literal().stc_level_budget;
+    let xm = ChunkedMatrix::encrypt(&ctx, sk, x, tokens, level, delta, rng).map_err(err)?;
+    let y_norm = (0..tokens)
+        .map(|t| {
+            x[t * cols..(t + 1) * cols]
+                .iter()
+                .map(|v| v * v)
+                .sum::<f64>()
+                .sqrt()
+        })
+        .fold(0.0f64, f64::max);
+    let entry = |r: usize, c: usize| i64::from(ternary.get(r, c));
+    let projection = CoeffProjection {
+        rows,
+        entry: &entry,
+        multiplier: 1.0,
+        bound: cauchy_schwarz_bound(rows, cols, &entry, y_norm),
+    };
+    let counts =
+        coeff_linear_counts(ctx.n(), cols, &[rows], tokens.next_power_of_two()).map_err(err)?;
+    let predicted = costs.time(&counts);
+    let clock = Instant::now();
+    let out = coeff_linear(bts, &xm, &[projection], delta).map_err(err)?;
+    let seconds = clock.elapsed().as_secs_f64();
+    let out = out.into_iter().next().ok_or("no kernel output")?;
+    let got = out.decrypt(&ctx, sk).map_err(err)?;
+    let b = bits(y, &got);
+    eprintln!(
+        "ensi bench coeff:   layer kernel (coeff_linear, reassembly included): {seconds:.1} s, \
+         predicted {predicted:.1} s ({:.2}), output level {}, {b:.1} bits (bound by \
+         Cauchy-Schwarz)",
+        predicted / seconds,
+        out.level()
+    );
+    Ok(json!({
+        "seconds": seconds, "predicted_s": predicted, "output_level": out.level(), "bits": b,
+        "counts": {"slots_to_coeffs": counts[0], "products": counts[1],
+                   "key_switches": counts[2], "bootstraps": counts[3], "rotations": counts[4]},
+    }))
+}
+
+/// The kernel's per-step costs ([`CoeffCosts`]) on this machine, now: one SlotsToCoeffs, one
+/// coefficient bootstrap and one rotation at its output level timed alone; integer products and
+/// packing steps timed in rounds of independent operations run side by side, as the kernel runs
+/// them (wall time per operation).
+fn measure_coeff_costs(
+    bts: &Bootstrapper,
+    sk: &SecretKey,
+    rng: &mut ChaCha20Rng,
+) -> Result<CoeffCosts, String> {
+    use rayon::prelude::*;
+    let err = |e: ensi_ckks::CkksError| e.to_string();
+    let eval = bts.evaluator();
+    let ctx = eval.context().clone();
+    let (n, slots) = (ctx.n(), ctx.n() / 2);
+    let delta = ctx.params().default_scale();
+    let small: Vec<f64> = (0..slots).map(|i| ((i % 17) as f64 - 8.0) * 1e-3).collect();
+    let level = bts.literal().stc_level_budget;
+    let ct = sk
+        .encrypt(
+            &ctx,
+            &ctx.encode(&small, slots, level, delta).map_err(err)?,
+            rng,
+        )
+        .map_err(err)?;
+    let clock = Instant::now();
+    let low = eval
+        .drop_to_level(&bts.slots_to_coefficients(&ct, 1e-3).map_err(err)?, 0)
+        .map_err(err)?;
+    let slots_to_coeffs = clock.elapsed().as_secs_f64();
+    // A weight polynomial of two dense ternary rows, as a leaf of the slot-fed layout builds.
+    let layout = SlotCoeffLayout::new(n, 2, 1536.min(slots), 8.min(slots)).map_err(err)?;
+    let rounds = 32;
+    let clock = Instant::now();
+    (0..rounds)
+        .into_par_iter()
+        .map(|j| {
+            let w = layout.weight_poly(0, 0, &|r, c| ((r + c + j) % 3) as i64 - 1);
+            eval.mul_integer_poly(&low, &w).map(drop)
+        })
+        .collect::<Result<(), _>>()
+        .map_err(err)?;
+    let integer_product = clock.elapsed().as_secs_f64() / f64::from(rounds as u32);
+    let sigma = ensi_ckks::coeff::stride_galois_element(n, 2);
+    let clock = Instant::now();
+    (0..rounds)
+        .into_par_iter()
+        .map(|_| {
+            let shifted = eval.mul_monomial(&low, 1)?;
+            let plus = eval.add(&low, &shifted)?;
+            let minus = eval.sub(&low, &shifted)?;
+            let mut out = plus;
+            eval.add_assign(&mut out, &eval.apply_galois(&minus, sigma)?)
+        })
+        .collect::<Result<(), _>>()
+        .map_err(err)?;
+    let pack_step = clock.elapsed().as_secs_f64() / f64::from(rounds as u32);
+    let clock = Instant::now();
+    let (re, _) = bts.bootstrap_coefficients(&low).map_err(err)?;
+    let coeff_bootstrap = clock.elapsed().as_secs_f64();
+    let step = coeff_rotations(slots, 2, 8.min(slots))
+        .map_err(err)?
+        .first()
+        .copied()
+        .unwrap_or(1);
+    let rotate = match eval.rotate(&re, step) {
+        Ok(_) => {
+            let clock = Instant::now();
+            eval.rotate(&re, step).map_err(err)?;
+            clock.elapsed().as_secs_f64()
+        }
+        // No key for this step at this level in this run: priced as zero.
+        Err(_) => 0.0,
+    };
+    let costs = CoeffCosts {
+        slots_to_coeffs,
+        integer_product,
+        pack_step,
+        coeff_bootstrap,
+        rotate,
+    };
+    eprintln!(
+        "ensi bench coeff: kernel costs: SlotsToCoeffs {slots_to_coeffs:.2} s, integer product \
+         {:.2} ms, packing step {:.2} ms (level-0 key switch), coefficient bootstrap \
+         {coeff_bootstrap:.1} s, rotation {:.0} ms",
+        integer_product * 1e3,
+        pack_step * 1e3,
+        rotate * 1e3
+    );
+    Ok(costs)
 }

@@ -20,6 +20,13 @@
 //! * [`Kernel::ColumnNexus`]: the same layout with NEXUS's plaintext-ciphertext product
 //!   (`zju-abclab/NEXUS`, `matrix_mul.cpp`): one constant product and one addition per weight,
 //!   one rescale per output column.
+//!
+//! The coefficient-encoded kernel ([`crate::coeff_kernel`]) is not a product alone: it replaces
+//! "refresh, then product" by "product, then refresh", so it is priced against the slot plan
+//! **per group of projections that share an input** ([`plan_group`]): the slot plan's refresh
+//! bootstraps and block products against the kernel's SlotsToCoeffs, integer products,
+//! level-0 key switches, coefficient bootstraps and reassembly rotations
+//! ([`crate::coeff_kernel::coeff_linear_counts`], exact), at [`CoeffCosts`].
 
 use crate::block::{block_matrix, chunk_cols, chunks};
 use alloc::vec::Vec;
@@ -206,6 +213,79 @@ pub fn column_nexus_ops(rows: usize, cols: usize) -> OpCount {
     ops.add = rows * cols.saturating_sub(1);
     ops.rescale = rows;
     ops
+}
+
+/// Seconds per step of the coefficient-encoded kernel ([`crate::coeff_kernel`]) on this
+/// machine, each as its wall time when the kernel runs it (the products and the packing steps
+/// run side by side over the leaves, so theirs are a round's wall time per operation; `ensi
+/// bench coeff` measures them).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CoeffCosts {
+    /// One SlotsToCoeffs of a full-slot input chunk, from the StC level budget.
+    pub slots_to_coeffs: f64,
+    /// One integer-polynomial product at level 0, its weight polynomial built on the fly.
+    pub integer_product: f64,
+    /// One packing step at level 0: a monomial product, an addition and a subtraction, an
+    /// automorphism with its level-0 key switch, an addition.
+    pub pack_step: f64,
+    /// ModRaise, CoeffsToSlots and EvalMod of one packed product.
+    pub coeff_bootstrap: f64,
+    /// A rotation at the coefficient bootstrap's output level (the reassembly).
+    pub rotate: f64,
+}
+
+impl CoeffCosts {
+    /// The predicted time of [`crate::coeff_kernel::coeff_linear`] from its counts
+    /// `[slots_to_coeffs, products, key_switches, bootstraps, rotations]`.
+    pub fn time(&self, counts: &[usize; 5]) -> f64 {
+        counts[0] as f64 * self.slots_to_coeffs
+            + counts[1] as f64 * self.integer_product
+            + counts[2] as f64 * self.pack_step
+            + counts[3] as f64 * self.coeff_bootstrap
+            + counts[4] as f64 * self.rotate
+    }
+}
+
+/// A group of projections that share one input (`cols` columns): the slot plan's time (the
+/// refresh of the input, one bootstrap per pair of chunks, then every block product) and the
+/// coefficient kernel's (see the module documentation), and the kernel's exact counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupPrediction {
+    /// The slot plan: refresh bootstraps and block products.
+    pub slot_s: f64,
+    /// The coefficient kernel.
+    pub coeff_s: f64,
+    /// The kernel's `[slots_to_coeffs, products, key_switches, bootstraps, rotations]`.
+    pub coeff_counts: [usize; 5],
+}
+
+/// Prices a group of projections of `rows` (each) that read one `cols`-wide input of `n_pad`
+/// tokens at ring degree `n`, both ways (see [`GroupPrediction`]). The norm before the group
+/// is not included: both plans normalise the input (the kernel needs its statistic at a level
+/// that leaves the SlotsToCoeffs its budget, which [`crate::block_layer`]'s level plan does
+/// not always give; see `bench/LAYERS.md`).
+pub fn plan_group(
+    costs: &OpCosts,
+    coeff: &CoeffCosts,
+    bootstrap_s: f64,
+    n: usize,
+    cols: usize,
+    rows: &[usize],
+    n_pad: usize,
+) -> Result<GroupPrediction, CkksError> {
+    let slots = n / 2;
+    let batches = chunks(cols, chunk_cols(slots, n_pad)).len();
+    let refresh = crate::block_layer::refresh_bootstraps(batches) as f64 * bootstrap_s;
+    let mut slot_s = refresh;
+    for &r in rows {
+        slot_s += costs.time(&block_ops(slots, r, cols, n_pad)?, batches);
+    }
+    let coeff_counts = crate::coeff_kernel::coeff_linear_counts(n, cols, rows, n_pad)?;
+    Ok(GroupPrediction {
+        slot_s,
+        coeff_s: coeff.time(&coeff_counts),
+        coeff_counts,
+    })
 }
 
 /// A kernel's predicted operations and time for one projection.
