@@ -411,7 +411,7 @@ fn level0_galois_key_size_at_n16() {
     let mut rng = ChaCha20Rng::seed_from_u64(26);
     let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
     let k0 = GaloisKey::generate_level0(&ctx, &sk, 5, &mut rng).unwrap();
-    assert_eq!(k0.switching_key().heap_bytes(), 2 * 2 * 8 << 16);
+    assert_eq!(k0.switching_key().heap_bytes(), 2 * 2 * 8 * (1 << 16));
     // 60-bit q_0 and 61-bit p_0, packed: header, element, seed, digit count, one polynomial.
     let poly = (1usize << 16) / 8 * (60 + 61);
     assert_eq!(k0.serialized_len(), HEADER_LEN + 37 + poly);

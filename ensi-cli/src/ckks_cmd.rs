@@ -210,7 +210,7 @@ fn is_public_key_file(name: &str) -> bool {
     name == "relin.key"
         || name == "dense-to-sparse.key"
         || name == "sparse-to-dense.key"
-        || (name.starts_with("galois-") && name.ends_with(".key"))
+        || ((name.starts_with("galois-") || name.starts_with("galois0-")) && name.ends_with(".key"))
 }
 
 /// Loads every public evaluation key of `dir` (never `secret.key`), with progress.

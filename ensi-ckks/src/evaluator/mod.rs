@@ -48,8 +48,8 @@ impl Evaluator {
             .into_iter()
             .chain(keys.level0_galois_elements())
         {
-            if !automorphisms.contains_key(&g) {
-                automorphisms.insert(g, ctx.ring().ntt_automorphism(g)?);
+            if let alloc::collections::btree_map::Entry::Vacant(slot) = automorphisms.entry(g) {
+                slot.insert(ctx.ring().ntt_automorphism(g)?);
             }
         }
         Ok(Self {
