@@ -129,6 +129,9 @@ impl Evaluator {
         if w.len() > n {
             return Err(invalid("an integer polynomial has at most N coefficients"));
         }
+        if w.len() == n {
+            return Ok(RnsPoly::from_i64(ctx.ring(), ct.level() + 1, w)?.into_ntt());
+        }
         let mut full = w.to_vec();
         full.resize(n, 0);
         Ok(RnsPoly::from_i64(ctx.ring(), ct.level() + 1, &full)?.into_ntt())
@@ -165,17 +168,34 @@ impl Evaluator {
         }
         let mut padded: Vec<Option<&Ciphertext>> = leaves.iter().map(Option::as_ref).collect();
         padded.resize(l, None);
+        // The monomials `X^h` of the tree's depths in NTT form, made once (one NTT each, not
+        // one per merge).
+        let Some(first) = padded.iter().flatten().next() else {
+            return Err(invalid("packing needs at least one leaf"));
+        };
+        let mut monomials = Vec::new();
+        let mut width = l;
+        while width > 1 {
+            let h = m / width;
+            // h <= m / 2 < N: a positive monomial.
+            let mut w = alloc::vec![0i64; n];
+            w[h] = 1;
+            monomials.push((h, self.integer_poly_at(first, &w)?));
+            width /= 2;
+        }
         let packed = self
-            .pack_tree(&padded, m)?
+            .pack_tree(&padded, m, &monomials)?
             .ok_or(invalid("packing needs at least one leaf"))?;
         self.trace_to_stride(&packed, m / l)
     }
 
-    /// The merge tree: values at multiples of `m / len(leaves)`.
+    /// The merge tree: values at multiples of `m / len(leaves)`; `monomials` holds `X^h` in NTT
+    /// form for every depth's `h`.
     fn pack_tree(
         &self,
         leaves: &[Option<&Ciphertext>],
         m: usize,
+        monomials: &[(usize, RnsPoly<ensi_math::Ntt>)],
     ) -> Result<Option<Ciphertext>, CkksError> {
         if leaves.len() == 1 {
             return Ok(leaves[0].cloned());
@@ -185,25 +205,38 @@ impl Evaluator {
         let n = self.context().n();
         let h = m / leaves.len();
         let sigma = stride_galois_element(n, 2 * h);
+        let shift = |o: &Ciphertext| -> Result<Ciphertext, CkksError> {
+            let (_, x_h) = monomials
+                .iter()
+                .find(|(k, _)| *k == h)
+                .ok_or(invalid("packing: a depth without its monomial"))?;
+            times_poly(o, x_h)
+        };
         // The two subtrees side by side with `parallel` (a level-0 key switch alone barely
         // spreads over limbs: one Q limb).
         #[cfg(feature = "parallel")]
         let (e, o) = {
-            let (e, o) = rayon::join(|| self.pack_tree(&even, m), || self.pack_tree(&odd, m));
+            let (e, o) = rayon::join(
+                || self.pack_tree(&even, m, monomials),
+                || self.pack_tree(&odd, m, monomials),
+            );
             (e?, o?)
         };
         #[cfg(not(feature = "parallel"))]
-        let (e, o) = (self.pack_tree(&even, m)?, self.pack_tree(&odd, m)?);
+        let (e, o) = (
+            self.pack_tree(&even, m, monomials)?,
+            self.pack_tree(&odd, m, monomials)?,
+        );
         let (plus, minus) = match (e, o) {
             (None, None) => return Ok(None),
             (Some(e), None) => (e.clone(), e),
             (None, Some(o)) => {
-                let shifted = self.mul_monomial(&o, h)?;
+                let shifted = shift(&o)?;
                 let neg = self.neg(&shifted)?;
                 (shifted, neg)
             }
             (Some(e), Some(o)) => {
-                let shifted = self.mul_monomial(&o, h)?;
+                let shifted = shift(&o)?;
                 (self.add(&e, &shifted)?, self.sub(&e, &shifted)?)
             }
         };
