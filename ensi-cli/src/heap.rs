@@ -78,6 +78,20 @@ fn uncount(size: usize) {
     }
 }
 
+/// mimalloc's `purge_delay` option (`mi_option_purge_delay` in its `mimalloc.h`, v2 and v3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps freed pages committed for reuse instead of returning them to the operating system
+/// 10 ms after they fall free (mimalloc's default). The server allocates and frees the same
+/// few hundred megabytes of polynomials over and over; returned pages come back as page faults
+/// and kernel zeroing. Measured on a bootstrap at N = 2^16 (2 threads, interleaved runs):
+/// 8.9-9.2 s against 10.0-10.4 s, for a peak resident memory of 13.8 GB against 13.1 GB.
+pub fn keep_freed_pages() {
+    // SAFETY: `mi_option_set` takes any option index and value; an unknown index is ignored,
+    // and -1 is the documented "never purge" value of this option.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 /// Starts counting (from here on; call it first thing in `main`).
 pub fn enable() {
     ENABLED.store(true, Ordering::Relaxed);

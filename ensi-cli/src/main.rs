@@ -108,6 +108,10 @@ fn main() -> ExitCode {
         .is_some_and(|c| c == "keygen" || c == "encrypt" || c == "decrypt")
     {
         ensi_cli::heap::enable();
+    } else {
+        // The server's and the benchmarks' commands keep freed pages for reuse (see
+        // `ensi_cli::heap::keep_freed_pages`); the client's stay small and give memory back.
+        ensi_cli::heap::keep_freed_pages();
     }
     let cli = Cli::parse();
     match cli.command {
