@@ -59,12 +59,31 @@ impl GaloisKey {
         galois_element: usize,
         rng: &mut G,
     ) -> Result<Self, CkksError> {
+        Self::generate_in(ctx, sk, galois_element, KeySpan::Full, rng)
+    }
+
+    /// The Galois key of `galois_element` over the primes of `span`, sampled under `sk`
+    /// restricted to them.
+    fn generate_in<G: RngCore + CryptoRng>(
+        ctx: &Arc<CkksContext>,
+        sk: &SecretKey,
+        galois_element: usize,
+        span: KeySpan,
+        rng: &mut G,
+    ) -> Result<Self, CkksError> {
         ctx.check_id(sk.params_id)?;
         let g = ctx.check_galois_element(galois_element)?;
         let s_g = Zeroizing::new(sk.s.automorphism(g)?);
+        let key = match span {
+            KeySpan::Full => SwitchingKey::generate(ctx, span, &sk.s, &s_g, rng)?,
+            KeySpan::Encapsulation => {
+                let s_small = sk.encapsulation_secret(ctx)?;
+                SwitchingKey::generate(ctx, span, &s_small, &s_g, rng)?
+            }
+        };
         Ok(Self {
             galois_element: g,
-            key: SwitchingKey::generate(ctx, KeySpan::Full, &sk.s, &s_g, rng)?,
+            key,
         })
     }
 
@@ -81,14 +100,7 @@ impl GaloisKey {
         galois_element: usize,
         rng: &mut G,
     ) -> Result<Self, CkksError> {
-        ctx.check_id(sk.params_id)?;
-        let g = ctx.check_galois_element(galois_element)?;
-        let s_g = Zeroizing::new(sk.s.automorphism(g)?);
-        let s_small = sk.encapsulation_secret(ctx)?;
-        Ok(Self {
-            galois_element: g,
-            key: SwitchingKey::generate(ctx, KeySpan::Encapsulation, &s_small, &s_g, rng)?,
-        })
+        Self::generate_in(ctx, sk, galois_element, KeySpan::Encapsulation, rng)
     }
 
     /// Whether this is a level-0 key ([`Self::generate_level0`]).

@@ -25,6 +25,7 @@ use ensi_nn::block::{
 };
 use ensi_nn::coeff_kernel::{
     CoeffProjection, cauchy_schwarz_bound, coeff_linear, coeff_linear_counts, coeff_rotations,
+    largest_row_norm,
 };
 use ensi_nn::plan::CoeffCosts;
 use rand_chacha::ChaCha20Rng;
@@ -562,15 +563,7 @@ fn kernel_event(
     let delta = ctx.params().default_scale();
     let level = bts.literal().stc_level_budget;
     let xm = ChunkedMatrix::encrypt(&ctx, sk, x, tokens, level, delta, rng).map_err(err)?;
-    let y_norm = (0..tokens)
-        .map(|t| {
-            x[t * cols..(t + 1) * cols]
-                .iter()
-                .map(|v| v * v)
-                .sum::<f64>()
-                .sqrt()
-        })
-        .fold(0.0f64, f64::max);
+    let y_norm = largest_row_norm(x, cols);
     let entry = |r: usize, c: usize| i64::from(ternary.get(r, c));
     let projection = CoeffProjection {
         rows,

@@ -82,6 +82,15 @@ pub fn cauchy_schwarz_bound(
     libm::sqrt(widest) * y_norm
 }
 
+/// The largest Euclidean norm of a row of `values` (`cols` per row): the `y_norm` of
+/// [`cauchy_schwarz_bound`] for an input known in the clear (calibration, tests).
+pub fn largest_row_norm(values: &[f64], cols: usize) -> f64 {
+    values
+        .chunks(cols.max(1))
+        .map(|row| libm::sqrt(row.iter().map(|v| v * v).sum::<f64>()))
+        .fold(0.0f64, f64::max)
+}
+
 /// The level-0 Galois elements the kernel's packing needs for `n_pad` tokens at ring degree `n`
 /// (make them with [`ensi_ckks::KeyRequest::with_level0_galois_elements`]).
 pub fn coeff_galois_elements(n: usize, n_pad: usize) -> Vec<usize> {

@@ -12,7 +12,7 @@ use ensi_ckks::{
 use ensi_nn::block::{BlockMatrix, ChunkedMatrix, chunk_cols, chunks};
 use ensi_nn::coeff_kernel::{
     CoeffProjection, cauchy_schwarz_bound, coeff_galois_elements, coeff_linear,
-    coeff_linear_counts, coeff_rotations,
+    coeff_linear_counts, coeff_rotations, largest_row_norm,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -80,6 +80,8 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
                 .sqrt()
         })
         .fold(0.0f64, f64::max);
+    // The kernel's helper for a clear input, against the direct computation above.
+    assert!((largest_row_norm(&x, cols) - y_norm).abs() <= 1e-12 * y_norm);
     let entries: Vec<_> = weights
         .iter()
         .map(|w| move |r: usize, c: usize| w[r * cols + c])
