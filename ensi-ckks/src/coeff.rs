@@ -139,6 +139,11 @@ impl Evaluator {
 
     /// `ct * X^k` (`0 <= k < 2N`; `X^N = -1`): exact.
     pub fn mul_monomial(&self, ct: &Ciphertext, k: usize) -> Result<Ciphertext, CkksError> {
+        times_poly(ct, &self.monomial_at(ct, k)?)
+    }
+
+    /// `X^k` (`0 <= k < 2N`; `X^N = -1`) in NTT form at `ct`'s level.
+    fn monomial_at(&self, ct: &Ciphertext, k: usize) -> Result<RnsPoly<ensi_math::Ntt>, CkksError> {
         let n = self.context().n();
         let k = k % (2 * n);
         let mut w = alloc::vec![0i64; n];
@@ -147,7 +152,7 @@ impl Evaluator {
         } else {
             w[k - n] = -1;
         }
-        times_poly(ct, &self.integer_poly_at(ct, &w)?)
+        self.integer_poly_at(ct, &w)
     }
 
     /// Packs `leaves` (absent ones are zero), each holding its values at the coefficients that
@@ -177,10 +182,7 @@ impl Evaluator {
         let mut width = l;
         while width > 1 {
             let h = m / width;
-            // h <= m / 2 < N: a positive monomial.
-            let mut w = alloc::vec![0i64; n];
-            w[h] = 1;
-            monomials.push((h, self.integer_poly_at(first, &w)?));
+            monomials.push((h, self.monomial_at(first, h)?));
             width /= 2;
         }
         let packed = self

@@ -66,16 +66,21 @@ impl SecretKey {
         ctx: &CkksContext,
     ) -> Result<Zeroizing<RnsPoly<Ntt>>, CkksError> {
         ctx.check_id(self.params_id)?;
-        let q0 = self.restricted(1)?;
+        let q0 = Zeroizing::new(RnsPoly::<Ntt>::from_raw(
+            ctx.ring(),
+            1,
+            self.s.limb(0).to_vec(),
+        )?);
         let coeff = Zeroizing::new((*q0).clone().into_coeff());
-        let q = ctx.ring().basis().moduli()[0].q();
-        let half = q / 2;
-        let mut signed = Zeroizing::new(vec![0i64; ctx.n()]);
-        for (out, &x) in signed.iter_mut().zip(coeff.limb(0)) {
-            // x - q when x > q/2: the mask is all ones exactly then (no branch on x).
-            let above = (half.wrapping_sub(x) >> 63).wrapping_neg();
-            *out = x.wrapping_sub(q & above) as i64;
-        }
+        let m = ctx.ring().basis().moduli()[0];
+        // `to_centered` is branch-free on the value.
+        let signed = Zeroizing::new(
+            coeff
+                .limb(0)
+                .iter()
+                .map(|&x| m.to_centered(x))
+                .collect::<alloc::vec::Vec<i64>>(),
+        );
         let space = ctx.encapsulation();
         Ok(Zeroizing::new(
             RnsPoly::from_i64(&space.ring, space.key_limbs(), &signed)?.into_ntt(),

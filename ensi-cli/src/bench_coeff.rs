@@ -203,7 +203,13 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
     );
     crate::bench_layer::warm_up(&bts, &sk, &mut rng)?;
     let coeff_costs = if args.from_slots {
-        Some(measure_coeff_costs(&bts, &sk, &mut rng)?)
+        // The reassembly rotation of the first shape and prompt length (its key was made whole).
+        let (rows, _) = shapes[0];
+        let step = coeff_rotations(slots, rows, token_list[0].next_power_of_two())
+            .map_err(err)?
+            .first()
+            .copied();
+        Some(measure_coeff_costs(&bts, &sk, step, &mut rng)?)
     } else {
         None
     };
@@ -601,6 +607,7 @@ fn kernel_event(
 fn measure_coeff_costs(
     bts: &Bootstrapper,
     sk: &SecretKey,
+    step: Option<isize>,
     rng: &mut ChaCha20Rng,
 ) -> Result<CoeffCosts, String> {
     use rayon::prelude::*;
@@ -653,19 +660,15 @@ fn measure_coeff_costs(
     let clock = Instant::now();
     let (re, _) = bts.bootstrap_coefficients(&low).map_err(err)?;
     let coeff_bootstrap = clock.elapsed().as_secs_f64();
-    let step = coeff_rotations(slots, 2, 8.min(slots))
-        .map_err(err)?
-        .first()
-        .copied()
-        .unwrap_or(1);
-    let rotate = match eval.rotate(&re, step) {
-        Ok(_) => {
+    // A shape whose output fills the slots needs no reassembly rotation: none to price.
+    let rotate = match step {
+        Some(step) => {
+            eval.rotate(&re, step).map_err(err)?;
             let clock = Instant::now();
             eval.rotate(&re, step).map_err(err)?;
             clock.elapsed().as_secs_f64()
         }
-        // No key for this step at this level in this run: priced as zero.
-        Err(_) => 0.0,
+        None => 0.0,
     };
     let costs = CoeffCosts {
         slots_to_coeffs,

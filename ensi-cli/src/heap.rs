@@ -1,5 +1,6 @@
-//! A counting global allocator: mimalloc with counters of live heap bytes and their peak, so that `ensi keygen --report-memory` and `ensi encrypt --report-memory` report the
-//! heap a command needed independently of the operating system (resident memory also counts
+//! A counting global allocator: mimalloc with counters of live heap bytes and their peak, so
+//! that `ensi keygen --report-memory` and `ensi encrypt --report-memory` report the heap a
+//! command needed independently of the operating system (resident memory also counts
 //! the binary, the stacks and pages the allocator keeps). The `ensi` binary installs it and
 //! turns counting on ([`enable`]) only for the client's commands: the counters are shared
 //! atomics, and on the server's many-threaded, allocation-heavy paths (big-integer CRT) their
@@ -9,8 +10,9 @@
 //! 0.5 to 15 MB at a high rate from many threads. glibc's allocator serves blocks that large
 //! with fresh `mmap`s (or trims its per-thread heaps) and gives them back at once, so every
 //! allocation is paid again in page faults and kernel page zeroing: a quarter of the
-//! coefficient kernel's packing time was `clear_page` in the kernel. mimalloc keeps freed
-//! pages for reuse per thread.
+//! coefficient kernel's packing time was `clear_page` in the kernel. mimalloc reuses freed
+//! blocks per thread; by default it still returns idle pages to the kernel after 10 ms, which
+//! the server's commands turn off ([`keep_freed_pages`]).
 
 use mimalloc::MiMalloc as System;
 use std::alloc::{GlobalAlloc, Layout};

@@ -97,21 +97,38 @@ pub fn coeff_galois_elements(n: usize, n_pad: usize) -> Vec<usize> {
     pack_galois_elements(n, chunk_cols(n / 2, n_pad))
 }
 
+/// The reassembly of one output chunk ([`reassemble`]): the rotation that moves the imaginary
+/// half (rows `L..2L`) behind the real one, where the chunk has such rows, then the doubling
+/// replication's rotations (right rotations by `2 L n_pad`, `4 L n_pad`, .. below `slots`).
+fn reassembly_steps(
+    layout: &SlotCoeffLayout,
+    n_pad: usize,
+    slots: usize,
+) -> (Option<isize>, Vec<isize>) {
+    let half = layout.leaves() * n_pad;
+    // Leaf 0's upper row is row L: present exactly when the chunk has more than L rows.
+    let shift = layout.leaf_rows(0).1.map(|_| -(half as isize));
+    let mut doubling = Vec::new();
+    let mut period = 2 * half;
+    while period < slots {
+        doubling.push(-(period as isize));
+        period *= 2;
+    }
+    (shift, doubling)
+}
+
 /// The rotations (slot steps) the kernel's reassembly needs for an output of `rows` columns on
-/// `n_pad` tokens and `slots` slots: the imaginary half moved behind the real one, then the
-/// doubling replication (all right rotations by powers of two).
+/// `n_pad` tokens and `slots` slots: for every output chunk, the imaginary half moved behind
+/// the real one and the doubling replication (right rotations by powers of two), once each.
 pub fn coeff_rotations(slots: usize, rows: usize, n_pad: usize) -> Result<Vec<isize>, CkksError> {
-    let chunk = chunk_cols(slots, n_pad);
     let mut steps = Vec::new();
-    for (_, width) in chunks(rows, chunk) {
+    for (_, width) in chunks(rows, chunk_cols(slots, n_pad)) {
         let layout = SlotCoeffLayout::new(2 * slots, width, 1, n_pad)?;
-        let mut s = layout.leaves() * n_pad;
-        while s < slots {
-            let step = -(s as isize);
+        let (shift, doubling) = reassembly_steps(&layout, n_pad, slots);
+        for step in shift.into_iter().chain(doubling) {
             if !steps.contains(&step) {
                 steps.push(step);
             }
-            s *= 2;
         }
     }
     Ok(steps)
@@ -135,11 +152,8 @@ pub fn coeff_linear_counts(
             out[1] += layout.products();
             out[2] += layout.key_switches();
             out[3] += 1;
-            let mut s = layout.leaves() * n_pad;
-            while s < n / 2 {
-                out[4] += 1;
-                s *= 2;
-            }
+            let (shift, doubling) = reassembly_steps(&layout, n_pad, n / 2);
+            out[4] += usize::from(shift.is_some()) + doubling.len();
         }
     }
     Ok(out)
@@ -233,18 +247,14 @@ fn reassemble(
     out_scale: f64,
 ) -> Result<Ciphertext, CkksError> {
     let eval = bts.evaluator();
-    let slots = eval.context().n() / 2;
-    let half = layout.leaves() * n_pad;
+    let (shift, doubling) = reassembly_steps(layout, n_pad, eval.context().n() / 2);
     let mut ct = re;
-    // Leaf 0's upper row is row L: present exactly when the chunk has more than L rows.
-    if layout.leaf_rows(0).1.is_some() {
-        eval.add_assign(&mut ct, &eval.rotate(&im, -(half as isize))?)?;
+    if let Some(step) = shift {
+        eval.add_assign(&mut ct, &eval.rotate(&im, step)?)?;
     }
-    let mut period = 2 * half;
-    while period < slots {
-        let copy = eval.rotate(&ct, -(period as isize))?;
+    for step in doubling {
+        let copy = eval.rotate(&ct, step)?;
         eval.add_assign(&mut ct, &copy)?;
-        period *= 2;
     }
     // `k` and the scale change in one constant product, exact after the rescale.
     let q_last = eval.context().params().q()[ct.level()] as f64;

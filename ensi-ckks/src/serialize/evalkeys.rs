@@ -160,7 +160,8 @@ impl GaloisKey {
     /// Decodes a Galois key of `ctx`, full or level-0 as the header's tag says (the element
     /// must be odd, not 1, below `2N`). The span is fixed by the tag.
     pub fn from_bytes(ctx: &Arc<CkksContext>, bytes: &[u8]) -> Result<Self, CkksError> {
-        let level0 = bytes.get(6) == Some(&(ObjectType::Level0GaloisKey as u8));
+        let level0 =
+            super::peek_header(bytes).is_ok_and(|h| h.object_type == ObjectType::Level0GaloisKey);
         let (kind, span) = if level0 {
             (ObjectType::Level0GaloisKey, KeySpan::Encapsulation)
         } else {
