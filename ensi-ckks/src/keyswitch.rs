@@ -285,9 +285,7 @@ fn mod_down_ntt(space: &SwitchSpace, x: &[u64], num_q: usize) -> Result<Vec<u64>
         plans[i].forward(t);
         let m = &moduli[i];
         let (w, ws) = ks.p_inv_mod_q(i);
-        for (t, &s) in t.iter_mut().zip(src) {
-            *t = m.add(*t, m.mul_shoup(s, w, ws));
-        }
+        ensi_math::pointwise::mul_scalar_add_assign(m, t, src, w, ws);
     });
     Ok(tmp)
 }

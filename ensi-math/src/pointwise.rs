@@ -14,7 +14,8 @@
 //!    bring it to `[0, q)`.
 //!
 //! The result is the canonical residue, the same as the scalar Barrett product's. Other primes,
-//! CPUs and targets take the scalar path ([`Modulus::mul_reduced`]).
+//! CPUs and targets take the scalar path ([`Modulus::mul_reduced`]), except products by a
+//! constant, which take 64-bit Shoup products eight at a time where AVX-512F/DQ is available.
 
 use crate::modulus::Modulus;
 use core::mem::MaybeUninit;
@@ -124,10 +125,18 @@ pub fn mul_scalar_into(m: &Modulus, a: &[u64], c: u64, out: &mut [MaybeUninit<u6
         };
         return;
     }
-    let cs = m.shoup(c);
-    for (o, &x) in out.iter_mut().zip(a) {
-        o.write(m.mul_shoup(x, c, cs));
-    }
+    // SAFETY: `a` and `out` are distinct slices of equal length; `out` is only written
+    // (`accumulate` is false).
+    unsafe {
+        crate::rns::convert::scale_raw(
+            a.as_ptr(),
+            out.as_mut_ptr().cast(),
+            a.len(),
+            m,
+            (0, c, m.shoup(c)),
+            false,
+        )
+    };
 }
 
 /// `a[i] = a[i] * c mod q` for residues below `q` (see [`mul_scalar_into`]).
@@ -149,10 +158,17 @@ pub fn mul_scalar_assign(m: &Modulus, a: &mut [u64], c: u64) {
         };
         return;
     }
-    let cs = m.shoup(c);
-    for x in a.iter_mut() {
-        *x = m.mul_shoup(*x, c, cs);
-    }
+    crate::rns::convert::scale_limb_assign(a, m, (0, c, m.shoup(c)));
+}
+
+/// `acc[i] = acc[i] + a[i] * w mod q` for residues below `q`, a constant `w < q` and its
+/// Shoup constant `w_shoup = floor(w 2^64 / q)` ([`Modulus::shoup`]). Eight at a time with
+/// AVX-512F/DQ for primes below `2^62` (64-bit Shoup products), else scalar.
+///
+/// # Panics
+/// If the slices differ in length.
+pub fn mul_scalar_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], w: u64, w_shoup: u64) {
+    crate::rns::convert::scale_limb_with(a, acc, m, (0, w, w_shoup), true);
 }
 
 /// The scalar path of [`mul_into`] (Barrett, [`Modulus::mul_reduced`]).

@@ -7,7 +7,7 @@
 use core::mem::MaybeUninit;
 use ensi_math::pointwise::{
     FMA_MAX_BITS, fma_available, mul_add_assign, mul_assign, mul_into, mul_into_scalar,
-    mul_scalar_assign, mul_scalar_into,
+    mul_scalar_add_assign, mul_scalar_assign, mul_scalar_into,
 };
 use ensi_math::{Modulus, generate_ntt_primes};
 use proptest::prelude::*;
@@ -36,7 +36,7 @@ fn reference(q: u64, a: &[u64], b: &[u64]) -> Vec<u64> {
 #[test]
 fn products_match_128_bit_arithmetic_for_every_prime_size() {
     let mut rng = ChaCha20Rng::seed_from_u64(17);
-    for bits in [20u32, 30, 40, 45, 49, 50, 51, 52, 55, 60, 61] {
+    for bits in [20u32, 30, 40, 45, 49, 50, 51, 52, 55, 60, 61, 62] {
         for &q in &generate_ntt_primes(bits, 3, 1 << 10, &[]).unwrap() {
             let m = Modulus::new(q).unwrap();
             let edges = [0, 1, q - 1, q - 2, (q - 1) / 2, q / 3];
@@ -79,6 +79,13 @@ fn products_match_128_bit_arithmetic_for_every_prime_size() {
                 assert_eq!(
                     in_place, want,
                     "{bits}-bit q = {q}, constant {k} (in place)"
+                );
+                let mut acc = c.clone();
+                mul_scalar_add_assign(&m, &mut acc, &a, k, m.shoup(k));
+                let want_acc: Vec<u64> = want.iter().zip(&c).map(|(&p, &c)| (p + c) % q).collect();
+                assert_eq!(
+                    acc, want_acc,
+                    "{bits}-bit q = {q}, constant {k} (accumulate)"
                 );
             }
         }

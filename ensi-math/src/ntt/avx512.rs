@@ -315,7 +315,7 @@ pub(super) mod ifma {
 }
 
 /// AVX-512F + DQ: 64-bit Shoup products, for any supported prime.
-pub(super) mod wide {
+pub(crate) mod wide {
     avx512_common!("avx512f,avx512dq");
     simd_drivers!("avx512f,avx512dq", fwd_shoup, inv_shoup);
 
@@ -411,6 +411,137 @@ pub(super) mod wide {
             );
             let r = _mm512_sub_epi64(_mm512_mullo_epi64(a, t.w), _mm512_mullo_epi64(e, self.q));
             reduce(r, self.two_q)
+        }
+    }
+
+    /// What [`dot_constants`] writes from the sum `y` and what `out` held, `x`.
+    #[derive(Clone, Copy)]
+    pub(crate) enum Finish {
+        /// `y`.
+        Store,
+        /// `((x + h) - y) * w mod q`, with `ws = floor(w 2^64 / q)`: the last step of ModDown.
+        /// `x`, `h`, `w` below `q`.
+        SubScale { h: u64, w: u64, ws: u64 },
+    }
+
+    /// `out[c] = (sum_i src[i * stride + c] * w_i) mod q` for every `c < out.len()`, canonical,
+    /// or that sum combined with `out[c]` as `finish` says:
+    /// the inner loop of a fast base conversion (HPS19, equation (2)) with `tw[i] = (w_i,
+    /// floor(w_i 2^64 / q))`, `w_i < q < 2^62`, and source words of any 64-bit value. Each
+    /// product is a Shoup product in `[0, 2q)` ([`Ctx::mul`]); the running sum stays in
+    /// `[0, 2q)` by one conditional subtraction per term, and a last one makes it canonical.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and DQ, and `src` must be valid for reads of every
+    /// `src[i * stride + c]`, `i < tw.len()`, `c < out.len()`.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(crate) unsafe fn dot_constants(
+        src: *const u64,
+        stride: usize,
+        tw: &[(u64, u64)],
+        q: u64,
+        out: &mut [u64],
+        finish: Finish,
+    ) {
+        debug_assert!(q < 1 << 62 && tw.iter().all(|&(w, _)| w < q));
+        let ctx = Ctx::new(q);
+        let qv = _mm512_set1_epi64(q as i64);
+        let len = out.len();
+        let body = len - len % LANES;
+        let dst = out.as_mut_ptr();
+        let mut c = 0;
+        while c < body {
+            let mut acc = _mm512_setzero_si512();
+            for (i, &(w, ws)) in tw.iter().enumerate() {
+                // SAFETY: c + 8 <= out.len(), so the eight words are within the caller's range.
+                let a = unsafe { load(src.add(i * stride + c)) };
+                acc = reduce(add(acc, ctx.mul(a, &ctx.tw_splat(w, ws))), ctx.two_q);
+            }
+            let y = reduce(acc, qv);
+            let v = match finish {
+                Finish::Store => y,
+                Finish::SubScale { h, w, ws } => {
+                    // SAFETY: c + 8 <= out.len().
+                    let x = unsafe { load(dst.add(c)) };
+                    let s = reduce(add(x, _mm512_set1_epi64(h as i64)), qv);
+                    let d = reduce(add(sub(s, y), qv), qv);
+                    reduce(ctx.mul(d, &ctx.tw_splat(w, ws)), qv)
+                }
+            };
+            // SAFETY: c + 8 <= out.len().
+            unsafe { store(dst.add(c), v) };
+            c += LANES;
+        }
+        let q128 = u128::from(q);
+        for (c, o) in out.iter_mut().enumerate().skip(body) {
+            let mut y = 0u128;
+            for (i, &(w, _)) in tw.iter().enumerate() {
+                // SAFETY: c < out.len(), within the caller's range.
+                let a = unsafe { *src.add(i * stride + c) };
+                y = (y + u128::from(a) * u128::from(w)) % q128;
+            }
+            *o = match finish {
+                Finish::Store => y as u64,
+                Finish::SubScale { h, w, .. } => {
+                    let d = (u128::from(*o) + u128::from(h) + q128 - y) % q128;
+                    (d * u128::from(w) % q128) as u64
+                }
+            };
+        }
+    }
+
+    /// `out[c] = ((src[c] + h) mod q) * w mod q`, plus `out[c]` modulo `q` when `accumulate`,
+    /// for `c < len`, canonical; `ws = floor(w 2^64 / q)`, `w, h < q < 2^62`, and `src[c] < q`
+    /// where `h > 0` (any 64-bit word otherwise). A constant's Shoup product, eight at a time.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and DQ; `src` must be valid for `len` reads and `out` for
+    /// `len` reads and writes. `out` may equal `src` (each word is read before it is written).
+    #[target_feature(enable = "avx512f,avx512dq")]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn mul_constant(
+        src: *const u64,
+        h: u64,
+        w: u64,
+        ws: u64,
+        q: u64,
+        out: *mut u64,
+        len: usize,
+        accumulate: bool,
+    ) {
+        debug_assert!(q < 1 << 62 && w < q && h < q);
+        let ctx = Ctx::new(q);
+        let qv = _mm512_set1_epi64(q as i64);
+        let hv = _mm512_set1_epi64(h as i64);
+        let tw = ctx.tw_splat(w, ws);
+        let body = len - len % LANES;
+        let mut c = 0;
+        while c < body {
+            // SAFETY: c + 8 <= len for both pointers (the caller's bounds).
+            let mut a = unsafe { load(src.add(c)) };
+            if h != 0 {
+                a = reduce(add(a, hv), qv);
+            }
+            let mut v = reduce(ctx.mul(a, &tw), qv);
+            if accumulate {
+                // SAFETY: as above.
+                v = reduce(add(v, unsafe { load(out.add(c)) }), qv);
+            }
+            // SAFETY: as above.
+            unsafe { store(out.add(c), v) };
+            c += LANES;
+        }
+        let q128 = u128::from(q);
+        for c in body..len {
+            // SAFETY: c < len (the caller's bounds); src[c] is read before out[c] is written.
+            unsafe {
+                let a = (u128::from(*src.add(c)) + u128::from(h)) % q128;
+                let mut v = a * u128::from(w) % q128;
+                if accumulate {
+                    v = (v + u128::from(*out.add(c))) % q128;
+                }
+                *out.add(c) = v as u64;
+            }
         }
     }
 }

@@ -46,7 +46,7 @@ mod simd;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
-mod avx512;
+pub(crate) mod avx512;
 
 use crate::error::MathError;
 use crate::modulus::Modulus;
@@ -145,6 +145,12 @@ impl Backend {
     fn from_env() -> Option<Backend> {
         None
     }
+}
+
+/// Whether this CPU runs the 64-bit AVX-512 kernels (AVX-512F and DQ), which the RNS base
+/// conversions use besides the NTT.
+pub(crate) fn avx512_available() -> bool {
+    cpu::avx512()
 }
 
 /// CPU feature detection: at run time with `std`, from the compile-time target features without.

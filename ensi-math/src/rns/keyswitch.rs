@@ -34,7 +34,7 @@
 //! and `y` the fast conversion of `[x + h]_P`, `y = [x + h]_P + u P` with `0 <= u < K`; and
 //! `x + h - [x + h]_P = P floor((x + h) / P)`.
 
-use super::convert::{accumulate, check_len, scale_limb};
+use super::convert::{Combine, accumulate, check_len, scale_limb, scale_limb_assign};
 use super::{RnsBasis, par, product_mod};
 use crate::error::MathError;
 use alloc::vec::Vec;
@@ -250,7 +250,14 @@ impl KeySwitchBasis {
         let pm = self.p.moduli();
         par::for_each_job(jobs, |g, out| {
             let t = if g < big_l { &qm[g] } else { &pm[g - big_l] };
-            accumulate(n, mid, &table.weights[g * m..(g + 1) * m], t, out, |_, s| s);
+            accumulate(
+                n,
+                mid,
+                &table.weights[g * m..(g + 1) * m],
+                t,
+                out,
+                Combine::Store,
+            );
         });
         // Restore the exact residues on the digit's own limbs.
         output[range.start * n..range.end * n]
@@ -296,9 +303,7 @@ impl KeySwitchBasis {
             let m = &pm[j];
             let (w, ws) = self.p.q_hat_inv(j);
             let h = if round { self.half_p_mod_p[j] } else { 0 };
-            for x in limb.iter_mut() {
-                *x = m.mul_shoup(m.add(*x, h), w, ws);
-            }
+            scale_limb_assign(limb, m, (h, w, ws));
         });
         let ppart: &[u64] = ppart;
         let qm = self.q.moduli();
@@ -307,9 +312,12 @@ impl KeySwitchBasis {
             let h = if round { self.half_p_mod_q[i] } else { 0 };
             let (inv, inv_shoup) = (self.p_inv_mod_q[i], self.p_inv_mod_q_shoup[i]);
             let w = &self.p_weights[i * k..(i + 1) * k];
-            accumulate(n, ppart, w, t, limb, |x, y| {
-                t.mul_shoup(t.sub(t.add(x, h), y), inv, inv_shoup)
-            });
+            let combine = Combine::SubScale {
+                h,
+                w: inv,
+                w_shoup: inv_shoup,
+            };
+            accumulate(n, ppart, w, t, limb, combine);
         });
         Ok(())
     }

@@ -16,7 +16,7 @@
 //!   switching (Han–Ki, "Better bootstrapping for approximate homomorphic encryption", CT-RSA
 //!   2020, section 3), precomputed once for `Q`, `P` and `dnum` and usable at every level.
 
-mod convert;
+pub(crate) mod convert;
 mod keyswitch;
 pub mod par;
 
