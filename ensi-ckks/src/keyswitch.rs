@@ -187,16 +187,12 @@ fn switch_decomposed_in(
     let digits = dec.digits;
     let data = &dec.data;
     // Extended limb e of both outputs (b part, a part) at once: every residue is
-    // sum_j dec_j[perm(i)] * key_j[i], accumulated in 128 bits and reduced every eight terms
-    // (products are below 2^124). With an automorphism, the digits' limb e is gathered once
-    // into a scratch of `digits` limbs, so the inner products read memory in order and the
-    // gather is paid once for both parts (it was paid per part and per digit).
+    // sum_j dec_j[perm(i)] * key_j[i] (`ensi_math::pointwise::dot_pair`, vectorised, with the
+    // automorphism's gather folded into its loads).
     let mut acc0 = vec![0u64; ext * n];
     let mut acc1 = vec![0u64; ext * n];
-    // `scratch` holds the gathered digits; one per thread, reused across limbs.
-    let limb = |scratch: &mut Vec<u64>, e: usize, out0: &mut [u64], out1: &mut [u64]| {
+    let limb = |e: usize, out0: &mut [u64], out1: &mut [u64]| {
         let g = space.extended_index(num_q, e);
-        let m = moduli[g];
         // Checked above: a truncated key holds every limb this level reads.
         let q_count = space.q_count();
         let kb: Vec<&[u64]> = (0..digits)
@@ -205,59 +201,22 @@ fn switch_decomposed_in(
         let ka: Vec<&[u64]> = (0..digits)
             .map(|j| key.limb_at(true, j, g, q_count))
             .collect();
-        let digit = |j: usize| &data[(j * ext + e) * n..(j * ext + e + 1) * n];
-        let src: Vec<&[u64]> = match perm {
-            None => (0..digits).map(digit).collect(),
-            Some(p) => {
-                scratch.clear();
-                for j in 0..digits {
-                    let d = digit(j);
-                    scratch.extend(p.iter().map(|&x| d[x as usize]));
-                }
-                scratch.chunks(n).collect()
-            }
-        };
-        if digits == 1 {
-            // One digit (the level-0 and two-prime keys): two vectorised pointwise products.
-            out0.copy_from_slice(src[0]);
-            out1.copy_from_slice(src[0]);
-            ensi_math::pointwise::mul_assign(&m, out0, kb[0]);
-            ensi_math::pointwise::mul_assign(&m, out1, ka[0]);
-            return;
-        }
-        for i in 0..n {
-            let (mut s0, mut s1): (u128, u128) = (0, 0);
-            for j in 0..digits {
-                if j > 0 && j % 8 == 0 {
-                    s0 = u128::from(m.reduce_u128(s0));
-                    s1 = u128::from(m.reduce_u128(s1));
-                }
-                let d = u128::from(src[j][i]);
-                s0 += d * u128::from(kb[j][i]);
-                s1 += d * u128::from(ka[j][i]);
-            }
-            out0[i] = m.reduce_u128(s0);
-            out1[i] = m.reduce_u128(s1);
-        }
+        let src: Vec<&[u64]> = (0..digits)
+            .map(|j| &data[(j * ext + e) * n..(j * ext + e + 1) * n])
+            .collect();
+        ensi_math::pointwise::dot_pair(&moduli[g], &src, &kb, &ka, perm, out0, out1);
     };
-    let scratch_len = if perm.is_some() { digits * n } else { 0 };
     #[cfg(feature = "parallel")]
     {
         use rayon::prelude::*;
         acc0.par_chunks_mut(n)
             .zip(acc1.par_chunks_mut(n))
             .enumerate()
-            .for_each_init(
-                || Vec::with_capacity(scratch_len),
-                |scratch, (e, (o0, o1))| limb(scratch, e, o0, o1),
-            );
+            .for_each(|(e, (o0, o1))| limb(e, o0, o1));
     }
     #[cfg(not(feature = "parallel"))]
-    {
-        let mut scratch = Vec::with_capacity(scratch_len);
-        for (e, (o0, o1)) in acc0.chunks_mut(n).zip(acc1.chunks_mut(n)).enumerate() {
-            limb(&mut scratch, e, o0, o1);
-        }
+    for (e, (o0, o1)) in acc0.chunks_mut(n).zip(acc1.chunks_mut(n)).enumerate() {
+        limb(e, o0, o1);
     }
     Ok((
         mod_down_ntt(space, &acc0, num_q)?,

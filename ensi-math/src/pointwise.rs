@@ -171,6 +171,87 @@ pub fn mul_scalar_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], w: u64, w_
     crate::rns::convert::scale_limb_with(a, acc, m, (0, w, w_shoup), true);
 }
 
+/// The inner products of a key switch: for every `i < n`,
+/// `out_b[i] = sum_j src[j][perm(i)] * kb[j][i] mod q` and `out_a[i]` the same with `ka`, where
+/// `perm(i) = perm[i]`, or `i` without a permutation. `src` holds the digits of a
+/// decomposition (one limb each), `kb` and `ka` the two halves of a switching key (the same
+/// limb of each digit's key), and `perm` the gather of an automorphism applied on the fly. All
+/// operands are residues below `q`.
+///
+/// Three paths, one result (the canonical residue):
+/// - AVX-512 IFMA for primes below `2^50`: two 52-bit multiply-adds per term.
+/// - AVX-512F/DQ for primes below `2^62`: four 32 x 32-bit products per term, accumulated
+///   without reduction, then three Shoup products.
+/// - Otherwise `u128` sums with one Barrett reduction every eight terms.
+///
+/// The vector paths take up to 15 terms and `n` a multiple of 8; others take the last path.
+///
+/// # Panics
+/// If `src`, `kb` and `ka` differ in length, or any limb, `perm` or `out_a` is not as long as
+/// `out_b`, or (on the `u128` path) a `perm` entry is not below `n`. The vector paths clamp
+/// such entries to `n - 1` instead.
+pub fn dot_pair(
+    m: &Modulus,
+    src: &[&[u64]],
+    kb: &[&[u64]],
+    ka: &[&[u64]],
+    perm: Option<&[u32]>,
+    out_b: &mut [u64],
+    out_a: &mut [u64],
+) {
+    let n = out_b.len();
+    assert!(src.len() == kb.len() && src.len() == ka.len() && out_a.len() == n);
+    assert!(
+        src.iter().chain(kb).chain(ka).all(|l| l.len() == n) && perm.is_none_or(|p| p.len() == n)
+    );
+    #[cfg(target_arch = "x86_64")]
+    if !src.is_empty() && src.len() <= 15 && n.is_multiple_of(8) {
+        use crate::ntt::avx512::{ifma, wide};
+        if m.bits() < 50 && crate::ntt::avx512ifma_available() {
+            // SAFETY: IFMA checked, q < 2^50, 1 to 15 terms, every length checked above (for
+            // n = 0 the kernel reads nothing).
+            unsafe { ifma::dot_pair(src, kb, ka, perm, m.q(), out_b, out_a) };
+            return;
+        }
+        if m.bits() <= 62 && crate::ntt::avx512_available() {
+            // SAFETY: AVX-512F/DQ checked, q < 2^62, 1 to 15 terms, lengths checked above.
+            unsafe { wide::dot_pair(src, kb, ka, perm, m.q(), out_b, out_a) };
+            return;
+        }
+    }
+    dot_pair_scalar(m, src, kb, ka, perm, out_b, out_a);
+}
+
+/// The `u128` path of [`dot_pair`] (the same contract).
+pub fn dot_pair_scalar(
+    m: &Modulus,
+    src: &[&[u64]],
+    kb: &[&[u64]],
+    ka: &[&[u64]],
+    perm: Option<&[u32]>,
+    out_b: &mut [u64],
+    out_a: &mut [u64],
+) {
+    let n = out_b.len();
+    assert!(src.len() == kb.len() && src.len() == ka.len() && out_a.len() == n);
+    for i in 0..n {
+        let at = perm.map_or(i, |p| p[i] as usize);
+        let (mut s0, mut s1): (u128, u128) = (0, 0);
+        for j in 0..src.len() {
+            // Products are below 2^124: eight of them fit above a value below 2^64.
+            if j > 0 && j % 8 == 0 {
+                s0 = u128::from(m.reduce_u128(s0));
+                s1 = u128::from(m.reduce_u128(s1));
+            }
+            let d = u128::from(src[j][at]);
+            s0 += d * u128::from(kb[j][i]);
+            s1 += d * u128::from(ka[j][i]);
+        }
+        out_b[i] = m.reduce_u128(s0);
+        out_a[i] = m.reduce_u128(s1);
+    }
+}
+
 /// The scalar path of [`mul_into`] (Barrett, [`Modulus::mul_reduced`]).
 pub fn mul_into_scalar(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit<u64>]) {
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {

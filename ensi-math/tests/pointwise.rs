@@ -6,8 +6,8 @@
 
 use core::mem::MaybeUninit;
 use ensi_math::pointwise::{
-    FMA_MAX_BITS, fma_available, mul_add_assign, mul_assign, mul_into, mul_into_scalar,
-    mul_scalar_add_assign, mul_scalar_assign, mul_scalar_into,
+    FMA_MAX_BITS, dot_pair, dot_pair_scalar, fma_available, mul_add_assign, mul_assign, mul_into,
+    mul_into_scalar, mul_scalar_add_assign, mul_scalar_assign, mul_scalar_into,
 };
 use ensi_math::{Modulus, generate_ntt_primes};
 use proptest::prelude::*;
@@ -109,5 +109,73 @@ proptest! {
         let a: Vec<u64> = (0..len).map(|_| rng.next_u64() % q).collect();
         let b: Vec<u64> = (0..len).map(|_| rng.next_u64() % q).collect();
         prop_assert_eq!(run(mul_into, &m, &a, &b), reference(q, &a, &b));
+    }
+}
+
+fn refs(v: &[Vec<u64>]) -> Vec<&[u64]> {
+    v.iter().map(Vec::as_slice).collect()
+}
+
+/// The key switch's inner products (`dot_pair`: IFMA below 50 bits, 64-bit vector products
+/// up to 62 bits) against u128 arithmetic and the scalar path, with and without a gather, for
+/// 1 to 16 terms (16 takes the scalar path), operands at the extremes, and a length that is
+/// not a multiple of the vector width.
+#[test]
+fn key_switch_inner_products_match_128_bit_arithmetic() {
+    let mut rng = ChaCha20Rng::seed_from_u64(23);
+    for bits in [30u32, 40, 49, 50, 51, 55, 60, 61, 62] {
+        let q = generate_ntt_primes(bits, 1, 1 << 10, &[]).unwrap()[0];
+        let m = Modulus::new(q).unwrap();
+        for n in [64usize, 12] {
+            let perm: Vec<u32> = {
+                let mut p: Vec<u32> = (0..n as u32).collect();
+                for i in (1..n).rev() {
+                    p.swap(i, rng.next_u64() as usize % (i + 1));
+                }
+                p
+            };
+            for terms in [1usize, 2, 3, 4, 6, 7, 8, 9, 15, 16] {
+                let limb = |rng: &mut ChaCha20Rng| -> Vec<u64> {
+                    (0..n)
+                        .map(|i| {
+                            if i % 7 == 0 {
+                                q - 1
+                            } else {
+                                rng.next_u64() % q
+                            }
+                        })
+                        .collect()
+                };
+                let src: Vec<Vec<u64>> = (0..terms).map(|_| limb(&mut rng)).collect();
+                let kb: Vec<Vec<u64>> = (0..terms).map(|_| limb(&mut rng)).collect();
+                let ka: Vec<Vec<u64>> = (0..terms).map(|_| limb(&mut rng)).collect();
+                let (s, b, a) = (refs(&src), refs(&kb), refs(&ka));
+                for p in [None, Some(perm.as_slice())] {
+                    let want = |k: &[Vec<u64>]| -> Vec<u64> {
+                        (0..n)
+                            .map(|i| {
+                                let at = p.map_or(i, |p| p[i] as usize);
+                                let sum: u128 = (0..terms)
+                                    .map(|j| {
+                                        u128::from(src[j][at]) * u128::from(k[j][i]) % u128::from(q)
+                                    })
+                                    .sum();
+                                (sum % u128::from(q)) as u64
+                            })
+                            .collect()
+                    };
+                    let (wb, wa) = (want(&kb), want(&ka));
+                    let (mut ob, mut oa) = (vec![u64::MAX; n], vec![u64::MAX; n]);
+                    dot_pair(&m, &s, &b, &a, p, &mut ob, &mut oa);
+                    let what = format!(
+                        "{bits} bits, n = {n}, {terms} terms, gather {}",
+                        p.is_some()
+                    );
+                    assert_eq!((&ob, &oa), (&wb, &wa), "{what}");
+                    dot_pair_scalar(&m, &s, &b, &a, p, &mut ob, &mut oa);
+                    assert_eq!((&ob, &oa), (&wb, &wa), "{what} (scalar)");
+                }
+            }
+        }
     }
 }

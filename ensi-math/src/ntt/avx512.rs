@@ -253,7 +253,7 @@ macro_rules! avx512_common {
 }
 
 /// AVX-512 IFMA: Shoup products in 52-bit limbs, for primes below `2^50`.
-pub(super) mod ifma {
+pub(crate) mod ifma {
     avx512_common!("avx512f,avx512dq,avx512ifma");
     simd_drivers!("avx512f,avx512dq,avx512ifma", fwd_shoup52, inv_shoup52);
 
@@ -310,6 +310,63 @@ pub(super) mod ifma {
             let e = _mm512_madd52hi_epu64(self.zero, a, t.ws);
             let lo = _mm512_madd52lo_epu64(self.zero, a, t.w);
             _mm512_and_si512(_mm512_madd52lo_epu64(lo, e, self.neg_q), self.mask52)
+        }
+    }
+
+    /// [`super::wide::dot_pair`] for primes below `2^50`, in 52-bit limbs: each term is two
+    /// `vpmadd52{lo,hi}uq` into a low and a high accumulator (`d k = hi 2^52 + lo` with both
+    /// factors below `2^50`), and the sum `hi 2^52 + lo` is reduced by two Shoup products,
+    /// `hi * [2^52]_q + lo * 1`.
+    ///
+    /// # Safety
+    /// As for [`super::wide::dot_pair`], and the CPU must support AVX-512 IFMA; `q < 2^50` and
+    /// at most 15 terms (the high accumulator stays below `2^52`).
+    #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+    pub(crate) unsafe fn dot_pair(
+        src: &[&[u64]],
+        kb: &[&[u64]],
+        ka: &[&[u64]],
+        perm: Option<&[u32]>,
+        q: u64,
+        out_b: &mut [u64],
+        out_a: &mut [u64],
+    ) {
+        let len = out_b.len();
+        debug_assert!(q < 1 << 50 && src.len() <= 15 && len % LANES == 0);
+        let ctx = Ctx::new(q);
+        let shoup52 = |w: u64| ((u128::from(w) << 52) / u128::from(q)) as u64;
+        let r52 = ((1u128 << 52) % u128::from(q)) as u64;
+        let (t52, t1) = (ctx.tw_splat(r52, shoup52(r52)), ctx.tw_splat(1, shoup52(1)));
+        let clamp = _mm256_set1_epi32(src.first().map_or(0, |s| s.len() as i32 - 1));
+        let finish = |lo: V, hi: V| {
+            let hi = add(hi, _mm512_srli_epi64::<52>(lo));
+            let lo = _mm512_and_si512(lo, ctx.mask52);
+            let r = reduce(add(ctx.mul(hi, &t52), ctx.mul(lo, &t1)), ctx.two_q);
+            reduce(r, ctx.q)
+        };
+        let mut c = 0;
+        while c < len {
+            // SAFETY: c + 8 <= len for `perm`, the key limbs and the outputs (the caller);
+            // gathered indices are clamped below the source limbs' length.
+            unsafe {
+                let idx = perm
+                    .map(|p| _mm256_min_epu32(_mm256_loadu_si256(p.as_ptr().add(c).cast()), clamp));
+                let (mut lb, mut hb, mut la, mut ha) = (ctx.zero, ctx.zero, ctx.zero, ctx.zero);
+                for j in 0..src.len() {
+                    let d = match idx {
+                        Some(i) => _mm512_i32gather_epi64::<8>(i, src[j].as_ptr().cast()),
+                        None => load(src[j].as_ptr().add(c)),
+                    };
+                    let (b, a) = (load(kb[j].as_ptr().add(c)), load(ka[j].as_ptr().add(c)));
+                    lb = _mm512_madd52lo_epu64(lb, d, b);
+                    hb = _mm512_madd52hi_epu64(hb, d, b);
+                    la = _mm512_madd52lo_epu64(la, d, a);
+                    ha = _mm512_madd52hi_epu64(ha, d, a);
+                }
+                store(out_b.as_mut_ptr().add(c), finish(lb, hb));
+                store(out_a.as_mut_ptr().add(c), finish(la, ha));
+            }
+            c += LANES;
         }
     }
 }
@@ -542,6 +599,135 @@ pub(crate) mod wide {
                 }
                 *out.add(c) = v as u64;
             }
+        }
+    }
+
+    /// Partial sums of `d k` for 64-bit `d = d1 2^32 + d0`, `k = k1 2^32 + k0` split into
+    /// `vpmuludq` products: `l` and `c` the low and high halves of `d0 k0` (weights `1`, `2^32`),
+    /// `m1 = d0 k1` and `m2 = d1 k0` (weight `2^32`), `h = d1 k1` (weight `2^64`).
+    #[derive(Clone, Copy)]
+    struct Wide {
+        l: V,
+        c: V,
+        m1: V,
+        m2: V,
+        h: V,
+    }
+
+    impl Wide {
+        #[target_feature(enable = "avx512f,avx512dq")]
+        #[inline]
+        fn zero() -> Self {
+            let z = _mm512_setzero_si512();
+            Self {
+                l: z,
+                c: z,
+                m1: z,
+                m2: z,
+                h: z,
+            }
+        }
+
+        /// Adds `d k`, given `d1 = d >> 32`.
+        #[target_feature(enable = "avx512f,avx512dq")]
+        #[inline]
+        fn add_product(&mut self, d: V, d1: V, k: V, mask32: V) {
+            let k1 = _mm512_srli_epi64::<32>(k);
+            let p = mul32(d, k);
+            self.l = add(self.l, _mm512_and_si512(p, mask32));
+            self.c = add(self.c, _mm512_srli_epi64::<32>(p));
+            self.m1 = add(self.m1, mul32(d, k1));
+            self.m2 = add(self.m2, mul32(d1, k));
+            self.h = add(self.h, mul32(d1, k1));
+        }
+
+        /// Moves the high halves of `m1`, `m2` into `h`, leaving them below `2^32`.
+        #[target_feature(enable = "avx512f,avx512dq")]
+        #[inline]
+        fn fold(&mut self, mask32: V) {
+            self.h = add(
+                self.h,
+                add(
+                    _mm512_srli_epi64::<32>(self.m1),
+                    _mm512_srli_epi64::<32>(self.m2),
+                ),
+            );
+            self.m1 = _mm512_and_si512(self.m1, mask32);
+            self.m2 = _mm512_and_si512(self.m2, mask32);
+        }
+    }
+
+    /// `out_b[c] = sum_j src_j[perm(c)] kb_j[c] mod q` and `out_a[c]` likewise with `ka`, for
+    /// every `c`, canonical: the inner product of a key switch (the digits of a decomposition
+    /// against the two halves of a switching key), with the automorphism's gather `perm`
+    /// folded into the loads. Each product is split into four 32 x 32-bit `vpmuludq`
+    /// products accumulated without reduction ([`Wide`]); the weight-`2^32` sums are folded
+    /// into the weight-`2^64` one before they can overflow, and the total
+    /// `l + (c + m1 + m2) 2^32 + h 2^64` is reduced by three Shoup products, by `1`,
+    /// `[2^32]_q` and `[2^64]_q`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and DQ; `q < 2^62`; `src`, `kb`, `ka` have equal lengths
+    /// (at most 15 terms); every key limb and `out_a` are as long as `out_b`, whose length is
+    /// a multiple of 8; without `perm` every source limb is that long too, and with it `perm`
+    /// is, and every source limb is nonempty and as long as the first (indices are clamped
+    /// below that length). Operands are residues below `q` (others give wrong sums, not
+    /// undefined behaviour).
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(crate) unsafe fn dot_pair(
+        src: &[&[u64]],
+        kb: &[&[u64]],
+        ka: &[&[u64]],
+        perm: Option<&[u32]>,
+        q: u64,
+        out_b: &mut [u64],
+        out_a: &mut [u64],
+    ) {
+        let len = out_b.len();
+        debug_assert!(q < 1 << 62 && src.len() <= 15 && len % LANES == 0);
+        let ctx = Ctx::new(q);
+        let q128 = u128::from(q);
+        let shoup = |w: u64| ((u128::from(w) << 64) / q128) as u64;
+        let tw = |w: u64| ctx.tw_splat(w, shoup(w));
+        let r32 = ((1u128 << 32) % q128) as u64;
+        let r64 = ((1u128 << 64) % q128) as u64;
+        let (t1, t32, t64) = (tw(1), tw(r32), tw(r64));
+        let qv = _mm512_set1_epi64(q as i64);
+        // d0 k1 and d1 k0 are below 2^bits(q): this many fit above a value below 2^32.
+        let bits = 64 - q.leading_zeros();
+        let fold_every = ((1u64 << (64 - bits).min(8)) - 1) as usize;
+        let clamp = _mm256_set1_epi32(src.first().map_or(0, |s| s.len() as i32 - 1));
+        let finish = |mut s: Wide| {
+            s.fold(ctx.mask32);
+            let mid = add(s.c, add(s.m1, s.m2));
+            let r = reduce(add(ctx.mul(mid, &t32), ctx.mul(s.h, &t64)), ctx.two_q);
+            reduce(reduce(add(r, ctx.mul(s.l, &t1)), ctx.two_q), qv)
+        };
+        let mut c = 0;
+        while c < len {
+            // SAFETY: c + 8 <= len for `perm`, the key limbs and the outputs (the caller);
+            // gathered indices are clamped below the source limbs' length.
+            unsafe {
+                let idx = perm
+                    .map(|p| _mm256_min_epu32(_mm256_loadu_si256(p.as_ptr().add(c).cast()), clamp));
+                let (mut sb, mut sa) = (Wide::zero(), Wide::zero());
+                for j in 0..src.len() {
+                    let d = match idx {
+                        Some(i) => _mm512_i32gather_epi64::<8>(i, src[j].as_ptr().cast()),
+                        None => load(src[j].as_ptr().add(c)),
+                    };
+                    let d1 = _mm512_srli_epi64::<32>(d);
+                    sb.add_product(d, d1, load(kb[j].as_ptr().add(c)), ctx.mask32);
+                    sa.add_product(d, d1, load(ka[j].as_ptr().add(c)), ctx.mask32);
+                    if (j + 1) % fold_every == 0 {
+                        sb.fold(ctx.mask32);
+                        sa.fold(ctx.mask32);
+                    }
+                }
+                store(out_b.as_mut_ptr().add(c), finish(sb));
+                store(out_a.as_mut_ptr().add(c), finish(sa));
+            }
+            c += LANES;
         }
     }
 }

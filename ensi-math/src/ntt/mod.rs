@@ -153,6 +153,11 @@ pub(crate) fn avx512_available() -> bool {
     cpu::avx512()
 }
 
+/// Whether this CPU runs the AVX-512 IFMA kernels.
+pub(crate) fn avx512ifma_available() -> bool {
+    cpu::avx512ifma()
+}
+
 /// CPU feature detection: at run time with `std`, from the compile-time target features without.
 mod cpu {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
