@@ -332,7 +332,7 @@ pub(crate) mod ifma {
         out_a: &mut [u64],
     ) {
         let len = out_b.len();
-        debug_assert!(q < 1 << 50 && src.len() <= 15 && len % LANES == 0);
+        debug_assert!(q < 1 << 50 && src.len() <= 15 && len.is_multiple_of(LANES));
         let ctx = Ctx::new(q);
         let shoup52 = |w: u64| ((u128::from(w) << 52) / u128::from(q)) as u64;
         let r52 = ((1u128 << 52) % u128::from(q)) as u64;
@@ -684,7 +684,7 @@ pub(crate) mod wide {
         out_a: &mut [u64],
     ) {
         let len = out_b.len();
-        debug_assert!(q < 1 << 62 && src.len() <= 15 && len % LANES == 0);
+        debug_assert!(q < 1 << 62 && src.len() <= 15 && len.is_multiple_of(LANES));
         let ctx = Ctx::new(q);
         let q128 = u128::from(q);
         let shoup = |w: u64| ((u128::from(w) << 64) / q128) as u64;
