@@ -126,7 +126,7 @@ fn key_switch_inner_products_match_128_bit_arithmetic() {
     for bits in [30u32, 40, 49, 50, 51, 55, 60, 61, 62] {
         let q = generate_ntt_primes(bits, 1, 1 << 10, &[]).unwrap()[0];
         let m = Modulus::new(q).unwrap();
-        for n in [64usize, 12] {
+        for n in [64usize, 72, 12] {
             let perm: Vec<u32> = {
                 let mut p: Vec<u32> = (0..n as u32).collect();
                 for i in (1..n).rev() {

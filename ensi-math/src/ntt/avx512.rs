@@ -164,6 +164,46 @@ macro_rules! avx512_common {
             _mm512_permutex2var_epi64(p, idx, q)
         }
 
+        /// Coefficients gathered ahead of the arithmetic by the key-switch kernels.
+        #[allow(dead_code)]
+        const GATHER_BLOCK: usize = 64;
+
+        /// `buf[j][k] = src[j][min(perm[start + k], clamp)]` for `k < GATHER_BLOCK` and every
+        /// source limb `j`: the gathers of a block issued back to back, so their cache misses
+        /// overlap instead of waiting behind the arithmetic.
+        ///
+        /// # Safety
+        /// `perm[start..start + GATHER_BLOCK]` must be readable, every source limb must hold
+        /// more than `clamp` words, and `buf` at least `src.len()` rows.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        #[allow(dead_code)]
+        unsafe fn gather_block(
+            src: &[&[u64]],
+            perm: &[u32],
+            start: usize,
+            clamp: __m256i,
+            buf: &mut [[u64; GATHER_BLOCK]],
+        ) {
+            let mut k = 0;
+            while k < GATHER_BLOCK {
+                // SAFETY: start + k + 8 <= start + GATHER_BLOCK (the caller's range of `perm`);
+                // indices are clamped to `clamp`, below every limb's length; `buf[j]` has
+                // room for `k + 8 <= GATHER_BLOCK` words.
+                unsafe {
+                    let idx = _mm256_min_epu32(
+                        _mm256_loadu_si256(perm.as_ptr().add(start + k).cast()),
+                        clamp,
+                    );
+                    for (row, limb) in buf.iter_mut().zip(src) {
+                        let v = _mm512_i32gather_epi64::<8>(idx, limb.as_ptr().cast());
+                        store(row.as_mut_ptr().add(k), v);
+                    }
+                }
+                k += LANES;
+            }
+        }
+
         /// Forward stages with half-span 8, 4, 2, 1 on blocks of 16, fully reducing.
         #[target_feature(enable = $feat)]
         fn fwd_tail(c: &Ctx, a: &mut [u64], w: &[u64], ws: &[u64]) {
@@ -344,8 +384,17 @@ pub(crate) mod ifma {
             let r = reduce(add(ctx.mul(hi, &t52), ctx.mul(lo, &t1)), ctx.two_q);
             reduce(r, ctx.q)
         };
+        let mut buf = [[0u64; GATHER_BLOCK]; 15];
         let mut c = 0;
         while c < len {
+            if c % GATHER_BLOCK == 0
+                && let Some(p) = perm
+                && c + GATHER_BLOCK <= len
+            {
+                // SAFETY: the block lies within `perm` (checked); clamped indices.
+                unsafe { gather_block(src, p, c, clamp, &mut buf) };
+            }
+            let gathered = perm.is_some() && (c - c % GATHER_BLOCK) + GATHER_BLOCK <= len;
             // SAFETY: c + 8 <= len for `perm`, the key limbs and the outputs (the caller);
             // gathered indices are clamped below the source limbs' length.
             unsafe {
@@ -354,6 +403,7 @@ pub(crate) mod ifma {
                 let (mut lb, mut hb, mut la, mut ha) = (ctx.zero, ctx.zero, ctx.zero, ctx.zero);
                 for j in 0..src.len() {
                     let d = match idx {
+                        _ if gathered => load(buf[j].as_ptr().add(c % GATHER_BLOCK)),
                         Some(i) => _mm512_i32gather_epi64::<8>(i, src[j].as_ptr().cast()),
                         None => load(src[j].as_ptr().add(c)),
                     };
@@ -703,8 +753,17 @@ pub(crate) mod wide {
             let r = reduce(add(ctx.mul(mid, &t32), ctx.mul(s.h, &t64)), ctx.two_q);
             reduce(reduce(add(r, ctx.mul(s.l, &t1)), ctx.two_q), qv)
         };
+        let mut buf = [[0u64; GATHER_BLOCK]; 15];
         let mut c = 0;
         while c < len {
+            if c % GATHER_BLOCK == 0
+                && let Some(p) = perm
+                && c + GATHER_BLOCK <= len
+            {
+                // SAFETY: the block lies within `perm` (checked); clamped indices.
+                unsafe { gather_block(src, p, c, clamp, &mut buf) };
+            }
+            let gathered = perm.is_some() && (c - c % GATHER_BLOCK) + GATHER_BLOCK <= len;
             // SAFETY: c + 8 <= len for `perm`, the key limbs and the outputs (the caller);
             // gathered indices are clamped below the source limbs' length.
             unsafe {
@@ -713,6 +772,7 @@ pub(crate) mod wide {
                 let (mut sb, mut sa) = (Wide::zero(), Wide::zero());
                 for j in 0..src.len() {
                     let d = match idx {
+                        _ if gathered => load(buf[j].as_ptr().add(c % GATHER_BLOCK)),
                         Some(i) => _mm512_i32gather_epi64::<8>(i, src[j].as_ptr().cast()),
                         None => load(src[j].as_ptr().add(c)),
                     };
