@@ -498,11 +498,13 @@ pub(crate) mod wide {
         /// 32x32-bit products, then `a * w - e * q` modulo `2^64`, then one conditional
         /// subtraction of `2q`.
         ///
-        /// With `a = a1 2^32 + a0` and `ws = s1 2^32 + s0`, `e = floor((a * ws - a0 s0) / 2^64)`
-        /// omits the low product `a0 s0 < 2^64`, so `e` is `floor(a * ws / 2^64)` or one less:
-        /// `a * w - e * q` lies in `[0, 3q)` (below `2^64` for `q < 2^62`), and subtracting `2q`
-        /// where it is at least `2q` brings it to `[0, 2q)`. The vector multiplier is the
-        /// bottleneck, so trading a multiplication for a `vpminuq` pays.
+        /// With `a = a1 2^32 + a0` and `ws = s1 2^32 + s0`,
+        /// `floor(a * ws / 2^64) = a1 s1 + (a1 s0 >> 32) + (a0 s1 >> 32) + c`, where the carry
+        /// `c` of the three low halves (`a1 s0 mod 2^32`, `a0 s1 mod 2^32`, `a0 s0 >> 32`, each
+        /// below `2^32`) is 0, 1 or 2. `e` omits it, so `a * w - e * q` lies in `[0, 4q)` (below
+        /// `2^64` for `q < 2^62`), and subtracting `2q` where it is at least `2q` brings it to
+        /// `[0, 2q)`. The vector units are the bottleneck, so dropping the low product and the
+        /// carry's two operations pays for the wider range.
         #[target_feature(enable = "avx512f,avx512dq")]
         #[inline]
         fn mul(&self, a: V, t: &Tw) -> V {
@@ -510,11 +512,9 @@ pub(crate) mod wide {
             let lh = mul32(a, t.ws_hi);
             let hl = mul32(a_hi, t.ws);
             let hh = mul32(a_hi, t.ws_hi);
-            // (lh mod 2^32) + hl < 2^64: no carry is lost.
-            let mid = _mm512_add_epi64(hl, _mm512_and_si512(lh, self.mask32));
             let e = _mm512_add_epi64(
-                _mm512_add_epi64(hh, _mm512_srli_epi64::<32>(lh)),
-                _mm512_srli_epi64::<32>(mid),
+                hh,
+                _mm512_add_epi64(_mm512_srli_epi64::<32>(lh), _mm512_srli_epi64::<32>(hl)),
             );
             let r = _mm512_sub_epi64(_mm512_mullo_epi64(a, t.w), _mm512_mullo_epi64(e, self.q));
             reduce(r, self.two_q)
