@@ -171,6 +171,24 @@ pub fn mul_scalar_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], w: u64, w_
     crate::rns::convert::scale_limb_with(a, acc, m, (0, w, w_shoup), true);
 }
 
+/// `out[i] = a[i] + b[i] mod q`, or `a[i] - b[i] mod q` with `subtract`, for residues below `q`.
+/// Every element of `out` is written. Eight at a time with AVX-512F/DQ.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn add_into(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit<u64>], subtract: bool) {
+    assert!(a.len() == b.len() && a.len() == out.len());
+    #[cfg(target_arch = "x86_64")]
+    if crate::ntt::avx512_available() {
+        // SAFETY: AVX-512F/DQ checked; equal lengths checked.
+        unsafe { crate::ntt::avx512::wide::add_into(a.as_ptr(), b.as_ptr(), m.q(), out, subtract) };
+        return;
+    }
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        o.write(if subtract { m.sub(x, y) } else { m.add(x, y) });
+    }
+}
+
 /// The inner products of a key switch: for every `i < n`,
 /// `out_b[i] = sum_j src[j][perm(i)] * kb[j][i] mod q` and `out_a[i]` the same with `ka`, where
 /// `perm(i) = perm[i]`, or `i` without a permutation. `src` holds the digits of a

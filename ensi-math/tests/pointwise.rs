@@ -6,8 +6,8 @@
 
 use core::mem::MaybeUninit;
 use ensi_math::pointwise::{
-    FMA_MAX_BITS, dot_pair, dot_pair_scalar, fma_available, mul_add_assign, mul_assign, mul_into,
-    mul_into_scalar, mul_scalar_add_assign, mul_scalar_assign, mul_scalar_into,
+    FMA_MAX_BITS, add_into, dot_pair, dot_pair_scalar, fma_available, mul_add_assign, mul_assign,
+    mul_into, mul_into_scalar, mul_scalar_add_assign, mul_scalar_assign, mul_scalar_into,
 };
 use ensi_math::{Modulus, generate_ntt_primes};
 use proptest::prelude::*;
@@ -174,6 +174,60 @@ fn key_switch_inner_products_match_128_bit_arithmetic() {
                     assert_eq!((&ob, &oa), (&wb, &wa), "{what}");
                     dot_pair_scalar(&m, &s, &b, &a, p, &mut ob, &mut oa);
                     assert_eq!((&ob, &oa), (&wb, &wa), "{what} (scalar)");
+                }
+            }
+        }
+    }
+}
+
+/// Sums and differences (`add_into`) against u128 arithmetic, for long and short outputs,
+/// aligned and misaligned, for primes of 30 to 62 bits.
+#[test]
+fn sums_and_differences_match_128_bit_arithmetic() {
+    let mut rng = ChaCha20Rng::seed_from_u64(29);
+    for bits in [30u32, 50, 60, 62] {
+        let q = generate_ntt_primes(bits, 1, 1 << 10, &[]).unwrap()[0];
+        let m = Modulus::new(q).unwrap();
+        for len in [13usize, 1 << 17] {
+            let a: Vec<u64> = (0..len)
+                .map(|i| {
+                    if i % 5 == 0 {
+                        q - 1
+                    } else {
+                        rng.next_u64() % q
+                    }
+                })
+                .collect();
+            let b: Vec<u64> = (0..len)
+                .map(|i| {
+                    if i % 3 == 0 {
+                        q - 1
+                    } else {
+                        rng.next_u64() % q
+                    }
+                })
+                .collect();
+            for subtract in [false, true] {
+                let want: Vec<u64> = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(&x, &y)| {
+                        if subtract {
+                            (x + q - y) % q
+                        } else {
+                            (x + y) % q
+                        }
+                    })
+                    .collect();
+                // A 64-byte aligned output and one a word off.
+                let mut buf = vec![MaybeUninit::<u64>::uninit(); len + 16];
+                let start = buf.as_ptr().align_offset(64);
+                for off in [start, start + 1] {
+                    let out = &mut buf[off..off + len];
+                    add_into(&m, &a, &b, out, subtract);
+                    // SAFETY: add_into writes every element (checked by this comparison).
+                    let got: Vec<u64> = out.iter().map(|x| unsafe { x.assume_init() }).collect();
+                    assert_eq!(got, want, "{bits} bits, {len} values, subtract {subtract}");
                 }
             }
         }

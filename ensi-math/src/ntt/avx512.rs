@@ -790,4 +790,43 @@ pub(crate) mod wide {
             c += LANES;
         }
     }
+
+    /// `out[k] = a[k] + b[k] mod q` (or `a[k] - b[k] mod q` when `subtract`) for residues below
+    /// `q < 2^63`, canonical.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and DQ; `a` and `b` valid for `out.len()` reads.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(crate) unsafe fn add_into(
+        a: *const u64,
+        b: *const u64,
+        q: u64,
+        out: &mut [core::mem::MaybeUninit<u64>],
+        subtract: bool,
+    ) {
+        let qv = _mm512_set1_epi64(q as i64);
+        let len = out.len();
+        let body = len - len % LANES;
+        let dst = out.as_mut_ptr().cast::<u64>();
+        let mut k = 0;
+        while k < body {
+            // SAFETY: k + 8 <= len for `a`, `b` and `out` (the caller).
+            unsafe {
+                let (x, y) = (load(a.add(k)), load(b.add(k)));
+                let v = if subtract {
+                    reduce(add(sub(x, y), qv), qv)
+                } else {
+                    reduce(add(x, y), qv)
+                };
+                store(dst.add(k), v);
+            }
+            k += LANES;
+        }
+        for (k, o) in out.iter_mut().enumerate().skip(body) {
+            // SAFETY: k < len (the caller's bounds).
+            let (x, y) = unsafe { (*a.add(k), *b.add(k)) };
+            let v = if subtract { x + q - y } else { x + y };
+            o.write(if v >= q { v - q } else { v });
+        }
+    }
 }

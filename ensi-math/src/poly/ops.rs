@@ -22,22 +22,6 @@ impl<R: Representation> RnsPoly<R> {
         Ok(())
     }
 
-    /// `f(self, other)` residue by residue into a new polynomial, without copying `self` first
-    /// and without a zero-fill ([`par::zip_into_new`]).
-    fn zip_new<F>(&self, other: &Self, f: F) -> Result<Self, MathError>
-    where
-        F: Fn(&crate::Modulus, u64, u64) -> u64 + Send + Sync,
-    {
-        self.check_compatible(other)?;
-        let moduli = self.ctx.basis.moduli();
-        let f = &f;
-        let data = par::zip_into_new(&self.data, &other.data, self.ctx.n, |l| {
-            let m = &moduli[l];
-            move |a, b| f(m, a, b)
-        });
-        Ok(Self::from_vec(&self.ctx, self.limbs, data))
-    }
-
     /// `self += other`.
     pub fn try_add_assign(&mut self, other: &Self) -> Result<(), MathError> {
         self.zip_assign(other, |m, a, b| m.add(a, b))
@@ -50,12 +34,27 @@ impl<R: Representation> RnsPoly<R> {
 
     /// `self + other`.
     pub fn try_add(&self, other: &Self) -> Result<Self, MathError> {
-        self.zip_new(other, |m, a, b| m.add(a, b))
+        self.add_new(other, false)
     }
 
     /// `self - other`.
     pub fn try_sub(&self, other: &Self) -> Result<Self, MathError> {
-        self.zip_new(other, |m, a, b| m.sub(a, b))
+        self.add_new(other, true)
+    }
+
+    /// `self ± other` into a new polynomial, limb by limb with [`crate::pointwise::add_into`].
+    fn add_new(&self, other: &Self, subtract: bool) -> Result<Self, MathError> {
+        self.check_compatible(other)?;
+        let moduli = self.ctx.basis.moduli();
+        let n = self.ctx.n;
+        let data = par::new_limbs_with(self.data.len(), n, |i, out| {
+            let (a, b) = (
+                &self.data[i * n..(i + 1) * n],
+                &other.data[i * n..(i + 1) * n],
+            );
+            crate::pointwise::add_into(&moduli[i], a, b, out, subtract);
+        });
+        Ok(Self::from_vec(&self.ctx, self.limbs, data))
     }
 
     /// `self = -self`.
