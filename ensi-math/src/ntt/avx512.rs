@@ -204,6 +204,66 @@ macro_rules! avx512_common {
             }
         }
 
+        /// The gathers of the block that starts at `c`, where one starts and fits in `len`;
+        /// returns whether the words `c..c + 8` of every digit are in `buf` (else
+        /// [`digit_words`] gathers or loads them itself).
+        ///
+        /// # Safety
+        /// As for [`gather_block`], with `perm` of length `len`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        #[allow(dead_code)]
+        unsafe fn prepare_block(
+            src: &[&[u64]],
+            perm: Option<&[u32]>,
+            c: usize,
+            len: usize,
+            clamp: __m256i,
+            buf: &mut [[u64; GATHER_BLOCK]],
+        ) -> bool {
+            let start = c - c % GATHER_BLOCK;
+            let Some(p) = perm else { return false };
+            if start + GATHER_BLOCK > len {
+                return false;
+            }
+            if c == start {
+                // SAFETY: the block lies within `perm` (checked); the caller's other bounds.
+                unsafe { gather_block(src, p, c, clamp, buf) };
+            }
+            true
+        }
+
+        /// Words `c..c + 8` of digit `j`, permuted by `perm`: from `buf` when `gathered`, else
+        /// by a gather (indices clamped to `clamp`) or, without a permutation, a load.
+        ///
+        /// # Safety
+        /// `c + 8` within `perm` and the digit limbs; every limb longer than `clamp`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        #[allow(dead_code, clippy::too_many_arguments)]
+        unsafe fn digit_words(
+            src: &[&[u64]],
+            j: usize,
+            c: usize,
+            perm: Option<&[u32]>,
+            clamp: __m256i,
+            buf: &[[u64; GATHER_BLOCK]],
+            gathered: bool,
+        ) -> V {
+            // SAFETY: the caller's bounds; gathered indices are clamped.
+            unsafe {
+                match perm {
+                    _ if gathered => load(buf[j].as_ptr().add(c % GATHER_BLOCK)),
+                    Some(p) => {
+                        let idx =
+                            _mm256_min_epu32(_mm256_loadu_si256(p.as_ptr().add(c).cast()), clamp);
+                        _mm512_i32gather_epi64::<8>(idx, src[j].as_ptr().cast())
+                    }
+                    None => load(src[j].as_ptr().add(c)),
+                }
+            }
+        }
+
         /// Forward stages with half-span 8, 4, 2, 1 on blocks of 16, fully reducing.
         #[target_feature(enable = $feat)]
         fn fwd_tail(c: &Ctx, a: &mut [u64], w: &[u64], ws: &[u64]) {
@@ -387,26 +447,13 @@ pub(crate) mod ifma {
         let mut buf = [[0u64; GATHER_BLOCK]; 15];
         let mut c = 0;
         while c < len {
-            if c % GATHER_BLOCK == 0
-                && let Some(p) = perm
-                && c + GATHER_BLOCK <= len
-            {
-                // SAFETY: the block lies within `perm` (checked); clamped indices.
-                unsafe { gather_block(src, p, c, clamp, &mut buf) };
-            }
-            let gathered = perm.is_some() && (c - c % GATHER_BLOCK) + GATHER_BLOCK <= len;
             // SAFETY: c + 8 <= len for `perm`, the key limbs and the outputs (the caller);
             // gathered indices are clamped below the source limbs' length.
             unsafe {
-                let idx = perm
-                    .map(|p| _mm256_min_epu32(_mm256_loadu_si256(p.as_ptr().add(c).cast()), clamp));
+                let gathered = prepare_block(src, perm, c, len, clamp, &mut buf);
                 let (mut lb, mut hb, mut la, mut ha) = (ctx.zero, ctx.zero, ctx.zero, ctx.zero);
                 for j in 0..src.len() {
-                    let d = match idx {
-                        _ if gathered => load(buf[j].as_ptr().add(c % GATHER_BLOCK)),
-                        Some(i) => _mm512_i32gather_epi64::<8>(i, src[j].as_ptr().cast()),
-                        None => load(src[j].as_ptr().add(c)),
-                    };
+                    let d = digit_words(src, j, c, perm, clamp, &buf, gathered);
                     let (b, a) = (load(kb[j].as_ptr().add(c)), load(ka[j].as_ptr().add(c)));
                     lb = _mm512_madd52lo_epu64(lb, d, b);
                     hb = _mm512_madd52hi_epu64(hb, d, b);
@@ -756,26 +803,13 @@ pub(crate) mod wide {
         let mut buf = [[0u64; GATHER_BLOCK]; 15];
         let mut c = 0;
         while c < len {
-            if c % GATHER_BLOCK == 0
-                && let Some(p) = perm
-                && c + GATHER_BLOCK <= len
-            {
-                // SAFETY: the block lies within `perm` (checked); clamped indices.
-                unsafe { gather_block(src, p, c, clamp, &mut buf) };
-            }
-            let gathered = perm.is_some() && (c - c % GATHER_BLOCK) + GATHER_BLOCK <= len;
             // SAFETY: c + 8 <= len for `perm`, the key limbs and the outputs (the caller);
             // gathered indices are clamped below the source limbs' length.
             unsafe {
-                let idx = perm
-                    .map(|p| _mm256_min_epu32(_mm256_loadu_si256(p.as_ptr().add(c).cast()), clamp));
+                let gathered = prepare_block(src, perm, c, len, clamp, &mut buf);
                 let (mut sb, mut sa) = (Wide::zero(), Wide::zero());
                 for j in 0..src.len() {
-                    let d = match idx {
-                        _ if gathered => load(buf[j].as_ptr().add(c % GATHER_BLOCK)),
-                        Some(i) => _mm512_i32gather_epi64::<8>(i, src[j].as_ptr().cast()),
-                        None => load(src[j].as_ptr().add(c)),
-                    };
+                    let d = digit_words(src, j, c, perm, clamp, &buf, gathered);
                     let d1 = _mm512_srli_epi64::<32>(d);
                     sb.add_product(d, d1, load(kb[j].as_ptr().add(c)), ctx.mask32);
                     sa.add_product(d, d1, load(ka[j].as_ptr().add(c)), ctx.mask32);
