@@ -149,11 +149,13 @@ impl Backend {
 
 /// Whether this CPU runs the 64-bit AVX-512 kernels (AVX-512F and DQ), which the RNS base
 /// conversions use besides the NTT.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn avx512_available() -> bool {
     cpu::avx512()
 }
 
 /// Whether this CPU runs the AVX-512 IFMA kernels.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn avx512ifma_available() -> bool {
     cpu::avx512ifma()
 }
