@@ -225,7 +225,7 @@ pub fn dot_pair(
     #[cfg(target_arch = "x86_64")]
     if !src.is_empty() && src.len() <= 15 && n.is_multiple_of(8) {
         use crate::ntt::avx512::{ifma, wide};
-        if m.bits() < 50 && crate::ntt::avx512ifma_available() {
+        if m.bits() <= crate::ntt::IFMA_MAX_MODULUS_BITS && crate::ntt::avx512ifma_available() {
             // SAFETY: IFMA checked, q < 2^50, 1 to 15 terms, every length checked above (for
             // n = 0 the kernel reads nothing).
             unsafe { ifma::dot_pair(src, kb, ka, perm, m.q(), out_b, out_a) };
