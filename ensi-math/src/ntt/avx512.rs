@@ -165,7 +165,6 @@ macro_rules! avx512_common {
         }
 
         /// Coefficients gathered ahead of the arithmetic by the key-switch kernels.
-        #[allow(dead_code)]
         const GATHER_BLOCK: usize = 64;
 
         /// `buf[j][k] = src[j][min(perm[start + k], clamp)]` for `k < GATHER_BLOCK` and every
@@ -177,7 +176,6 @@ macro_rules! avx512_common {
         /// more than `clamp` words, and `buf` at least `src.len()` rows.
         #[target_feature(enable = $feat)]
         #[inline]
-        #[allow(dead_code)]
         unsafe fn gather_block(
             src: &[&[u64]],
             perm: &[u32],
@@ -212,7 +210,6 @@ macro_rules! avx512_common {
         /// As for [`gather_block`], with `perm` of length `len`.
         #[target_feature(enable = $feat)]
         #[inline]
-        #[allow(dead_code)]
         unsafe fn prepare_block(
             src: &[&[u64]],
             perm: Option<&[u32]>,
@@ -240,7 +237,7 @@ macro_rules! avx512_common {
         /// `c + 8` within `perm` and the digit limbs; every limb longer than `clamp`.
         #[target_feature(enable = $feat)]
         #[inline]
-        #[allow(dead_code, clippy::too_many_arguments)]
+        #[allow(clippy::too_many_arguments)]
         unsafe fn digit_words(
             src: &[&[u64]],
             j: usize,
@@ -472,6 +469,7 @@ pub(crate) mod ifma {
 pub(crate) mod wide {
     avx512_common!("avx512f,avx512dq");
     simd_drivers!("avx512f,avx512dq", fwd_shoup, inv_shoup);
+    use crate::rns::convert::Combine;
 
     /// A twiddle `w < q`, `ws = floor(w * 2^64 / q)` and `ws >> 32`, per lane.
     #[derive(Clone, Copy)]
@@ -568,18 +566,8 @@ pub(crate) mod wide {
         }
     }
 
-    /// What [`dot_constants`] writes from the sum `y` and what `out` held, `x`.
-    #[derive(Clone, Copy)]
-    pub(crate) enum Finish {
-        /// `y`.
-        Store,
-        /// `((x + h) - y) * w mod q`, with `ws = floor(w 2^64 / q)`: the last step of ModDown.
-        /// `x`, `h`, `w` below `q`.
-        SubScale { h: u64, w: u64, ws: u64 },
-    }
-
     /// `out[c] = (sum_i src[i * stride + c] * w_i) mod q` for every `c < out.len()`, canonical,
-    /// or that sum combined with `out[c]` as `finish` says:
+    /// or that sum combined with `out[c]` as `combine` says ([`Combine`]):
     /// the inner loop of a fast base conversion (HPS19, equation (2)) with `tw[i] = (w_i,
     /// floor(w_i 2^64 / q))`, `w_i < q < 2^62`, and source words of any 64-bit value. Each
     /// product is a Shoup product in `[0, 2q)` ([`Ctx::mul`]); the running sum stays in
@@ -595,11 +583,10 @@ pub(crate) mod wide {
         tw: &[(u64, u64)],
         q: u64,
         out: &mut [u64],
-        finish: Finish,
+        combine: Combine,
     ) {
         debug_assert!(q < 1 << 62 && tw.iter().all(|&(w, _)| w < q));
         let ctx = Ctx::new(q);
-        let qv = _mm512_set1_epi64(q as i64);
         let len = out.len();
         let body = len - len % LANES;
         let dst = out.as_mut_ptr();
@@ -611,15 +598,15 @@ pub(crate) mod wide {
                 let a = unsafe { load(src.add(i * stride + c)) };
                 acc = reduce(add(acc, ctx.mul(a, &ctx.tw_splat(w, ws))), ctx.two_q);
             }
-            let y = reduce(acc, qv);
-            let v = match finish {
-                Finish::Store => y,
-                Finish::SubScale { h, w, ws } => {
+            let y = reduce(acc, ctx.q);
+            let v = match combine {
+                Combine::Store => y,
+                Combine::SubScale { h, w, w_shoup } => {
                     // SAFETY: c + 8 <= out.len().
                     let x = unsafe { load(dst.add(c)) };
-                    let s = reduce(add(x, _mm512_set1_epi64(h as i64)), qv);
-                    let d = reduce(add(sub(s, y), qv), qv);
-                    reduce(ctx.mul(d, &ctx.tw_splat(w, ws)), qv)
+                    let s = reduce(add(x, _mm512_set1_epi64(h as i64)), ctx.q);
+                    let d = reduce(add(sub(s, y), ctx.q), ctx.q);
+                    reduce(ctx.mul(d, &ctx.tw_splat(w, w_shoup)), ctx.q)
                 }
             };
             // SAFETY: c + 8 <= out.len().
@@ -634,9 +621,9 @@ pub(crate) mod wide {
                 let a = unsafe { *src.add(i * stride + c) };
                 y = (y + u128::from(a) * u128::from(w)) % q128;
             }
-            *o = match finish {
-                Finish::Store => y as u64,
-                Finish::SubScale { h, w, .. } => {
+            *o = match combine {
+                Combine::Store => y as u64,
+                Combine::SubScale { h, w, .. } => {
                     let d = (u128::from(*o) + u128::from(h) + q128 - y) % q128;
                     (d * u128::from(w) % q128) as u64
                 }
@@ -665,7 +652,6 @@ pub(crate) mod wide {
     ) {
         debug_assert!(q < 1 << 62 && w < q && h < q);
         let ctx = Ctx::new(q);
-        let qv = _mm512_set1_epi64(q as i64);
         let hv = _mm512_set1_epi64(h as i64);
         let tw = ctx.tw_splat(w, ws);
         let body = len - len % LANES;
@@ -674,12 +660,12 @@ pub(crate) mod wide {
             // SAFETY: c + 8 <= len for both pointers (the caller's bounds).
             let mut a = unsafe { load(src.add(c)) };
             if h != 0 {
-                a = reduce(add(a, hv), qv);
+                a = reduce(add(a, hv), ctx.q);
             }
-            let mut v = reduce(ctx.mul(a, &tw), qv);
+            let mut v = reduce(ctx.mul(a, &tw), ctx.q);
             if accumulate {
                 // SAFETY: as above.
-                v = reduce(add(v, unsafe { load(out.add(c)) }), qv);
+                v = reduce(add(v, unsafe { load(out.add(c)) }), ctx.q);
             }
             // SAFETY: as above.
             unsafe { store(out.add(c), v) };
@@ -789,7 +775,6 @@ pub(crate) mod wide {
         let r32 = ((1u128 << 32) % q128) as u64;
         let r64 = ((1u128 << 64) % q128) as u64;
         let (t1, t32, t64) = (tw(1), tw(r32), tw(r64));
-        let qv = _mm512_set1_epi64(q as i64);
         // d0 k1 and d1 k0 are below 2^bits(q): this many fit above a value below 2^32.
         let bits = 64 - q.leading_zeros();
         let fold_every = ((1u64 << (64 - bits).min(8)) - 1) as usize;
@@ -798,7 +783,7 @@ pub(crate) mod wide {
             s.fold(ctx.mask32);
             let mid = add(s.c, add(s.m1, s.m2));
             let r = reduce(add(ctx.mul(mid, &t32), ctx.mul(s.h, &t64)), ctx.two_q);
-            reduce(reduce(add(r, ctx.mul(s.l, &t1)), ctx.two_q), qv)
+            reduce(reduce(add(r, ctx.mul(s.l, &t1)), ctx.two_q), ctx.q)
         };
         let mut buf = [[0u64; GATHER_BLOCK]; 15];
         let mut c = 0;
@@ -838,7 +823,7 @@ pub(crate) mod wide {
         out: &mut [core::mem::MaybeUninit<u64>],
         subtract: bool,
     ) {
-        let qv = _mm512_set1_epi64(q as i64);
+        let ctx = Ctx::new(q);
         let len = out.len();
         let body = len - len % LANES;
         let dst = out.as_mut_ptr().cast::<u64>();
@@ -848,9 +833,9 @@ pub(crate) mod wide {
             unsafe {
                 let (x, y) = (load(a.add(k)), load(b.add(k)));
                 let v = if subtract {
-                    reduce(add(sub(x, y), qv), qv)
+                    reduce(add(sub(x, y), ctx.q), ctx.q)
                 } else {
-                    reduce(add(x, y), qv)
+                    reduce(add(x, y), ctx.q)
                 };
                 store(dst.add(k), v);
             }

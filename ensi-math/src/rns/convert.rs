@@ -126,7 +126,7 @@ fn accumulate_avx512(
     out: &mut [u64],
     combine: Combine,
 ) -> bool {
-    use crate::ntt::avx512::wide::{Finish, dot_constants};
+    use crate::ntt::avx512::wide::dot_constants;
     if weights.len() > VECTOR_TERMS
         || t.bits() > 62
         || out.len() > n
@@ -139,14 +139,10 @@ fn accumulate_avx512(
     for (slot, &w) in tw.iter_mut().zip(weights) {
         *slot = (w, t.shoup(w));
     }
-    let finish = match combine {
-        Combine::Store => Finish::Store,
-        Combine::SubScale { h, w, w_shoup } => Finish::SubScale { h, w, ws: w_shoup },
-    };
     // SAFETY: AVX-512F/DQ checked above; every read `src[i * n + c]` with `i < weights.len()`
     // and `c < out.len() <= n` lies below `weights.len() * n <= src.len()`.
     unsafe {
-        dot_constants(src.as_ptr(), n, &tw[..weights.len()], t.q(), out, finish);
+        dot_constants(src.as_ptr(), n, &tw[..weights.len()], t.q(), out, combine);
     }
     true
 }
