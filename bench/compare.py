@@ -121,8 +121,10 @@ def table(a_docs, b_docs, a_name, b_name, out):
     if any(d.get("bootstrap") for d in a_docs + b_docs):
         a, b = merged_boot(a_docs, "median_us"), merged_boot(b_docs, "median_us")
         out.append("| bootstrap | %s | %s | %s |" % (fmt_us(a), fmt_us(b), fmt_ratio(a, b)))
-        for field, label in (("precision_bits", "bootstrap precision (bits)"),
-                             ("levels_left", "bootstrap levels left"), ("slots", "bootstrap slots")):
+        for field, label in (("precision_bits", "bootstrap precision (bits, worst slot)"),
+                             ("median_precision_bits", "bootstrap precision (bits, median slot)"),
+                             ("levels_left", "bootstrap levels left"), ("slots", "bootstrap slots"),
+                             ("iterations", "bootstrap iterations")):
             a, b = merged_boot(a_docs, field), merged_boot(b_docs, field)
             out.append("| %s | %s | %s | |" % (label, "–" if a is None else "%g" % a,
                                                "–" if b is None else "%g" % b))

@@ -68,6 +68,13 @@ def parse_args(argv):
     ap.add_argument("--boot-dnum", type=int, default=None,
                     help="dnum of the bootstrap context (default: --dnum; 0 = OpenFHE's default)")
     ap.add_argument("--boot-reps", type=int, default=None, help="bootstrap repetitions (default: --reps)")
+    ap.add_argument("--boot-security", choices=["notset", "128"], default="notset",
+                    help="security level of the bootstrap context: notset (OpenFHE's example "
+                         "chain, 59-bit scaling primes; above the 128-bit bound at N = 2^16) or "
+                         "128 (HEStd_128_classic: OpenFHE checks log QP against the HE standard)")
+    ap.add_argument("--boot-iterations", type=int, choices=[1, 2], default=1,
+                    help="EvalBootstrap iterations (2 = Meta-BTS: one more level of depth, the "
+                         "precision argument measured from one single iteration first)")
     a = ap.parse_args(argv)
 
     if a.smoke:
@@ -332,10 +339,11 @@ def bench_bootstrap(o, np, a):
     scale_bits = a.boot_scale_bits or 59
     first_mod = a.boot_first_mod or 60
     boot_depth = o.CryptoContext.GetBootstrapDepth(a.boot_level_budget, dist)
-    depth = a.boot_levels_after + boot_depth
+    # OpenFHE's iterative bootstrapping spends one level per extra iteration (its example)
+    depth = a.boot_levels_after + boot_depth + (a.boot_iterations - 1)
 
     p = o.CCParamsCKKSRNS()
-    p.SetSecurityLevel(o.HEStd_NotSet)
+    p.SetSecurityLevel(o.HEStd_128_classic if a.boot_security == "128" else o.HEStd_NotSet)
     p.SetRingDim(n)
     p.SetSecretKeyDist(dist)
     p.SetScalingModSize(scale_bits)
@@ -370,22 +378,32 @@ def bench_bootstrap(o, np, a):
     pt = cc.MakeCKKSPackedPlaintext(x, 1, depth - 1, None, slots)
     ct = cc.Encrypt(kp.publicKey, pt)
     samples, out = [], None
+    iters, single_bits = a.boot_iterations, 0
+    if iters > 1:
+        # the precision argument of Meta-BTS: one single iteration's bits, measured (as
+        # OpenFHE's iterative-bootstrapping example does)
+        one = cc.Decrypt(kp.secretKey, cc.EvalBootstrap(ct))
+        e1 = float(np.max(np.abs(np.array(one.GetRealPackedValue()[:slots]) - x)))
+        single_bits = int(math.floor(-math.log2(e1)))
+        log("one iteration: %.2f bits; Meta-BTS precision argument %d" % (-math.log2(e1), single_bits))
     for _ in range(min(WARMUP, 1) if a.boot_reps > 1 else 0):
-        cc.EvalBootstrap(ct)
+        cc.EvalBootstrap(ct, iters, single_bits)
     for i in range(a.boot_reps):
         t0 = time.perf_counter()
-        out = cc.EvalBootstrap(ct)
+        out = cc.EvalBootstrap(ct, iters, single_bits)
         samples.append(time.perf_counter() - t0)
         log("bootstrap rep %d: %.3fs" % (i + 1, samples[-1]))
     dec = cc.Decrypt(kp.secretKey, out)
     v = np.array(dec.GetRealPackedValue()[:slots])
     err = float(np.max(np.abs(v - x)))
+    med = float(np.median(np.abs(v - x)))
     levels_left = depth - out.GetLevel() - (out.GetNoiseScaleDeg() - 1)
     st = stats(samples)
     return {
         "median_us": st["median_us"], "min_us": st["min_us"], "reps": st["reps"],
         "precision_bits": round(-math.log2(err), 2) if err > 0 else None,
-        "levels_left": levels_left, "slots": slots,
+        "median_precision_bits": round(-math.log2(med), 2) if med > 0 else None,
+        "levels_left": levels_left, "slots": slots, "iterations": iters,
         "setup_us": round(t_setup * 1e6, 1), "keygen_us": round(t_keygen * 1e6, 1),
         "params": {
             "log_n": a.log_n, "level_budget": a.boot_level_budget,
@@ -393,7 +411,9 @@ def bench_bootstrap(o, np, a):
             "scale_bits": scale_bits, "multiplicative_depth": depth,
             "bootstrap_depth": boot_depth, "levels_after_requested": a.boot_levels_after,
             "dnum": a.boot_dnum if a.boot_dnum else "openfhe_default",
-            "secret": a.secret, "security": "HEStd_NotSet",
+            "secret": a.secret,
+            "security": "HEStd_128_classic" if a.boot_security == "128" else "HEStd_NotSet",
+            "log_qp_bits": sum(v.bit_length() for v in q) + sum(v.bit_length() for v in pp),
             "input_level_openfhe": depth - 1,
             "q_bits": [v.bit_length() for v in q], "p_bits": [v.bit_length() for v in pp],
         },

@@ -311,7 +311,8 @@ fn a_second_iteration_adds_precision() {
     let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
     let once = bts.bootstrap(&ct).unwrap();
     let twice = bts.bootstrap_twice(&ct, 20).unwrap();
-    assert_eq!(twice.level(), bts.output_level() - 1);
+    assert_eq!(twice.level(), bts.output_level());
+    assert!((twice.scale() / ctx.params().default_scale() - 1.0).abs() < 1e-9);
     let p1 = PrecisionStats::real(&v, &ctx.decode(&sk.decrypt(&ctx, &once).unwrap()).unwrap());
     let p2 = PrecisionStats::real(&v, &ctx.decode(&sk.decrypt(&ctx, &twice).unwrap()).unwrap());
     eprintln!("one iteration {p1:?}\ntwo iterations {p2:?}");

@@ -89,6 +89,10 @@ pub struct CkksBenchArgs {
     /// log2 of the slot count of `--ops bootstrap` (default: full slots, N/2).
     #[arg(long)]
     boot_log_slots: Option<u32>,
+    /// Bootstrapping iterations of `--ops bootstrap`: 1, or 2 for the iterated bootstrap
+    /// (META-BTS; twice the time, about twice the precision bits, the same levels left).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2))]
+    boot_iterations: u32,
     /// Seed of the random inputs and keys.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -356,7 +360,12 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
     let mut last = None;
     for i in 0..reps.max(1) {
         let start = Instant::now();
-        let (out, times) = bts.bootstrap_timed(&ct).map_err(err)?;
+        let (out, times) = if args.boot_iterations == 2 {
+            bts.bootstrap_twice_timed(&ct, Bootstrapper::SECOND_ITERATION_GAIN)
+        } else {
+            bts.bootstrap_timed(&ct)
+        }
+        .map_err(err)?;
         samples.push(start.elapsed().as_secs_f64() * 1e6);
         eprintln!("ensi bench: bootstrap {}: {:.2} s", i + 1, samples[i] / 1e6);
         stages.push(times);
@@ -378,6 +387,7 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
         "precision_bits": stats.min_bits,
         "median_precision_bits": stats.median_bits,
         "levels_left": out.level(),
+        "iterations": args.boot_iterations,
         "slots": slots,
         "setup_us": setup_us,
         "keygen_us": keygen_us,

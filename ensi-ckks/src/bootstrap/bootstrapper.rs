@@ -26,6 +26,21 @@ pub struct StageTimes {
     pub slots_to_coeffs: f64,
 }
 
+impl StageTimes {
+    /// The sum of the stages.
+    pub fn total(&self) -> f64 {
+        self.mod_raise + self.coeffs_to_slots + self.eval_mod + self.slots_to_coeffs
+    }
+
+    /// Adds another run's stage times (the iterations of [`Bootstrapper::bootstrap_twice`]).
+    pub fn add(&mut self, other: &StageTimes) {
+        self.mod_raise += other.mod_raise;
+        self.coeffs_to_slots += other.coeffs_to_slots;
+        self.eval_mod += other.eval_mod;
+        self.slots_to_coeffs += other.slots_to_coeffs;
+    }
+}
+
 /// Options of [`Bootstrapper::bootstrap_with`]: the hooks a fused normalisation needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BootstrapOptions {
@@ -449,22 +464,40 @@ impl Bootstrapper {
         gain: Option<&[f64]>,
         extra: f64,
     ) -> Result<Ciphertext, CkksError> {
+        self.bootstrap_scaled_timed(ct, bound, gain, extra)
+            .map(|(c, _)| c)
+    }
+
+    /// [`Self::bootstrap_scaled`] with the time of each stage.
+    fn bootstrap_scaled_timed(
+        &self,
+        ct: &Ciphertext,
+        bound: f64,
+        gain: Option<&[f64]>,
+        extra: f64,
+    ) -> Result<(Ciphertext, StageTimes), CkksError> {
         let delta = self.ctx.params().default_scale();
         self.check_input_range(ct.scale, bound)?;
         let correction = extra * delta / ct.scale;
         let factor: Option<Vec<f64>> = match gain {
             Some(g) => Some(g.iter().map(|x| x * correction).collect()),
-            None if libm::fabs(correction - 1.0) > 1e-12 => Some(vec![correction; self.slots]),
+            // Within bootstrap()'s scale tolerance the planned (pre-encoded) transforms serve.
+            None if libm::fabs(correction - 1.0) > 1e-9 => Some(vec![correction; self.slots]),
             None => None,
         };
         self.eval.count(Op::Bootstrap, 1);
+        let mut times = StageTimes::default();
         let clock = Clock::start();
         let raised = self.mod_raise(ct)?;
+        times.mod_raise = clock.lap();
         let (re, im) = self.coeffs_to_slots(&raised)?;
+        times.coeffs_to_slots = clock.lap();
         let (re, im) = self.eval_mod_both(&re, &im)?;
-        let out = self.slots_to_coeffs_scaled(&re, &im, factor.as_deref());
-        self.count_micros(clock.lap());
-        out
+        times.eval_mod = clock.lap();
+        let out = self.slots_to_coeffs_scaled(&re, &im, factor.as_deref())?;
+        times.slots_to_coeffs = clock.lap();
+        self.count_micros(times.total());
+        Ok((out, times))
     }
 
     /// Adds `seconds` to the evaluator's bootstrap time.
@@ -503,36 +536,55 @@ impl Bootstrapper {
     }
 
     /// Two bootstrapping iterations for more precision (the iterated bootstrapping of
-    /// Bae–Cheon–Cho–Kim–Kim, "META-BTS", CCS 2022): `out_1 = BTS(ct)`; the error
-    /// `ct - out_1` is computed exactly at level 0, multiplied by the integer `2^log_gain`
-    /// (choose `log_gain` a few bits below the precision of one bootstrap, so the scaled error
-    /// stays within `[-1, 1]`), bootstrapped, divided back by `2^log_gain` (one level) and
-    /// subtracted. The output is one level below [`Self::output_level`].
+    /// Bae, Cheon, Cho, Kim and Kim, "META-BTS", CCS 2022): `out_1 = BTS(ct)`; the error
+    /// `ct - out_1` is computed exactly at level 0 (both reduce to the same plaintext modulo
+    /// `q_0`), multiplied by the integer `2^log_gain` (free), bootstrapped again with the factor
+    /// `2^-log_gain` folded into its SlotsToCoeffs diagonals (no level, no product), and added
+    /// to `out_1`. The output is at [`Self::output_level`] and the default scale, like
+    /// [`Self::bootstrap`]'s, for twice its time; its error is the second bootstrap's,
+    /// `2^log_gain` times smaller, plus the last rescale's.
+    ///
+    /// `log_gain` must keep the scaled error inside EvalMod's range: a few bits below the
+    /// worst-slot precision of one bootstrap ([`Self::SECOND_ITERATION_GAIN`] for the default
+    /// parameters, whose one bootstrap gives about 19 bits worst slot).
     pub fn bootstrap_twice(&self, ct: &Ciphertext, log_gain: u32) -> Result<Ciphertext, CkksError> {
+        self.bootstrap_twice_timed(ct, log_gain).map(|(c, _)| c)
+    }
+
+    /// [`Self::bootstrap_twice`] with the stage times summed over both iterations.
+    pub fn bootstrap_twice_timed(
+        &self,
+        ct: &Ciphertext,
+        log_gain: u32,
+    ) -> Result<(Ciphertext, StageTimes), CkksError> {
         let e = &self.eval;
         if log_gain == 0 || log_gain > 40 {
             return Err(CkksError::InvalidArgument {
                 reason: "the gain of the second iteration must be 1 to 40 bits",
             });
         }
-        let out1 = self.bootstrap(ct)?;
+        let (out1, mut times) = self.bootstrap_timed(ct)?;
         let ct0 = e.relinearize(&e.drop_to_level(ct, 0)?)?;
         let mut low1 = e.drop_to_level(&out1, 0)?;
         low1.snap_scale(ct0.scale)?;
+        // -e_1 = ct - out_1, then 2^log_gain (-e_1): an integer product, no level.
         let diff = e.sub(&ct0, &low1)?;
         let scaled = e.mul_integer(&diff, 1i64 << log_gain)?;
-        let out2 = self.bootstrap(&scaled)?;
         let back = libm::ldexp(1.0, -(log_gain as i32));
-        let mut corr = e.rescale(&e.mul_const(&out2, back)?)?;
-        corr.snap_scale(out1.scale)?;
-        let mut out = e.drop_to_level(&out1, corr.level())?;
+        let (corr, t2) = self.bootstrap_scaled_timed(&scaled, 1.0, None, back)?;
+        times.add(&t2);
+        let mut out = out1;
         e.add_assign(&mut out, &corr)?;
-        Ok(out)
+        Ok((out, times))
     }
+
+    /// The gain (bits) of [`Self::bootstrap_twice`]'s second iteration that suits the default
+    /// parameters: one bootstrap's worst slot is about 2^-19, so the scaled error stays below
+    /// 2^-2 of EvalMod's range.
+    pub const SECOND_ITERATION_GAIN: u32 = 17;
 
     /// [`Self::bootstrap`] with the time of each stage.
     pub fn bootstrap_timed(&self, ct: &Ciphertext) -> Result<(Ciphertext, StageTimes), CkksError> {
-        self.check_input_range(ct.scale, 1.0)?;
         let delta = self.ctx.params().default_scale();
         if libm::fabs(ct.scale / delta - 1.0) > 1e-9 {
             // Another input scale needs the output correction of `bootstrap_with`.
@@ -541,21 +593,7 @@ impl Bootstrapper {
                 right: delta,
             });
         }
-        self.eval.count(Op::Bootstrap, 1);
-        let mut times = StageTimes::default();
-        let clock = Clock::start();
-        let raised = self.mod_raise(ct)?;
-        times.mod_raise = clock.lap();
-        let (re, im) = self.coeffs_to_slots(&raised)?;
-        times.coeffs_to_slots = clock.lap();
-        let (re, im) = self.eval_mod_both(&re, &im)?;
-        times.eval_mod = clock.lap();
-        let out = self.slots_to_coeffs(&re, &im)?;
-        times.slots_to_coeffs = clock.lap();
-        self.count_micros(
-            times.mod_raise + times.coeffs_to_slots + times.eval_mod + times.slots_to_coeffs,
-        );
-        Ok((out, times))
+        self.bootstrap_scaled_timed(ct, 1.0, None, 1.0)
     }
 }
 
