@@ -302,6 +302,38 @@ fn n16_full_slot_bootstrapping() {
 }
 
 #[test]
+fn streamed_transforms_give_the_same_bootstrap() {
+    // Diagonals encoded during the bootstrap (also on the two-iteration path with its scaled
+    // SlotsToCoeffs) against the pre-encoded transforms, on the same input: the same
+    // plaintexts and operations (the keys' noise differs), so the same precision.
+    let lit = literal();
+    let (ctx, sk, bts) = setup(&lit, 31);
+    let streamed_lit = BootstrapParametersLiteral {
+        stream_transforms: true,
+        ..lit.clone()
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let keys = BootstrapKeys::generate(&ctx, &sk, &streamed_lit, &mut rng).unwrap();
+    let streamed = Bootstrapper::new(&ctx, streamed_lit, keys).unwrap();
+    assert_eq!(streamed.output_level(), bts.output_level());
+    let slots = ctx.n() / 2;
+    let v = uniform(&mut rng, slots);
+    let ct = encrypt_at_zero(&ctx, &sk, &v, slots, &mut rng);
+    let decode = |c: &ensi_ckks::Ciphertext| ctx.decode(&sk.decrypt(&ctx, c).unwrap()).unwrap();
+    let a = decode(&bts.bootstrap(&ct).unwrap());
+    let b = decode(&streamed.bootstrap(&ct).unwrap());
+    let pa = PrecisionStats::real(&v, &a);
+    let pb = PrecisionStats::real(&v, &b);
+    eprintln!("pre-encoded {pa:?}\nstreamed {pb:?}");
+    assert!(pb.min_bits >= 24.0 && (pa.min_bits - pb.min_bits).abs() < 1.0);
+    let twice = streamed
+        .bootstrap_twice(&ct, Bootstrapper::SECOND_ITERATION_GAIN)
+        .unwrap();
+    assert_eq!(twice.level(), bts.output_level());
+    assert!(PrecisionStats::real(&v, &decode(&twice)).min_bits >= pb.min_bits + 5.0);
+}
+
+#[test]
 fn a_second_iteration_adds_precision() {
     let lit = literal();
     let (ctx, sk, bts) = setup(&lit, 11);

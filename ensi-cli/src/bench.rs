@@ -93,6 +93,10 @@ pub struct CkksBenchArgs {
     /// (META-BTS; twice the time, about twice the precision bits, the same levels left).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2))]
     boot_iterations: u32,
+    /// `--ops bootstrap` encodes its transforms' diagonals during each bootstrap instead of
+    /// holding them (less memory, more time).
+    #[arg(long)]
+    boot_stream_transforms: bool,
     /// Seed of the random inputs and keys.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -333,6 +337,7 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
     };
     let lit = BootstrapParametersLiteral {
         log_slots: args.boot_log_slots,
+        stream_transforms: args.boot_stream_transforms,
         ..lit
     };
     let ctx = CkksContext::new(params).map_err(err)?;
@@ -349,6 +354,7 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
     let bts = Bootstrapper::new(&ctx, lit.clone(), keys).map_err(err)?;
     let setup_us = start.elapsed().as_secs_f64() * 1e6;
     let slots = lit.slots(ctx.n()).map_err(err)?;
+    let (key_bytes, transform_bytes) = bts.heap_bytes();
     let values = uniform_values(&mut rng, slots);
     let pt = ctx
         .encode(&values, slots, 0, ctx.params().default_scale())
@@ -391,6 +397,9 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
         "slots": slots,
         "setup_us": setup_us,
         "keygen_us": keygen_us,
+        "key_bytes": key_bytes,
+        "galois_keys": bts.evaluator().keys().galois_elements().len(),
+        "transform_bytes": transform_bytes,
         "stages_us": {
             "mod_raise": stage(|t| t.mod_raise),
             "coeffs_to_slots": stage(|t| t.coeffs_to_slots),
@@ -406,6 +415,7 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
             "eval_mod": {"k": lit.k, "double_angle": lit.double_angle, "cos_degree": lit.cos_degree,
                          "arcsine_degree": lit.arcsine_degree},
             "ephemeral_hamming_weight": lit.ephemeral_hamming_weight,
+            "stream_transforms": lit.stream_transforms,
             "security": if args.smoke { "insecure (smoke)" } else { "128-bit (HE standard)" },
         },
     }))

@@ -74,10 +74,13 @@ pub struct Bootstrapper {
     eval: Evaluator,
     dense_to_sparse: DenseToSparseKey,
     sparse_to_dense: SparseToDenseKey,
+    /// CoeffsToSlots encoded at its levels (empty with `stream_transforms`).
     cts: Vec<EncodedLinearTransform>,
+    cts_plain: Vec<LinearTransform>,
     eval_scale: f64,
     stc_plain: Vec<LinearTransform>,
-    /// SlotsToCoeffs encoded for the level and scale EvalMod leaves, as predicted.
+    /// SlotsToCoeffs encoded for the level and scale EvalMod leaves, as predicted (empty with
+    /// `stream_transforms`).
     stc: Vec<EncodedLinearTransform>,
     stc_input: (usize, f64),
     cosine: ChebyshevPoly,
@@ -133,15 +136,11 @@ impl Bootstrapper {
         }
         let mut cts = Vec::with_capacity(cts_plain.len());
         for (i, t) in cts_plain.iter().enumerate() {
+            if literal.stream_transforms {
+                break;
+            }
             let level = top - i;
-            let q_l = ctx.params().q()[level] as f64;
-            // The first transform moves the scale from Delta to the EvalMod scale.
-            let pt_scale = if i == 0 {
-                q_l * eval_scale / delta
-            } else {
-                q_l
-            };
-            cts.push(t.encode(ctx, level, pt_scale)?);
+            cts.push(t.encode(ctx, level, cts_pt_scale(ctx, i, level, eval_scale))?);
         }
         // Predict where EvalMod leaves the ciphertexts, and encode SlotsToCoeffs there.
         let cosine = literal.cosine();
@@ -163,6 +162,9 @@ impl Bootstrapper {
         let stc_input = (level, scale);
         let mut stc = Vec::with_capacity(stc_plain.len());
         for (i, t) in stc_plain.iter().enumerate() {
+            if literal.stream_transforms {
+                break;
+            }
             let lvl = level - i;
             let q_l = q[lvl] as f64;
             let pt_scale = if i == 0 { q_l * delta / scale } else { q_l };
@@ -198,6 +200,7 @@ impl Bootstrapper {
             dense_to_sparse: keys.dense_to_sparse,
             sparse_to_dense: keys.sparse_to_dense,
             cts,
+            cts_plain,
             eval_scale,
             stc_plain,
             stc,
@@ -210,6 +213,22 @@ impl Bootstrapper {
         &self.eval
     }
 
+    /// The bytes held: `(keys, encoded transforms)` (the evaluation keys, the two
+    /// encapsulation keys; the pre-encoded CoeffsToSlots and SlotsToCoeffs diagonals, none with
+    /// [`BootstrapParametersLiteral::stream_transforms`]).
+    pub fn heap_bytes(&self) -> (usize, usize) {
+        let keys = self.eval.keys().heap_bytes()
+            + self.dense_to_sparse.key.heap_bytes()
+            + self.sparse_to_dense.key.heap_bytes();
+        let transforms = self
+            .cts
+            .iter()
+            .chain(&self.stc)
+            .map(|t| t.heap_bytes())
+            .sum();
+        (keys, transforms)
+    }
+
     /// The parameters.
     pub fn literal(&self) -> &BootstrapParametersLiteral {
         &self.literal
@@ -217,7 +236,7 @@ impl Bootstrapper {
 
     /// The level of the output (the top level minus the levels bootstrapping consumes).
     pub fn output_level(&self) -> usize {
-        self.stc_input.0 - self.stc.len()
+        self.stc_input.0 - self.stc_plain.len()
     }
 
     /// Stage 1: drops `ct` to level 0, switches it to the ephemeral sparse key, reads it modulo
@@ -269,8 +288,17 @@ impl Bootstrapper {
     pub fn coeffs_to_slots(&self, ct: &Ciphertext) -> Result<(Ciphertext, Ciphertext), CkksError> {
         let e = &self.eval;
         let mut x = ct.clone();
-        for (i, t) in self.cts.iter().enumerate() {
-            x = e.rescale(&e.linear_transform(&x, t)?)?;
+        for (i, t) in self.cts_plain.iter().enumerate() {
+            let out = match self.cts.get(i) {
+                Some(encoded) => e.linear_transform(&x, encoded)?,
+                None => {
+                    let pt_scale = cts_pt_scale(&self.ctx, i, x.level(), self.eval_scale);
+                    e.linear_transform_streamed(&x, &t.shape(), pt_scale, |k| {
+                        Ok(t.diagonals()[&k].clone())
+                    })?
+                }
+            };
+            x = e.rescale(&out)?;
             if i == 0 {
                 x.reinterpret_scale(self.eval_scale)?;
             } else {
@@ -361,14 +389,15 @@ impl Bootstrapper {
     fn stc_of(&self, mut w: Ciphertext, factor: Option<&[f64]>) -> Result<Ciphertext, CkksError> {
         let e = &self.eval;
         let target = self.ctx.params().default_scale();
-        let predicted =
-            w.level() == self.stc_input.0 && libm::fabs(w.scale / self.stc_input.1 - 1.0) < 1e-9;
+        let predicted = !self.stc.is_empty()
+            && w.level() == self.stc_input.0
+            && libm::fabs(w.scale / self.stc_input.1 - 1.0) < 1e-9;
         let last = self.stc_plain.len() - 1;
         for (i, t) in self.stc_plain.iter().enumerate() {
             let scale_in = w.scale;
+            let q_l = self.ctx.params().q()[w.level()] as f64;
+            let pt_scale = if i == 0 { q_l * target / scale_in } else { q_l };
             let out = if let (true, Some(f)) = (i == last, factor) {
-                let q_l = self.ctx.params().q()[w.level()] as f64;
-                let pt_scale = if i == 0 { q_l * target / scale_in } else { q_l };
                 e.linear_transform_streamed(&w, &t.shape(), pt_scale, |k| {
                     let d = &t.diagonals()[&k];
                     Ok(d.iter().zip(f).map(|(z, &g)| z * g).collect())
@@ -376,10 +405,11 @@ impl Bootstrapper {
             } else if predicted {
                 e.linear_transform(&w, &self.stc[i])?
             } else {
-                // Another level or scale than planned (stages used on their own): encode now.
-                let q_l = self.ctx.params().q()[w.level()] as f64;
-                let pt_scale = if i == 0 { q_l * target / scale_in } else { q_l };
-                e.linear_transform(&w, &t.encode(&self.ctx, w.level(), pt_scale)?)?
+                // Streamed transforms, or another level or scale than planned (stages used on
+                // their own): encode each diagonal as it is used.
+                e.linear_transform_streamed(&w, &t.shape(), pt_scale, |k| {
+                    Ok(t.diagonals()[&k].clone())
+                })?
             };
             w = e.rescale(&out)?;
             // The first transform brings the scale back to the default; the others keep it.
@@ -594,6 +624,17 @@ impl Bootstrapper {
             });
         }
         self.bootstrap_scaled_timed(ct, 1.0, None, 1.0)
+    }
+}
+
+/// The plaintext scale of CoeffsToSlots transform `i` at `level`: the first one moves the
+/// scale from `Delta` to the EvalMod scale, the others keep it.
+fn cts_pt_scale(ctx: &CkksContext, i: usize, level: usize, eval_scale: f64) -> f64 {
+    let q_l = ctx.params().q()[level] as f64;
+    if i == 0 {
+        q_l * eval_scale / ctx.params().default_scale()
+    } else {
+        q_l
     }
 }
 

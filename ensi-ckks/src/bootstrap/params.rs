@@ -43,6 +43,11 @@ pub struct BootstrapParametersLiteral {
     /// (its error grows as `(2 pi scale bound / q_0)^2`). Default 8 (Lattigo's default message
     /// ratio): at the default set (`q_0 ~ 2^60`, scale `2^50`) inputs up to `|x| <= 4`.
     pub log_message_ratio: u32,
+    /// Encode the CoeffsToSlots and SlotsToCoeffs diagonals during each bootstrap instead of
+    /// holding them encoded: at the default N = 2^16 set the bootstrapper then holds about
+    /// 3.5 GB less (the diagonals at 24-26 and 11-13 primes), and each bootstrap encodes ~380
+    /// diagonals (one FFT and one NTT per prime each). Default `false`.
+    pub stream_transforms: bool,
 }
 
 impl Default for BootstrapParametersLiteral {
@@ -59,6 +64,7 @@ impl Default for BootstrapParametersLiteral {
             bsgs_ratio: 2.0,
             log_eval_scale: Some(60),
             log_message_ratio: 8,
+            stream_transforms: false,
         }
     }
 }

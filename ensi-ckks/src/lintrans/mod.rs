@@ -334,6 +334,15 @@ pub struct EncodedLinearTransform {
 }
 
 impl EncodedLinearTransform {
+    /// The bytes the encoded diagonals hold.
+    pub fn heap_bytes(&self) -> usize {
+        self.groups
+            .values()
+            .flatten()
+            .map(|(_, pt)| pt.poly.limbs() * pt.poly.n() * 8)
+            .sum()
+    }
+
     /// The level the diagonals are encoded at (the input ciphertext's level).
     pub fn level(&self) -> usize {
         self.level
