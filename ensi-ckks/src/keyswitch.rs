@@ -198,9 +198,18 @@ fn switch_decomposed_in(
         let kb: Vec<&[u64]> = (0..digits)
             .map(|j| key.limb_at(false, j, g, q_count))
             .collect();
-        let ka: Vec<&[u64]> = (0..digits)
-            .map(|j| key.limb_at(true, j, g, q_count))
-            .collect();
+        // A compacted key's uniform halves are regenerated here, limb by limb.
+        let mut fresh = vec![0u64; if key.is_compact() { digits * n } else { 0 }];
+        for (j, out) in fresh.chunks_mut(n).enumerate() {
+            key.regenerate_a(j, g, q_count, &moduli[g], out);
+        }
+        let ka: Vec<&[u64]> = if key.is_compact() {
+            fresh.chunks(n).collect()
+        } else {
+            (0..digits)
+                .map(|j| key.limb_at(true, j, g, q_count))
+                .collect()
+        };
         let src: Vec<&[u64]> = (0..digits)
             .map(|j| &data[(j * ext + e) * n..(j * ext + e + 1) * n])
             .collect();

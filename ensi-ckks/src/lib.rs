@@ -47,8 +47,8 @@ pub use context::CkksContext;
 pub use encryption::NoiseFlooding;
 pub use error::CkksError;
 pub use evalkeys::{
-    EvaluationKey, EvaluationKeySet, GaloisKey, KeyRequest, KeySink, RelinearizationKey,
-    generate_evaluation_keys,
+    CompactGalois, EvaluationKey, EvaluationKeySet, GaloisKey, KeyRequest, KeySink,
+    RelinearizationKey, generate_evaluation_keys,
 };
 pub use evaluator::{Evaluator, OpCount};
 pub use keys::{PublicKey, SecretKey};

@@ -95,6 +95,17 @@ pub struct SwitchingKey {
     /// What [`SwitchingKey::truncate`] kept (then `b` and `a` are empty); `None` for a whole
     /// key.
     pub(crate) cut: Option<alloc::boxed::Box<Truncated>>,
+    /// Where the uniform halves' limbs start in their keystreams, once
+    /// [`SwitchingKey::compact`] dropped them (then `a` and the truncated `a` are empty).
+    pub(crate) regen: Option<alloc::boxed::Box<Regenerable>>,
+}
+
+/// The random access into the `a_j` expansions of a compacted key: digit `j`'s seed and, for
+/// every limb `g` of the span's basis, the keystream position its residues start at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Regenerable {
+    digit_seeds: Vec<[u8; 32]>,
+    starts: Vec<Vec<u128>>,
 }
 
 /// The limbs of a truncated key: per digit, the first `q_limbs` `Q` limbs then the `P` limbs,
@@ -170,6 +181,7 @@ impl SwitchingKey {
             params_id: ctx.id(),
             span,
             cut: None,
+            regen: None,
         })
     }
 
@@ -197,6 +209,7 @@ impl SwitchingKey {
             params_id: ctx.id(),
             span,
             cut: None,
+            regen: None,
         })
     }
 
@@ -245,7 +258,11 @@ impl SwitchingKey {
             n,
             log_modulus,
             b: (0..digits).map(|j| cut(j, false)).collect(),
-            a: (0..digits).map(|j| cut(j, true)).collect(),
+            a: if self.regen.is_some() {
+                Vec::new()
+            } else {
+                (0..digits).map(|j| cut(j, true)).collect()
+            },
         };
         self.b = Vec::new();
         self.a = Vec::new();
@@ -253,8 +270,71 @@ impl SwitchingKey {
         Ok(())
     }
 
+    /// Drops the uniform halves `a_j` (half the key's memory), keeping where each of their limbs
+    /// starts in its seed's expansion: a key switch then regenerates the limbs it reads
+    /// ([`Self::regenerate_a`], one ChaCha20 pass over them), the same residues bit for bit.
+    /// Memory for time: at N = 2^16 a key switch at the top level expands about 100 MB of
+    /// keystream. Returns the bytes freed; a compacted key still serializes (it keeps its seed).
+    pub fn compact(&mut self, ctx: &CkksContext) -> Result<usize, CkksError> {
+        ctx.check_id(self.params_id)?;
+        if self.regen.is_some() {
+            return Ok(0);
+        }
+        let before = self.heap_bytes();
+        let space = ctx.space(self.span);
+        let moduli = &space.ring.basis().moduli()[..space.key_limbs()];
+        let mut scratch = vec![0u64; ctx.n()];
+        let mut digit_seeds = Vec::with_capacity(self.digits());
+        let mut starts = Vec::with_capacity(self.digits());
+        for j in 0..self.digits() {
+            let seed = digit_seed(&self.seed, j);
+            // Rejection sampling: where a limb starts is known only by expanding those before.
+            let mut expander = sample::SeedExpander::new(&seed);
+            let mut at = Vec::with_capacity(moduli.len());
+            for m in moduli {
+                at.push(expander.position());
+                expander.next_limb(m, &mut scratch);
+            }
+            digit_seeds.push(seed);
+            starts.push(at);
+        }
+        self.a = Vec::new();
+        if let Some(c) = &mut self.cut {
+            c.a = Vec::new();
+        }
+        self.regen = Some(alloc::boxed::Box::new(Regenerable {
+            digit_seeds,
+            starts,
+        }));
+        Ok(before - self.heap_bytes())
+    }
+
+    /// Whether the uniform halves were dropped ([`Self::compact`]).
+    pub fn is_compact(&self) -> bool {
+        self.regen.is_some()
+    }
+
+    /// Limb `g` (of the span's basis, prime `m`) of digit `j`'s `a_j` into `out`: copied, or
+    /// regenerated from the seed for a compacted key. A truncated key must hold the limb.
+    pub(crate) fn regenerate_a(
+        &self,
+        j: usize,
+        g: usize,
+        q_count: usize,
+        m: &ensi_math::Modulus,
+        out: &mut [u64],
+    ) {
+        match &self.regen {
+            Some(r) => {
+                sample::SeedExpander::resume(&r.digit_seeds[j], r.starts[j][g]).next_limb(m, out)
+            }
+            None => out.copy_from_slice(self.limb_at(true, j, g, q_count)),
+        }
+    }
+
     /// Limb `g` of the span's basis (`q_count` its `Q` primes) of digit `j`'s `a_j`
-    /// (`a_part`) or `b_j`. A truncated key must hold it (callers check the level first).
+    /// (`a_part`; not for a compacted key) or `b_j`. A truncated key must hold it (callers
+    /// check the level first).
     pub(crate) fn limb_at(&self, a_part: bool, j: usize, g: usize, q_count: usize) -> &[u64] {
         match &self.cut {
             None => (if a_part { &self.a } else { &self.b })[j].limb(g),

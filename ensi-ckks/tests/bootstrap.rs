@@ -303,18 +303,31 @@ fn n16_full_slot_bootstrapping() {
 
 #[test]
 fn streamed_transforms_give_the_same_bootstrap() {
-    // Diagonals encoded during the bootstrap (also on the two-iteration path with its scaled
-    // SlotsToCoeffs) against the pre-encoded transforms, on the same input: the same
-    // plaintexts and operations (the keys' noise differs), so the same precision.
+    // Low memory (diagonals encoded during the bootstrap, also on the two-iteration path with
+    // its scaled SlotsToCoeffs; EvalMod's halves in sequence; Galois keys compacted and cut to
+    // the levels bootstrapping uses them at) against the defaults, on the same input: the same
+    // plaintexts and operations (the keys' noise differs), so the same precision; a cut key
+    // used above its level would be an error.
     let lit = literal();
     let (ctx, sk, bts) = setup(&lit, 31);
     let streamed_lit = BootstrapParametersLiteral {
-        stream_transforms: true,
+        low_memory: true,
+        compact_keys: true,
         ..lit.clone()
     };
     let mut rng = ChaCha20Rng::seed_from_u64(31);
     let keys = BootstrapKeys::generate(&ctx, &sk, &streamed_lit, &mut rng).unwrap();
+    let galois = keys.evaluation.galois_elements();
+    assert!(!galois.is_empty());
+    for &g in &galois {
+        let key = keys.evaluation.galois(g).unwrap().switching_key();
+        assert!(key.is_compact());
+    }
     let streamed = Bootstrapper::new(&ctx, streamed_lit, keys).unwrap();
+    let (key_bytes, transform_bytes) = streamed.heap_bytes();
+    let (whole_key_bytes, whole_transform_bytes) = bts.heap_bytes();
+    assert_eq!(transform_bytes, 0);
+    assert!(whole_transform_bytes > 0 && key_bytes < whole_key_bytes);
     assert_eq!(streamed.output_level(), bts.output_level());
     let slots = ctx.n() / 2;
     let v = uniform(&mut rng, slots);

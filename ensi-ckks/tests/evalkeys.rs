@@ -323,6 +323,96 @@ fn truncated_galois_keys_switch_exactly_as_whole_keys() {
     }
 }
 
+/// Compacted Galois keys (uniform halves dropped, regenerated from the seed at each switch):
+/// half the bytes; rotations, hoisted rotations and conjugations at every level give the same
+/// ciphertexts as the whole keys, bit for bit; a compacted key serializes to the same bytes as
+/// the whole key; a compacted truncated key switches like the truncated one.
+#[test]
+fn compacted_galois_keys_switch_exactly_as_whole_keys() {
+    let ctx = context(10, 7); // 8 Q primes, 4 digits of 2, 2 P primes
+    let mut rng = ChaCha20Rng::seed_from_u64(29);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let steps = [1isize, -3, 5];
+    let request = KeyRequest::new()
+        .with_rotations(&ctx, &steps)
+        .with_conjugation(&ctx);
+    let whole = EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap();
+    let mut compact = whole.clone();
+    let before = compact.heap_bytes();
+    let galois_bytes: usize = whole
+        .galois_elements()
+        .iter()
+        .map(|&g| whole.galois(g).unwrap().switching_key().heap_bytes())
+        .sum();
+    let freed = compact.compact_galois(&ctx).unwrap();
+    assert_eq!(freed, galois_bytes / 2);
+    assert_eq!(compact.heap_bytes(), before - freed);
+    assert_eq!(compact.compact_galois(&ctx).unwrap(), 0);
+    for g in whole.galois_elements() {
+        let (w, c) = (whole.galois(g).unwrap(), compact.galois(g).unwrap());
+        assert!(c.switching_key().is_compact() && !w.switching_key().is_compact());
+        assert_eq!(
+            EvaluationKey::Galois(w.clone()).to_bytes().unwrap(),
+            EvaluationKey::Galois(c.clone()).to_bytes().unwrap()
+        );
+    }
+    // Truncated after compaction: both cuts switch alike at their levels.
+    let max_level = 3;
+    let mut cut_whole = whole.clone();
+    cut_whole
+        .truncate_galois_except(&ctx, max_level, &[])
+        .unwrap();
+    let mut cut_compact = compact.clone();
+    cut_compact
+        .truncate_galois_except(&ctx, max_level, &[])
+        .unwrap();
+    let e_whole = Evaluator::new(&ctx, whole).unwrap();
+    let e_compact = Evaluator::new(&ctx, compact).unwrap();
+    let e_cut_whole = Evaluator::new(&ctx, cut_whole).unwrap();
+    let e_cut_compact = Evaluator::new(&ctx, cut_compact).unwrap();
+    let slots = ctx.n() / 2;
+    let v = values(&mut rng, slots);
+    let bytes = |v: Vec<ensi_ckks::Ciphertext>| -> Vec<Vec<u8>> {
+        v.iter().map(|c| c.to_bytes().unwrap()).collect()
+    };
+    for level in 0..=ctx.max_level() {
+        let pt = ctx
+            .encode(&v, slots, level, ctx.params().default_scale())
+            .unwrap();
+        let ct = sk.encrypt(&ctx, &pt, &mut rng).unwrap();
+        for &s in &steps {
+            let a = e_whole.rotate(&ct, s).unwrap();
+            let b = e_compact.rotate(&ct, s).unwrap();
+            assert_eq!(
+                a.to_bytes().unwrap(),
+                b.to_bytes().unwrap(),
+                "{s} at {level}"
+            );
+            let got = ctx.decode(&sk.decrypt(&ctx, &b).unwrap()).unwrap();
+            let err = (0..slots)
+                .map(|i| (got[i] - v[(i as isize + s).rem_euclid(slots as isize) as usize]).abs())
+                .fold(0.0f64, f64::max);
+            assert!(err < 1e-6, "rotation {s} at level {level}: {err}");
+        }
+        assert_eq!(
+            bytes(e_whole.rotate_hoisted(&ct, &steps).unwrap()),
+            bytes(e_compact.rotate_hoisted(&ct, &steps).unwrap())
+        );
+        assert_eq!(
+            e_whole.conjugate(&ct).unwrap().to_bytes().unwrap(),
+            e_compact.conjugate(&ct).unwrap().to_bytes().unwrap()
+        );
+        if level <= max_level {
+            assert_eq!(
+                bytes(e_cut_whole.rotate_hoisted(&ct, &steps).unwrap()),
+                bytes(e_cut_compact.rotate_hoisted(&ct, &steps).unwrap())
+            );
+        } else {
+            assert!(e_cut_compact.rotate(&ct, 1).is_err());
+        }
+    }
+}
+
 /// Level-0 Galois keys (over `q_0 p_0`): serialized under their own tag and decoded back into a
 /// level-0 key (a full key's tag never yields one), two limbs in one digit at N = 2^16; at
 /// level 0 a rotation with one decrypts to the rotated message, as a full key's does; above

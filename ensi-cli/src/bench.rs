@@ -93,10 +93,11 @@ pub struct CkksBenchArgs {
     /// (META-BTS; twice the time, about twice the precision bits, the same levels left).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2))]
     boot_iterations: u32,
-    /// `--ops bootstrap` encodes its transforms' diagonals during each bootstrap instead of
-    /// holding them (less memory, more time).
+    /// `--ops bootstrap` in low memory: diagonals encoded per call, EvalMod's halves in
+    /// sequence, Galois keys compacted and cut to their levels (under 6 GB at N = 2^16, about
+    /// 1.6x the time). `BootstrapParametersLiteral::{low_memory, compact_keys}`.
     #[arg(long)]
-    boot_stream_transforms: bool,
+    boot_low_memory: bool,
     /// Seed of the random inputs and keys.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -337,7 +338,8 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
     };
     let lit = BootstrapParametersLiteral {
         log_slots: args.boot_log_slots,
-        stream_transforms: args.boot_stream_transforms,
+        low_memory: args.boot_low_memory,
+        compact_keys: args.boot_low_memory,
         ..lit
     };
     let ctx = CkksContext::new(params).map_err(err)?;
@@ -355,6 +357,7 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
     let setup_us = start.elapsed().as_secs_f64() * 1e6;
     let slots = lit.slots(ctx.n()).map_err(err)?;
     let (key_bytes, transform_bytes) = bts.heap_bytes();
+    let peak_rss_setup = crate::bench_layer::peak_rss();
     let values = uniform_values(&mut rng, slots);
     let pt = ctx
         .encode(&values, slots, 0, ctx.params().default_scale())
@@ -398,6 +401,8 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
         "setup_us": setup_us,
         "keygen_us": keygen_us,
         "key_bytes": key_bytes,
+        "peak_rss_after_setup_bytes": peak_rss_setup,
+        "peak_rss_bytes": crate::bench_layer::peak_rss(),
         "galois_keys": bts.evaluator().keys().galois_elements().len(),
         "transform_bytes": transform_bytes,
         "stages_us": {
@@ -415,7 +420,8 @@ fn bench_bootstrap(args: &CkksBenchArgs, reps: usize) -> Result<Value, String> {
             "eval_mod": {"k": lit.k, "double_angle": lit.double_angle, "cos_degree": lit.cos_degree,
                          "arcsine_degree": lit.arcsine_degree},
             "ephemeral_hamming_weight": lit.ephemeral_hamming_weight,
-            "stream_transforms": lit.stream_transforms,
+            "low_memory": lit.low_memory,
+            "compact_keys": lit.compact_keys,
             "security": if args.smoke { "insecure (smoke)" } else { "128-bit (HE standard)" },
         },
     }))

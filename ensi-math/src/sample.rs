@@ -134,6 +134,21 @@ impl SeedExpander {
         }
     }
 
+    /// Resumes the expansion of `seed` at keystream position `position` (as
+    /// [`Self::position`] reported it before some limb): the next limb is that limb again.
+    /// Random access into an expansion, for a holder that drops the uniform halves of a key
+    /// and regenerates only the limbs it reads.
+    pub fn resume(seed: &[u8; 32], position: u128) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(*seed);
+        rng.set_word_pos(position);
+        Self { rng }
+    }
+
+    /// The keystream position (in 32-bit words) the next limb starts at.
+    pub fn position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
     /// Fills `out` (the next limb, `N` residues) with the next uniform residues modulo `q`.
     pub fn next_limb(&mut self, q: &Modulus, out: &mut [u64]) {
         fill_uniform(&mut self.rng, q, out);

@@ -137,6 +137,17 @@ fn seed_expansion_is_reproducible() {
         expander.next_limb(&Modulus::new(q).unwrap(), &mut limb);
         assert_eq!(limb, a.limb(i), "limb {i}");
     }
+    // Random access: resuming at the position a limb started at gives that limb again.
+    let mut expander = SeedExpander::new(&seed);
+    let mut starts = Vec::new();
+    for &q in &primes {
+        starts.push(expander.position());
+        expander.next_limb(&Modulus::new(q).unwrap(), &mut limb);
+    }
+    for (i, (&q, &at)) in primes.iter().zip(&starts).enumerate().rev() {
+        SeedExpander::resume(&seed, at).next_limb(&Modulus::new(q).unwrap(), &mut limb);
+        assert_eq!(limb, a.limb(i), "limb {i} resumed");
+    }
     // A lower level is a prefix of the expansion.
     let low: RnsPoly<Coeff> = expand_seed(&ctx, 1, &seed).unwrap();
     assert_eq!(low.as_slice(), a.limb(0));

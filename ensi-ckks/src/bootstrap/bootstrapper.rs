@@ -74,13 +74,13 @@ pub struct Bootstrapper {
     eval: Evaluator,
     dense_to_sparse: DenseToSparseKey,
     sparse_to_dense: SparseToDenseKey,
-    /// CoeffsToSlots encoded at its levels (empty with `stream_transforms`).
+    /// CoeffsToSlots encoded at its levels (empty with `low_memory`).
     cts: Vec<EncodedLinearTransform>,
     cts_plain: Vec<LinearTransform>,
     eval_scale: f64,
     stc_plain: Vec<LinearTransform>,
     /// SlotsToCoeffs encoded for the level and scale EvalMod leaves, as predicted (empty with
-    /// `stream_transforms`).
+    /// `low_memory`).
     stc: Vec<EncodedLinearTransform>,
     stc_input: (usize, f64),
     cosine: ChebyshevPoly,
@@ -118,9 +118,7 @@ impl Bootstrapper {
         }
         let (cts_plain, stc_plain) = literal.transforms(ctx)?;
         let delta = ctx.params().default_scale();
-        let eval_scale = literal
-            .log_eval_scale
-            .map_or(delta, |l| libm::ldexp(1.0, l as i32));
+        let eval_scale = literal.eval_scale(ctx);
         // CoeffsToSlots and EvalMod keep the EvalMod scale: their primes must match it, or the
         // scale would drift by the ratio at every level.
         let log_eval = libm::log2(eval_scale);
@@ -136,7 +134,7 @@ impl Bootstrapper {
         }
         let mut cts = Vec::with_capacity(cts_plain.len());
         for (i, t) in cts_plain.iter().enumerate() {
-            if literal.stream_transforms {
+            if literal.low_memory {
                 break;
             }
             let level = top - i;
@@ -146,23 +144,11 @@ impl Bootstrapper {
         let cosine = literal.cosine();
         let arcsine = literal.arcsine();
         let q = ctx.params().q();
-        let mut level = top - literal.cts_level_budget;
-        level -= cosine.depth_at(level)?;
-        let mut scale = eval_scale;
-        for _ in 0..literal.double_angle {
-            scale = scale * scale / q[level] as f64;
-            level = level.checked_sub(1).ok_or(CkksError::NoLevelLeft)?;
-        }
-        if let Some(a) = &arcsine {
-            level -= a.depth_at(level)?;
-        }
-        if level < literal.stc_level_budget {
-            return Err(CkksError::NoLevelLeft);
-        }
+        let (level, scale) = literal.eval_mod_output(ctx)?;
         let stc_input = (level, scale);
         let mut stc = Vec::with_capacity(stc_plain.len());
         for (i, t) in stc_plain.iter().enumerate() {
-            if literal.stream_transforms {
+            if literal.low_memory {
                 break;
             }
             let lvl = level - i;
@@ -189,7 +175,15 @@ impl Bootstrapper {
                 reason: "bootstrapping keys of the wrong span",
             });
         }
-        let eval = Evaluator::new(ctx, keys.evaluation)?;
+        let mut evaluation = keys.evaluation;
+        if literal.compact_keys {
+            evaluation.compact_galois(ctx)?;
+            // Each of bootstrapping's Galois keys cut to the highest level it is used at.
+            for (g, level) in literal.galois_levels(ctx)? {
+                evaluation.truncate_galois(ctx, g, level)?;
+            }
+        }
+        let eval = Evaluator::new(ctx, evaluation)?;
         Ok(Self {
             ctx: ctx.clone(),
             cosine,
@@ -215,7 +209,7 @@ impl Bootstrapper {
 
     /// The bytes held: `(keys, encoded transforms)` (the evaluation keys, the two
     /// encapsulation keys; the pre-encoded CoeffsToSlots and SlotsToCoeffs diagonals, none with
-    /// [`BootstrapParametersLiteral::stream_transforms`]).
+    /// [`BootstrapParametersLiteral::low_memory`]).
     pub fn heap_bytes(&self) -> (usize, usize) {
         let keys = self.eval.keys().heap_bytes()
             + self.dense_to_sparse.key.heap_bytes()
@@ -559,7 +553,11 @@ impl Bootstrapper {
         im: &Ciphertext,
     ) -> Result<(Ciphertext, Ciphertext), CkksError> {
         #[cfg(feature = "parallel")]
-        let (re, im) = rayon::join(|| self.eval_mod(re), || self.eval_mod(im));
+        let (re, im) = if self.literal.low_memory {
+            (self.eval_mod(re), self.eval_mod(im))
+        } else {
+            rayon::join(|| self.eval_mod(re), || self.eval_mod(im))
+        };
         #[cfg(not(feature = "parallel"))]
         let (re, im) = (self.eval_mod(re), self.eval_mod(im));
         Ok((re?.0, im?.0))

@@ -170,8 +170,9 @@ pub struct BootstrapKeys {
 }
 
 impl BootstrapKeys {
-    /// Generates the bootstrapping keys of `sk` for `literal` (the client side), all in memory.
-    /// [`generate_bootstrap_keys`] streams the same keys one at a time instead.
+    /// Generates the bootstrapping keys of `sk` for `literal` (the client side), all in memory;
+    /// with [`BootstrapParametersLiteral::compact_keys`] each Galois key is cut and compacted
+    /// as it is made. [`generate_bootstrap_keys`] streams the same keys one at a time instead.
     pub fn generate<G: RngCore + CryptoRng>(
         ctx: &Arc<CkksContext>,
         sk: &SecretKey,
@@ -179,7 +180,17 @@ impl BootstrapKeys {
         rng: &mut G,
     ) -> Result<Self, CkksError> {
         let mut set = EvaluationKeySet::new();
-        generate_bootstrap_keys(ctx, sk, literal, &KeyRequest::new(), &mut set, rng)?;
+        if literal.compact_keys {
+            let mut sink = crate::evalkeys::CompactGalois {
+                ctx: ctx.as_ref(),
+                cut: literal.galois_levels(ctx)?,
+                inner: set,
+            };
+            generate_bootstrap_keys(ctx, sk, literal, &KeyRequest::new(), &mut sink, rng)?;
+            set = sink.inner;
+        } else {
+            generate_bootstrap_keys(ctx, sk, literal, &KeyRequest::new(), &mut set, rng)?;
+        }
         Self::from_set(set)
     }
 

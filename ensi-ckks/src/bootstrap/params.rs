@@ -43,11 +43,22 @@ pub struct BootstrapParametersLiteral {
     /// (its error grows as `(2 pi scale bound / q_0)^2`). Default 8 (Lattigo's default message
     /// ratio): at the default set (`q_0 ~ 2^60`, scale `2^50`) inputs up to `|x| <= 4`.
     pub log_message_ratio: u32,
-    /// Encode the CoeffsToSlots and SlotsToCoeffs diagonals during each bootstrap instead of
-    /// holding them encoded: at the default N = 2^16 set the bootstrapper then holds about
-    /// 3.5 GB less (the diagonals at 24-26 and 11-13 primes), and each bootstrap encodes ~380
-    /// diagonals (one FFT and one NTT per prime each). Default `false`.
-    pub stream_transforms: bool,
+    /// Low-memory evaluation: the CoeffsToSlots and SlotsToCoeffs diagonals are encoded during
+    /// each bootstrap instead of held encoded (at the default N = 2^16 set 3.1 GB less, the
+    /// diagonals at 24-26 and 11-13 primes; each bootstrap then encodes ~380 diagonals, one FFT
+    /// and one NTT per prime each), and the two EvalMod halves run one after the other instead
+    /// of side by side (half EvalMod's working memory, about 1 s more on 2 threads). With
+    /// [`Self::compact_keys`], a bootstrap at the default set peaks below 6 GB. Default `false`.
+    pub low_memory: bool,
+    /// Compact the Galois keys handed to the bootstrapper
+    /// ([`crate::EvaluationKeySet::compact_galois`]): their uniform halves are regenerated from
+    /// the seeds at each rotation; and cut each key of bootstrapping's own rotations to the
+    /// highest level bootstrapping uses it at ([`crate::SwitchingKey::truncate`]: a circuit
+    /// that also rotates by those steps above that level needs its own keys).
+    /// [`crate::BootstrapKeys::generate`] compacts each key as it is made. At the default
+    /// N = 2^16 set, 4.3 GB less for a ChaCha20 pass over the limbs each rotation reads.
+    /// Default `false`.
+    pub compact_keys: bool,
 }
 
 impl Default for BootstrapParametersLiteral {
@@ -64,7 +75,8 @@ impl Default for BootstrapParametersLiteral {
             bsgs_ratio: 2.0,
             log_eval_scale: Some(60),
             log_message_ratio: 8,
-            stream_transforms: false,
+            low_memory: false,
+            compact_keys: false,
         }
     }
 }
@@ -125,6 +137,78 @@ impl BootstrapParametersLiteral {
             } else {
                 0
             }
+    }
+
+    /// The EvalMod scale: `2^log_eval_scale`, or the default scale.
+    pub(crate) fn eval_scale(&self, ctx: &CkksContext) -> f64 {
+        self.log_eval_scale
+            .map_or(ctx.params().default_scale(), |l| libm::ldexp(1.0, l as i32))
+    }
+
+    /// Where EvalMod leaves the ciphertexts (the input of SlotsToCoeffs): `(level, scale)`,
+    /// as the scales evolve through the cosine, the double angles and the arcsine.
+    pub(crate) fn eval_mod_output(&self, ctx: &CkksContext) -> Result<(usize, f64), CkksError> {
+        let q = ctx.params().q();
+        let mut level = ctx
+            .max_level()
+            .checked_sub(self.cts_level_budget)
+            .ok_or(CkksError::NoLevelLeft)?;
+        level = level
+            .checked_sub(self.cosine().depth_at(level)?)
+            .ok_or(CkksError::NoLevelLeft)?;
+        let mut scale = self.eval_scale(ctx);
+        for _ in 0..self.double_angle {
+            scale = scale * scale / q[level] as f64;
+            level = level.checked_sub(1).ok_or(CkksError::NoLevelLeft)?;
+        }
+        if let Some(a) = &self.arcsine() {
+            level = level
+                .checked_sub(a.depth_at(level)?)
+                .ok_or(CkksError::NoLevelLeft)?;
+        }
+        if level < self.stc_level_budget {
+            return Err(CkksError::NoLevelLeft);
+        }
+        Ok((level, scale))
+    }
+
+    /// The highest level bootstrapping uses each of its Galois elements at: the partial
+    /// trace's at the top, CoeffsToSlots transform `i` at `top - i`, the conjugation after
+    /// CoeffsToSlots, SlotsToCoeffs transform `i` at EvalMod's output level minus `i`. What
+    /// [`Self::compact_keys`] cuts the keys to.
+    pub fn galois_levels(
+        &self,
+        ctx: &CkksContext,
+    ) -> Result<alloc::collections::BTreeMap<usize, usize>, CkksError> {
+        let top = ctx.max_level();
+        let slots = self.slots(ctx.n())?;
+        let (cts, stc) = self.transforms(ctx)?;
+        let (stc_level, _) = self.eval_mod_output(ctx)?;
+        let mut highest = alloc::collections::BTreeMap::new();
+        let mut use_at = |g: usize, level: usize| {
+            let h = highest.entry(g).or_insert(level);
+            *h = (*h).max(level);
+        };
+        let mut k = slots;
+        while k < ctx.n() / 2 {
+            use_at(ctx.rotation_galois_element(k as isize), top);
+            k *= 2;
+        }
+        for (i, t) in cts.iter().enumerate() {
+            for g in t.galois_elements(ctx) {
+                use_at(g, top - i);
+            }
+        }
+        use_at(
+            ctx.conjugation_galois_element(),
+            top - self.cts_level_budget,
+        );
+        for (i, t) in stc.iter().enumerate() {
+            for g in t.galois_elements(ctx) {
+                use_at(g, stc_level - i);
+            }
+        }
+        Ok(highest)
     }
 
     /// Levels consumed by the whole bootstrapping.
