@@ -37,6 +37,11 @@ impl RelinearizationKey {
         })
     }
 
+    /// Drops the uniform halves, regenerated at each use ([`SwitchingKey::compact`]).
+    pub fn compact(&mut self, ctx: &CkksContext) -> Result<usize, CkksError> {
+        self.key.compact(ctx)
+    }
+
     /// The switching key.
     pub fn switching_key(&self) -> &SwitchingKey {
         &self.key
@@ -118,6 +123,11 @@ impl GaloisKey {
         self.key.truncate(ctx, max_level)
     }
 
+    /// Drops the uniform halves, regenerated at each use ([`SwitchingKey::compact`]).
+    pub fn compact(&mut self, ctx: &CkksContext) -> Result<usize, CkksError> {
+        self.key.compact(ctx)
+    }
+
     /// The switching key.
     pub fn switching_key(&self) -> &SwitchingKey {
         &self.key
@@ -151,6 +161,11 @@ impl DenseToSparseKey {
 }
 
 impl SparseToDenseKey {
+    /// Drops the uniform halves, regenerated at each use ([`SwitchingKey::compact`]).
+    pub fn compact(&mut self, ctx: &CkksContext) -> Result<usize, CkksError> {
+        self.key.compact(ctx)
+    }
+
     /// The switching key.
     pub fn switching_key(&self) -> &SwitchingKey {
         &self.key

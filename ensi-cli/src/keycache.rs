@@ -10,7 +10,7 @@ use crate::keygen::{finish_bytes, key_file};
 use crate::sets::load_context;
 use ensi_ckks::{
     BootstrapKeys, BootstrapParametersLiteral, CkksContext, EvaluationKey, EvaluationKeySet,
-    KeyRequest, KeySink, SecretKey, generate_bootstrap_keys, generate_evaluation_keys,
+    GaloisKey, KeyRequest, KeySink, SecretKey, generate_bootstrap_keys, generate_evaluation_keys,
 };
 use rand_core::{CryptoRng, RngCore};
 use std::path::Path;
@@ -45,10 +45,8 @@ impl KeySink for TeeSink<'_> {
             let bytes = finish_bytes(key.to_bytes()?, self.test_keys)?;
             write_atomic(&dir.join(key_file(&key)), &bytes, false, true).map_err(SinkError)?;
         }
-        if let EvaluationKey::Galois(k) = &mut key
-            && !self.trim.keep.contains(&k.galois_element())
-        {
-            k.truncate(self.ctx, self.trim.level)?;
+        if let EvaluationKey::Galois(k) = &mut key {
+            self.trim.key(self.ctx, k)?;
         }
         self.set.insert(key);
         Ok(())
@@ -62,6 +60,9 @@ impl KeySink for TeeSink<'_> {
 pub struct Trim {
     level: usize,
     keep: Vec<usize>,
+    /// With `BootstrapParametersLiteral::compact_keys`: bootstrapping's keys cut to the
+    /// highest level it uses each at, and every Galois key compacted.
+    compact: Option<std::collections::BTreeMap<usize, usize>>,
 }
 
 impl Trim {
@@ -76,13 +77,45 @@ impl Trim {
                 .key_request_of(ctx.params())
                 .map_err(|e| e.to_string())?
                 .distinct_galois_elements(),
+            compact: if literal.compact_keys {
+                Some(literal.galois_levels(ctx).map_err(|e| e.to_string())?)
+            } else {
+                None
+            },
         })
     }
 
-    /// Truncates the keys of a loaded set; returns the bytes freed.
+    /// Trims one Galois key: a layers-only key truncated to the layers' level; with
+    /// compaction, bootstrapping's keys cut to their levels and the key compacted.
+    fn key(&self, ctx: &CkksContext, k: &mut GaloisKey) -> Result<(), ensi_ckks::CkksError> {
+        if k.is_level0() {
+            return Ok(());
+        }
+        let g = k.galois_element();
+        if !self.keep.contains(&g) {
+            k.truncate(ctx, self.level)?;
+        }
+        if let Some(levels) = &self.compact {
+            if let Some(&level) = levels.get(&g) {
+                k.truncate(ctx, level)?;
+            }
+            k.compact(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Trims the keys of a loaded set ([`Self::key`]); returns the bytes freed.
     pub fn apply(&self, ctx: &CkksContext, set: &mut EvaluationKeySet) -> Result<usize, String> {
-        set.truncate_galois_except(ctx, self.level, &self.keep)
-            .map_err(|e| e.to_string())
+        let before = set.heap_bytes();
+        let mut trimmed = EvaluationKeySet::new();
+        for mut key in std::mem::take(set).into_keys() {
+            if let EvaluationKey::Galois(k) = &mut key {
+                self.key(ctx, k).map_err(|e| e.to_string())?;
+            }
+            trimmed.insert(key);
+        }
+        *set = trimmed;
+        Ok(before.saturating_sub(set.heap_bytes()))
     }
 }
 

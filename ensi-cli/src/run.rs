@@ -89,6 +89,11 @@ pub struct RunArgs {
     /// logit error is within 1% of the largest logit magnitude.
     #[arg(long)]
     check: bool,
+    /// Trade time for memory: Galois keys compacted (their uniform halves regenerated from the
+    /// seed at each rotation) and cut to the levels they are used at, bootstrapping's diagonals
+    /// encoded per call, EvalMod's halves in sequence.
+    #[arg(long)]
+    low_memory: bool,
 }
 
 /// The layout of the encrypted activations.
@@ -274,6 +279,11 @@ fn run_inner(args: &RunArgs) -> Result<(), String> {
             );
         }
         demo_parameters(None)?
+    };
+    let literal = BootstrapParametersLiteral {
+        low_memory: args.low_memory,
+        compact_keys: args.low_memory,
+        ..literal
     };
     let ctx = CkksContext::new(params).map_err(|e| e.to_string())?;
     if block && widest > ctx.n() / 2 {

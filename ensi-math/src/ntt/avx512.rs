@@ -827,9 +827,13 @@ pub(crate) mod wide {
         let len = out.len();
         let body = len - len % LANES;
         let dst = out.as_mut_ptr().cast::<u64>();
+        // A fresh output far larger than the caches is written with non-temporal stores: no
+        // read for ownership of lines that are about to be overwritten whole.
+        let stream = len >= 1 << 13 && (dst as usize).is_multiple_of(64);
         let mut k = 0;
         while k < body {
-            // SAFETY: k + 8 <= len for `a`, `b` and `out` (the caller).
+            // SAFETY: k + 8 <= len for `a`, `b` and `out` (the caller); a streamed store is
+            // 64-byte aligned (checked above, and k is a multiple of 8 words).
             unsafe {
                 let (x, y) = (load(a.add(k)), load(b.add(k)));
                 let v = if subtract {
@@ -837,9 +841,17 @@ pub(crate) mod wide {
                 } else {
                     reduce(add(x, y), ctx.q)
                 };
-                store(dst.add(k), v);
+                if stream {
+                    _mm512_stream_si512(dst.add(k).cast(), v);
+                } else {
+                    store(dst.add(k), v);
+                }
             }
             k += LANES;
+        }
+        if stream {
+            // Orders the streamed stores before any later store (and the caller's reads).
+            _mm_sfence();
         }
         for (k, o) in out.iter_mut().enumerate().skip(body) {
             // SAFETY: k < len (the caller's bounds).
