@@ -230,20 +230,35 @@ fn evaluation_key_sizes_at_n16() {
     assert_eq!(gk.to_bytes().unwrap().len(), 85_278_773);
 }
 
-/// Truncated Galois keys (the limbs and digits above a level dropped): rotations, hoisted
-/// rotations and conjugations at that level or below give the same ciphertexts as the whole
-/// keys, bit for bit (and decrypt to the rotated message); higher levels and serialization are
-/// refused; the key shrinks by the dropped limbs and digits.
-#[test]
-fn truncated_galois_keys_switch_exactly_as_whole_keys() {
-    let ctx = context(10, 7); // 8 Q primes, 4 digits of 2, 2 P primes
-    let mut rng = ChaCha20Rng::seed_from_u64(23);
+/// A small context (8 Q primes, 4 digits of 2, 2 P primes), its secret key and the keys of
+/// rotations by 1, -3 and 5 and of conjugation.
+fn rotation_keys(
+    seed: u64,
+) -> (
+    Arc<CkksContext>,
+    ChaCha20Rng,
+    SecretKey,
+    [isize; 3],
+    EvaluationKeySet,
+) {
+    let ctx = context(10, 7);
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
     let steps = [1isize, -3, 5];
     let request = KeyRequest::new()
         .with_rotations(&ctx, &steps)
         .with_conjugation(&ctx);
     let whole = EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap();
+    (ctx, rng, sk, steps, whole)
+}
+
+/// Truncated Galois keys (the limbs and digits above a level dropped): rotations, hoisted
+/// rotations and conjugations at that level or below give the same ciphertexts as the whole
+/// keys, bit for bit (and decrypt to the rotated message); higher levels and serialization are
+/// refused; the key shrinks by the dropped limbs and digits.
+#[test]
+fn truncated_galois_keys_switch_exactly_as_whole_keys() {
+    let (ctx, mut rng, sk, steps, whole) = rotation_keys(23);
     let mut cut = whole.clone();
     let keep = [ctx.rotation_galois_element(5)];
     let before = cut.heap_bytes();
@@ -329,14 +344,7 @@ fn truncated_galois_keys_switch_exactly_as_whole_keys() {
 /// the whole key; a compacted truncated key switches like the truncated one.
 #[test]
 fn compacted_galois_keys_switch_exactly_as_whole_keys() {
-    let ctx = context(10, 7); // 8 Q primes, 4 digits of 2, 2 P primes
-    let mut rng = ChaCha20Rng::seed_from_u64(29);
-    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
-    let steps = [1isize, -3, 5];
-    let request = KeyRequest::new()
-        .with_rotations(&ctx, &steps)
-        .with_conjugation(&ctx);
-    let whole = EvaluationKeySet::generate(&ctx, &sk, &request, &mut rng).unwrap();
+    let (ctx, mut rng, sk, steps, whole) = rotation_keys(29);
     let mut compact = whole.clone();
     let before = compact.heap_bytes();
     let galois_bytes: usize = whole
