@@ -272,7 +272,7 @@ impl SwitchingKey {
 
     /// Drops the uniform halves `a_j` (half the key's memory), keeping where each of their limbs
     /// starts in its seed's expansion: a key switch then regenerates the limbs it reads
-    /// ([`Self::regenerate_a`], one ChaCha20 pass over them), the same residues bit for bit.
+    /// (one ChaCha20 pass over them), the same residues bit for bit.
     /// Memory for time: at N = 2^16 a key switch at the top level expands about 100 MB of
     /// keystream. Returns the bytes freed; a compacted key still serializes (it keeps its seed).
     pub fn compact(&mut self, ctx: &CkksContext) -> Result<usize, CkksError> {
