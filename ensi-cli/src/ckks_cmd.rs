@@ -217,6 +217,7 @@ fn is_public_key_file(name: &str) -> bool {
 pub(crate) fn load_evaluation_keys(
     ctx: &Arc<CkksContext>,
     dir: &Path,
+    trim: Option<&crate::keycache::Trim>,
 ) -> Result<(EvaluationKeySet, usize, u64), String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| format!("reading {}: {e}", dir.display()))?
@@ -235,8 +236,13 @@ pub(crate) fn load_evaluation_keys(
         .map(|name| {
             let path = dir.join(name);
             let data = read(&path)?;
-            let key = EvaluationKey::from_bytes(ctx, &data)
+            let mut key = EvaluationKey::from_bytes(ctx, &data)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
+            // Trimmed as it is decoded: the whole keys never pile up.
+            if let Some(trim) = trim {
+                trim.key_of(ctx, &mut key)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
             let total = bytes.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
             let i = done.fetch_add(1, Ordering::Relaxed) + 1;
             if i % 8 == 0 || i == names.len() {
@@ -282,7 +288,7 @@ fn bootstrap(args: &BootstrapArgs) -> Result<(), String> {
         ctx.params().log_n(),
         args.keys.display()
     );
-    let (keys, count, key_bytes) = load_evaluation_keys(&ctx, &args.keys)?;
+    let (keys, count, key_bytes) = load_evaluation_keys(&ctx, &args.keys, None)?;
     let load_s = started.elapsed().as_secs_f64();
     let keys = BootstrapKeys::from_set(keys).map_err(|e| e.to_string())?;
     let clock = Instant::now();

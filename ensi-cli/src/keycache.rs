@@ -45,9 +45,7 @@ impl KeySink for TeeSink<'_> {
             let bytes = finish_bytes(key.to_bytes()?, self.test_keys)?;
             write_atomic(&dir.join(key_file(&key)), &bytes, false, true).map_err(SinkError)?;
         }
-        if let EvaluationKey::Galois(k) = &mut key {
-            self.trim.key(self.ctx, k)?;
-        }
+        self.trim.key_of(self.ctx, &mut key)?;
         self.set.insert(key);
         Ok(())
     }
@@ -104,18 +102,16 @@ impl Trim {
         Ok(())
     }
 
-    /// Trims the keys of a loaded set ([`Self::key`]); returns the bytes freed.
-    pub fn apply(&self, ctx: &CkksContext, set: &mut EvaluationKeySet) -> Result<usize, String> {
-        let before = set.heap_bytes();
-        let mut trimmed = EvaluationKeySet::new();
-        for mut key in std::mem::take(set).into_keys() {
-            if let EvaluationKey::Galois(k) = &mut key {
-                self.key(ctx, k).map_err(|e| e.to_string())?;
-            }
-            trimmed.insert(key);
+    /// Trims one key of any kind (only Galois keys change, [`Self::key`]).
+    pub(crate) fn key_of(
+        &self,
+        ctx: &CkksContext,
+        key: &mut EvaluationKey,
+    ) -> Result<(), ensi_ckks::CkksError> {
+        match key {
+            EvaluationKey::Galois(k) => self.key(ctx, k),
+            _ => Ok(()),
         }
-        *set = trimmed;
-        Ok(before.saturating_sub(set.heap_bytes()))
     }
 }
 
@@ -219,7 +215,7 @@ pub fn obtain<G: RngCore + CryptoRng>(
         ));
     }
     let sk = load_secret(ctx, dir)?;
-    let (mut set, count, bytes) = load_evaluation_keys(ctx, dir)?;
+    let (mut set, count, bytes) = load_evaluation_keys(ctx, dir, Some(&trim))?;
     let have = set.galois_elements();
     let missing: Vec<isize> = rotations
         .iter()
@@ -250,7 +246,6 @@ pub fn obtain<G: RngCore + CryptoRng>(
             set.insert(key);
         }
     }
-    trim.apply(ctx, &mut set)?;
     let keys = BootstrapKeys::from_set(set).map_err(err)?;
     Ok(Obtained { sk, keys, source })
 }

@@ -575,7 +575,8 @@ fn infer(args: &InferArgs) -> Result<(), String> {
     }
     let server_head = args.lm_head == HeadSide::Server;
     // The keys: every rotation the layers need must be there.
-    let (set, count, bytes) = load_evaluation_keys(&ctx, &args.eval_keys)?;
+    let trim = crate::keycache::Trim::of(&ctx, &literal)?;
+    let (set, count, bytes) = load_evaluation_keys(&ctx, &args.eval_keys, Some(&trim))?;
     let have = set.galois_elements();
     let slots = ctx.n() / 2;
     let mut needed = block_rotations(&cfg, n_pad, slots, server_head).map_err(err)?;
@@ -598,8 +599,6 @@ fn infer(args: &InferArgs) -> Result<(), String> {
             if generation { " --generation" } else { "" }
         ));
     }
-    let mut set = set;
-    crate::keycache::Trim::of(&ctx, &literal)?.apply(&ctx, &mut set)?;
     let keys = BootstrapKeys::from_set(set).map_err(err)?;
     let bts = Bootstrapper::new(&ctx, literal, keys).map_err(err)?;
     let setup_s = started.elapsed().as_secs_f64();

@@ -80,16 +80,18 @@ fn ensi_run_on_a_1bitllm_layout_checkpoint_matches_the_reference() {
 }
 
 /// `ensi run --keys DIR`: the first run generates and saves the keys (the secret key
-/// owner-only), the second loads them and gives the same logits; a directory of keys for
-/// another parameter set is refused with a reason.
+/// owner-only), the second loads them and gives the same logits, and so does a third in low
+/// memory; a directory of keys for another parameter set is refused with a reason.
 #[test]
 #[ignore = "heavy: run in release mode with --ignored"]
 fn ensi_run_caches_its_keys_in_a_directory() {
     let dir: PathBuf = std::env::temp_dir().join(format!("ensi-run-keys-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let d = dir.to_str().unwrap();
-    let run = || {
-        let out = ensi(&["run", "--insecure-small", "--keys", d, "--json"]);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--insecure-small", "--keys", d, "--json"];
+        args.extend_from_slice(extra);
+        let out = ensi(&args);
         assert!(
             out.status.success(),
             "{}",
@@ -97,7 +99,7 @@ fn ensi_run_caches_its_keys_in_a_directory() {
         );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let first = run();
+    let first = run(&[]);
     assert!(
         first["keys"]
             .as_str()
@@ -113,7 +115,7 @@ fn ensi_run_caches_its_keys_in_a_directory() {
             .mode();
         assert_eq!(mode & 0o077, 0, "secret.key must be owner-only: {mode:o}");
     }
-    let second = run();
+    let second = run(&[]);
     assert!(second["keys"].as_str().unwrap().starts_with("loaded from"));
     assert_eq!(first["next_token"], second["next_token"]);
     let (a, b) = (
@@ -121,6 +123,13 @@ fn ensi_run_caches_its_keys_in_a_directory() {
         second["max_abs_logit_error"].as_f64().unwrap(),
     );
     assert!((a - b).abs() < 1e-3, "{a} {b}");
+    // Low memory, loading the same keys (compacted and cut as they are decoded): the same
+    // token and logits within the same tolerance.
+    let low = run(&["--low-memory"]);
+    assert!(low["keys"].as_str().unwrap().starts_with("loaded from"));
+    assert_eq!(first["next_token"], low["next_token"]);
+    let c = low["max_abs_logit_error"].as_f64().unwrap();
+    assert!((a - c).abs() < 1e-3, "{a} {c}");
     let _ = std::fs::remove_dir_all(&dir);
     // Keys of another set.
     let other = ensi(&[
