@@ -230,6 +230,20 @@ fn evaluation_key_sizes_at_n16() {
     assert_eq!(gk.to_bytes().unwrap().len(), 85_278_773);
 }
 
+/// `v` encoded over all slots at `level` and the default scale, encrypted under `sk`.
+fn encrypt_at(
+    ctx: &Arc<CkksContext>,
+    sk: &SecretKey,
+    v: &[f64],
+    level: usize,
+    rng: &mut ChaCha20Rng,
+) -> ensi_ckks::Ciphertext {
+    let pt = ctx
+        .encode(v, ctx.n() / 2, level, ctx.params().default_scale())
+        .unwrap();
+    sk.encrypt(ctx, &pt, rng).unwrap()
+}
+
 /// A small context (8 Q primes, 4 digits of 2, 2 P primes), its secret key and the keys of
 /// rotations by 1, -3 and 5 and of conjugation.
 fn rotation_keys(
@@ -290,10 +304,7 @@ fn truncated_galois_keys_switch_exactly_as_whole_keys() {
     let slots = ctx.n() / 2;
     let v = values(&mut rng, slots);
     for level in 0..=ctx.max_level() {
-        let pt = ctx
-            .encode(&v, slots, level, ctx.params().default_scale())
-            .unwrap();
-        let ct = sk.encrypt(&ctx, &pt, &mut rng).unwrap();
+        let ct = encrypt_at(&ctx, &sk, &v, level, &mut rng);
         for &s in &steps {
             let a = e_whole.rotate(&ct, s);
             let b = e_cut.rotate(&ct, s);
@@ -384,10 +395,7 @@ fn compacted_galois_keys_switch_exactly_as_whole_keys() {
         v.iter().map(|c| c.to_bytes().unwrap()).collect()
     };
     for level in 0..=ctx.max_level() {
-        let pt = ctx
-            .encode(&v, slots, level, ctx.params().default_scale())
-            .unwrap();
-        let ct = sk.encrypt(&ctx, &pt, &mut rng).unwrap();
+        let ct = encrypt_at(&ctx, &sk, &v, level, &mut rng);
         for &s in &steps {
             let a = e_whole.rotate(&ct, s).unwrap();
             let b = e_compact.rotate(&ct, s).unwrap();
