@@ -124,6 +124,95 @@ impl CkksContext {
     }
 }
 
+/// A ciphertext pair over `Q_l ∪ P` (NTT form) that holds `P` times its value: key-switched
+/// terms before their ModDown. Rotations of the giant steps of a linear transform are summed
+/// in this form and divided by `P` once ([`CkksContext::mod_down_extended`]), the second half
+/// of double hoisting (Bossuat–Mouchet–Troncoso-Pastoriza–Hubaux, Eurocrypt 2021, §3.2;
+/// Halevi–Shoup 2018 for the first half, the shared decomposition of the baby steps).
+#[derive(Debug)]
+pub(crate) struct ExtendedPair {
+    parts: [Vec<u64>; 2],
+    num_q: usize,
+}
+
+impl CkksContext {
+    /// `X -> X^k` of `(c_0, c_1)` (NTT form over `Q_l`, `perm` the automorphism's NTT-slot
+    /// permutation, `key` its Galois key) switched back to the secret, before the ModDown:
+    /// `(P c_0(X^k) + sum_j d_j b_j, sum_j d_j a_j)` with `d_j` the digits of `c_1(X^k)`.
+    pub(crate) fn galois_extended(
+        &self,
+        c0: &RnsPoly<Ntt>,
+        c1: &RnsPoly<Ntt>,
+        key: &SwitchingKey,
+        perm: &[u32],
+    ) -> Result<ExtendedPair, CkksError> {
+        self.check_span(key, KeySpan::Full)?;
+        if c0.limbs() != c1.limbs() {
+            return Err(CkksError::InvalidArgument {
+                reason: "ciphertext parts at different levels",
+            });
+        }
+        let space = self.main_space();
+        let dec = decompose_in(space, c1)?;
+        let (mut b, a) = inner_products_in(space, &dec, key, Some(perm))?;
+        let n = space.ring.n();
+        let num_q = dec.num_q;
+        let moduli = space.ring.basis().moduli();
+        par::for_each_limb(&mut b[..num_q * n], n, |i, limb| {
+            let m = &moduli[i];
+            let (w, ws) = space.p_mod_q[i];
+            let src = c0.limb(i);
+            for (x, &p) in limb.iter_mut().zip(perm) {
+                *x = m.add(*x, m.mul_shoup(src[p as usize], w, ws));
+            }
+        });
+        Ok(ExtendedPair {
+            parts: [b, a],
+            num_q,
+        })
+    }
+
+    /// `acc += other`, limb by limb over `Q_l ∪ P`.
+    pub(crate) fn add_extended(
+        &self,
+        acc: &mut ExtendedPair,
+        other: &ExtendedPair,
+    ) -> Result<(), CkksError> {
+        if acc.num_q != other.num_q {
+            return Err(CkksError::LevelMismatch {
+                left: acc.num_q - 1,
+                right: other.num_q - 1,
+            });
+        }
+        let space = self.main_space();
+        let n = space.ring.n();
+        let moduli = space.ring.basis().moduli();
+        let num_q = acc.num_q;
+        for (x, y) in acc.parts.iter_mut().zip(&other.parts) {
+            par::for_each_limb_zip(x, y, n, |e, xl, yl| {
+                let m = &moduli[space.extended_index(num_q, e)];
+                for (a, &b) in xl.iter_mut().zip(yl) {
+                    *a = m.add(*a, b);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// The ModDown of both parts: `(round(x_0 / P), round(x_1 / P))` over `Q_l`, NTT form.
+    pub(crate) fn mod_down_extended(
+        &self,
+        x: &ExtendedPair,
+    ) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>), CkksError> {
+        let space = self.main_space();
+        let num_q = x.num_q;
+        Ok((
+            RnsPoly::from_raw(self.ring(), num_q, mod_down_ntt(space, &x.parts[0], num_q)?)?,
+            RnsPoly::from_raw(self.ring(), num_q, mod_down_ntt(space, &x.parts[1], num_q)?)?,
+        ))
+    }
+}
+
 /// ModUp of every digit of `c` into `space` (see [`CkksContext::decompose`]).
 fn decompose_in(space: &SwitchSpace, c: &RnsPoly<Ntt>) -> Result<Decomposition, CkksError> {
     let n = c.n();
@@ -160,6 +249,23 @@ fn decompose_in(space: &SwitchSpace, c: &RnsPoly<Ntt>) -> Result<Decomposition, 
 /// The inner products of a decomposition with `key` and the ModDown by `P`, in `space`; returns
 /// the raw residues of `(p_0, p_1)` over `Q_l`, NTT form.
 fn switch_decomposed_in(
+    space: &SwitchSpace,
+    dec: &Decomposition,
+    key: &SwitchingKey,
+    perm: Option<&[u32]>,
+) -> Result<(Vec<u64>, Vec<u64>), CkksError> {
+    let (acc0, acc1) = inner_products_in(space, dec, key, perm)?;
+    let num_q = dec.num_q;
+    Ok((
+        mod_down_ntt(space, &acc0, num_q)?,
+        mod_down_ntt(space, &acc1, num_q)?,
+    ))
+}
+
+/// The inner products `(sum_j d_j b_j, sum_j d_j a_j)` of a decomposition with `key` (the
+/// decomposition first permuted by `perm`), over `Q_l ∪ P` in NTT form: a key switch before its
+/// ModDown, `P` times the switched pair up to the key's noise.
+fn inner_products_in(
     space: &SwitchSpace,
     dec: &Decomposition,
     key: &SwitchingKey,
@@ -227,10 +333,7 @@ fn switch_decomposed_in(
     for (e, (o0, o1)) in acc0.chunks_mut(n).zip(acc1.chunks_mut(n)).enumerate() {
         limb(e, o0, o1);
     }
-    Ok((
-        mod_down_ntt(space, &acc0, num_q)?,
-        mod_down_ntt(space, &acc1, num_q)?,
-    ))
+    Ok((acc0, acc1))
 }
 
 /// ModDown of `x` (NTT form over `Q_l ∪ P`, `num_q + K` limbs) to `round(x / P) - u` over

@@ -9,7 +9,7 @@
 use super::{Evaluator, Op};
 use crate::ciphertext::Ciphertext;
 use crate::error::CkksError;
-use crate::keyswitch::Decomposition;
+use crate::keyswitch::{Decomposition, ExtendedPair};
 use alloc::vec::Vec;
 
 impl Evaluator {
@@ -52,6 +52,42 @@ impl Evaluator {
         let out = self.galois_decomposed(ct, &dec, k)?;
         self.count_galois(k, false);
         Ok(out)
+    }
+
+    /// [`Self::rotate`] before its ModDown (`P` times the rotated pair over `Q_l ∪ P`), for sums
+    /// of rotations divided by `P` once ([`crate::keyswitch`]'s `ExtendedPair`). Counted as a
+    /// rotation. `None` where the lazy form does not apply: a step of zero, a ciphertext of
+    /// degree 2, or a level-0 key in use.
+    pub(crate) fn rotate_lazy(
+        &self,
+        ct: &Ciphertext,
+        steps: isize,
+    ) -> Result<Option<ExtendedPair>, CkksError> {
+        self.check(ct)?;
+        if steps.rem_euclid(ct.slots as isize) == 0 || ct.degree() != 1 {
+            return Ok(None);
+        }
+        let k = self.ctx.rotation_galois_element(steps);
+        let g = self.ctx.check_galois_element(k)?;
+        if ct.level() == 0 && self.keys.galois_level0(g).is_some() {
+            return Ok(None);
+        }
+        let key = self
+            .keys
+            .galois(g)
+            .ok_or(CkksError::MissingGaloisKey { galois_element: g })?;
+        let table = self
+            .automorphisms
+            .get(&g)
+            .ok_or(CkksError::MissingGaloisKey { galois_element: g })?;
+        let out = self.ctx.galois_extended(
+            &ct.parts[0],
+            &ct.parts[1],
+            &key.key,
+            table.permutation(),
+        )?;
+        self.count_galois(k, false);
+        Ok(Some(out))
     }
 
     /// Counts one application of `X -> X^k`: a conjugation, or a (hoisted) rotation.

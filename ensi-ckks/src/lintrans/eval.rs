@@ -6,6 +6,7 @@
 use super::{EncodedLinearTransform, TransformShape, rotate_vec};
 use crate::ciphertext::Ciphertext;
 use crate::error::CkksError;
+use crate::keyswitch::ExtendedPair;
 use crate::evaluator::{Evaluator, Op};
 use crate::plaintext::Plaintext;
 use alloc::borrow::Cow;
@@ -147,6 +148,10 @@ impl Evaluator {
     /// itself parallel over limbs), so a streamed transform holds at most one plaintext
     /// diagonal and one partial sum per worker; the partial sums are added pairwise. Modular
     /// additions are exact, so the result does not depend on the order.
+    ///
+    /// The giant rotations are summed before their ModDown (`P` times the rotated pairs over
+    /// `Q_l ∪ P`) and divided by `P` once at the end: one ModDown for the transform instead of
+    /// one per giant step (the giant-step half of double hoisting, Bossuat et al. 2021, §3.2).
     fn bsgs_from<'p, P>(
         &self,
         rotated: &BTreeMap<usize, Ciphertext>,
@@ -157,7 +162,7 @@ impl Evaluator {
     where
         P: Fn(usize, usize) -> Result<Cow<'p, Plaintext>, CkksError> + Sync,
     {
-        let giant = |(&i, group): (&usize, &Vec<usize>)| -> Result<Option<Ciphertext>, CkksError> {
+        let giant = |(&i, group): (&usize, &Vec<usize>)| -> Result<Partial, CkksError> {
             let mut inner: Option<Ciphertext> = None;
             for (pos, j) in group.iter().enumerate() {
                 let src = rotated.get(j).ok_or(CkksError::InvalidArgument {
@@ -170,32 +175,77 @@ impl Evaluator {
                     Some(acc) => self.mul_plain_acc(acc, src, &pt)?,
                 }
             }
-            inner
-                .map(|inner| self.rotate(&inner, (n1 * i) as isize))
-                .transpose()
-        };
-        let sum = |a: Option<Ciphertext>,
-                   b: Option<Ciphertext>|
-         -> Result<Option<Ciphertext>, CkksError> {
-            Ok(match (a, b) {
-                (Some(mut a), Some(b)) => {
-                    self.add_assign(&mut a, &b)?;
-                    Some(a)
-                }
-                (a, b) => a.or(b),
+            let Some(inner) = inner else {
+                return Ok(Partial::default());
+            };
+            let step = (n1 * i) as isize;
+            Ok(match self.rotate_lazy(&inner, step)? {
+                Some(lazy) => Partial {
+                    plain: None,
+                    lazy: Some((lazy, inner)),
+                },
+                None => Partial {
+                    plain: Some(self.rotate(&inner, step)?),
+                    lazy: None,
+                },
             })
+        };
+        let sum = |a: Partial, b: Partial| -> Result<Partial, CkksError> {
+            let plain = match (a.plain, b.plain) {
+                (Some(mut x), Some(y)) => {
+                    self.add_assign(&mut x, &y)?;
+                    Some(x)
+                }
+                (x, y) => x.or(y),
+            };
+            let lazy = match (a.lazy, b.lazy) {
+                (Some((mut x, template)), Some((y, _))) => {
+                    self.context().add_extended(&mut x, &y)?;
+                    Some((x, template))
+                }
+                (x, y) => x.or(y),
+            };
+            Ok(Partial { plain, lazy })
         };
         #[cfg(feature = "parallel")]
         let out = {
             use rayon::prelude::*;
-            groups.par_iter().map(giant).try_reduce(|| None, sum)?
+            groups
+                .par_iter()
+                .map(giant)
+                .try_reduce(Partial::default, sum)?
         };
         #[cfg(not(feature = "parallel"))]
-        let out = groups.iter().try_fold(None, |acc, g| sum(acc, giant(g)?))?;
-        out.ok_or(CkksError::InvalidArgument {
+        let out = groups
+            .iter()
+            .try_fold(Partial::default(), |acc, g| sum(acc, giant(g)?))?;
+        let lazy = out
+            .lazy
+            .map(|(x, template)| {
+                let (c0, c1) = self.context().mod_down_extended(&x)?;
+                Ok::<_, CkksError>(template.derive(alloc::vec![c0, c1], template.scale()))
+            })
+            .transpose()?;
+        let total = match (out.plain, lazy) {
+            (Some(mut x), Some(y)) => {
+                self.add_assign(&mut x, &y)?;
+                Some(x)
+            }
+            (x, y) => x.or(y),
+        };
+        total.ok_or(CkksError::InvalidArgument {
             reason: "a linear transform with no diagonal",
         })
     }
+}
+
+/// A partial sum of giant steps: those added as ciphertexts, and the rotated ones summed
+/// before their ModDown (with one of their inputs, whose level, scale and slots the result
+/// takes).
+#[derive(Default)]
+struct Partial {
+    plain: Option<Ciphertext>,
+    lazy: Option<(ExtendedPair, Ciphertext)>,
 }
 
 fn slots_match(left: usize, right: usize) -> Result<(), CkksError> {
