@@ -13,9 +13,11 @@
 //!    integer below `2^53` in magnitude. It lies in `[-q, 2q)`, and two branch-free corrections
 //!    bring it to `[0, q)`.
 //!
-//! The result is the canonical residue, the same as the scalar Barrett product's. Other primes,
-//! CPUs and targets take the scalar path ([`Modulus::mul_reduced`]), except products by a
-//! constant, which take 64-bit Shoup products eight at a time where AVX-512F/DQ is available.
+//! The result is the canonical residue, the same as the scalar Barrett product's. Primes of 52
+//! to 62 bits take a 64-bit integer kernel where AVX-512F/DQ is available (the 128-bit product
+//! from four 32 x 32-bit products, reduced by two Shoup products by constants), as do products
+//! by a constant (64-bit Shoup products, eight at a time). Other primes, CPUs and targets take
+//! the scalar path ([`Modulus::mul_reduced`]).
 
 use crate::modulus::Modulus;
 use core::mem::MaybeUninit;
@@ -41,6 +43,22 @@ pub fn mul_into(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit<u64>])
                 out.as_mut_ptr().cast(),
                 a.len(),
                 x86::Form::Into,
+            )
+        };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if wide_kernel(m) {
+        // SAFETY: AVX-512F/DQ and q < 2^62 checked; the slices have equal lengths, and `out` is
+        // written without being read.
+        unsafe {
+            crate::ntt::avx512::wide::mul_pointwise(
+                a.as_ptr(),
+                b.as_ptr(),
+                m.q(),
+                out.as_mut_ptr().cast(),
+                a.len(),
+                false,
             )
         };
         return;
@@ -71,6 +89,16 @@ pub fn mul_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
         };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if wide_kernel(m) {
+        let out = a.as_mut_ptr();
+        // SAFETY: as for `mul_into`; `out` is both an input and the output, each word read
+        // before it is written.
+        unsafe {
+            crate::ntt::avx512::wide::mul_pointwise(out, b.as_ptr(), m.q(), out, a.len(), false)
+        };
+        return;
+    }
     for (x, &y) in a.iter_mut().zip(b) {
         *x = m.mul_reduced(*x, y);
     }
@@ -93,6 +121,21 @@ pub fn mul_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
                 acc.as_mut_ptr(),
                 a.len(),
                 x86::Form::Accumulate,
+            )
+        };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if wide_kernel(m) {
+        // SAFETY: as for `mul_into`; each `acc[k..k + 8]` is read, then written.
+        unsafe {
+            crate::ntt::avx512::wide::mul_pointwise(
+                a.as_ptr(),
+                b.as_ptr(),
+                m.q(),
+                acc.as_mut_ptr(),
+                a.len(),
+                true,
             )
         };
         return;
@@ -281,6 +324,13 @@ pub fn mul_into_scalar(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit
 #[cfg(target_arch = "x86_64")]
 fn vector_kernel(m: &Modulus) -> bool {
     m.bits() <= FMA_MAX_BITS && fma_available()
+}
+
+/// Whether products modulo `m` take the 64-bit integer kernel (AVX-512F/DQ, primes of 52 to
+/// 62 bits, or smaller ones on a CPU without FMA).
+#[cfg(target_arch = "x86_64")]
+fn wide_kernel(m: &Modulus) -> bool {
+    m.bits() <= 62 && crate::ntt::avx512_available()
 }
 
 /// Whether this CPU runs the floating-point kernel (AVX2 and FMA).

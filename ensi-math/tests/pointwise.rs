@@ -110,6 +110,30 @@ proptest! {
         let b: Vec<u64> = (0..len).map(|_| rng.next_u64() % q).collect();
         prop_assert_eq!(run(mul_into, &m, &a, &b), reference(q, &a, &b));
     }
+
+    /// The 64-bit integer kernel (primes of 52 to 62 bits, AVX-512): every form against u128
+    /// arithmetic, lengths on and off the vector width.
+    #[test]
+    fn any_residues_of_a_52_to_62_bit_prime(
+        seed in any::<u64>(),
+        len in 0usize..40,
+        bits in 52u32..=62,
+    ) {
+        let q = generate_ntt_primes(bits, 1, 1 << 4, &[]).unwrap()[0];
+        let m = Modulus::new(q).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut draw = || -> Vec<u64> { (0..len).map(|_| rng.next_u64() % q).collect() };
+        let (a, b, c) = (draw(), draw(), draw());
+        let want = reference(q, &a, &b);
+        prop_assert_eq!(run(mul_into, &m, &a, &b), want.clone());
+        let mut in_place = a.clone();
+        mul_assign(&m, &mut in_place, &b);
+        prop_assert_eq!(&in_place, &want);
+        let mut acc = c.clone();
+        mul_add_assign(&m, &mut acc, &a, &b);
+        let want_acc: Vec<u64> = want.iter().zip(&c).map(|(&p, &c)| ((u128::from(p) + u128::from(c)) % u128::from(q)) as u64).collect();
+        prop_assert_eq!(acc, want_acc);
+    }
 }
 
 fn refs(v: &[Vec<u64>]) -> Vec<&[u64]> {

@@ -685,6 +685,84 @@ pub(crate) mod wide {
         }
     }
 
+    /// `out[c] = a[c] * b[c] mod q`, plus `out[c]` modulo `q` when `accumulate`, for `c < len`,
+    /// canonical, with residues `a[c], b[c] < q < 2^62`: the pointwise product for primes the
+    /// floating-point kernel does not take (51 to 62 bits). The 128-bit product is assembled
+    /// from four 32 x 32-bit `vpmuludq` products as `hi 2^64 + lo`, then reduced by two Shoup
+    /// products, `hi * [2^64]_q + lo * 1` ([`Ctx::mul`], each in `[0, 2q)`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and DQ; `a` and `b` must be valid for `len` reads and `out`
+    /// for `len` writes (and reads when `accumulate`). `out` may equal `a` or `b` (each word is
+    /// read before it is written), but must not overlap them otherwise.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(crate) unsafe fn mul_pointwise(
+        a: *const u64,
+        b: *const u64,
+        q: u64,
+        out: *mut u64,
+        len: usize,
+        accumulate: bool,
+    ) {
+        debug_assert!(q < 1 << 62);
+        let ctx = Ctx::new(q);
+        let q128 = u128::from(q);
+        let tw = |w: u64| ctx.tw_splat(w, ((u128::from(w) << 64) / q128) as u64);
+        let (t1, t64) = (tw(1), tw(((1u128 << 64) % q128) as u64));
+        let body = len - len % LANES;
+        let mut c = 0;
+        while c < body {
+            // SAFETY: c + 8 <= len for every pointer (the caller's bounds).
+            let (x, y) = unsafe { (load(a.add(c)), load(b.add(c))) };
+            let (x1, y1) = (_mm512_srli_epi64::<32>(x), _mm512_srli_epi64::<32>(y));
+            let ll = mul32(x, y);
+            let lh = mul32(x, y1);
+            let hl = mul32(x1, y);
+            let hh = mul32(x1, y1);
+            // The weight-2^32 column: the high half of `ll` and the low halves of the cross
+            // products (each below 2^32, so the sum fits); its carry goes to `hi`.
+            let mid = add(
+                _mm512_srli_epi64::<32>(ll),
+                add(
+                    _mm512_and_si512(lh, ctx.mask32),
+                    _mm512_and_si512(hl, ctx.mask32),
+                ),
+            );
+            let hi = add(
+                hh,
+                add(
+                    add(_mm512_srli_epi64::<32>(lh), _mm512_srli_epi64::<32>(hl)),
+                    _mm512_srli_epi64::<32>(mid),
+                ),
+            );
+            let lo = _mm512_or_si512(
+                _mm512_slli_epi64::<32>(mid),
+                _mm512_and_si512(ll, ctx.mask32),
+            );
+            let mut v = reduce(add(ctx.mul(hi, &t64), ctx.mul(lo, &t1)), ctx.two_q);
+            if accumulate {
+                // SAFETY: as above.
+                v = add(v, unsafe { load(out.add(c)) });
+                v = reduce(reduce(v, ctx.two_q), ctx.q);
+            } else {
+                v = reduce(v, ctx.q);
+            }
+            // SAFETY: as above.
+            unsafe { store(out.add(c), v) };
+            c += LANES;
+        }
+        for c in body..len {
+            // SAFETY: c < len (the caller's bounds); inputs are read before out[c] is written.
+            unsafe {
+                let mut v = u128::from(*a.add(c)) * u128::from(*b.add(c)) % q128;
+                if accumulate {
+                    v = (v + u128::from(*out.add(c))) % q128;
+                }
+                *out.add(c) = v as u64;
+            }
+        }
+    }
+
     /// Partial sums of `d k` for 64-bit `d = d1 2^32 + d0`, `k = k1 2^32 + k0` split into
     /// `vpmuludq` products: `l` and `c` the low and high halves of `d0 k0` (weights `1`, `2^32`),
     /// `m1 = d0 k1` and `m2 = d1 k0` (weight `2^32`), `h = d1 k1` (weight `2^64`).
