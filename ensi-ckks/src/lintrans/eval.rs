@@ -201,6 +201,7 @@ impl Evaluator {
             let lazy = match (a.lazy, b.lazy) {
                 (Some((mut x, template)), Some((y, _))) => {
                     self.context().add_extended(&mut x, &y)?;
+                    self.count(Op::Add, 1);
                     Some((x, template))
                 }
                 (x, y) => x.or(y),
