@@ -80,12 +80,9 @@ impl Evaluator {
             .automorphisms
             .get(&g)
             .ok_or(CkksError::MissingGaloisKey { galois_element: g })?;
-        let out = self.ctx.galois_extended(
-            &ct.parts[0],
-            &ct.parts[1],
-            &key.key,
-            table.permutation(),
-        )?;
+        let out =
+            self.ctx
+                .galois_extended(&ct.parts[0], &ct.parts[1], &key.key, table.permutation())?;
         self.count_galois(k, false);
         Ok(Some(out))
     }

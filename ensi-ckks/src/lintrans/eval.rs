@@ -6,8 +6,8 @@
 use super::{EncodedLinearTransform, TransformShape, rotate_vec};
 use crate::ciphertext::Ciphertext;
 use crate::error::CkksError;
-use crate::keyswitch::ExtendedPair;
 use crate::evaluator::{Evaluator, Op};
+use crate::keyswitch::ExtendedPair;
 use crate::plaintext::Plaintext;
 use alloc::borrow::Cow;
 use alloc::collections::{BTreeMap, BTreeSet};
