@@ -5,6 +5,7 @@
 #   bench/peer.sh                 # N = 2^16, Q = 60 + 23 x 50 bits, dnum 3, 1 thread, 3 rounds
 #   THREADS=2 ROUNDS=5 bench/peer.sh
 #   bench/peer.sh --smoke         # tiny parameters, one round; skips OpenFHE if it cannot install
+#   HEXL=1 bench/peer.sh          # also the OpenFHE + Intel HEXL build (bench/setup_openfhe_hexl.sh)
 #
 # Environment: THREADS (1), ROUNDS (3), REPS (3 per round and side), LOG_N (16), LEVELS (23),
 # DNUM (3), OUT (a fresh directory under bench/results/). Extra arguments go to both sides.
@@ -37,7 +38,10 @@ if ! "$here/setup_openfhe.sh" >&2; then
   fi
 fi
 
-ensi_files=(); ofhe_files=()
+hexl="${HEXL:-0}"
+if [ "$hexl" = 1 ]; then "$here/setup_openfhe_hexl.sh" >&2; fi
+
+ensi_files=(); ofhe_files=(); hexl_files=()
 for r in $(seq 1 "$ROUNDS"); do
   echo "== round $r/$ROUNDS: ensi" >&2
   "$ensi" bench ckks "${common[@]}" "$@" > "$OUT/ensi_$r.json"
@@ -46,6 +50,11 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "== round $r/$ROUNDS: OpenFHE" >&2
     "$here/.venv/bin/python" "$here/openfhe_bench.py" "${common[@]}" "$@" > "$OUT/openfhe_$r.json"
     ofhe_files+=("$OUT/openfhe_$r.json")
+  fi
+  if [ "$hexl" = 1 ]; then
+    echo "== round $r/$ROUNDS: OpenFHE + HEXL" >&2
+    "$here/.hexl/driver" "${common[@]}" "$@" > "$OUT/openfhe_hexl_$r.json"
+    hexl_files+=("$OUT/openfhe_hexl_$r.json")
   fi
 done
 echo "== NTT: ensi vs tfhe-ntt" >&2
@@ -57,5 +66,9 @@ if [ "$have_openfhe" = 1 ]; then
 else
   python3 "$here/compare.py" --ntt "$OUT/ntt.json" | tee "$OUT/table.md"
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); done=sorted(d["ops"]) + (["bootstrap"] if d.get("bootstrap") else []); assert done, "empty"; print("ensi side ok:", ", ".join(done))' "${ensi_files[0]}"
+fi
+if [ "$hexl" = 1 ]; then
+  echo "== against OpenFHE + HEXL" | tee -a "$OUT/table.md"
+  python3 "$here/compare.py" --ensi "${ensi_files[@]}" --openfhe "${hexl_files[@]}" | tee -a "$OUT/table.md"
 fi
 echo "results in $OUT" >&2

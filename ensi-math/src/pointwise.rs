@@ -32,35 +32,17 @@ pub const FMA_MAX_BITS: u32 = 51;
 /// If the three slices differ in length.
 pub fn mul_into(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit<u64>]) {
     assert!(a.len() == b.len() && a.len() == out.len());
-    #[cfg(target_arch = "x86_64")]
-    if vector_kernel(m) {
-        // SAFETY: the CPU has AVX2 and FMA (checked above), and the slices have equal lengths.
-        unsafe {
-            x86::run(
-                m,
-                a.as_ptr(),
-                x86::Operand::Vector(b.as_ptr()),
-                out.as_mut_ptr().cast(),
-                a.len(),
-                x86::Form::Into,
-            )
-        };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if wide_kernel(m) {
-        // SAFETY: AVX-512F/DQ and q < 2^62 checked; the slices have equal lengths, and `out` is
-        // written without being read.
-        unsafe {
-            crate::ntt::avx512::wide::mul_pointwise(
-                a.as_ptr(),
-                b.as_ptr(),
-                m.q(),
-                out.as_mut_ptr().cast(),
-                a.len(),
-                false,
-            )
-        };
+    // SAFETY: equal lengths (checked above); `out` is written, not read, without `accumulate`.
+    if unsafe {
+        vector_product(
+            m,
+            a.as_ptr(),
+            b.as_ptr(),
+            out.as_mut_ptr().cast(),
+            a.len(),
+            false,
+        )
+    } {
         return;
     }
     mul_into_scalar(m, a, b, out);
@@ -72,31 +54,9 @@ pub fn mul_into(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit<u64>])
 /// If the slices differ in length.
 pub fn mul_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
     assert_eq!(a.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if vector_kernel(m) {
-        let out = a.as_mut_ptr();
-        // SAFETY: as for `mul_into`; `out` is both an input and the output, and the kernel
-        // reads each `out[k..k + 4]` before writing it.
-        unsafe {
-            x86::run(
-                m,
-                out,
-                x86::Operand::Vector(b.as_ptr()),
-                out,
-                a.len(),
-                x86::Form::Into,
-            )
-        };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if wide_kernel(m) {
-        let out = a.as_mut_ptr();
-        // SAFETY: as for `mul_into`; `out` is both an input and the output, each word read
-        // before it is written.
-        unsafe {
-            crate::ntt::avx512::wide::mul_pointwise(out, b.as_ptr(), m.q(), out, a.len(), false)
-        };
+    let out = a.as_mut_ptr();
+    // SAFETY: equal lengths; `out` is both an input and the output, which the kernels allow.
+    if unsafe { vector_product(m, out, b.as_ptr(), out, a.len(), false) } {
         return;
     }
     for (x, &y) in a.iter_mut().zip(b) {
@@ -110,39 +70,50 @@ pub fn mul_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
 /// If the three slices differ in length.
 pub fn mul_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
     assert!(a.len() == b.len() && a.len() == acc.len());
-    #[cfg(target_arch = "x86_64")]
-    if vector_kernel(m) {
-        // SAFETY: as for `mul_into`; each `acc[k..k + 4]` is read, then written.
-        unsafe {
-            x86::run(
-                m,
-                a.as_ptr(),
-                x86::Operand::Vector(b.as_ptr()),
-                acc.as_mut_ptr(),
-                a.len(),
-                x86::Form::Accumulate,
-            )
-        };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if wide_kernel(m) {
-        // SAFETY: as for `mul_into`; each `acc[k..k + 8]` is read, then written.
-        unsafe {
-            crate::ntt::avx512::wide::mul_pointwise(
-                a.as_ptr(),
-                b.as_ptr(),
-                m.q(),
-                acc.as_mut_ptr(),
-                a.len(),
-                true,
-            )
-        };
+    // SAFETY: equal lengths (checked above); `acc` is read, then written.
+    if unsafe { vector_product(m, a.as_ptr(), b.as_ptr(), acc.as_mut_ptr(), a.len(), true) } {
         return;
     }
     for ((s, &x), &y) in acc.iter_mut().zip(a).zip(b) {
         *s = m.mul_add_reduced(x, y, *s);
     }
+}
+
+/// `out[k] = a[k] * b[k] mod q` (plus `out[k]` with `accumulate`) in a vector kernel where one
+/// takes this prime on this CPU: the floating-point one below `2^51` (AVX2 + FMA), the 64-bit
+/// integer one up to `2^62` (AVX-512F/DQ). Returns whether it ran; nothing is written if not.
+///
+/// # Safety
+/// `a` and `b` valid for `len` reads of residues below `q`, `out` for `len` writes (and reads
+/// with `accumulate`); `out` may equal `a` or `b` but must not overlap them otherwise.
+#[allow(unused_variables)]
+unsafe fn vector_product(
+    m: &Modulus,
+    a: *const u64,
+    b: *const u64,
+    out: *mut u64,
+    len: usize,
+    accumulate: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if vector_kernel(m) {
+            let form = if accumulate {
+                x86::Form::Accumulate
+            } else {
+                x86::Form::Into
+            };
+            // SAFETY: AVX2 and FMA checked, q < 2^51; the ranges are the caller's.
+            unsafe { x86::run(m, a, x86::Operand::Vector(b), out, len, form) };
+            return true;
+        }
+        if m.bits() <= 62 && crate::ntt::avx512_available() {
+            // SAFETY: AVX-512F/DQ checked, q < 2^62; the ranges are the caller's.
+            unsafe { crate::ntt::avx512::wide::mul_pointwise(a, b, m.q(), out, len, accumulate) };
+            return true;
+        }
+    }
+    false
 }
 
 /// `out[i] = a[i] * c mod q` for residues `a[i], c < q`: [`mul_into`] with one constant, in
@@ -324,13 +295,6 @@ pub fn mul_into_scalar(m: &Modulus, a: &[u64], b: &[u64], out: &mut [MaybeUninit
 #[cfg(target_arch = "x86_64")]
 fn vector_kernel(m: &Modulus) -> bool {
     m.bits() <= FMA_MAX_BITS && fma_available()
-}
-
-/// Whether products modulo `m` take the 64-bit integer kernel (AVX-512F/DQ, primes of 52 to
-/// 62 bits, or smaller ones on a CPU without FMA).
-#[cfg(target_arch = "x86_64")]
-fn wide_kernel(m: &Modulus) -> bool {
-    m.bits() <= 62 && crate::ntt::avx512_available()
 }
 
 /// Whether this CPU runs the floating-point kernel (AVX2 and FMA).

@@ -72,19 +72,23 @@ impl Evaluator {
         if ct.level() == 0 && self.keys.galois_level0(g).is_some() {
             return Ok(None);
         }
-        let key = self
-            .keys
-            .galois(g)
-            .ok_or(CkksError::MissingGaloisKey { galois_element: g })?;
-        let table = self
-            .automorphisms
-            .get(&g)
-            .ok_or(CkksError::MissingGaloisKey { galois_element: g })?;
+        let (key, table) = self.galois_key_and_table(g)?;
         let out =
             self.ctx
                 .galois_extended(&ct.parts[0], &ct.parts[1], &key.key, table.permutation())?;
         self.count_galois(k, false);
         Ok(Some(out))
+    }
+
+    /// The full Galois key of the checked element `g` and its NTT-slot permutation.
+    fn galois_key_and_table(
+        &self,
+        g: usize,
+    ) -> Result<(&crate::GaloisKey, &ensi_math::NttAutomorphism), CkksError> {
+        let missing = CkksError::MissingGaloisKey { galois_element: g };
+        let key = self.keys.galois(g).ok_or(missing.clone())?;
+        let table = self.automorphisms.get(&g).ok_or(missing)?;
+        Ok((key, table))
     }
 
     /// Counts one application of `X -> X^k`: a conjugation, or a (hoisted) rotation.
@@ -170,14 +174,7 @@ impl Evaluator {
             });
         }
         let g = self.ctx.check_galois_element(k)?;
-        let key = self
-            .keys
-            .galois(g)
-            .ok_or(CkksError::MissingGaloisKey { galois_element: g })?;
-        let table = self
-            .automorphisms
-            .get(&g)
-            .ok_or(CkksError::MissingGaloisKey { galois_element: g })?;
+        let (key, table) = self.galois_key_and_table(g)?;
         let (p0, p1) = self
             .ctx
             .switch_decomposed(dec, &key.key, Some(table.permutation()))?;
