@@ -79,6 +79,53 @@ pub fn mul_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
     }
 }
 
+/// `out[k] = ((src[k] mod q) - h) mod q` for any words `src[k]` and `h < q` (AVX-512 for primes
+/// up to 62 bits, else scalar); every element of `out` is written.
+///
+/// # Panics
+/// If the slices differ in length.
+pub(crate) fn reduce_sub_into(m: &Modulus, src: &[u64], h: u64, out: &mut [MaybeUninit<u64>]) {
+    assert_eq!(src.len(), out.len());
+    #[cfg(target_arch = "x86_64")]
+    if m.bits() <= 62 && crate::ntt::avx512_available() {
+        // SAFETY: AVX-512F/DQ checked, q < 2^62, h < q (the caller's); equal lengths.
+        unsafe {
+            crate::ntt::avx512::wide::reduce_sub(
+                src.as_ptr(),
+                h,
+                m.q(),
+                out.as_mut_ptr().cast(),
+                src.len(),
+            )
+        };
+        return;
+    }
+    for (o, &x) in out.iter_mut().zip(src) {
+        o.write(m.sub(m.reduce(x), h));
+    }
+}
+
+/// `y[k] = ((x[k] - y[k]) mod q) * w mod q` for residues below `q` and a Shoup constant `w`
+/// (`w_shoup = floor(w 2^64 / q)`): AVX-512 for primes up to 62 bits, else scalar.
+///
+/// # Panics
+/// If the slices differ in length.
+pub(crate) fn sub_scale_assign(m: &Modulus, x: &[u64], y: &mut [u64], w: u64, w_shoup: u64) {
+    assert_eq!(x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    if m.bits() <= 62 && crate::ntt::avx512_available() {
+        let out = y.as_mut_ptr();
+        // SAFETY: AVX-512F/DQ checked, q < 2^62; equal lengths, `y` read before written.
+        unsafe {
+            crate::ntt::avx512::wide::sub_scale(x.as_ptr(), out, w, w_shoup, m.q(), out, x.len())
+        };
+        return;
+    }
+    for (t, &a) in y.iter_mut().zip(x) {
+        *t = m.mul_shoup(m.sub(a, *t), w, w_shoup);
+    }
+}
+
 /// `out[k] = a[k] * b[k] mod q` (plus `out[k]` with `accumulate`) in a vector kernel where one
 /// takes this prime on this CPU: the floating-point one below `2^51` (AVX2 + FMA), the 64-bit
 /// integer one up to `2^62` (AVX-512F/DQ). Returns whether it ran; nothing is written if not.

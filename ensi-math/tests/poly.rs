@@ -152,6 +152,40 @@ proptest! {
     }
 }
 
+/// The NTT-domain rescale (vector kernels where the CPU has them) against the coefficient one
+/// and exact rounding, on a chain that mixes prime sizes: the last prime larger than the
+/// others (its residues reduced modulo smaller primes), 62-bit and 30-bit limbs.
+#[test]
+fn rescale_in_ntt_form_across_prime_sizes() {
+    let n = 256;
+    let mut primes = Vec::new();
+    for bits in [40u32, 62, 30, 50, 61] {
+        primes.extend(generate_ntt_primes(bits, 1, n, &primes).unwrap());
+    }
+    let c = RnsContext::new(n, &primes).unwrap();
+    for limbs in 2..=primes.len() {
+        for seed in 0..4 {
+            let a = random_poly(&c, limbs, seed * 31 + limbs as u64);
+            let ntt = a.clone().into_ntt();
+            let r2 = ntt.rescaled().unwrap();
+            assert_eq!(r2.limbs(), limbs - 1);
+            assert_eq!(ntt.limbs(), limbs, "the input is untouched");
+            let r1 = a.clone().rescale().unwrap();
+            assert_eq!(r1, r2.into_coeff(), "{limbs} limbs, seed {seed}");
+            let ql = BigInt::from(c.basis().moduli()[limbs - 1].q());
+            for (x, y) in a.to_bigint().iter().zip(r1.to_bigint()) {
+                let num = x * 2 + &ql;
+                let den = &ql * 2;
+                let mut f = &num / &den;
+                if num < BigInt::from(0) && &f * &den != num {
+                    f -= 1;
+                }
+                assert_eq!(f, y);
+            }
+        }
+    }
+}
+
 #[test]
 fn mismatches_are_errors() {
     let c = ctx(16, 3);

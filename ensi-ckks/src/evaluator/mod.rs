@@ -495,7 +495,7 @@ impl Evaluator {
         let parts = ct
             .parts
             .iter()
-            .map(|p| p.clone().rescale())
+            .map(|p| p.rescaled())
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ct.derive(parts, ct.scale / q_last))
     }

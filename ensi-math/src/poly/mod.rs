@@ -420,45 +420,44 @@ impl RnsPoly<Ntt> {
     /// Exact rounding division by the last active prime, dropping that limb, computed in the
     /// NTT representation: one inverse NTT of the last limb and one forward NTT per remaining
     /// limb. Equal to `into_coeff().rescale()?.into_ntt()`.
-    pub fn rescale(mut self) -> Result<Self, MathError> {
+    pub fn rescale(self) -> Result<Self, MathError> {
+        self.rescaled()
+    }
+
+    /// [`Self::rescale`] into a new polynomial, `self` untouched: each output limb is written
+    /// once (the last limb reduced and shifted, its NTT, then `(x - t) q_l^{-1}`), in vector
+    /// kernels where the CPU has them; no copy of the input, no zero-filled scratch.
+    pub fn rescaled(&self) -> Result<Self, MathError> {
         if self.limbs < 2 {
             return Err(MathError::LengthMismatch {
                 expected: 2,
                 found: self.limbs,
             });
         }
-        let ctx = self.ctx.clone();
+        let ctx = &self.ctx;
         let n = ctx.n;
         let l = self.limbs - 1;
         let ql = ctx.basis.moduli()[l];
         let h = ql.q() >> 1;
-        let (head, last) = self.data.split_at_mut(l * n);
-        ctx.plans[l].inverse(last);
+        let mut last = self.data[l * n..(l + 1) * n].to_vec();
+        ctx.plans[l].inverse(&mut last);
         for r in last.iter_mut() {
             *r = ql.add(*r, h);
         }
-        let last: &[u64] = last;
         let moduli = ctx.basis.moduli();
         let plans = &ctx.plans;
         let basis = &ctx.basis;
-        let mut scratch = alloc::vec![0u64; l * n];
-        par::for_each_limb_zip(&mut scratch, head, n, |i, limb, _| {
+        let src = &self.data;
+        let data = par::new_limbs_with(l * n, n, |i, limb| {
             let m = &moduli[i];
-            let h_i = m.reduce(h);
-            for (t, &r) in limb.iter_mut().zip(last) {
-                *t = m.sub(m.reduce(r), h_i);
-            }
+            crate::pointwise::reduce_sub_into(m, &last, m.reduce(h), limb);
+            // SAFETY: `reduce_sub_into` wrote every element of the limb.
+            let limb = unsafe { &mut *(limb as *mut [core::mem::MaybeUninit<u64>] as *mut [u64]) };
             plans[i].forward(limb);
-        });
-        par::for_each_limb_zip(head, &scratch, n, |i, x, t| {
-            let m = &moduli[i];
             let (inv, inv_shoup) = basis.last_inv(l, i);
-            for (x, &t) in x.iter_mut().zip(t) {
-                *x = m.mul_shoup(m.sub(*x, t), inv, inv_shoup);
-            }
+            crate::pointwise::sub_scale_assign(m, &src[i * n..(i + 1) * n], limb, inv, inv_shoup);
         });
-        self.drop_last_limbs(1)?;
-        Ok(self)
+        Ok(Self::from_vec(ctx, l, data))
     }
 }
 
