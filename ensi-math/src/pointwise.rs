@@ -79,13 +79,38 @@ pub fn mul_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
     }
 }
 
-/// `out[k] = ((src[k] mod q) - h) mod q` for any words `src[k]` and `h < q` (AVX-512 for primes
-/// up to 62 bits, else scalar); every element of `out` is written.
+/// `out[k] = ((src[k] mod q) - h) mod q` for words `src[k] < 2^src_bits` and `h < q` (AVX-512
+/// IFMA for primes below 2^50 and words below 2^52, AVX-512F/DQ for primes up to 62 bits, else
+/// scalar); every element of `out` is written.
 ///
 /// # Panics
 /// If the slices differ in length.
-pub(crate) fn reduce_sub_into(m: &Modulus, src: &[u64], h: u64, out: &mut [MaybeUninit<u64>]) {
+pub(crate) fn reduce_sub_into(
+    m: &Modulus,
+    src: &[u64],
+    src_bits: u32,
+    h: u64,
+    out: &mut [MaybeUninit<u64>],
+) {
     assert_eq!(src.len(), out.len());
+    #[cfg(target_arch = "x86_64")]
+    if src_bits <= 52
+        && m.bits() <= crate::ntt::IFMA_MAX_MODULUS_BITS
+        && crate::ntt::avx512ifma_available()
+    {
+        // SAFETY: IFMA checked, q < 2^50, words below 2^src_bits <= 2^52 (the caller's), h < q;
+        // equal lengths.
+        unsafe {
+            crate::ntt::avx512::ifma::reduce_sub(
+                src.as_ptr(),
+                h,
+                m.q(),
+                out.as_mut_ptr().cast(),
+                src.len(),
+            )
+        };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if m.bits() <= 62 && crate::ntt::avx512_available() {
         // SAFETY: AVX-512F/DQ checked, q < 2^62, h < q (the caller's); equal lengths.
@@ -106,12 +131,20 @@ pub(crate) fn reduce_sub_into(m: &Modulus, src: &[u64], h: u64, out: &mut [Maybe
 }
 
 /// `y[k] = ((x[k] - y[k]) mod q) * w mod q` for residues below `q` and a Shoup constant `w`
-/// (`w_shoup = floor(w 2^64 / q)`): AVX-512 for primes up to 62 bits, else scalar.
+/// (`w_shoup = floor(w 2^64 / q)`): AVX-512 IFMA for primes below 2^50, AVX-512F/DQ up to 62
+/// bits, else scalar.
 ///
 /// # Panics
 /// If the slices differ in length.
 pub(crate) fn sub_scale_assign(m: &Modulus, x: &[u64], y: &mut [u64], w: u64, w_shoup: u64) {
     assert_eq!(x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    if m.bits() <= crate::ntt::IFMA_MAX_MODULUS_BITS && crate::ntt::avx512ifma_available() {
+        let out = y.as_mut_ptr();
+        // SAFETY: IFMA checked, q < 2^50; equal lengths, `y` read before written.
+        unsafe { crate::ntt::avx512::ifma::sub_scale(x.as_ptr(), out, w, m.q(), out, x.len()) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if m.bits() <= 62 && crate::ntt::avx512_available() {
         let out = y.as_mut_ptr();

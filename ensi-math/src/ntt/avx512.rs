@@ -410,6 +410,71 @@ pub(crate) mod ifma {
         }
     }
 
+    /// [`super::wide::reduce_sub`] for `q < 2^50` and source words below `2^52`, with
+    /// 52-bit Shoup products (three IFMA operations each).
+    ///
+    /// # Safety
+    /// As for [`super::wide::reduce_sub`], and the CPU must support AVX-512 IFMA; `q < 2^50`,
+    /// every `src[c] < 2^52` (larger words give wrong values, not undefined behaviour).
+    #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+    pub(crate) unsafe fn reduce_sub(src: *const u64, h: u64, q: u64, out: *mut u64, len: usize) {
+        debug_assert!(q < 1 << 50 && h < q);
+        let ctx = Ctx::new(q);
+        let t1 = ctx.tw_splat(1, ((1u128 << 52) / u128::from(q)) as u64);
+        let hv = _mm512_set1_epi64(h as i64);
+        let body = len - len % LANES;
+        let mut c = 0;
+        while c < body {
+            // SAFETY: c + 8 <= len for both pointers (the caller's bounds).
+            let x = reduce(ctx.mul(unsafe { load(src.add(c)) }, &t1), ctx.q);
+            let v = reduce(add(sub(x, hv), ctx.q), ctx.q);
+            // SAFETY: as above.
+            unsafe { store(out.add(c), v) };
+            c += LANES;
+        }
+        for c in body..len {
+            // SAFETY: c < len (the caller's bounds); src[c] is read before out[c] is written.
+            unsafe { *out.add(c) = (*src.add(c) % q + q - h) % q };
+        }
+    }
+
+    /// [`super::wide::sub_scale`] for `q < 2^50`, with a 52-bit Shoup product; `ws =
+    /// floor(w 2^52 / q)`.
+    ///
+    /// # Safety
+    /// As for [`super::wide::sub_scale`], and the CPU must support AVX-512 IFMA; `q < 2^50`.
+    #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+    pub(crate) unsafe fn sub_scale(
+        x: *const u64,
+        y: *const u64,
+        w: u64,
+        q: u64,
+        out: *mut u64,
+        len: usize,
+    ) {
+        debug_assert!(q < 1 << 50 && w < q);
+        let ctx = Ctx::new(q);
+        let tw = ctx.tw_splat(w, ((u128::from(w) << 52) / u128::from(q)) as u64);
+        let body = len - len % LANES;
+        let mut c = 0;
+        while c < body {
+            // SAFETY: c + 8 <= len for every pointer (the caller's bounds).
+            let (a, b) = unsafe { (load(x.add(c)), load(y.add(c))) };
+            let d = reduce(add(sub(a, b), ctx.q), ctx.q);
+            // SAFETY: as above.
+            unsafe { store(out.add(c), reduce(ctx.mul(d, &tw), ctx.q)) };
+            c += LANES;
+        }
+        let q128 = u128::from(q);
+        for c in body..len {
+            // SAFETY: c < len (the caller's bounds); inputs are read before out[c] is written.
+            unsafe {
+                let d = (*x.add(c) + q - *y.add(c)) % q;
+                *out.add(c) = (u128::from(d) * u128::from(w) % q128) as u64;
+            }
+        }
+    }
+
     /// [`super::wide::dot_pair`] for primes below `2^50`, in 52-bit limbs: each term is two
     /// `vpmadd52{lo,hi}uq` into a low and a high accumulator (`d k = hi 2^52 + lo` with both
     /// factors below `2^50`), and the sum `hi 2^52 + lo` is reduced by two Shoup products,

@@ -450,7 +450,7 @@ impl RnsPoly<Ntt> {
         let src = &self.data;
         let data = par::new_limbs_with(l * n, n, |i, limb| {
             let m = &moduli[i];
-            crate::pointwise::reduce_sub_into(m, &last, m.reduce(h), limb);
+            crate::pointwise::reduce_sub_into(m, &last, ql.bits(), m.reduce(h), limb);
             // SAFETY: `reduce_sub_into` wrote every element of the limb.
             let limb = unsafe { &mut *(limb as *mut [core::mem::MaybeUninit<u64>] as *mut [u64]) };
             plans[i].forward(limb);
