@@ -85,6 +85,7 @@ pub fn mul_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
 ///
 /// # Panics
 /// If the slices differ in length.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 pub(crate) fn reduce_sub_into(
     m: &Modulus,
     src: &[u64],

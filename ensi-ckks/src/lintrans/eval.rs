@@ -199,7 +199,8 @@ impl Evaluator {
                 (x, y) => x.or(y),
             };
             let lazy = match (a.lazy, b.lazy) {
-                (Some((mut x, template)), Some((y, _))) => {
+                (Some((mut x, template)), Some((y, other))) => {
+                    crate::ciphertext::check_scale(template.scale(), other.scale())?;
                     self.context().add_extended(&mut x, &y)?;
                     self.count(Op::Add, 1);
                     Some((x, template))
