@@ -150,9 +150,7 @@ pub(crate) fn sub_scale_assign(m: &Modulus, x: &[u64], y: &mut [u64], w: u64, w_
     if m.bits() <= 62 && crate::ntt::avx512_available() {
         let out = y.as_mut_ptr();
         // SAFETY: AVX-512F/DQ checked, q < 2^62; equal lengths, `y` read before written.
-        unsafe {
-            crate::ntt::avx512::wide::sub_scale(x.as_ptr(), out, w, w_shoup, m.q(), out, x.len())
-        };
+        unsafe { crate::ntt::avx512::wide::sub_scale(x.as_ptr(), out, w, m.q(), out, x.len()) };
         return;
     }
     for (t, &a) in y.iter_mut().zip(x) {

@@ -182,7 +182,7 @@ impl Evaluator {
             Ok(match self.rotate_lazy(&inner, step)? {
                 Some(lazy) => Partial {
                     plain: None,
-                    lazy: Some((lazy, inner)),
+                    lazy: Some((lazy, inner.scale())),
                 },
                 None => Partial {
                     plain: Some(self.rotate(&inner, step)?),
@@ -199,11 +199,11 @@ impl Evaluator {
                 (x, y) => x.or(y),
             };
             let lazy = match (a.lazy, b.lazy) {
-                (Some((mut x, template)), Some((y, other))) => {
-                    crate::ciphertext::check_scale(template.scale(), other.scale())?;
+                (Some((mut x, scale)), Some((y, other))) => {
+                    crate::ciphertext::check_scale(scale, other)?;
                     self.context().add_extended(&mut x, &y)?;
                     self.count(Op::Add, 1);
-                    Some((x, template))
+                    Some((x, scale))
                 }
                 (x, y) => x.or(y),
             };
@@ -223,9 +223,13 @@ impl Evaluator {
             .try_fold(Partial::default(), |acc, g| sum(acc, giant(g)?))?;
         let lazy = out
             .lazy
-            .map(|(x, template)| {
+            .map(|(x, scale)| {
                 let (c0, c1) = self.context().mod_down_extended(&x)?;
-                Ok::<_, CkksError>(template.derive(alloc::vec![c0, c1], template.scale()))
+                // Any baby step carries the slots and parameters every product kept.
+                let template = rotated.values().next().ok_or(CkksError::InvalidArgument {
+                    reason: "no baby-step rotation",
+                })?;
+                Ok::<_, CkksError>(template.derive(alloc::vec![c0, c1], scale))
             })
             .transpose()?;
         let total = match (out.plain, lazy) {
@@ -242,12 +246,11 @@ impl Evaluator {
 }
 
 /// A partial sum of giant steps: those added as ciphertexts, and the rotated ones summed
-/// before their ModDown (with one of their inputs, whose level, scale and slots the result
-/// takes).
+/// before their ModDown (with their common scale).
 #[derive(Default)]
 struct Partial {
     plain: Option<Ciphertext>,
-    lazy: Option<(ExtendedPair, Ciphertext)>,
+    lazy: Option<(ExtendedPair, f64)>,
 }
 
 fn slots_match(left: usize, right: usize) -> Result<(), CkksError> {

@@ -87,6 +87,85 @@ const _: () = {
     }
 };
 
+/// The two passes of a rescale, for a module whose `Ctx` multiplies by a Shoup constant of
+/// `$shift` bits (`ifma`: 52, `wide`: 64): the same code over the two multipliers.
+///
+/// `reduce_sub`: `out[c] = ((src[c] mod q) - h) mod q`, canonical, for `h < q` and source words
+/// the module's `Ctx::mul` accepts (below `2^52` for `ifma`, any for `wide`): a residue of a
+/// larger prime brought to `q` and shifted. `sub_scale`: `out[c] = ((x[c] - y[c]) mod q) * w mod
+/// q`, canonical, for residues below `q` and `w < q`.
+///
+/// # Safety (both)
+/// The CPU must support `$feat`; `q` below the module's bound (`2^50` for `ifma`, `2^62` for
+/// `wide`); inputs valid for `len` reads and `out` for `len` writes; `out` may equal an input
+/// (each word is read before it is written) but must not overlap one otherwise.
+macro_rules! rescale_kernels {
+    ($feat:literal, $shift:literal) => {
+        /// See `rescale_kernels!`.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn reduce_sub(
+            src: *const u64,
+            h: u64,
+            q: u64,
+            out: *mut u64,
+            len: usize,
+        ) {
+            debug_assert!(h < q);
+            let ctx = Ctx::new(q);
+            let t1 = ctx.tw_splat(1, ((1u128 << $shift) / u128::from(q)) as u64);
+            let hv = _mm512_set1_epi64(h as i64);
+            let body = len - len % LANES;
+            let mut c = 0;
+            while c < body {
+                // SAFETY: c + 8 <= len for both pointers (the caller's bounds).
+                let x = reduce(ctx.mul(unsafe { load(src.add(c)) }, &t1), ctx.q);
+                let v = reduce(add(sub(x, hv), ctx.q), ctx.q);
+                // SAFETY: as above.
+                unsafe { store(out.add(c), v) };
+                c += LANES;
+            }
+            for c in body..len {
+                // SAFETY: c < len (the caller's bounds); src[c] is read before out[c] is written.
+                unsafe { *out.add(c) = (*src.add(c) % q + q - h) % q };
+            }
+        }
+
+        /// See `rescale_kernels!`.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn sub_scale(
+            x: *const u64,
+            y: *const u64,
+            w: u64,
+            q: u64,
+            out: *mut u64,
+            len: usize,
+        ) {
+            debug_assert!(w < q);
+            let ctx = Ctx::new(q);
+            let tw = ctx.tw_splat(w, ((u128::from(w) << $shift) / u128::from(q)) as u64);
+            let body = len - len % LANES;
+            let mut c = 0;
+            while c < body {
+                // SAFETY: c + 8 <= len for every pointer (the caller's bounds).
+                let (a, b) = unsafe { (load(x.add(c)), load(y.add(c))) };
+                let d = reduce(add(sub(a, b), ctx.q), ctx.q);
+                // SAFETY: as above.
+                unsafe { store(out.add(c), reduce(ctx.mul(d, &tw), ctx.q)) };
+                c += LANES;
+            }
+            let q128 = u128::from(q);
+            for c in body..len {
+                // SAFETY: c < len (the caller's bounds); inputs are read before out[c] is
+                // written.
+                unsafe {
+                    let d = (*x.add(c) + q - *y.add(c)) % q;
+                    *out.add(c) = (u128::from(d) * u128::from(w) % q128) as u64;
+                }
+            }
+        }
+    };
+}
+
 /// Primitives and in-register stages shared by the two AVX-512 backends.
 macro_rules! avx512_common {
     ($feat:literal) => {
@@ -410,70 +489,7 @@ pub(crate) mod ifma {
         }
     }
 
-    /// [`super::wide::reduce_sub`] for `q < 2^50` and source words below `2^52`, with
-    /// 52-bit Shoup products (three IFMA operations each).
-    ///
-    /// # Safety
-    /// As for [`super::wide::reduce_sub`], and the CPU must support AVX-512 IFMA; `q < 2^50`,
-    /// every `src[c] < 2^52` (larger words give wrong values, not undefined behaviour).
-    #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
-    pub(crate) unsafe fn reduce_sub(src: *const u64, h: u64, q: u64, out: *mut u64, len: usize) {
-        debug_assert!(q < 1 << 50 && h < q);
-        let ctx = Ctx::new(q);
-        let t1 = ctx.tw_splat(1, ((1u128 << 52) / u128::from(q)) as u64);
-        let hv = _mm512_set1_epi64(h as i64);
-        let body = len - len % LANES;
-        let mut c = 0;
-        while c < body {
-            // SAFETY: c + 8 <= len for both pointers (the caller's bounds).
-            let x = reduce(ctx.mul(unsafe { load(src.add(c)) }, &t1), ctx.q);
-            let v = reduce(add(sub(x, hv), ctx.q), ctx.q);
-            // SAFETY: as above.
-            unsafe { store(out.add(c), v) };
-            c += LANES;
-        }
-        for c in body..len {
-            // SAFETY: c < len (the caller's bounds); src[c] is read before out[c] is written.
-            unsafe { *out.add(c) = (*src.add(c) % q + q - h) % q };
-        }
-    }
-
-    /// [`super::wide::sub_scale`] for `q < 2^50`, with a 52-bit Shoup product; `ws =
-    /// floor(w 2^52 / q)`.
-    ///
-    /// # Safety
-    /// As for [`super::wide::sub_scale`], and the CPU must support AVX-512 IFMA; `q < 2^50`.
-    #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
-    pub(crate) unsafe fn sub_scale(
-        x: *const u64,
-        y: *const u64,
-        w: u64,
-        q: u64,
-        out: *mut u64,
-        len: usize,
-    ) {
-        debug_assert!(q < 1 << 50 && w < q);
-        let ctx = Ctx::new(q);
-        let tw = ctx.tw_splat(w, ((u128::from(w) << 52) / u128::from(q)) as u64);
-        let body = len - len % LANES;
-        let mut c = 0;
-        while c < body {
-            // SAFETY: c + 8 <= len for every pointer (the caller's bounds).
-            let (a, b) = unsafe { (load(x.add(c)), load(y.add(c))) };
-            let d = reduce(add(sub(a, b), ctx.q), ctx.q);
-            // SAFETY: as above.
-            unsafe { store(out.add(c), reduce(ctx.mul(d, &tw), ctx.q)) };
-            c += LANES;
-        }
-        let q128 = u128::from(q);
-        for c in body..len {
-            // SAFETY: c < len (the caller's bounds); inputs are read before out[c] is written.
-            unsafe {
-                let d = (*x.add(c) + q - *y.add(c)) % q;
-                *out.add(c) = (u128::from(d) * u128::from(w) % q128) as u64;
-            }
-        }
-    }
+    rescale_kernels!("avx512f,avx512dq,avx512ifma", 52);
 
     /// [`super::wide::dot_pair`] for primes below `2^50`, in 52-bit limbs: each term is two
     /// `vpmadd52{lo,hi}uq` into a low and a high accumulator (`d k = hi 2^52 + lo` with both
@@ -828,74 +844,7 @@ pub(crate) mod wide {
         }
     }
 
-    /// `out[c] = ((src[c] mod q) - h) mod q` for any 64-bit words `src[c]` and `h < q < 2^62`,
-    /// canonical: a residue of a larger prime brought to `q` and shifted (the last limb of a
-    /// rescale, reduced for each remaining prime). The reduction is a Shoup product by `1`.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F and DQ; `src` valid for `len` reads, `out` for `len`
-    /// writes; they may be equal but must not overlap otherwise.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub(crate) unsafe fn reduce_sub(src: *const u64, h: u64, q: u64, out: *mut u64, len: usize) {
-        debug_assert!(q < 1 << 62 && h < q);
-        let ctx = Ctx::new(q);
-        let t1 = ctx.tw_splat(1, ((1u128 << 64) / u128::from(q)) as u64);
-        let hv = _mm512_set1_epi64(h as i64);
-        let body = len - len % LANES;
-        let mut c = 0;
-        while c < body {
-            // SAFETY: c + 8 <= len for both pointers (the caller's bounds).
-            let x = reduce(ctx.mul(unsafe { load(src.add(c)) }, &t1), ctx.q);
-            let v = reduce(add(sub(x, hv), ctx.q), ctx.q);
-            // SAFETY: as above.
-            unsafe { store(out.add(c), v) };
-            c += LANES;
-        }
-        for c in body..len {
-            // SAFETY: c < len (the caller's bounds); src[c] is read before out[c] is written.
-            unsafe { *out.add(c) = (*src.add(c) % q + q - h) % q };
-        }
-    }
-
-    /// `out[c] = ((x[c] - y[c]) mod q) * w mod q` for residues `x[c], y[c] < q` and a Shoup
-    /// constant `w < q < 2^62` (`ws = floor(w 2^64 / q)`), canonical: the last step of a
-    /// rescale.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F and DQ; `x` and `y` valid for `len` reads, `out` for `len`
-    /// writes; `out` may equal `x` or `y` but must not overlap them otherwise.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub(crate) unsafe fn sub_scale(
-        x: *const u64,
-        y: *const u64,
-        w: u64,
-        ws: u64,
-        q: u64,
-        out: *mut u64,
-        len: usize,
-    ) {
-        debug_assert!(q < 1 << 62 && w < q);
-        let ctx = Ctx::new(q);
-        let tw = ctx.tw_splat(w, ws);
-        let body = len - len % LANES;
-        let mut c = 0;
-        while c < body {
-            // SAFETY: c + 8 <= len for every pointer (the caller's bounds).
-            let (a, b) = unsafe { (load(x.add(c)), load(y.add(c))) };
-            let d = reduce(add(sub(a, b), ctx.q), ctx.q);
-            // SAFETY: as above.
-            unsafe { store(out.add(c), reduce(ctx.mul(d, &tw), ctx.q)) };
-            c += LANES;
-        }
-        let q128 = u128::from(q);
-        for c in body..len {
-            // SAFETY: c < len (the caller's bounds); inputs are read before out[c] is written.
-            unsafe {
-                let d = (*x.add(c) + q - *y.add(c)) % q;
-                *out.add(c) = (u128::from(d) * u128::from(w) % q128) as u64;
-            }
-        }
-    }
+    rescale_kernels!("avx512f,avx512dq", 64);
 
     /// Partial sums of `d k` for 64-bit `d = d1 2^32 + d0`, `k = k1 2^32 + k0` split into
     /// `vpmuludq` products: `l` and `c` the low and high halves of `d0 k0` (weights `1`, `2^32`),
