@@ -121,6 +121,48 @@ macro_rules! simd_drivers {
             }
         }
 
+        /// Three forward stages at once (`m`, `2m` then `4m` groups, broadcast twiddles): eight
+        /// vectors loaded, three butterfly levels in registers, eight stored, so a transform
+        /// makes two passes over memory fewer than with radix 4 alone.
+        #[target_feature(enable = $feat)]
+        fn fwd_r8(c: &Ctx, a: &mut [u64], m: usize, w: &[u64], ws: &[u64]) {
+            let n = a.len();
+            let t = n / (2 * m);
+            let e = t / 4;
+            debug_assert!(e.is_multiple_of(LANES));
+            let p = a.as_mut_ptr();
+            for i in 0..m {
+                let tw = |k: usize| c.tw_splat(w[k], ws[k]);
+                let t1 = tw(m + i);
+                let (t2a, t2b) = (tw(2 * m + 2 * i), tw(2 * m + 2 * i + 1));
+                let t3 = [0, 1, 2, 3].map(|k| tw(4 * m + 4 * i + k));
+                let base = 2 * i * t;
+                let mut j = 0;
+                while j < e {
+                    // SAFETY: `j + LANES <= e` and `base + 8e = base + 2t <= n`: the eight
+                    // vectors lie in `a`.
+                    unsafe {
+                        let p0 = p.add(base + j);
+                        let mut x = [0, 1, 2, 3, 4, 5, 6, 7].map(|k| load(p0.add(k * e)));
+                        for k in 0..4 {
+                            (x[k], x[k + 4]) = fwd_bf(c, x[k], x[k + 4], &t1);
+                        }
+                        for k in [0, 1] {
+                            (x[k], x[k + 2]) = fwd_bf(c, x[k], x[k + 2], &t2a);
+                            (x[k + 4], x[k + 6]) = fwd_bf(c, x[k + 4], x[k + 6], &t2b);
+                        }
+                        for (k, t) in t3.iter().enumerate() {
+                            (x[2 * k], x[2 * k + 1]) = fwd_bf(c, x[2 * k], x[2 * k + 1], t);
+                        }
+                        for (k, v) in x.into_iter().enumerate() {
+                            store(p0.add(k * e), v);
+                        }
+                    }
+                    j += LANES;
+                }
+            }
+        }
+
         /// One inverse stage with `m` groups; `LAST` (then `m = 1`) folds in `N^{-1}`.
         #[target_feature(enable = $feat)]
         fn inv_r2<const LAST: bool>(
@@ -229,15 +271,29 @@ macro_rules! simd_drivers {
             let c = Ctx::new(plan.modulus.q());
             let (w, ws) = (&plan.fwd[..], &plan.$fwd_shoup[..]);
             // Broadcast stages: half-spans n/2 down to 2 * LANES.
+            // Radix 8 where it fits; one or two radix-4 passes (or one radix-2 pass for a
+            // single stage) take the remainder first.
             let stages = (n / MIN_N).trailing_zeros();
             let mut m = 1;
-            if stages % 2 == 1 {
-                fwd_r2(&c, a, m, w, ws);
-                m *= 2;
+            match stages % 3 {
+                1 if stages == 1 => {
+                    fwd_r2(&c, a, m, w, ws);
+                    m *= 2;
+                }
+                1 => {
+                    fwd_r4(&c, a, m, w, ws);
+                    fwd_r4(&c, a, 4 * m, w, ws);
+                    m *= 16;
+                }
+                2 => {
+                    fwd_r4(&c, a, m, w, ws);
+                    m *= 4;
+                }
+                _ => {}
             }
-            while n / (2 * m) >= 4 * LANES {
-                fwd_r4(&c, a, m, w, ws);
-                m *= 4;
+            while n / (2 * m) >= 8 * LANES {
+                fwd_r8(&c, a, m, w, ws);
+                m *= 8;
             }
             fwd_tail(&c, a, w, ws);
         }
