@@ -340,7 +340,9 @@ macro_rules! avx512_common {
             }
         }
 
-        /// Forward stages with half-span 8, 4, 2, 1 on blocks of 16, fully reducing.
+        /// Forward stages with half-span 8, 4, 2, 1 on blocks of 16, fully reducing. `TB`
+        /// blocks go through each stage side by side (their dependency chains interleaved);
+        /// with fewer blocks than that, the last is repeated (same inputs, same outputs).
         #[target_feature(enable = $feat)]
         fn fwd_tail(c: &Ctx, a: &mut [u64], w: &[u64], ws: &[u64]) {
             let n = a.len();
@@ -351,39 +353,51 @@ macro_rules! avx512_common {
             let [t1np, t1nq] = T1_TO_NAT.map(|i| constant(&i));
             let (sp4, sp2) = (constant(&SPREAD4), constant(&SPREAD2));
             let (d, wp, sp) = (a.as_mut_ptr(), w.as_ptr(), ws.as_ptr());
-            for b in 0..n / 16 {
-                // SAFETY: block `b` is `16b..16b + 16 <= n`; the twiddles read are
+            let blocks = n / 16;
+            for g in 0..blocks.div_ceil(TB) {
+                let bs: [usize; TB] = core::array::from_fn(|k| (TB * g + k).min(blocks - 1));
+                // SAFETY: blocks `b` are `16b..16b + 16 <= n`; the twiddles read are
                 // `n/16 + b < n/8`, `n/8 + 2b + 2 <= n/4`, `n/4 + 4b + 4 <= n/2` and
                 // `n/2 + 8b + 8 <= n`, all inside `w` and `ws` (length `n`).
                 unsafe {
-                    let d = d.add(16 * b);
-                    let (v0, v1) = (load(d), load(d.add(8)));
-                    let k = n / 16 + b;
-                    let tw = c.tw_splat(*wp.add(k), *sp.add(k));
-                    let (v0, v1) = fwd_bf(c, v0, v1, &tw);
-
-                    let (x, y) = (perm(v0, n4p, v1), perm(v0, n4q, v1));
-                    let k = n / 8 + 2 * b;
-                    let tw = c.tw_vec(spread::<2>(wp.add(k), sp4), spread::<2>(sp.add(k), sp4));
-                    let (x, y) = fwd_bf(c, x, y, &tw);
-
-                    let (x, y) = (perm(x, t42p, y), perm(x, t42q, y));
-                    let k = n / 4 + 4 * b;
-                    let tw = c.tw_vec(spread::<4>(wp.add(k), sp2), spread::<4>(sp.add(k), sp2));
-                    let (x, y) = fwd_bf(c, x, y, &tw);
-
-                    let (x, y) = (perm(x, t21p, y), perm(x, t21q, y));
-                    let k = n / 2 + 8 * b;
-                    let tw = c.tw_vec(load(wp.add(k)), load(sp.add(k)));
-                    let (x, y) = fwd_bf_last(c, x, y, &tw);
-
-                    store(d, perm(x, t1np, y));
-                    store(d.add(8), perm(x, t1nq, y));
+                    let mut x = bs.map(|b| load(d.add(16 * b)));
+                    let mut y = bs.map(|b| load(d.add(16 * b + 8)));
+                    for (k, &b) in bs.iter().enumerate() {
+                        let i = n / 16 + b;
+                        let tw = c.tw_splat(*wp.add(i), *sp.add(i));
+                        (x[k], y[k]) = fwd_bf(c, x[k], y[k], &tw);
+                    }
+                    for (k, &b) in bs.iter().enumerate() {
+                        (x[k], y[k]) = (perm(x[k], n4p, y[k]), perm(x[k], n4q, y[k]));
+                        let i = n / 8 + 2 * b;
+                        let tw = c.tw_vec(spread::<2>(wp.add(i), sp4), spread::<2>(sp.add(i), sp4));
+                        (x[k], y[k]) = fwd_bf(c, x[k], y[k], &tw);
+                    }
+                    for (k, &b) in bs.iter().enumerate() {
+                        (x[k], y[k]) = (perm(x[k], t42p, y[k]), perm(x[k], t42q, y[k]));
+                        let i = n / 4 + 4 * b;
+                        let tw = c.tw_vec(spread::<4>(wp.add(i), sp2), spread::<4>(sp.add(i), sp2));
+                        (x[k], y[k]) = fwd_bf(c, x[k], y[k], &tw);
+                    }
+                    for (k, &b) in bs.iter().enumerate() {
+                        (x[k], y[k]) = (perm(x[k], t21p, y[k]), perm(x[k], t21q, y[k]));
+                        let i = n / 2 + 8 * b;
+                        let tw = c.tw_vec(load(wp.add(i)), load(sp.add(i)));
+                        (x[k], y[k]) = fwd_bf_last(c, x[k], y[k], &tw);
+                    }
+                    for (k, &b) in bs.iter().enumerate() {
+                        store(d.add(16 * b), perm(x[k], t1np, y[k]));
+                        store(d.add(16 * b + 8), perm(x[k], t1nq, y[k]));
+                    }
                 }
             }
         }
 
-        /// Inverse stages with half-span 1, 2, 4, 8 on blocks of 16.
+        /// Blocks of [`fwd_tail`] in flight together.
+        const TB: usize = 8;
+
+        /// Inverse stages with half-span 1, 2, 4, 8 on blocks of 16, `TB` blocks side by side
+        /// as in [`fwd_tail`].
         #[target_feature(enable = $feat)]
         fn inv_head(c: &Ctx, a: &mut [u64], w: &[u64], ws: &[u64]) {
             let n = a.len();
@@ -394,34 +408,44 @@ macro_rules! avx512_common {
             let [t4np, t4nq] = T4_TO_NAT.map(|i| constant(&i));
             let (sp4, sp2) = (constant(&SPREAD4), constant(&SPREAD2));
             let (d, wp, sp) = (a.as_mut_ptr(), w.as_ptr(), ws.as_ptr());
-            for b in 0..n / 16 {
-                // SAFETY: as in `fwd_tail`: the block and the twiddles read lie inside `a`, `w`
-                // and `ws`.
+            let blocks = n / 16;
+            for g in 0..blocks.div_ceil(TB) {
+                let bs: [usize; TB] = core::array::from_fn(|k| (TB * g + k).min(blocks - 1));
+                // SAFETY: as in `fwd_tail`: the blocks and the twiddles read lie inside `a`,
+                // `w` and `ws`.
                 unsafe {
-                    let d = d.add(16 * b);
-                    let (v0, v1) = (load(d), load(d.add(8)));
-
-                    let (x, y) = (perm(v0, n1p, v1), perm(v0, n1q, v1));
-                    let k = n / 2 + 8 * b;
-                    let tw = c.tw_vec(load(wp.add(k)), load(sp.add(k)));
-                    let (x, y) = inv_bf(c, x, y, &tw);
-
-                    let (x, y) = (perm(x, t12p, y), perm(x, t12q, y));
-                    let k = n / 4 + 4 * b;
-                    let tw = c.tw_vec(spread::<4>(wp.add(k), sp2), spread::<4>(sp.add(k), sp2));
-                    let (x, y) = inv_bf(c, x, y, &tw);
-
-                    let (x, y) = (perm(x, t24p, y), perm(x, t24q, y));
-                    let k = n / 8 + 2 * b;
-                    let tw = c.tw_vec(spread::<2>(wp.add(k), sp4), spread::<2>(sp.add(k), sp4));
-                    let (x, y) = inv_bf(c, x, y, &tw);
-
-                    let (v0, v1) = (perm(x, t4np, y), perm(x, t4nq, y));
-                    let k = n / 16 + b;
-                    let tw = c.tw_splat(*wp.add(k), *sp.add(k));
-                    let (v0, v1) = inv_bf(c, v0, v1, &tw);
-                    store(d, v0);
-                    store(d.add(8), v1);
+                    let mut x = bs.map(|b| load(d.add(16 * b)));
+                    let mut y = bs.map(|b| load(d.add(16 * b + 8)));
+                    for (k, &b) in bs.iter().enumerate() {
+                        (x[k], y[k]) = (perm(x[k], n1p, y[k]), perm(x[k], n1q, y[k]));
+                        let i = n / 2 + 8 * b;
+                        let tw = c.tw_vec(load(wp.add(i)), load(sp.add(i)));
+                        (x[k], y[k]) = inv_bf(c, x[k], y[k], &tw);
+                    }
+                    for (k, &b) in bs.iter().enumerate() {
+                        (x[k], y[k]) = (perm(x[k], t12p, y[k]), perm(x[k], t12q, y[k]));
+                        let i = n / 4 + 4 * b;
+                        let tw = c.tw_vec(spread::<4>(wp.add(i), sp2), spread::<4>(sp.add(i), sp2));
+                        (x[k], y[k]) = inv_bf(c, x[k], y[k], &tw);
+                    }
+                    for (k, &b) in bs.iter().enumerate() {
+                        (x[k], y[k]) = (perm(x[k], t24p, y[k]), perm(x[k], t24q, y[k]));
+                        let i = n / 8 + 2 * b;
+                        let tw = c.tw_vec(spread::<2>(wp.add(i), sp4), spread::<2>(sp.add(i), sp4));
+                        (x[k], y[k]) = inv_bf(c, x[k], y[k], &tw);
+                    }
+                    for (k, &b) in bs.iter().enumerate() {
+                        (x[k], y[k]) = (perm(x[k], t4np, y[k]), perm(x[k], t4nq, y[k]));
+                        let i = n / 16 + b;
+                        let tw = c.tw_splat(*wp.add(i), *sp.add(i));
+                        (x[k], y[k]) = inv_bf(c, x[k], y[k], &tw);
+                    }
+                    // Stores after every load of the group: a repeated last block reads its
+                    // input before either copy writes the same output.
+                    for (k, &b) in bs.iter().enumerate() {
+                        store(d.add(16 * b), x[k]);
+                        store(d.add(16 * b + 8), y[k]);
+                    }
                 }
             }
         }
