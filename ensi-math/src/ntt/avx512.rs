@@ -93,7 +93,9 @@ const _: () = {
 /// `reduce_sub`: `out[c] = ((src[c] mod q) - h) mod q`, canonical, for `h < q` and source words
 /// the module's `Ctx::mul` accepts (below `2^52` for `ifma`, any for `wide`): a residue of a
 /// larger prime brought to `q` and shifted. `sub_scale`: `out[c] = ((x[c] - y[c]) mod q) * w mod
-/// q`, canonical, for residues below `q` and `w < q`.
+/// q`, canonical, for residues below `q` and `w < q`; with `stream` and a 64-byte aligned `out`
+/// its stores are non-temporal (a result not read again soon goes to memory without first
+/// reading its lines in), fenced before return.
 ///
 /// # Safety (both)
 /// The CPU must support `$feat`; `q` below the module's bound (`2^50` for `ifma`, `2^62` for
@@ -139,19 +141,32 @@ macro_rules! rescale_kernels {
             q: u64,
             out: *mut u64,
             len: usize,
+            stream: bool,
         ) {
             debug_assert!(w < q);
             let ctx = Ctx::new(q);
             let tw = ctx.tw_splat(w, ((u128::from(w) << $shift) / u128::from(q)) as u64);
             let body = len - len % LANES;
+            let stream = stream && (out as usize).is_multiple_of(64);
             let mut c = 0;
             while c < body {
                 // SAFETY: c + 8 <= len for every pointer (the caller's bounds).
                 let (a, b) = unsafe { (load(x.add(c)), load(y.add(c))) };
                 let d = reduce(add(sub(a, b), ctx.q), ctx.q);
-                // SAFETY: as above.
-                unsafe { store(out.add(c), reduce(ctx.mul(d, &tw), ctx.q)) };
+                let v = reduce(ctx.mul(d, &tw), ctx.q);
+                // SAFETY: as above; a streamed store's address is 64-byte aligned (`out` is,
+                // and `c` is a multiple of 8 words).
+                unsafe {
+                    if stream {
+                        _mm512_stream_si512(out.add(c).cast(), v);
+                    } else {
+                        store(out.add(c), v);
+                    }
+                }
                 c += LANES;
+            }
+            if stream {
+                _mm_sfence();
             }
             let q128 = u128::from(q);
             for c in body..len {

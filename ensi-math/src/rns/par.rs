@@ -95,6 +95,40 @@ where
     out
 }
 
+/// [`new_limbs_with`] where `fill` also gets an uninitialised scratch limb of `n` words (one
+/// per worker, reused across the limbs it fills; not zero-filled).
+pub fn new_limbs_with_scratch<F>(len: usize, n: usize, fill: F) -> alloc::vec::Vec<u64>
+where
+    F: Fn(usize, &mut [core::mem::MaybeUninit<u64>], &mut [core::mem::MaybeUninit<u64>])
+        + Send
+        + Sync,
+{
+    assert!(n > 0 && len.is_multiple_of(n));
+    let mut out: alloc::vec::Vec<u64> = alloc::vec::Vec::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    let scratch = || {
+        let mut v = alloc::vec::Vec::<core::mem::MaybeUninit<u64>>::with_capacity(n);
+        v.resize_with(n, core::mem::MaybeUninit::uninit);
+        v
+    };
+    #[cfg(feature = "parallel")]
+    spare
+        .par_chunks_mut(n)
+        .enumerate()
+        .for_each_init(scratch, |s, (i, limb)| fill(i, limb, s));
+    #[cfg(not(feature = "parallel"))]
+    {
+        let mut s = scratch();
+        spare
+            .chunks_mut(n)
+            .enumerate()
+            .for_each(|(i, limb)| fill(i, limb, &mut s));
+    }
+    // SAFETY: as in `new_limbs_with`: the chunks cover `0..len` and `fill` writes every element.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `f(i)(a[k], b[k])` for every residue `k` of limb `i`, into a new vector ([`new_limbs`]).
 pub fn zip_into_new<M, G>(a: &[u64], b: &[u64], n: usize, f: M) -> alloc::vec::Vec<u64>
 where
