@@ -178,6 +178,42 @@ macro_rules! rescale_kernels {
                 }
             }
         }
+
+        /// `out[k] = (x[k] - NTT(a)[k]) w mod q`, canonical, for residues below `q` and
+        /// `w < q`: the forward transform of `a` (left holding intermediate values) with
+        /// `sub_scale` folded into its last pass, so the transform is never stored and the
+        /// reads of `x` and the (streamed) writes of `out` overlap its arithmetic.
+        ///
+        /// # Safety
+        /// The CPU must support `$feat`; `plan` built for this backend; `a`, `x` and `out`
+        /// of `plan`'s degree (at least `MIN_N`), `out` not overlapping `a` or `x`.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn forward_sub_scale(
+            plan: &crate::ntt::NttPlan,
+            a: &mut [u64],
+            x: *const u64,
+            w: u64,
+            out: *mut u64,
+        ) {
+            let n = a.len();
+            let q = plan.modulus().q();
+            debug_assert!(w < q && n >= MIN_N);
+            let c = Ctx::new(q);
+            let (tw, tws) = fwd_tables(plan);
+            assert!(tw.len() == n && tws.len() == n);
+            fwd_broadcast(&c, a, tw, tws);
+            let sub = SubScale {
+                x,
+                out,
+                tw: c.tw_splat(w, ((u128::from(w) << $shift) / u128::from(q)) as u64),
+                stream: (out as usize).is_multiple_of(64),
+            };
+            // SAFETY: `x` and `out` hold `n` words (the caller).
+            unsafe { fwd_tail_into::<true>(&c, a, tw, tws, Some(&sub)) };
+            if sub.stream {
+                _mm_sfence();
+            }
+        }
     };
 }
 
@@ -360,6 +396,23 @@ macro_rules! avx512_common {
         /// with fewer blocks than that, the last is repeated (same inputs, same outputs).
         #[target_feature(enable = $feat)]
         fn fwd_tail(c: &Ctx, a: &mut [u64], w: &[u64], ws: &[u64]) {
+            // SAFETY: no epilogue: the stores go back into `a`.
+            unsafe { fwd_tail_into::<false>(c, a, w, ws, None) }
+        }
+
+        /// [`fwd_tail`], its results written back into `a`, or with `SUB` handed to `sub`'s
+        /// epilogue instead (`a` then holds intermediate values).
+        ///
+        /// # Safety
+        /// With `SUB`, `sub` must be `Some` and valid for `a.len()` words (see [`SubScale`]).
+        #[target_feature(enable = $feat)]
+        unsafe fn fwd_tail_into<const SUB: bool>(
+            c: &Ctx,
+            a: &mut [u64],
+            w: &[u64],
+            ws: &[u64],
+            sub: Option<&SubScale>,
+        ) {
             let n = a.len();
             assert!(n.is_multiple_of(16) && n >= 16 && w.len() == n && ws.len() == n);
             let [n4p, n4q] = NAT_TO_4.map(|i| constant(&i));
@@ -401,8 +454,49 @@ macro_rules! avx512_common {
                         (x[k], y[k]) = fwd_bf_last(c, x[k], y[k], &tw);
                     }
                     for (k, &b) in bs.iter().enumerate() {
-                        store(d.add(16 * b), perm(x[k], t1np, y[k]));
-                        store(d.add(16 * b + 8), perm(x[k], t1nq, y[k]));
+                        let (lo, hi) = (perm(x[k], t1np, y[k]), perm(x[k], t1nq, y[k]));
+                        match sub {
+                            Some(e) if SUB => {
+                                e.put(c, 16 * b, lo);
+                                e.put(c, 16 * b + 8, hi);
+                            }
+                            _ => {
+                                store(d.add(16 * b), lo);
+                                store(d.add(16 * b + 8), hi);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        /// The epilogue of [`fwd_tail_into`] for a rescale: the transform `y` (canonical) is
+        /// not stored; `out[k] = (x[k] - y[k]) w mod q` is, with non-temporal stores where
+        /// `out` is 64-byte aligned.
+        struct SubScale {
+            x: *const u64,
+            out: *mut u64,
+            tw: Tw,
+            stream: bool,
+        }
+
+        impl SubScale {
+            /// Words `off..off + 8`.
+            ///
+            /// # Safety
+            /// `x` and `out` valid for those words.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            unsafe fn put(&self, c: &Ctx, off: usize, y: V) {
+                // SAFETY: the caller's bounds; a streamed store is 64-byte aligned (`out` is,
+                // and `off` is a multiple of 8 words).
+                unsafe {
+                    let d = reduce(add(sub(load(self.x.add(off)), y), c.q), c.q);
+                    let v = reduce(c.mul(d, &self.tw), c.q);
+                    if self.stream {
+                        _mm512_stream_si512(self.out.add(off).cast(), v);
+                    } else {
+                        store(self.out.add(off), v);
                     }
                 }
             }

@@ -378,6 +378,49 @@ impl NttPlan {
         }
     }
 
+    /// `out[k] = (x[k] - NTT(a)[k]) w mod q` for residues `x[k] < q` and `w < q` with its Shoup
+    /// constant `w_shoup = floor(w 2^64 / q)`: a forward transform whose result is consumed by
+    /// the rescale's last step instead of being stored (the AVX-512 backends fold that step
+    /// into their last pass; the others transform, then run it). `a` is left holding
+    /// unspecified residues; every element of `out` is written.
+    ///
+    /// # Panics
+    /// If a length differs from the ring degree.
+    pub fn forward_sub_scale(
+        &self,
+        a: &mut [u64],
+        x: &[u64],
+        w: u64,
+        w_shoup: u64,
+        out: &mut [core::mem::MaybeUninit<u64>],
+    ) {
+        assert!(
+            a.len() == self.n && x.len() == self.n && out.len() == self.n,
+            "NTT input length must equal the ring degree"
+        );
+        match self.backend {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512Ifma if self.n >= avx512::wide::MIN_N => {
+                // SAFETY: as in `forward`; the three slices hold `n` words and `out` is a
+                // distinct (exclusively borrowed) slice.
+                unsafe {
+                    avx512::ifma::forward_sub_scale(self, a, x.as_ptr(), w, out.as_mut_ptr().cast())
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 if self.n >= avx512::wide::MIN_N => {
+                // SAFETY: as above.
+                unsafe {
+                    avx512::wide::forward_sub_scale(self, a, x.as_ptr(), w, out.as_mut_ptr().cast())
+                }
+            }
+            _ => {
+                self.forward(a);
+                crate::pointwise::sub_scale_into(&self.modulus, x, a, w, w_shoup, out);
+            }
+        }
+    }
+
     /// In-place inverse transform: evaluations in `[0, q)`, bit-reversed order, to coefficients
     /// in `[0, q)`, natural order.
     ///

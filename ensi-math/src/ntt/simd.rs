@@ -260,6 +260,12 @@ macro_rules! simd_drivers {
             }
         }
 
+        /// The forward twiddles and their Shoup constants in this backend's precision.
+        #[allow(dead_code)]
+        fn fwd_tables(plan: &NttPlan) -> (&[u64], &[u64]) {
+            (&plan.fwd[..], &plan.$fwd_shoup[..])
+        }
+
         /// Forward transform of `a` (length `N = plan.n >= MIN_N`).
         ///
         /// # Safety
@@ -270,32 +276,38 @@ macro_rules! simd_drivers {
             assert!(n >= MIN_N && plan.fwd.len() == n && plan.$fwd_shoup.len() == n);
             let c = Ctx::new(plan.modulus.q());
             let (w, ws) = (&plan.fwd[..], &plan.$fwd_shoup[..]);
-            // Broadcast stages: half-spans n/2 down to 2 * LANES.
-            // Radix 8 where it fits; one or two radix-4 passes (or one radix-2 pass for a
-            // single stage) take the remainder first.
+            fwd_broadcast(&c, a, w, ws);
+            fwd_tail(&c, a, w, ws);
+        }
+
+        /// The forward stages with broadcast twiddles (half-spans `n/2` down to `2 LANES`):
+        /// radix 8 where it fits, one or two radix-4 passes (or one radix-2 pass for a single
+        /// stage) taking the remainder first.
+        #[target_feature(enable = $feat)]
+        fn fwd_broadcast(c: &Ctx, a: &mut [u64], w: &[u64], ws: &[u64]) {
+            let n = a.len();
             let stages = (n / MIN_N).trailing_zeros();
             let mut m = 1;
             match stages % 3 {
                 1 if stages == 1 => {
-                    fwd_r2(&c, a, m, w, ws);
+                    fwd_r2(c, a, m, w, ws);
                     m *= 2;
                 }
                 1 => {
-                    fwd_r4(&c, a, m, w, ws);
-                    fwd_r4(&c, a, 4 * m, w, ws);
+                    fwd_r4(c, a, m, w, ws);
+                    fwd_r4(c, a, 4 * m, w, ws);
                     m *= 16;
                 }
                 2 => {
-                    fwd_r4(&c, a, m, w, ws);
+                    fwd_r4(c, a, m, w, ws);
                     m *= 4;
                 }
                 _ => {}
             }
             while n / (2 * m) >= 8 * LANES {
-                fwd_r8(&c, a, m, w, ws);
+                fwd_r8(c, a, m, w, ws);
                 m *= 8;
             }
-            fwd_tail(&c, a, w, ws);
         }
 
         /// Inverse transform of `a` (length `N = plan.n >= MIN_N`), `N^{-1}` included.

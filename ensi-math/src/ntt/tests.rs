@@ -308,3 +308,54 @@ fn sub_scale_streamed_and_plain_against_u128() {
         }
     }
 }
+
+/// `forward_sub_scale` (the rescale's fused last pass) against the transform and `u128`
+/// arithmetic, on every backend this CPU has, every degree up to 2^12 and each prime class,
+/// into a 64-byte aligned output (streamed stores) and one 8 bytes off it (plain stores).
+#[test]
+fn forward_sub_scale_matches_transform_then_scale() {
+    #[repr(align(64))]
+    struct Aligned([u64; (1 << 12) + 8]);
+    for log_n in 1..=12u32 {
+        let n = 1usize << log_n;
+        for q in prime_classes(n) {
+            for backend in [
+                Backend::Scalar,
+                Backend::Avx2,
+                Backend::Avx512,
+                Backend::Avx512Ifma,
+            ] {
+                let Ok(plan) = NttPlan::with_backend(n, q, backend) else {
+                    continue;
+                };
+                let a = random_poly(n, q, u64::from(log_n) * 7 + q % 97);
+                let x = random_poly(n, q, u64::from(log_n) * 11 + 3);
+                let w = q - 1 - (q >> 3);
+                let w_shoup = ((u128::from(w) << 64) / u128::from(q)) as u64;
+                let mut t = a.clone();
+                plan.forward(&mut t);
+                let want: Vec<u64> = x
+                    .iter()
+                    .zip(&t)
+                    .map(|(&xi, &ti)| {
+                        ((u128::from((xi + q - ti) % q) * u128::from(w)) % u128::from(q)) as u64
+                    })
+                    .collect();
+                for offset in [0usize, 1] {
+                    let mut buf = alloc::boxed::Box::new(Aligned([0; (1 << 12) + 8]));
+                    let out = &mut buf.0[offset..offset + n];
+                    // SAFETY: `[u64]` and `[MaybeUninit<u64>]` have one layout.
+                    let out_u =
+                        unsafe { &mut *(out as *mut [u64] as *mut [core::mem::MaybeUninit<u64>]) };
+                    let mut scratch = a.clone();
+                    plan.forward_sub_scale(&mut scratch, &x, w, w_shoup, out_u);
+                    assert_eq!(
+                        &buf.0[offset..offset + n],
+                        &want[..],
+                        "n {n}, q {q}, {backend:?}, offset {offset}"
+                    );
+                }
+            }
+        }
+    }
+}

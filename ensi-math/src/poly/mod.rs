@@ -448,17 +448,16 @@ impl RnsPoly<Ntt> {
         let plans = &ctx.plans;
         let basis = &ctx.basis;
         let src = &self.data;
-        // Per limb: the last limb brought to `q_i` and transformed in a scratch limb that
-        // stays in cache, then `(x - t) q_l^-1` streamed to the output (written once, its
-        // lines not read in first).
+        // Per limb: the last limb brought to `q_i` in a scratch limb that stays in cache, its
+        // NTT with `(x - t) q_l^-1` folded into the last pass and streamed to the output
+        // (written once, its lines not read in first).
         let data = par::new_limbs_with_scratch(l * n, n, |i, limb, t| {
             let m = &moduli[i];
             crate::pointwise::reduce_sub_into(m, &last, ql.bits(), m.reduce(h), t);
             // SAFETY: `reduce_sub_into` wrote every element of the scratch limb.
             let t = unsafe { &mut *(t as *mut [core::mem::MaybeUninit<u64>] as *mut [u64]) };
-            plans[i].forward(t);
             let (inv, inv_shoup) = basis.last_inv(l, i);
-            crate::pointwise::sub_scale_into(m, &src[i * n..(i + 1) * n], t, inv, inv_shoup, limb);
+            plans[i].forward_sub_scale(t, &src[i * n..(i + 1) * n], inv, inv_shoup, limb);
         });
         Ok(Self::from_vec(ctx, l, data))
     }
