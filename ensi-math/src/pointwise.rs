@@ -138,7 +138,6 @@ pub(crate) fn reduce_sub_into(
 ///
 /// # Panics
 /// If the slices differ in length.
-const STREAM: bool = true;
 pub(crate) fn sub_scale_into(
     m: &Modulus,
     x: &[u64],
@@ -159,7 +158,7 @@ pub(crate) fn sub_scale_into(
                 m.q(),
                 out.as_mut_ptr().cast(),
                 x.len(),
-                STREAM,
+                true,
             )
         };
         return;
@@ -175,7 +174,7 @@ pub(crate) fn sub_scale_into(
                 m.q(),
                 out.as_mut_ptr().cast(),
                 x.len(),
-                STREAM,
+                true,
             )
         };
         return;
