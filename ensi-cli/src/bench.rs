@@ -205,10 +205,15 @@ fn selected_ops(args: &CkksBenchArgs) -> Result<Vec<&'static str>, String> {
 fn time<T>(warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> (f64, f64, T) {
     let mut last = None;
     for _ in 0..warmup {
+        drop(last.take());
         last = Some(f());
     }
     let mut samples = Vec::with_capacity(reps);
     for _ in 0..reps.max(1) {
+        // The previous result is dropped before the next call (as the OpenFHE driver clears
+        // its keys before each), so a call reuses freed memory instead of faulting in fresh
+        // pages while the old result is still alive.
+        drop(last.take());
         let start = Instant::now();
         let out = f();
         samples.push(start.elapsed().as_secs_f64() * 1e6);
@@ -464,8 +469,12 @@ fn measure(
     }
     let mut keys = EvaluationKeySet::new();
     if has("relin_keygen") || has("mul_relin") || has("rescale") {
-        let reps_here = if has("relin_keygen") { reps } else { 0 };
-        let (med, min, rlk) = time(0, reps_here, || {
+        let (warm_here, reps_here) = if has("relin_keygen") {
+            (warm, reps)
+        } else {
+            (0, 0)
+        };
+        let (med, min, rlk) = time(warm_here, reps_here, || {
             RelinearizationKey::generate(&ctx, &sk, &mut rng)
         });
         keys.insert(ensi_ckks::EvaluationKey::Relinearization(rlk.map_err(err)?));
