@@ -226,7 +226,7 @@ fn decompose_in(space: &SwitchSpace, c: &RnsPoly<Ntt>) -> Result<Decomposition, 
     let ext = num_q + ks.p_basis().len();
     let digits = ks.digits_at(num_q);
     let coeff = c.clone().into_coeff();
-    let mut data = vec![0u64; digits * ext * n];
+    let mut data = par::zeroed(digits * ext * n, n);
     let plans = space.ring.plans();
     for (j, block) in data.chunks_mut(ext * n).enumerate() {
         ks.mod_up_digit(n, num_q, j, coeff.as_slice(), block)?;
@@ -295,8 +295,6 @@ fn inner_products_in(
     // Extended limb e of both outputs (b part, a part) at once: every residue is
     // sum_j dec_j[perm(i)] * key_j[i] (`ensi_math::pointwise::dot_pair`, vectorised, with the
     // automorphism's gather folded into its loads).
-    let mut acc0 = vec![0u64; ext * n];
-    let mut acc1 = vec![0u64; ext * n];
     let limb = |e: usize, out0: &mut [u64], out1: &mut [u64]| {
         let g = space.extended_index(num_q, e);
         // Checked above: a truncated key holds every limb this level reads.
@@ -321,19 +319,7 @@ fn inner_products_in(
             .collect();
         ensi_math::pointwise::dot_pair(&moduli[g], &src, &kb, &ka, perm, out0, out1);
     };
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        acc0.par_chunks_mut(n)
-            .zip(acc1.par_chunks_mut(n))
-            .enumerate()
-            .for_each(|(e, (o0, o1))| limb(e, o0, o1));
-    }
-    #[cfg(not(feature = "parallel"))]
-    for (e, (o0, o1)) in acc0.chunks_mut(n).zip(acc1.chunks_mut(n)).enumerate() {
-        limb(e, o0, o1);
-    }
-    Ok((acc0, acc1))
+    Ok(par::new_limb_pairs_with(ext * n, n, limb))
 }
 
 /// ModDown of `x` (NTT form over `Q_l ∪ P`, `num_q + K` limbs) to `round(x / P) - u` over
@@ -343,7 +329,7 @@ fn mod_down_ntt(space: &SwitchSpace, x: &[u64], num_q: usize) -> Result<Vec<u64>
     let n = space.ring.n();
     let plans = space.ring.plans();
     let ks = &space.key_switch;
-    let mut tmp = vec![0u64; x.len()];
+    let mut tmp = par::zeroed(x.len(), n);
     let (_, p_part) = tmp.split_at_mut(num_q * n);
     par::for_each_limb_zip(p_part, &x[num_q * n..], n, |j, t, src| {
         t.copy_from_slice(src);

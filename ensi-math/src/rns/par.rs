@@ -95,6 +95,63 @@ where
     out
 }
 
+/// A zero vector of `len` residues (limbs of `n`), each limb zeroed by a worker of the pool:
+/// the allocator's single-threaded zero-fill of a reused block, spread over the threads.
+pub fn zeroed(len: usize, n: usize) -> alloc::vec::Vec<u64> {
+    new_limbs_with(len, n, |_, limb| limb.fill(core::mem::MaybeUninit::new(0)))
+}
+
+/// Two new vectors of `len` residues (limbs of `n`) whose limbs `i` are written by
+/// `fill(i, a_i, b_i)`; each pair of limbs is zeroed by its worker just before, while it is
+/// about to be written anyway (cache-resident), instead of both vectors in one serial pass at
+/// allocation.
+pub fn new_limb_pairs_with<F>(
+    len: usize,
+    n: usize,
+    fill: F,
+) -> (alloc::vec::Vec<u64>, alloc::vec::Vec<u64>)
+where
+    F: Fn(usize, &mut [u64], &mut [u64]) + Send + Sync,
+{
+    use core::mem::MaybeUninit;
+    assert!(n > 0 && len.is_multiple_of(n));
+    let mut a: alloc::vec::Vec<u64> = alloc::vec::Vec::with_capacity(len);
+    let mut b: alloc::vec::Vec<u64> = alloc::vec::Vec::with_capacity(len);
+    let (sa, sb) = (
+        &mut a.spare_capacity_mut()[..len],
+        &mut b.spare_capacity_mut()[..len],
+    );
+    let one = |i: usize, x: &mut [MaybeUninit<u64>], y: &mut [MaybeUninit<u64>]| {
+        x.fill(MaybeUninit::new(0));
+        y.fill(MaybeUninit::new(0));
+        // SAFETY: both limbs were just initialised (zeros); `[MaybeUninit<u64>]` and `[u64]`
+        // have one layout.
+        let (x, y) = unsafe {
+            (
+                &mut *(x as *mut [MaybeUninit<u64>] as *mut [u64]),
+                &mut *(y as *mut [MaybeUninit<u64>] as *mut [u64]),
+            )
+        };
+        fill(i, x, y);
+    };
+    #[cfg(feature = "parallel")]
+    sa.par_chunks_mut(n)
+        .zip(sb.par_chunks_mut(n))
+        .enumerate()
+        .for_each(|(i, (x, y))| one(i, x, y));
+    #[cfg(not(feature = "parallel"))]
+    sa.chunks_mut(n)
+        .zip(sb.chunks_mut(n))
+        .enumerate()
+        .for_each(|(i, (x, y))| one(i, x, y));
+    // SAFETY: the chunks cover `0..len` of both and every limb was zeroed before `fill`.
+    unsafe {
+        a.set_len(len);
+        b.set_len(len);
+    }
+    (a, b)
+}
+
 /// [`new_limbs_with`] where `fill` also gets an uninitialised scratch limb of `n` words (one
 /// per worker, reused across the limbs it fills; not zero-filled).
 pub fn new_limbs_with_scratch<F>(len: usize, n: usize, fill: F) -> alloc::vec::Vec<u64>
