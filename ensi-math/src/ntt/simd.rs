@@ -245,6 +245,57 @@ macro_rules! simd_drivers {
             }
         }
 
+        /// Three inverse stages at once (`m`, `m / 2` then `m / 4` groups); `LAST` (then
+        /// `m = 4`) folds in `N^{-1}`.
+        #[target_feature(enable = $feat)]
+        fn inv_r8<const LAST: bool>(
+            c: &Ctx,
+            a: &mut [u64],
+            m: usize,
+            w: &[u64],
+            ws: &[u64],
+            last: &[Tw; 2],
+        ) {
+            let n = a.len();
+            let t = n / (2 * m);
+            debug_assert!(t.is_multiple_of(LANES) && m >= 4);
+            let p = a.as_mut_ptr();
+            for i in 0..m / 4 {
+                let tw = |k: usize| c.tw_splat(w[k], ws[k]);
+                let t1 = [0, 1, 2, 3].map(|k| tw(m + 4 * i + k));
+                let t2 = [tw(m / 2 + 2 * i), tw(m / 2 + 2 * i + 1)];
+                let t3 = tw(m / 4 + i);
+                let base = 8 * i * t;
+                let mut j = 0;
+                while j < t {
+                    // SAFETY: `j + LANES <= t` and `base + 8t <= n`: the eight vectors lie in
+                    // `a`.
+                    unsafe {
+                        let p0 = p.add(base + j);
+                        let mut x = [0, 1, 2, 3, 4, 5, 6, 7].map(|k| load(p0.add(k * t)));
+                        for (k, tk) in t1.iter().enumerate() {
+                            (x[2 * k], x[2 * k + 1]) = inv_bf(c, x[2 * k], x[2 * k + 1], tk);
+                        }
+                        for k in [0, 1] {
+                            (x[k], x[k + 2]) = inv_bf(c, x[k], x[k + 2], &t2[0]);
+                            (x[k + 4], x[k + 6]) = inv_bf(c, x[k + 4], x[k + 6], &t2[1]);
+                        }
+                        for k in 0..4 {
+                            (x[k], x[k + 4]) = if LAST {
+                                inv_bf_last(c, x[k], x[k + 4], last)
+                            } else {
+                                inv_bf(c, x[k], x[k + 4], &t3)
+                            };
+                        }
+                        for (k, v) in x.into_iter().enumerate() {
+                            store(p0.add(k * t), v);
+                        }
+                    }
+                    j += LANES;
+                }
+            }
+        }
+
         /// Multiplies every value (below `2q`) by `N^{-1}`, fully reduced.
         #[target_feature(enable = $feat)]
         fn scale(c: &Ctx, a: &mut [u64], n_inv: &Tw) {
@@ -328,23 +379,35 @@ macro_rules! simd_drivers {
                 scale(&c, a, &last[0]);
                 return;
             }
-            // Groups at half-span 2 * LANES.
+            // Groups at half-span 2 * LANES; a pass is the last when its last stage has one
+            // group. One radix-2 or radix-4 pass takes the remainder, radix 8 the rest.
             let mut m = n / (4 * LANES);
-            if stages % 2 == 1 {
-                if m == 1 {
-                    inv_r2::<true>(&c, a, m, w, ws, &last);
-                } else {
-                    inv_r2::<false>(&c, a, m, w, ws, &last);
+            match stages % 3 {
+                1 => {
+                    if m == 1 {
+                        inv_r2::<true>(&c, a, m, w, ws, &last);
+                    } else {
+                        inv_r2::<false>(&c, a, m, w, ws, &last);
+                    }
+                    m /= 2;
                 }
-                m /= 2;
+                2 => {
+                    if m == 2 {
+                        inv_r4::<true>(&c, a, m, w, ws, &last);
+                    } else {
+                        inv_r4::<false>(&c, a, m, w, ws, &last);
+                    }
+                    m /= 4;
+                }
+                _ => {}
             }
-            while m >= 2 {
-                if m == 2 {
-                    inv_r4::<true>(&c, a, m, w, ws, &last);
+            while m >= 4 {
+                if m == 4 {
+                    inv_r8::<true>(&c, a, m, w, ws, &last);
                 } else {
-                    inv_r4::<false>(&c, a, m, w, ws, &last);
+                    inv_r8::<false>(&c, a, m, w, ws, &last);
                 }
-                m /= 4;
+                m /= 8;
             }
         }
     };
