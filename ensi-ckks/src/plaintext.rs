@@ -7,7 +7,6 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use ensi_math::{Ntt, RnsPoly};
 use num_complex::Complex64;
-use num_traits::ToPrimitive;
 
 /// An encoded message: `m(X)` over the first `level + 1` primes of `Q`, in NTT form.
 #[derive(Clone, Debug)]
@@ -142,23 +141,11 @@ impl CkksContext {
     }
 }
 
-/// The centred coefficients of `poly` as `f64` (exact CRT through big integers when it has more
-/// than one prime).
+/// The centred coefficients of `poly` as `f64`: Garner's mixed-radix conversion when it has
+/// more than one prime (`RnsPoly::to_centered_f64`: no big integers, branch-free per
+/// coefficient, within a few units in the last place of the exact CRT).
 pub(crate) fn centred_coefficients(poly: &RnsPoly<Ntt>) -> Vec<f64> {
-    let coeff = poly.clone().into_coeff();
-    if coeff.limbs() == 1 {
-        let m = coeff.moduli()[0];
-        return coeff
-            .limb(0)
-            .iter()
-            .map(|&x| m.to_centered(x) as f64)
-            .collect();
-    }
-    coeff
-        .to_bigint()
-        .iter()
-        .map(|x| x.to_f64().unwrap_or(f64::NAN))
-        .collect()
+    poly.clone().into_coeff().to_centered_f64()
 }
 
 /// The slots of centred coefficients at `scale`: the coefficients themselves for coefficient

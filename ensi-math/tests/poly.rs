@@ -255,3 +255,35 @@ fn ntt_automorphism_table_composes() {
     );
     let _ = RnsPoly::<Ntt>::zero(&c, 1).unwrap();
 }
+
+/// `to_centered_f64` (Garner's mixed radix, no big integers) against the exact CRT's `f64`,
+/// for values spread over the whole centred range and for small ones of both signs (where
+/// every high digit is zero or `q_i - 1`), at one to many limbs of mixed prime sizes.
+#[test]
+fn centred_f64_matches_the_exact_crt() {
+    use num_traits::ToPrimitive;
+    let n = 64;
+    let mut primes = Vec::new();
+    for bits in [60u32, 50, 50, 61, 40, 50, 55, 50, 62, 30, 50, 50] {
+        primes.extend(generate_ntt_primes(bits, 1, n, &primes).unwrap());
+    }
+    let c = RnsContext::new(n, &primes).unwrap();
+    for limbs in 1..=primes.len() {
+        let big = random_poly(&c, limbs, limbs as u64);
+        let small: Vec<i64> = (0..n as i64)
+            .map(|k| (k - 32) * 0x1234_5678_9abc + (k % 3) - 1)
+            .collect();
+        let small = RnsPoly::from_i64(&c, limbs, &small).unwrap();
+        for p in [big, small] {
+            let want: Vec<f64> = p.to_bigint().iter().map(|x| x.to_f64().unwrap()).collect();
+            let got = p.to_centered_f64();
+            for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+                let tol = w.abs() * 1e-14;
+                assert!(
+                    (w - g).abs() <= tol,
+                    "{limbs} limbs, coefficient {k}: {g} vs {w}"
+                );
+            }
+        }
+    }
+}

@@ -292,6 +292,122 @@ impl<R: Representation> RnsPoly<R> {
 }
 
 impl RnsPoly<Coeff> {
+    /// The centred coefficients (in `[-(Q_l-1)/2, (Q_l-1)/2]`) as `f64`, without big integers:
+    /// Garner's mixed-radix conversion `x = d_0 + d_1 q_0 + d_2 q_0 q_1 + ...` (Garner, "The
+    /// residue number system", 1959), each digit `d_i = (x_i - sum_{j<i} d_j [P_j]_{q_i})
+    /// [P_i^{-1}]_{q_i}` (`P_j = q_0 ... q_{j-1}`) one vectorised multiply-accumulate over the
+    /// digits before it, then the sign from a branch-free comparison of the digits with those of
+    /// `(Q_l - 1) / 2` (from the top), and the value by Horner's rule in `f64` (the digits of
+    /// `Q_l - 1 - x` for a negative value). Within a few units in the last place of the exact
+    /// value's `f64` ([`Self::to_bigint`]); no branch or memory access depends on the
+    /// coefficients.
+    pub fn to_centered_f64(&self) -> Vec<f64> {
+        let n = self.ctx.n;
+        let limbs = self.limbs;
+        let moduli = &self.ctx.basis.moduli()[..limbs];
+        if limbs == 1 {
+            let m = &moduli[0];
+            return self.data[..n]
+                .iter()
+                .map(|&x| m.to_centered(x) as f64)
+                .collect();
+        }
+        // weights[i][j] = [P_j]_{q_i} (j < i); inv[i] = [P_i^{-1}]_{q_i}, with its Shoup constant.
+        let weights: Vec<Vec<u64>> = moduli
+            .iter()
+            .map(|mi| {
+                let mut p = 1u64;
+                let mut w = Vec::with_capacity(limbs);
+                for mj in moduli {
+                    w.push(p);
+                    p = mi.mul(p, mi.reduce(mj.q()));
+                }
+                w
+            })
+            .collect();
+        let inv: Vec<(u64, u64)> = moduli
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                // P_i is a product of primes other than q_i: invertible.
+                let v = m.inv_vartime(weights[i][i]).unwrap_or(0);
+                (v, m.shoup(v))
+            })
+            .collect();
+        // Digits of (Q - 1) / 2, whose residues are (q_i - 1) / 2.
+        let half: Vec<u64> = {
+            let mut d = Vec::with_capacity(limbs);
+            for (i, m) in moduli.iter().enumerate() {
+                let mut t = (m.q() - 1) / 2;
+                for (j, &dj) in d.iter().enumerate() {
+                    t = m.sub(t, m.mul(m.reduce(dj), weights[i][j]));
+                }
+                d.push(m.mul_shoup(t, inv[i].0, inv[i].1));
+            }
+            d
+        };
+        let qf: Vec<f64> = moduli.iter().map(|m| m.q() as f64).collect();
+        const CHUNK: usize = 2048;
+        let chunk = CHUNK.min(n);
+        let mut out = alloc::vec![0.0f64; n];
+        let run = |start: usize, o: &mut [f64]| {
+            let len = o.len();
+            let mut d = alloc::vec![0u64; limbs * len];
+            for i in 0..limbs {
+                let (done, rest) = d.split_at_mut(i * len);
+                let di = &mut rest[..len];
+                di.copy_from_slice(&self.data[i * n + start..i * n + start + len]);
+                if i > 0 {
+                    crate::rns::convert::accumulate(
+                        len,
+                        done,
+                        &weights[i][..i],
+                        &moduli[i],
+                        di,
+                        crate::rns::convert::Combine::SubScale {
+                            h: 0,
+                            w: inv[i].0,
+                            w_shoup: inv[i].1,
+                        },
+                    );
+                }
+            }
+            for (c, o) in o.iter_mut().enumerate() {
+                // negative = digits > half's, compared from the most significant, branch-free.
+                let (mut gt, mut eq) = (0u64, 1u64);
+                for i in (0..limbs).rev() {
+                    let (x, h) = (d[i * len + c], half[i]);
+                    gt |= eq & u64::from(x > h);
+                    eq &= u64::from(x == h);
+                }
+                let neg = gt;
+                let mask = neg.wrapping_neg();
+                let mut v = 0.0f64;
+                for i in (0..limbs).rev() {
+                    let x = d[i * len + c];
+                    // q_i - 1 - x for a negative value (the digits of Q - 1 - x), else x.
+                    let e = x ^ (mask & (x ^ (moduli[i].q() - 1 - x)));
+                    v = v * qf[i] + e as f64;
+                }
+                // x - Q = -((Q - 1 - x) + 1).
+                let sign = 1.0 - 2.0 * neg as f64;
+                *o = sign * (v + neg as f64);
+            }
+        };
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            out.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(k, o)| run(k * chunk, o));
+        }
+        #[cfg(not(feature = "parallel"))]
+        for (k, o) in out.chunks_mut(chunk).enumerate() {
+            run(k * chunk, o);
+        }
+        out
+    }
+
     /// Lifts signed coefficients (length N) to `limbs` limbs, branch-free per coefficient.
     pub fn from_i64(
         ctx: &Arc<RnsContext>,
