@@ -1,6 +1,7 @@
 //! The coefficient-encoded layer kernel (`ensi_nn::coeff_kernel`) against the f64 product, at
 //! small INSECURE bootstrappable parameters (N = 2^12): a chunked column-block input, two
-//! integer projections (one output chunk, and two), every output slot (the replicas included)
+//! integer projections (one output chunk, and two with a factor per output row), every output
+//! slot (the replicas included)
 //! against the expected column-block slot vector, the output level and scale, and the
 //! predicted bootstraps and key switches.
 #![allow(clippy::unwrap_used)]
@@ -86,15 +87,22 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
         .iter()
         .map(|w| move |r: usize, c: usize| w[r * cols + c])
         .collect();
+    // The second projection (two output chunks) also scales each row by its own factor.
+    let row_factor = |r: usize| 0.5 + (r % 7) as f64 / 8.0;
+    let factors: [Option<&(dyn Fn(usize) -> f64 + Sync)>; 2] = [None, Some(&row_factor)];
     let projections: Vec<CoeffProjection<'_>> = shapes
         .iter()
         .zip(&entries)
-        .map(|(&(rows, multiplier), entry)| CoeffProjection {
-            rows,
-            entry,
-            multiplier,
-            bound: cauchy_schwarz_bound(rows, cols, entry, y_norm),
-        })
+        .zip(factors)
+        .map(
+            |((&(rows, multiplier), entry), row_factor)| CoeffProjection {
+                rows,
+                entry,
+                multiplier,
+                row_factor,
+                bound: cauchy_schwarz_bound(rows, cols, entry, y_norm),
+            },
+        )
         .collect();
     let before = e.op_count();
     let outs = coeff_linear(&bts, &y, &projections, delta).unwrap();
@@ -110,7 +118,9 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
     assert_eq!(ops.bootstrap, counts[3]);
 
     let chunk = chunk_cols(slots, n_pad);
-    for (((rows, multiplier), w), out) in shapes.iter().zip(&weights).zip(&outs) {
+    for ((((rows, multiplier), w), out), factor) in
+        shapes.iter().zip(&weights).zip(&outs).zip(factors)
+    {
         let (rows, multiplier) = (*rows, *multiplier);
         assert_eq!((out.cols(), out.tokens()), (rows, tokens));
         assert_eq!(out.scale(), delta);
@@ -120,6 +130,7 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
                 let x = &x;
                 (0..rows).map(move |r| {
                     multiplier
+                        * factor.map_or(1.0, |f| f(r))
                         * (0..cols)
                             .map(|c| w[r * cols + c] as f64 * x[t * cols + c])
                             .sum::<f64>()
