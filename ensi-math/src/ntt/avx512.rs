@@ -228,6 +228,8 @@ macro_rules! avx512_common {
 
         type V = __m512i;
         const LANES: usize = 8;
+        /// Radix-8 broadcast passes (32 registers hold a pass's vectors and twiddles).
+        const RADIX8: bool = true;
 
         /// # Safety
         /// `p..p + 8` must be readable.

@@ -1,7 +1,9 @@
 //! The SIMD driver shared by the vector backends, as a macro expanded inside each backend module
 //! so that every function carries that backend's `#[target_feature]` and inlines its primitives.
 //!
-//! The expanding module provides: the vector type `V`, `LANES`, a twiddle type `Tw: Copy`
+//! The expanding module provides: the vector type `V`, `LANES`, `RADIX8` (whether the
+//! broadcast stages go three at a time: with 32 vector registers, not with 16, where the eight
+//! data vectors and seven twiddle pairs spill and radix 4 is faster), a twiddle type `Tw: Copy`
 //! (a broadcast or per-lane twiddle with whatever the product needs precomputed), a `Ctx` built
 //! by `Ctx::new(q)` with fields `q`, `two_q` and methods `tw_splat(w, w_shoup) -> Tw` and
 //! `mul(a, &Tw) -> V` (Shoup's lazy product in `[0, 2q)`), the element-wise `add`, `sub`,
@@ -339,6 +341,17 @@ macro_rules! simd_drivers {
             let n = a.len();
             let stages = (n / MIN_N).trailing_zeros();
             let mut m = 1;
+            if !RADIX8 {
+                if stages % 2 == 1 {
+                    fwd_r2(c, a, m, w, ws);
+                    m *= 2;
+                }
+                while n / (2 * m) >= 4 * LANES {
+                    fwd_r4(c, a, m, w, ws);
+                    m *= 4;
+                }
+                return;
+            }
             match stages % 3 {
                 1 if stages == 1 => {
                     fwd_r2(c, a, m, w, ws);
@@ -382,6 +395,25 @@ macro_rules! simd_drivers {
             // Groups at half-span 2 * LANES; a pass is the last when its last stage has one
             // group. One radix-2 or radix-4 pass takes the remainder, radix 8 the rest.
             let mut m = n / (4 * LANES);
+            if !RADIX8 {
+                if stages % 2 == 1 {
+                    if m == 1 {
+                        inv_r2::<true>(&c, a, m, w, ws, &last);
+                    } else {
+                        inv_r2::<false>(&c, a, m, w, ws, &last);
+                    }
+                    m /= 2;
+                }
+                while m >= 2 {
+                    if m == 2 {
+                        inv_r4::<true>(&c, a, m, w, ws, &last);
+                    } else {
+                        inv_r4::<false>(&c, a, m, w, ws, &last);
+                    }
+                    m /= 4;
+                }
+                return;
+            }
             match stages % 3 {
                 1 => {
                     if m == 1 {
