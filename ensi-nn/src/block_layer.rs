@@ -275,6 +275,82 @@ fn rope_tables(n_pad: usize, hd: usize, theta: f64) -> Vec<(Vec<f64>, Vec<f64>)>
         .collect()
 }
 
+/// RoPE on a query or key matrix already in the head layout (column `rho = c H' + h`), in
+/// slots: `out = q C + rot(q, s) S- + rot(q, -s) S+` with `s = (hd / 2) H' n_pad` (a shift by
+/// half a head dimension), where per column and token `C = factor cos`, `S- = -factor sin` on
+/// the first half of a head's dimensions (partner `c + hd/2`) and `S+ = factor sin` on the
+/// second (partner `c - hd/2`), at the angle of `position(t)`; zero in the padding and where
+/// `position(t)` is `None`. Two rotations ([`rope_rotations`]) and three plaintext products,
+/// one level, the scale kept. For projections that cannot fold RoPE's real factors into their
+/// weights (the coefficient kernel's integer weights); the head layout must be one chunk.
+pub fn rope_in_slots(
+    eval: &Evaluator,
+    q: &ChunkedMatrix,
+    cfg: &ModelConfig,
+    position: &dyn Fn(usize) -> Option<usize>,
+    factor: f64,
+) -> Result<ChunkedMatrix, CkksError> {
+    let hl = heads(cfg)?;
+    let [part] = q.parts() else {
+        return Err(invalid("RoPE in slots needs the head layout in one chunk"));
+    };
+    if q.cols() != hl.cols() {
+        return Err(invalid("RoPE in slots needs a matrix in the head layout"));
+    }
+    let (n_pad, half) = (q.n_pad(), hl.hd / 2);
+    let ct = part.ciphertext();
+    let (slots, level) = (ct.slots(), ct.level());
+    let period = crate::block::block_period(q.cols(), n_pad);
+    let angles: Vec<Option<(Vec<f64>, Vec<f64>)>> = (0..n_pad)
+        .map(|t| {
+            position(t).map(|p| ensi_bitnet::ops::rope_angles::<f64>(p, hl.hd, cfg.rope_theta))
+        })
+        .collect();
+    // The three factor vectors: [C, S-, S+].
+    let mut f = [
+        alloc::vec![0.0f64; slots],
+        alloc::vec![0.0f64; slots],
+        alloc::vec![0.0f64; slots],
+    ];
+    for slot in 0..slots {
+        let (rho, t) = ((slot % period) / n_pad, slot % n_pad);
+        let (Some((_, c)), Some(Some((cos, sin)))) = (hl.split(rho), angles.get(t)) else {
+            continue;
+        };
+        let (cs, sn) = (factor * cos[c % half], factor * sin[c % half]);
+        f[0][slot] = cs;
+        f[if c < half { 1 } else { 2 }][slot] = if c < half { -sn } else { sn };
+    }
+    let ctx = eval.context();
+    let q_l = ctx.params().q()[level] as f64;
+    let shift = (half * hl.padded * n_pad) as isize;
+    let sources = [
+        ct.clone(),
+        eval.rotate(ct, shift)?,
+        eval.rotate(ct, -shift)?,
+    ];
+    let mut acc: Option<Ciphertext> = None;
+    for (src, values) in sources.iter().zip(&f) {
+        let pt = ctx.encode(values, slots, level, q_l)?;
+        let term = eval.mul_plain(src, &pt)?;
+        match acc.as_mut() {
+            None => acc = Some(term),
+            Some(a) => eval.add_assign(a, &term)?,
+        }
+    }
+    let mut out = eval.rescale(&acc.ok_or(invalid("RoPE needs a ciphertext"))?)?;
+    eval.match_scale(&mut out, q.scale())?;
+    ChunkedMatrix::from_parts(alloc::vec![part.with_ciphertext(out)])
+}
+
+/// The rotations of [`rope_in_slots`] for `n_pad` tokens: a shift by half a head dimension,
+/// both ways.
+pub fn rope_rotations(cfg: &ModelConfig, n_pad: usize) -> Result<Vec<isize>, CkksError> {
+    let hl = heads(cfg)?;
+    let s = (hl.hd / 2 * hl.padded * n_pad) as isize;
+    Ok(alloc::vec![s, -s])
+}
+
 /// The query (`kv = false`) or key projection with RoPE, GQA and the head layout folded:
 /// row `rho = c * H + h` of token `t` is `factor * (cos W[r] + sign sin W[partner])` at the
 /// angle of position `position(t)` (a zero row where that is `None`), scaled by the weight

@@ -10,7 +10,9 @@ use ensi_ckks::{
     CkksContext, EvaluationKeySet, Evaluator, KeyRequest, Parameters, ParametersLiteral, SecretKey,
 };
 use ensi_nn::block::{BlockMatrix, ChunkedMatrix};
-use ensi_nn::block_layer::{attention_block, block_rotations, normalize_inline, pad_prompt};
+use ensi_nn::block_layer::{
+    attention_block, block_rotations, normalize_inline, pad_prompt, rope_in_slots, rope_rotations,
+};
 use ensi_nn::decoder::calibrate;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -1021,4 +1023,73 @@ fn the_level_plan_refuses_a_norm_input_below_level_two() {
     assert_eq!(level_of("activation * up"), 2);
     assert!(with(31, 127).is_err());
     assert!(with(31, 31).is_ok());
+}
+
+/// RoPE in slots on a head-layout matrix (head dimension 24 padded to 32, 3 heads padded to 4,
+/// 8 tokens at positions 3..11, the last one without a position) against RoPE in f64 on the
+/// same values: every column of every token, the padding zero.
+#[test]
+fn rope_in_slots_matches_rope_on_the_head_layout() {
+    let mut cfg = embedded_model().unwrap().config().clone();
+    cfg.num_attention_heads = 3;
+    cfg.num_key_value_heads = 1;
+    cfg.head_dim = 24;
+    let ctx = leveled();
+    let mut rng = ChaCha20Rng::seed_from_u64(77);
+    let (h, hd, n) = (3usize, 24usize, 8usize);
+    let (h_pad, hd_pad, half) = (4usize, 32usize, 12usize);
+    let cols = h_pad * hd_pad;
+    let (sk, eval) = keys(&ctx, &cfg, &rope_rotations(&cfg, n).unwrap(), &mut rng);
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let q: Vec<f64> = (0..n * cols)
+        .map(|i| {
+            let (rho, _) = (i % cols, i / cols);
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            if rho % h_pad < h && rho / h_pad < hd {
+                (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let x = ChunkedMatrix::encrypt(
+        &ctx,
+        &sk,
+        &q,
+        n,
+        ctx.max_level(),
+        ctx.params().default_scale(),
+        &mut rng,
+    )
+    .unwrap();
+    let position = |t: usize| (t < n - 1).then_some(t + 3);
+    let factor = 0.75;
+    let out = rope_in_slots(&eval, &x, &cfg, &position, factor).unwrap();
+    assert_eq!(out.level(), x.level() - 1);
+    let got = out.decrypt(&ctx, &sk).unwrap();
+    let mut err = 0.0f64;
+    for t in 0..n {
+        for rho in 0..cols {
+            let (head, c) = (rho % h_pad, rho / h_pad);
+            let want = match position(t) {
+                Some(p) if head < h && c < hd => {
+                    let (cos, sin) = ensi_bitnet::ops::rope_angles::<f64>(p, hd, cfg.rope_theta);
+                    let (partner, sign) = if c < half {
+                        (c + half, -1.0)
+                    } else {
+                        (c - half, 1.0)
+                    };
+                    factor
+                        * (cos[c % half] * q[t * cols + rho]
+                            + sign * sin[c % half] * q[t * cols + partner * h_pad + head])
+                }
+                _ => 0.0,
+            };
+            err = err.max((got[t * cols + rho] - want).abs());
+        }
+    }
+    eprintln!("RoPE in slots: max error {err:.2e}");
+    assert!(err < 1e-6, "{err}");
 }
