@@ -306,21 +306,21 @@ pub fn rope_in_slots(
             position(t).map(|p| ensi_bitnet::ops::rope_angles::<f64>(p, hl.hd, cfg.rope_theta))
         })
         .collect();
-    // The three factor vectors: [C, S-, S+].
-    let mut f = [
-        alloc::vec![0.0f64; slots],
-        alloc::vec![0.0f64; slots],
-        alloc::vec![0.0f64; slots],
-    ];
-    for slot in 0..slots {
+    // The three factor vectors [C, S-, S+], slot by slot.
+    let at = |slot: usize| -> [f64; 3] {
         let (rho, t) = ((slot % period) / n_pad, slot % n_pad);
         let (Some((_, c)), Some(Some((cos, sin)))) = (hl.split(rho), angles.get(t)) else {
-            continue;
+            return [0.0; 3];
         };
         let (cs, sn) = (factor * cos[c % half], factor * sin[c % half]);
-        f[0][slot] = cs;
-        f[if c < half { 1 } else { 2 }][slot] = if c < half { -sn } else { sn };
-    }
+        if c < half {
+            [cs, -sn, 0.0]
+        } else {
+            [cs, 0.0, sn]
+        }
+    };
+    let per_slot: Vec<[f64; 3]> = (0..slots).map(at).collect();
+    let f: [Vec<f64>; 3] = core::array::from_fn(|k| per_slot.iter().map(|v| v[k]).collect());
     let ctx = eval.context();
     let q_l = ctx.params().q()[level] as f64;
     let shift = (half * hl.padded * n_pad) as isize;
