@@ -131,59 +131,6 @@ pub(crate) fn reduce_sub_into(
     }
 }
 
-/// `out[k] = ((x[k] - y[k]) mod q) * w mod q` for residues below `q` and a Shoup constant `w`
-/// (`w_shoup = floor(w 2^64 / q)`): AVX-512 IFMA for primes below 2^50, AVX-512F/DQ up to 62
-/// bits (non-temporal stores where `out` is 64-byte aligned: the result goes to memory and is
-/// not read back soon), else scalar. Every element of `out` is written.
-///
-/// # Panics
-/// If the slices differ in length.
-pub(crate) fn sub_scale_into(
-    m: &Modulus,
-    x: &[u64],
-    y: &[u64],
-    w: u64,
-    w_shoup: u64,
-    out: &mut [MaybeUninit<u64>],
-) {
-    assert!(x.len() == y.len() && x.len() == out.len());
-    #[cfg(target_arch = "x86_64")]
-    if m.bits() <= crate::ntt::IFMA_MAX_MODULUS_BITS && crate::ntt::avx512ifma_available() {
-        // SAFETY: IFMA checked, q < 2^50; equal lengths; `out` is a distinct slice.
-        unsafe {
-            crate::ntt::avx512::ifma::sub_scale(
-                x.as_ptr(),
-                y.as_ptr(),
-                w,
-                m.q(),
-                out.as_mut_ptr().cast(),
-                x.len(),
-                true,
-            )
-        };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if m.bits() <= 62 && crate::ntt::avx512_available() {
-        // SAFETY: AVX-512F/DQ checked, q < 2^62; equal lengths; `out` is a distinct slice.
-        unsafe {
-            crate::ntt::avx512::wide::sub_scale(
-                x.as_ptr(),
-                y.as_ptr(),
-                w,
-                m.q(),
-                out.as_mut_ptr().cast(),
-                x.len(),
-                true,
-            )
-        };
-        return;
-    }
-    for ((o, &a), &b) in out.iter_mut().zip(x).zip(y) {
-        o.write(m.mul_shoup(m.sub(a, b), w, w_shoup));
-    }
-}
-
 /// `out[k] = a[k] * b[k] mod q` (plus `out[k]` with `accumulate`) in a vector kernel where one
 /// takes this prime on this CPU: the floating-point one below `2^51` (AVX2 + FMA), the 64-bit
 /// integer one up to `2^62` (AVX-512F/DQ). Returns whether it ran; nothing is written if not.

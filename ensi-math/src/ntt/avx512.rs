@@ -90,17 +90,12 @@ const _: () = {
 /// The two passes of a rescale, for a module whose `Ctx` multiplies by a Shoup constant of
 /// `$shift` bits (`ifma`: 52, `wide`: 64): the same code over the two multipliers.
 ///
-/// `reduce_sub`: `out[c] = ((src[c] mod q) - h) mod q`, canonical, for `h < q` and source words
-/// the module's `Ctx::mul` accepts (below `2^52` for `ifma`, any for `wide`): a residue of a
-/// larger prime brought to `q` and shifted. `sub_scale`: `out[c] = ((x[c] - y[c]) mod q) * w mod
-/// q`, canonical, for residues below `q` and `w < q`; with `stream` and a 64-byte aligned `out`
-/// its stores are non-temporal (a result not read again soon goes to memory without first
-/// reading its lines in), fenced before return.
-///
-/// # Safety (both)
-/// The CPU must support `$feat`; `q` below the module's bound (`2^50` for `ifma`, `2^62` for
-/// `wide`); inputs valid for `len` reads and `out` for `len` writes; `out` may equal an input
-/// (each word is read before it is written) but must not overlap one otherwise.
+/// The rescale's two steps around its NTTs. `reduce_sub`: `out[c] = ((src[c] mod q) - h) mod q`,
+/// canonical, for `h < q` and source words the module's `Ctx::mul` accepts (below `2^52` for
+/// `ifma`, any for `wide`): a residue of a larger prime brought to `q` and shifted (safety: the
+/// CPU supports `$feat`, `q` below the module's bound, `src` valid for `len` reads and `out` for
+/// `len` writes, `out` equal to `src` or not overlapping it). `forward_sub_scale`: the forward
+/// NTT with `(x - NTT) w` folded into its last pass (its own documentation).
 macro_rules! rescale_kernels {
     ($feat:literal, $shift:literal) => {
         /// See `rescale_kernels!`.
@@ -132,56 +127,9 @@ macro_rules! rescale_kernels {
             }
         }
 
-        /// See `rescale_kernels!`.
-        #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn sub_scale(
-            x: *const u64,
-            y: *const u64,
-            w: u64,
-            q: u64,
-            out: *mut u64,
-            len: usize,
-            stream: bool,
-        ) {
-            debug_assert!(w < q);
-            let ctx = Ctx::new(q);
-            let tw = ctx.tw_splat(w, ((u128::from(w) << $shift) / u128::from(q)) as u64);
-            let body = len - len % LANES;
-            let stream = stream && (out as usize).is_multiple_of(64);
-            let mut c = 0;
-            while c < body {
-                // SAFETY: c + 8 <= len for every pointer (the caller's bounds).
-                let (a, b) = unsafe { (load(x.add(c)), load(y.add(c))) };
-                let d = reduce(add(sub(a, b), ctx.q), ctx.q);
-                let v = reduce(ctx.mul(d, &tw), ctx.q);
-                // SAFETY: as above; a streamed store's address is 64-byte aligned (`out` is,
-                // and `c` is a multiple of 8 words).
-                unsafe {
-                    if stream {
-                        _mm512_stream_si512(out.add(c).cast(), v);
-                    } else {
-                        store(out.add(c), v);
-                    }
-                }
-                c += LANES;
-            }
-            if stream {
-                _mm_sfence();
-            }
-            let q128 = u128::from(q);
-            for c in body..len {
-                // SAFETY: c < len (the caller's bounds); inputs are read before out[c] is
-                // written.
-                unsafe {
-                    let d = (*x.add(c) + q - *y.add(c)) % q;
-                    *out.add(c) = (u128::from(d) * u128::from(w) % q128) as u64;
-                }
-            }
-        }
-
         /// `out[k] = (x[k] - NTT(a)[k]) w mod q`, canonical, for residues below `q` and
         /// `w < q`: the forward transform of `a` (left holding intermediate values) with
-        /// `sub_scale` folded into its last pass, so the transform is never stored and the
+        /// the rescale's `(x - t) w` folded into its last pass, so the transform is never stored and the
         /// reads of `x` and the (streamed) writes of `out` overlap its arithmetic.
         ///
         /// # Safety

@@ -416,7 +416,10 @@ impl NttPlan {
             }
             _ => {
                 self.forward(a);
-                crate::pointwise::sub_scale_into(&self.modulus, x, a, w, w_shoup, out);
+                let m = &self.modulus;
+                for ((o, &xi), &ti) in out.iter_mut().zip(x).zip(a.iter()) {
+                    o.write(m.mul_shoup(m.sub(xi, ti), w, w_shoup));
+                }
             }
         }
     }

@@ -247,68 +247,6 @@ proptest! {
     }
 }
 
-/// The rescale kernels' `sub_scale` with streamed (non-temporal) and plain stores, on a 64-byte
-/// aligned output and one 8 bytes off it (which must fall back to plain stores), with a tail
-/// that is not a whole vector: every word against `u128` arithmetic.
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn sub_scale_streamed_and_plain_against_u128() {
-    #[repr(align(64))]
-    struct Aligned([u64; 72]);
-    for bits in [30u32, 50, 60] {
-        let q = generate_ntt_primes(bits, 1, 64, &[]).unwrap()[0];
-        let (x, y) = (random_poly(61, q, 5), random_poly(61, q, 6));
-        let w = q / 3 + 7;
-        let want: Vec<u64> = x
-            .iter()
-            .zip(&y)
-            .map(|(&a, &b)| ((u128::from((a + q - b) % q) * u128::from(w)) % u128::from(q)) as u64)
-            .collect();
-        for (stream, offset) in [(true, 0), (true, 1), (false, 0)] {
-            let mut buf = Aligned([0; 72]);
-            let out = &mut buf.0[offset..offset + 61];
-            let ran = if bits <= IFMA_MAX_MODULUS_BITS && avx512ifma_available() {
-                // SAFETY: IFMA checked, q < 2^50; all three ranges hold 61 words.
-                unsafe {
-                    avx512::ifma::sub_scale(
-                        x.as_ptr(),
-                        y.as_ptr(),
-                        w,
-                        q,
-                        out.as_mut_ptr(),
-                        61,
-                        stream,
-                    )
-                };
-                true
-            } else if avx512_available() {
-                // SAFETY: AVX-512F/DQ checked, q < 2^62; all three ranges hold 61 words.
-                unsafe {
-                    avx512::wide::sub_scale(
-                        x.as_ptr(),
-                        y.as_ptr(),
-                        w,
-                        q,
-                        out.as_mut_ptr(),
-                        61,
-                        stream,
-                    )
-                };
-                true
-            } else {
-                false
-            };
-            if ran {
-                assert_eq!(
-                    out,
-                    &want[..],
-                    "{bits} bits, stream {stream}, offset {offset}"
-                );
-            }
-        }
-    }
-}
-
 /// `forward_sub_scale` (the rescale's fused last pass) against the transform and `u128`
 /// arithmetic, on every backend this CPU has, every degree up to 2^12 and each prime class,
 /// into a 64-byte aligned output (streamed stores) and one 8 bytes off it (plain stores).
