@@ -128,9 +128,9 @@ macro_rules! rescale_kernels {
         }
 
         /// `out[k] = (x[k] - NTT(a)[k]) w mod q`, canonical, for residues below `q` and
-        /// `w < q`: the forward transform of `a` (left holding intermediate values) with
-        /// the rescale's `(x - t) w` folded into its last pass, so the transform is never stored and the
-        /// reads of `x` and the (streamed) writes of `out` overlap its arithmetic.
+        /// `w < q`: the forward transform of `a` (left holding intermediate values) with the
+        /// rescale's `(x - t) w` folded into its last pass, so the transform is never stored
+        /// and the reads of `x` and the (streamed) writes of `out` overlap its arithmetic.
         ///
         /// # Safety
         /// The CPU must support `$feat`; `plan` built for this backend; `a`, `x` and `out`
