@@ -575,7 +575,7 @@ fn kernel_event(
         rows,
         entry: &entry,
         multiplier: 1.0,
-        row_factor: None,
+        factor: None,
         bound: cauchy_schwarz_bound(rows, cols, &entry, y_norm),
     };
     let counts =

@@ -620,18 +620,46 @@ pub fn sum_of_squares(eval: &Evaluator, x: &BlockMatrix) -> Result<Ciphertext, C
 }
 
 /// [`sum_of_squares`] over every chunk of `x`: `sum_c x_c^2` over all the columns, per token,
-/// replicated with period `n_pad`. The squares of the chunks of one width are summed as
-/// tensors, then relinearized, rescaled and rotate-summed once (a narrower last chunk, which
-/// is replicated inside the slots, is summed over its own period).
+/// replicated with period `n_pad` ([`chunked_column_dot`] of `x` with itself).
 pub fn chunked_sum_of_squares(
     eval: &Evaluator,
     x: &ChunkedMatrix,
 ) -> Result<Ciphertext, CkksError> {
-    let n_pad = x.n_pad();
+    chunked_column_dot(eval, x, x)
+}
+
+/// `sum_c a_c b_c` over all the columns of two matrices of the same chunks, per token,
+/// replicated with period `n_pad`, at one level below the lower of the two. The products of
+/// the chunks of one width are summed as tensors, then relinearized, rescaled and
+/// rotate-summed once (a narrower last chunk, which is replicated inside the slots, is summed
+/// over its own period).
+pub fn chunked_column_dot(
+    eval: &Evaluator,
+    a: &ChunkedMatrix,
+    b: &ChunkedMatrix,
+) -> Result<Ciphertext, CkksError> {
+    let n_pad = a.n_pad();
+    if a.parts().len() != b.parts().len()
+        || a.parts()
+            .iter()
+            .zip(b.parts())
+            .any(|(x, y)| x.cols() != y.cols() || x.n_pad() != y.n_pad())
+    {
+        return Err(invalid(
+            "a column dot product needs matrices of the same chunks",
+        ));
+    }
+    let level = a.level().min(b.level());
     // (period, summed tensors), in the order the periods appear.
     let mut groups: Vec<(usize, Ciphertext)> = Vec::new();
-    for p in x.parts() {
-        let t = eval.tensor(&p.ct, &p.ct)?;
+    for (p, q) in a.parts().iter().zip(b.parts()) {
+        let t = if core::ptr::eq(p, q) {
+            let x = eval.drop_to_level(&p.ct, level)?;
+            eval.tensor(&x, &x)?
+        } else {
+            let x = eval.drop_to_level(&p.ct, level)?;
+            eval.tensor(&x, &eval.drop_to_level(&q.ct, level)?)?
+        };
         match groups.iter_mut().find(|(period, _)| *period == p.period()) {
             Some((_, acc)) => eval.add_assign(acc, &t)?,
             None => groups.push((p.period(), t)),
@@ -644,10 +672,42 @@ pub fn chunked_sum_of_squares(
         let s = rotate_sum(eval, &sq, n_pad, count)?;
         match &mut total {
             None => total = Some(s),
-            Some(a) => eval.add_assign(a, &s)?,
+            Some(acc) => eval.add_assign(acc, &s)?,
         }
     }
     total.ok_or(invalid("a chunked matrix needs a chunk"))
+}
+
+/// `x` with column `c` (over all the chunks) times `factor(c)`: one plaintext product per chunk
+/// encoded at the chunk's level with the scale `q_level`, so one rescale keeps `x`'s scale (one
+/// level). The padding slots stay zero.
+pub fn scale_columns(
+    eval: &Evaluator,
+    x: &ChunkedMatrix,
+    factor: &dyn Fn(usize) -> f64,
+) -> Result<ChunkedMatrix, CkksError> {
+    let ctx = eval.context();
+    let mut c0 = 0usize;
+    let parts = x
+        .parts()
+        .iter()
+        .map(|p| {
+            let (slots, level, period) = (p.ct.slots(), p.level(), p.period());
+            let values: Vec<f64> = (0..slots)
+                .map(|s| {
+                    let c = (s % period) / p.n_pad();
+                    if c < p.cols() { factor(c0 + c) } else { 0.0 }
+                })
+                .collect();
+            c0 += p.cols();
+            let q_l = ctx.params().q()[level] as f64;
+            let pt = ctx.encode(&values, slots, level, q_l)?;
+            let mut y = eval.rescale(&eval.mul_plain(&p.ct, &pt)?)?;
+            eval.match_scale(&mut y, p.scale())?;
+            Ok(p.with_ciphertext(y))
+        })
+        .collect::<Result<Vec<_>, CkksError>>()?;
+    ChunkedMatrix::from_parts(parts)
 }
 
 /// The column layout to the column-block layout: `sum_c col_c * mask_c`, where `mask_c` keeps

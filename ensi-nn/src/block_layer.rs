@@ -67,7 +67,7 @@ fn invalid(reason: &'static str) -> CkksError {
     CkksError::InvalidArgument { reason }
 }
 
-fn ternary(w: &ensi_bitnet::Linear) -> Result<&TernaryMatrix, CkksError> {
+pub(crate) fn ternary(w: &ensi_bitnet::Linear) -> Result<&TernaryMatrix, CkksError> {
     w.as_ternary().ok_or(invalid(
         "encrypted layers need ternary (packed or ternarized) projections",
     ))
@@ -75,7 +75,7 @@ fn ternary(w: &ensi_bitnet::Linear) -> Result<&TernaryMatrix, CkksError> {
 
 /// The inverse square root of `mean + eps` as a polynomial of the column sum `s = d * mean`,
 /// on the calibrated interval.
-fn inv_sqrt_of_sum(plan: &NormPlan, d: usize, eps: f64) -> ChebyshevPoly {
+pub(crate) fn inv_sqrt_of_sum(plan: &NormPlan, d: usize, eps: f64) -> ChebyshevPoly {
     let df = d as f64;
     ChebyshevPoly::interpolate(
         move |s| 1.0 / libm::sqrt(s / df + eps),
@@ -164,7 +164,7 @@ pub fn normalize_inline(
 
 /// `x * p` (every chunk) at `p`'s level, rescaled and snapped to `target` (which `p`'s scale
 /// was chosen for).
-fn scale_by(
+pub(crate) fn scale_by(
     eval: &Evaluator,
     x: &ChunkedMatrix,
     p: &Ciphertext,
@@ -226,29 +226,29 @@ pub fn refresh_bootstraps(chunks: usize) -> usize {
 /// heads and `hd_pad` dimensions (the next powers of two; the extra heads and dimensions are
 /// zero rows), `group` query heads per key/value head.
 #[derive(Clone, Copy, Debug)]
-struct Heads {
-    heads: usize,
-    padded: usize,
-    hd: usize,
-    hd_pad: usize,
-    group: usize,
+pub(crate) struct Heads {
+    pub(crate) heads: usize,
+    pub(crate) padded: usize,
+    pub(crate) hd: usize,
+    pub(crate) hd_pad: usize,
+    pub(crate) group: usize,
 }
 
 impl Heads {
     /// The columns of a matrix in the head layout.
-    fn cols(&self) -> usize {
+    pub(crate) fn cols(&self) -> usize {
         self.padded * self.hd_pad
     }
 
     /// `(query head, dimension)` of head-layout column `rho`, or `None` in a padding head.
-    fn split(&self, rho: usize) -> Option<(usize, usize)> {
+    pub(crate) fn split(&self, rho: usize) -> Option<(usize, usize)> {
         let (head, c) = (rho % self.padded, rho / self.padded);
         (head < self.heads && c < self.hd).then_some((head, c))
     }
 }
 
 /// The model's attention shape, checked for this layout.
-fn heads(cfg: &ModelConfig) -> Result<Heads, CkksError> {
+pub(crate) fn heads(cfg: &ModelConfig) -> Result<Heads, CkksError> {
     let (h, hd, kv) = (
         cfg.num_attention_heads,
         cfg.head_dim,
@@ -712,7 +712,7 @@ impl Rows {
     /// position: with its key and value zero, it then attends exactly as the last real row
     /// does, and every padding row stays a copy of the last real row through every layer (so
     /// the calibration of the real prompt covers every row the bootstraps see).
-    fn query_position(self, t: usize) -> usize {
+    pub(crate) fn query_position(self, t: usize) -> usize {
         match self {
             Rows::Prompt { tokens } => t.min(tokens.saturating_sub(1)),
             Rows::Step { position } => position,
@@ -720,7 +720,7 @@ impl Rows {
     }
 
     /// The position of row `t`'s key and value, or `None` where they are zero.
-    fn key_position(self, t: usize) -> Option<usize> {
+    pub(crate) fn key_position(self, t: usize) -> Option<usize> {
         match self {
             Rows::Prompt { tokens } => (t < tokens).then_some(t),
             Rows::Step { position } => (t == position).then_some(position),
@@ -728,7 +728,7 @@ impl Rows {
     }
 
     /// An error unless the prompt or the position fits `n` rows.
-    fn check(self, n: usize) -> Result<(), CkksError> {
+    pub(crate) fn check(self, n: usize) -> Result<(), CkksError> {
         let fits = match self {
             Rows::Prompt { tokens } => (1..=n).contains(&tokens),
             Rows::Step { position } => position < n,
@@ -1008,7 +1008,7 @@ pub fn block_level_plan_at(
 
 /// The gate interval's affine map `u = alpha g + beta`, and the activation as a polynomial of
 /// `u` on `[-1, 1]`.
-fn activation_in_u(cfg: &ModelConfig, plan: &LayerPlan) -> ((f64, f64), ChebyshevPoly) {
+pub(crate) fn activation_in_u(cfg: &ModelConfig, plan: &LayerPlan) -> ((f64, f64), ChebyshevPoly) {
     let f = activation_poly(cfg.hidden_act, plan.gate, plan.act_degree);
     (plan.gate.affine(), ChebyshevPoly::new(f.coeffs, -1.0, 1.0))
 }
@@ -1137,7 +1137,7 @@ fn layer_rows(
 }
 
 /// `x + y` (chunk by chunk) for `y` at `x`'s scale, at the lower level.
-fn residual(
+pub(crate) fn residual(
     eval: &Evaluator,
     x: &ChunkedMatrix,
     y: &ChunkedMatrix,

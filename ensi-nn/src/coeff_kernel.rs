@@ -55,10 +55,10 @@ pub struct CoeffProjection<'a> {
     pub entry: &'a (dyn Fn(usize, usize) -> i64 + Sync),
     /// The real factor of the whole matrix (the BitNet weight scale, folded constants).
     pub multiplier: f64,
-    /// A real factor per output row, times `multiplier` (an RMSNorm gain of the next step, a
-    /// per-row scale): applied in the reassembly's product, so it costs no level; `None` for
-    /// 1.
-    pub row_factor: Option<&'a (dyn Fn(usize) -> f64 + Sync)>,
+    /// A real factor per output row and token `(row, token)`, times `multiplier` (an RMSNorm
+    /// gain of the next step, a per-row scale, a mask of tokens): applied in the reassembly's
+    /// product, so it costs no level; `None` for 1.
+    pub factor: Option<&'a (dyn Fn(usize, usize) -> f64 + Sync)>,
     /// A bound on `|sum_c W[r][c] y[t][c]|` over every row and token (before the multiplier):
     /// it sets the input's scale for EvalMod's range. See [`cauchy_schwarz_bound`].
     pub bound: f64,
@@ -230,7 +230,7 @@ pub fn coeff_linear(
                     // Slot value * q_0 / (2 pi C f s_y) is the integer product.
                     let k = p.multiplier * q0
                         / (2.0 * core::f64::consts::PI * layout.gain() as f64 * f * y.scale());
-                    let factor = |c: usize| k * p.row_factor.map_or(1.0, |f| f(r0 + c));
+                    let factor = |c: usize, t: usize| k * p.factor.map_or(1.0, |f| f(r0 + c, t));
                     let ct = reassemble(bts, &layout, re, im, (n_pad, width), &factor, out_scale)?;
                     BlockMatrix::from_ciphertext(ct, tokens, width)
                 })
@@ -241,15 +241,15 @@ pub fn coeff_linear(
 }
 
 /// The real half (rows `0..L`) and the imaginary half (rows `L..2L`) of one output chunk of
-/// `width` rows into one column-block ciphertext, replicated over the slots, each row `c` times
-/// `factor(c)`, at scale `out_scale`.
+/// `width` rows into one column-block ciphertext, replicated over the slots, row `c` of token
+/// `t` times `factor(c, t)`, at scale `out_scale`.
 fn reassemble(
     bts: &Bootstrapper,
     layout: &SlotCoeffLayout,
     re: Ciphertext,
     im: Ciphertext,
     (n_pad, width): (usize, usize),
-    factor: &dyn Fn(usize) -> f64,
+    factor: &dyn Fn(usize, usize) -> f64,
     out_scale: f64,
 ) -> Result<Ciphertext, CkksError> {
     let eval = bts.evaluator();
@@ -267,15 +267,16 @@ fn reassemble(
     let ctx = eval.context();
     let q_last = ctx.params().q()[ct.level()] as f64;
     let sigma = out_scale * q_last / ct.scale();
-    let k0 = factor(0);
-    let product = if (0..width).all(|c| factor(c) == k0) {
+    let k0 = factor(0, 0);
+    let uniform = (0..width).all(|c| (0..n_pad).all(|t| factor(c, t) == k0));
+    let product = if uniform {
         eval.mul_const_with_scale(&ct, k0, sigma)?
     } else {
         let (slots, period) = (ct.slots(), crate::block::block_period(width, n_pad));
         let values: Vec<f64> = (0..slots)
             .map(|s| {
-                let c = (s % period) / n_pad;
-                if c < width { factor(c) } else { 0.0 }
+                let (c, t) = ((s % period) / n_pad, s % n_pad);
+                if c < width { factor(c, t) } else { 0.0 }
             })
             .collect();
         let pt = ctx.encode(&values, slots, ct.level(), sigma)?;

@@ -21,6 +21,7 @@ pub mod attention;
 pub mod block;
 pub mod block_layer;
 pub mod coeff_kernel;
+pub mod coeff_layer;
 pub mod column;
 pub mod decoder;
 pub mod norm;

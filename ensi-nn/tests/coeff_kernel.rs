@@ -88,8 +88,8 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
         .map(|w| move |r: usize, c: usize| w[r * cols + c])
         .collect();
     // The second projection (two output chunks) also scales each row by its own factor.
-    let row_factor = |r: usize| 0.5 + (r % 7) as f64 / 8.0;
-    let factors: [Option<&(dyn Fn(usize) -> f64 + Sync)>; 2] = [None, Some(&row_factor)];
+    let row_factor = |r: usize, t: usize| 0.5 + (r % 7) as f64 / 8.0 - t as f64 / 16.0;
+    let factors: [Option<&(dyn Fn(usize, usize) -> f64 + Sync)>; 2] = [None, Some(&row_factor)];
     let projections: Vec<CoeffProjection<'_>> = shapes
         .iter()
         .zip(&entries)
@@ -99,7 +99,7 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
                 rows,
                 entry,
                 multiplier,
-                row_factor,
+                factor: row_factor,
                 bound: cauchy_schwarz_bound(rows, cols, entry, y_norm),
             },
         )
@@ -130,7 +130,7 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
                 let x = &x;
                 (0..rows).map(move |r| {
                     multiplier
-                        * factor.map_or(1.0, |f| f(r))
+                        * factor.map_or(1.0, |f| f(r, t))
                         * (0..cols)
                             .map(|c| w[r * cols + c] as f64 * x[t * cols + c])
                             .sum::<f64>()

@@ -1,0 +1,124 @@
+//! A decoder layer with every projection on the coefficient kernel (`ensi_nn::coeff_layer`)
+//! against the plaintext reference layer of the embedded model (sigmoid attention, activation
+//! quantization off), at small INSECURE bootstrappable parameters: a padded prompt (6 tokens in
+//! 8 rows), the FFN in two chunks at N = 2^12; the level plan written down is the one the run
+//! goes through, and so is its bootstrap count.
+#![allow(clippy::unwrap_used)]
+
+use ensi_bitnet::ops::AttentionKind;
+use ensi_bitnet::{ForwardOptions, embedded_model};
+use ensi_ckks::{
+    BootstrapKeys, BootstrapParametersLiteral, Bootstrapper, CkksContext, EvaluationKeySet,
+    KeyRequest, Parameters, ParametersLiteral, SecretKey,
+};
+use ensi_nn::block::ChunkedMatrix;
+use ensi_nn::block_layer::pad_prompt;
+use ensi_nn::coeff_layer::{
+    COEFF_STEPS, CoeffBounds, coeff_layer_keys, coeff_layer_logged, coeff_level_plan,
+    coeff_stream_level,
+};
+use ensi_nn::decoder::calibrate;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+#[test]
+fn a_coefficient_kernel_layer_matches_the_reference_layer() {
+    let model = embedded_model().unwrap();
+    let cfg = model.config().clone();
+    let mut literal = ParametersLiteral::insecure_bootstrap_test(12, 10, 9);
+    literal.dnum = 8;
+    let ctx = CkksContext::new(Parameters::new_insecure(literal).unwrap()).unwrap();
+    let lit = BootstrapParametersLiteral {
+        cts_level_budget: 2,
+        stc_level_budget: 2,
+        log_eval_scale: Some(60),
+        ..BootstrapParametersLiteral::default()
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(35);
+    let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
+    let mut keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
+    let (rotations, level0) = coeff_layer_keys(&cfg, ctx.n(), 8).unwrap();
+    let extra = EvaluationKeySet::generate(
+        &ctx,
+        &sk,
+        &KeyRequest::new()
+            .with_rotations(&ctx, &rotations)
+            .with_level0_galois_elements(&level0),
+        &mut rng,
+    )
+    .unwrap();
+    for key in extra.into_keys() {
+        keys.insert(key);
+    }
+    let budget = lit.stc_level_budget;
+    let bts = Bootstrapper::new(&ctx, lit, keys).unwrap();
+
+    let real: Vec<u32> = b"Hello ".iter().map(|&b| u32::from(b)).collect();
+    let padded = pad_prompt(&real);
+    let bias = -(real.len() as f64).ln();
+    let trace = model
+        .forward::<f64>(
+            &padded,
+            &ForwardOptions::new(AttentionKind::SigmoidBias(bias), false),
+        )
+        .unwrap();
+    let layer = &model.layers()[0];
+    let plan = calibrate(&[&trace.layers[0]], &cfg, 0.1, 31, 31);
+    let bounds = CoeffBounds::calibrate(&[&trace.layers[0]], layer, 2.0).unwrap();
+    let level = coeff_stream_level(bts.output_level(), budget);
+    let x = ChunkedMatrix::encrypt(
+        &ctx,
+        &sk,
+        trace.layers[0].input.as_slice(),
+        8,
+        level,
+        ctx.params().default_scale(),
+        &mut rng,
+    )
+    .unwrap();
+    let e = bts.evaluator();
+    let before = e.op_count();
+    let mut seen = Vec::new();
+    let out = coeff_layer_logged(
+        &bts,
+        &x,
+        layer,
+        &cfg,
+        &plan,
+        &bounds,
+        real.len(),
+        &mut |s, l| seen.push((s, l)),
+    )
+    .unwrap();
+    let ops = e.op_count() - before;
+    let (predicted, bootstraps) = coeff_level_plan(&bts, level, &cfg, &plan, 8).unwrap();
+    for (step, level) in &predicted {
+        eprintln!("  {step:<45} level {level}");
+    }
+    assert_eq!(seen, predicted);
+    assert_eq!(predicted.len(), COEFF_STEPS.len());
+    assert_eq!(ops.bootstrap, bootstraps);
+    // The residual stream keeps its level through the layer.
+    assert_eq!(out.level(), level);
+
+    let got = out.decrypt(&ctx, &sk).unwrap();
+    let reference = model
+        .forward::<f64>(&real, &ForwardOptions::new(AttentionKind::Sigmoid, false))
+        .unwrap();
+    let expect = &reference.layers[0].output;
+    let d = expect.cols();
+    let e = &expect.as_slice()[..real.len() * d];
+    let max = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let err = e
+        .iter()
+        .zip(&got)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+        / max;
+    eprintln!(
+        "coefficient layer: relative error {err:.2e} ({:.1} bits), {} bootstraps, {} key switches",
+        -err.log2(),
+        ops.bootstrap,
+        ops.key_switches()
+    );
+    assert!(err < 1e-2, "{err}");
+}
