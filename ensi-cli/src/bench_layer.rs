@@ -9,9 +9,16 @@
 //! 6912, 20 query and 5 key/value heads of 128, ReLU²). Only the layer's own weights matter: the
 //! vocabulary is cut to 256 tokens (the embedding is looked up by the client in any case).
 //!
-//! Key memory: the rotations of the layers are used at the bootstrapper's output level or
-//! below, so their keys are truncated to it ([`ensi_ckks::SwitchingKey::truncate`]); those
-//! bootstrapping itself uses are kept whole.
+//! Two plans of the layer (`--kernel`): `slots`, refresh then a BSGS product in slots
+//! ([`ensi_nn::block_layer`]), and `coeff`, every projection on the coefficient kernel fused
+//! with its bootstrap ([`ensi_nn::coeff_layer`]); `auto` lets the planner pick from measured
+//! costs (`--costs`, `--coeff-costs`).
+//!
+//! Key memory: the rotations of the slot plan are used at the bootstrapper's output level or
+//! below, so their keys are truncated to it ([`ensi_ckks::SwitchingKey::truncate`]); the
+//! coefficient plan's up to the coefficient bootstrap's output level (the bootstrapper's plus
+//! the SlotsToCoeffs budget), and its packing keys are level-0 keys
+//! ([`ensi_ckks::GaloisKey::generate_level0`]); those bootstrapping itself uses are kept whole.
 
 use crate::bench_matmul::{read_bootstrap_cost, read_costs};
 use crate::run::{demo_parameters, load_model};
@@ -28,8 +35,15 @@ use ensi_nn::block_layer::{
     BLOCK_STEPS, block_layer_logged, block_level_plan, block_level_plan_at, block_rotations,
     head_layout_cols,
 };
+use ensi_nn::coeff_layer::{
+    COEFF_PROJECTION_STEPS, CoeffBounds, coeff_layer_keys, coeff_layer_logged, coeff_level_plan,
+    coeff_level_plan_at, coeff_stream_level,
+};
 use ensi_nn::decoder::calibrate;
-use ensi_nn::plan::{activation_error, inv_sqrt_error, plan_degrees, predict_layer, sigmoid_error};
+use ensi_nn::plan::{
+    CoeffCosts, LayerKernel, activation_error, inv_sqrt_error, plan_degrees, predict_coeff_layer,
+    predict_layer, sigmoid_error,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
@@ -80,6 +94,17 @@ impl Shape {
     }
 }
 
+/// The layer plan `ensi bench layer` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KernelArg {
+    /// Refresh, then a BSGS product in slots (the column-block layer).
+    Slots,
+    /// Every projection on the coefficient kernel, fused with its bootstrap.
+    Coeff,
+    /// The planner's choice from --costs and --coeff-costs.
+    Auto,
+}
+
 /// Options of `ensi bench layer`.
 #[derive(Args, Debug)]
 pub struct LayerBenchArgs {
@@ -127,6 +152,40 @@ pub struct LayerBenchArgs {
     /// With `--costs`: print the prediction only (no keys, no encrypted run).
     #[arg(long, requires = "costs")]
     predict_only: bool,
+    /// The layer plan: `slots`, `coeff` or `auto` (the faster prediction; needs --costs and
+    /// --coeff-costs).
+    #[arg(long, value_enum, default_value_t = KernelArg::Slots)]
+    kernel: KernelArg,
+    /// Step costs of the coefficient kernel (`ensi bench coeff` JSON with `coeff_costs_s`,
+    /// from the same machine and thread count): the coefficient plan's prediction.
+    #[arg(long, value_name = "FILE")]
+    coeff_costs: Option<PathBuf>,
+}
+
+/// The coefficient kernel's step costs from `ensi bench coeff`'s JSON.
+fn read_coeff_costs(path: &std::path::Path) -> Result<CoeffCosts, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let doc: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    let c = &doc["coeff_costs_s"];
+    let get = |k: &str| {
+        c[k].as_f64()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| {
+                format!(
+                    "{}: no coeff_costs_s.{k} (run ensi bench coeff, which measures them)",
+                    path.display()
+                )
+            })
+    };
+    Ok(CoeffCosts {
+        slots_to_coeffs: get("slots_to_coeffs")?,
+        integer_product: get("integer_product")?,
+        pack_step: get("pack_step")?,
+        coeff_bootstrap: get("coeff_bootstrap")?,
+        rotate: get("rotate")?,
+    })
 }
 
 /// Runs the benchmark and prints its JSON on standard output; progress goes to standard error.
@@ -293,7 +352,18 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
             .unwrap_or(f64::NAN),
         norm_errors.iter().copied().fold(0.0f64, f64::max)
     );
-    // The planner's prediction, before any key exists.
+    // The planner's predictions, before any key exists, and its choice of plan.
+    let n_ring = ctx.n();
+    let budget = literal.stc_level_budget;
+    let coeff_plan = coeff_level_plan_at(
+        level,
+        budget,
+        n_ring,
+        coeff_stream_level(level, budget),
+        &cfg,
+        &plan,
+        n_pad,
+    );
     let prediction = match &args.costs {
         Some(path) => {
             let costs = read_costs(path)?;
@@ -303,25 +373,85 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
             let p =
                 predict_layer(&costs, bootstrap, &cfg, n_pad, slots, bootstraps).map_err(err)?;
             eprintln!(
-                "ensi bench layer: predicted {:.1} s: projections {:.1} s, {} bootstraps {:.1} s",
+                "ensi bench layer: slot plan predicted {:.1} s: projections {:.1} s, {} \
+                 bootstraps {:.1} s",
                 p.total_s, p.projections_s, p.bootstraps, p.bootstrap_s
             );
-            Some(p)
+            let c = match (&args.coeff_costs, &coeff_plan) {
+                (Some(file), Ok(_)) => {
+                    let c = predict_coeff_layer(
+                        &read_coeff_costs(file)?,
+                        bootstrap,
+                        &cfg,
+                        n_ring,
+                        n_pad,
+                    )
+                    .map_err(err)?;
+                    eprintln!(
+                        "ensi bench layer: coefficient plan predicted {:.1} s: kernels {:.1} s, \
+                         2 statistic bootstraps {:.1} s ({} bootstraps in all)",
+                        c.total_s, c.projections_s, c.statistic_s, c.bootstraps
+                    );
+                    Some(c)
+                }
+                _ => None,
+            };
+            Some((p, c))
         }
         None => None,
     };
+    let kernel = match args.kernel {
+        KernelArg::Slots => LayerKernel::Slots,
+        KernelArg::Coeff => LayerKernel::Coeff,
+        KernelArg::Auto => match &prediction {
+            Some((p, c)) if args.coeff_costs.is_some() => {
+                let k = LayerKernel::choose(p, c.as_ref());
+                eprintln!("ensi bench layer: the planner picks the {} plan", k.name());
+                k
+            }
+            _ => {
+                return Err(
+                    "--kernel auto needs --costs and --coeff-costs (measured on this machine)"
+                        .into(),
+                );
+            }
+        },
+    };
+    if kernel == LayerKernel::Coeff {
+        if let Err(e) = &coeff_plan {
+            return Err(format!(
+                "the coefficient plan does not hold for this layer: {e}"
+            ));
+        }
+    }
     let prediction_json = |measured: Option<(f64, f64)>| {
-        prediction.as_ref().map(|p| {
+        prediction.as_ref().map(|(p, c)| {
             let mut v = json!({
                 "total_s": p.total_s, "projections_s": p.projections_s,
                 "bootstraps": p.bootstraps, "bootstrap_s": p.bootstrap_s,
                 "projections": p.projections.iter().map(|(name, ops, t)| json!({
                     "name": name, "seconds": t, "ops": ops_json(ops),
                 })).collect::<Vec<_>>(),
+                "chosen": kernel.name(),
             });
+            if let Some(c) = c {
+                v["coeff"] = json!({
+                    "total_s": c.total_s, "projections_s": c.projections_s,
+                    "bootstraps": c.bootstraps, "statistic_s": c.statistic_s,
+                    "groups": c.groups.iter().map(|(name, counts, t)| json!({
+                        "name": name, "seconds": t, "slots_to_coeffs": counts[0],
+                        "products": counts[1], "key_switches": counts[2],
+                        "bootstraps": counts[3], "rotations": counts[4],
+                    })).collect::<Vec<_>>(),
+                });
+            }
             if let Some((layer, proj)) = measured {
+                let (total, projections) = match (kernel, c) {
+                    (LayerKernel::Coeff, Some(c)) => (c.total_s, c.projections_s),
+                    _ => (p.total_s, p.projections_s),
+                };
                 v["predicted_over_measured"] = json!({
-                    "layer": p.total_s / layer, "projections": p.projections_s / proj,
+                    "layer": total / layer, "projections": projections / proj,
                 });
             }
             v
@@ -336,8 +466,8 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     });
     if args.predict_only {
         return Ok(json!({
-            "bench": "layer", "shape": shape_name, "tokens": n, "padded_tokens": n_pad,
-            "prediction": prediction_json(None), "intervals": intervals,
+            "bench": "layer", "kernel": kernel.name(), "shape": shape_name, "tokens": n,
+            "padded_tokens": n_pad, "prediction": prediction_json(None), "intervals": intervals,
             "degrees": {"sigmoid": plan.sigmoid_degree, "activation": plan.act_degree,
                 "norms": norm_degrees},
             "polynomial_errors": poly_errors,
@@ -353,7 +483,17 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     let mut keys = BootstrapKeys::generate(&ctx, &sk, &literal, &mut rng).map_err(err)?;
     let bootstrap_bytes = keys.evaluation.heap_bytes();
     let boot_elements = keys.evaluation.galois_elements();
-    let rotations = block_rotations(&cfg, n_pad, slots, false).map_err(err)?;
+    let (rotations, level0, key_level) = match kernel {
+        LayerKernel::Slots => (
+            block_rotations(&cfg, n_pad, slots, false).map_err(err)?,
+            Vec::new(),
+            level,
+        ),
+        LayerKernel::Coeff => {
+            let (r, g) = coeff_layer_keys(&cfg, n_ring, n_pad).map_err(err)?;
+            (r, g, level + budget)
+        }
+    };
     let (mut layer_bytes, mut layer_whole_bytes, mut layer_keys) = (0usize, 0usize, 0usize);
     for r in &rotations {
         let g = ctx.rotation_galois_element(*r);
@@ -362,9 +502,15 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         }
         let mut key = GaloisKey::generate(&ctx, &sk, g, &mut rng).map_err(err)?;
         layer_whole_bytes += key.switching_key().heap_bytes();
-        key.truncate(&ctx, level).map_err(err)?;
+        key.truncate(&ctx, key_level).map_err(err)?;
         layer_bytes += key.switching_key().heap_bytes();
         layer_keys += 1;
+        keys.insert(EvaluationKey::Galois(key));
+    }
+    let mut level0_bytes = 0usize;
+    for &g in &level0 {
+        let key = GaloisKey::generate_level0(&ctx, &sk, g, &mut rng).map_err(err)?;
+        level0_bytes += key.switching_key().heap_bytes();
         keys.insert(EvaluationKey::Galois(key));
     }
     let bts = Bootstrapper::new(&ctx, literal, keys).map_err(err)?;
@@ -374,10 +520,12 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     let keygen_s = clock.elapsed().as_secs_f64();
     eprintln!(
         "ensi bench layer: keys in {keygen_s:.1} s: bootstrapping {:.2} GiB, {layer_keys} layer \
-         rotations {:.2} GiB (whole: {:.2} GiB)",
+         rotations {:.2} GiB (whole: {:.2} GiB), {} level-0 packing keys {:.3} GiB",
         gib(bootstrap_bytes),
         gib(layer_bytes),
-        gib(layer_whole_bytes)
+        gib(layer_whole_bytes),
+        level0.len(),
+        gib(level0_bytes)
     );
     let delta = ctx.params().default_scale();
     // Activations wider than one ciphertext are chunked (`slots / n_pad` columns each).
@@ -390,12 +538,21 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         chunks(head_cols, chunk).len(),
         chunks(cfg.intermediate_size, chunk).len()
     );
-    let x =
-        ChunkedMatrix::encrypt(&ctx, &sk, &x_plain, n_pad, level, delta, &mut rng).map_err(err)?;
+    // The client encrypts the residual stream where the plan keeps it.
+    let x_level = match kernel {
+        LayerKernel::Slots => level,
+        LayerKernel::Coeff => coeff_stream_level(level, budget),
+    };
+    let x = ChunkedMatrix::encrypt(&ctx, &sk, &x_plain, n_pad, x_level, delta, &mut rng)
+        .map_err(err)?;
     warm_up(&bts, &sk, &mut rng)?;
     // The level plan first: degrees the levels cannot hold are an error before any work.
-    let (predicted, bootstraps) = block_level_plan(&bts, level, &cfg, &plan, n_pad)
-        .map_err(|e| format!("the level plan does not hold for these degrees: {e}"))?;
+    let (predicted, bootstraps) = match kernel {
+        LayerKernel::Slots => block_level_plan(&bts, level, &cfg, &plan, n_pad),
+        LayerKernel::Coeff => coeff_level_plan(&bts, x_level, &cfg, &plan, n_pad),
+    }
+    .map_err(|e| format!("the level plan does not hold for these degrees: {e}"))?;
+    let bounds = CoeffBounds::calibrate(&[&trace, &other_trace], w, 2.0).map_err(err)?;
     // The layer, step by step.
     let eval = bts.evaluator();
     let start_ops = eval.op_count();
@@ -404,19 +561,23 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
     let clock = Instant::now();
     let mut steps: Vec<Value> = Vec::new();
     let mut seen = Vec::new();
-    let out = block_layer_logged(&bts, &x, w, &cfg, &plan, n, &mut |name, level| {
+    let mut logger = |name: &'static str, level: usize| {
         let lap = last.elapsed().as_secs_f64();
         last = Instant::now();
         let now = eval.op_count();
         let d = now - last_ops;
         last_ops = now;
         eprintln!(
-            "ensi bench layer:   {name:<38} level {level:>2}  {lap:>7.1} s  {:>4} key switches",
+            "ensi bench layer:   {name:<42} level {level:>2}  {lap:>7.1} s  {:>4} key switches",
             d.key_switches()
         );
         seen.push((name, level));
         steps.push(json!({"step": name, "level": level, "seconds": lap, "ops": ops_json(&d)}));
-    })
+    };
+    let out = match kernel {
+        LayerKernel::Slots => block_layer_logged(&bts, &x, w, &cfg, &plan, n, &mut logger),
+        LayerKernel::Coeff => coeff_layer_logged(&bts, &x, w, &cfg, &plan, &bounds, n, &mut logger),
+    }
     .map_err(err)?;
     let layer_s = clock.elapsed().as_secs_f64();
     let ops = eval.op_count() - start_ops;
@@ -443,12 +604,16 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         .iter()
         .filter(|v| {
             let name = v["step"].as_str().unwrap_or("");
-            PROJECTION_STEPS.contains(&name)
+            match kernel {
+                LayerKernel::Slots => PROJECTION_STEPS.contains(&name),
+                LayerKernel::Coeff => COEFF_PROJECTION_STEPS.contains(&name),
+            }
         })
         .filter_map(|v| v["seconds"].as_f64())
         .sum();
     let doc = json!({
         "bench": "layer",
+        "kernel": kernel.name(),
         "prediction": prediction_json(Some((layer_s, projections_s))),
         "shape": shape_name,
         "config": {
@@ -466,7 +631,7 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         "threads": rayon::current_num_threads(),
         "params": {
             "log_n": ctx.params().log_n(), "secure": !args.smoke,
-            "layer_level": level,
+            "layer_level": level, "stream_level": x_level,
         },
         "weights": {
             "nonzero_fraction": nonzero_fraction(w),
@@ -488,6 +653,8 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
             "layer_keys": layer_keys,
             "layer_keys_gib": gib(layer_bytes),
             "layer_keys_whole_gib": gib(layer_whole_bytes),
+            "level0_keys": level0.len(),
+            "level0_keys_gib": gib(level0_bytes),
             "peak_rss_gib": peak_rss().map(gib),
         },
         "precision": {

@@ -419,6 +419,89 @@ pub fn predict_layer(
     })
 }
 
+/// A coefficient-kernel layer's predicted time ([`predict_coeff_layer`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoeffLayerPrediction {
+    /// Each group of projections that share an input (`q, k, v`; `o`; `gate, up`; `down`):
+    /// its name, the kernel's exact counts `[slots_to_coeffs, products, key_switches,
+    /// bootstraps, rotations]` and predicted seconds.
+    pub groups: Vec<(&'static str, [usize; 5], f64)>,
+    /// The groups' seconds.
+    pub projections_s: f64,
+    /// Every bootstrap of the layer: the kernels' and the two sub-norm statistics'.
+    pub bootstraps: usize,
+    /// The statistics' bootstraps' seconds (the kernels' are in the groups).
+    pub statistic_s: f64,
+    /// The prediction: groups and statistics.
+    pub total_s: f64,
+}
+
+/// The time of one layer on the coefficient kernel ([`crate::coeff_layer`]) on `n_pad` tokens
+/// at ring degree `n`: every group's exact kernel counts at `coeff`'s step costs, plus the two
+/// sub-norm statistics' bootstraps at `bootstrap_s` each. As in [`predict_layer`], the
+/// attention, the norms' arithmetic and the activations are not modelled.
+pub fn predict_coeff_layer(
+    coeff: &CoeffCosts,
+    bootstrap_s: f64,
+    cfg: &ModelConfig,
+    n: usize,
+    n_pad: usize,
+) -> Result<CoeffLayerPrediction, CkksError> {
+    let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
+    let qd = crate::block_layer::head_layout_cols(cfg)?;
+    let mut groups = Vec::new();
+    let (mut projections_s, mut bootstraps) = (0.0, 2);
+    for (name, cols, rows) in [
+        ("q, k, v", d, &[qd, qd, qd][..]),
+        ("o", qd, &[d][..]),
+        ("gate, up", d, &[f, f][..]),
+        ("down", f, &[d][..]),
+    ] {
+        let counts = crate::coeff_kernel::coeff_linear_counts(n, cols, rows, n_pad)?;
+        let t = coeff.time(&counts);
+        projections_s += t;
+        bootstraps += counts[3];
+        groups.push((name, counts, t));
+    }
+    let statistic_s = 2.0 * bootstrap_s;
+    Ok(CoeffLayerPrediction {
+        groups,
+        projections_s,
+        bootstraps,
+        statistic_s,
+        total_s: projections_s + statistic_s,
+    })
+}
+
+/// The two plans of a decoder layer: the slot plan ([`crate::block_layer`]) and the
+/// coefficient-kernel plan ([`crate::coeff_layer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKernel {
+    /// Refresh, then a BSGS product in slots.
+    Slots,
+    /// Every projection on the coefficient kernel, fused with its bootstrap.
+    Coeff,
+}
+
+impl LayerKernel {
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerKernel::Slots => "slots",
+            LayerKernel::Coeff => "coeff",
+        }
+    }
+
+    /// The planner's choice: the faster prediction, where the coefficient plan's level plan
+    /// holds (`coeff` is `None` where it does not); the slot plan on a tie.
+    pub fn choose(slots: &LayerPrediction, coeff: Option<&CoeffLayerPrediction>) -> Self {
+        match coeff {
+            Some(c) if c.total_s < slots.total_s => LayerKernel::Coeff,
+            _ => LayerKernel::Slots,
+        }
+    }
+}
+
 /// The largest error of a layer's sigmoid polynomial of `degree` on the calibrated score
 /// interval (with the bias `-ln tokens`), over 4096 points: the sigmoid is in `[0, 1]`, so this
 /// is its absolute error.
