@@ -166,7 +166,7 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
     if args.from_slots {
         for &(rows, _) in &shapes {
             for &t in &token_list {
-                for r in coeff_rotations(slots, rows, t.next_power_of_two()).map_err(err)? {
+                for r in coeff_rotations(slots, &[rows], t.next_power_of_two()).map_err(err)? {
                     add_key(
                         &mut keys,
                         ctx.rotation_galois_element(r),
@@ -205,7 +205,7 @@ fn bench_coeff(args: &CoeffBenchArgs) -> Result<Value, String> {
     let coeff_costs = if args.from_slots {
         // The reassembly rotation of the first shape and prompt length (its key was made whole).
         let (rows, _) = shapes[0];
-        let step = coeff_rotations(slots, rows, token_list[0].next_power_of_two())
+        let step = coeff_rotations(slots, &[rows], token_list[0].next_power_of_two())
             .map_err(err)?
             .first()
             .copied();

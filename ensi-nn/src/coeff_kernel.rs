@@ -101,37 +101,99 @@ pub fn coeff_galois_elements(n: usize, n_pad: usize) -> Vec<usize> {
     pack_galois_elements(n, chunk_cols(n / 2, n_pad))
 }
 
-/// The reassembly of one output chunk ([`reassemble`]): the rotation that moves the imaginary
-/// half (rows `L..2L`) behind the real one, where the chunk has such rows, then the doubling
-/// replication's rotations (right rotations by `2 L n_pad`, `4 L n_pad`, .. below `slots`).
-fn reassembly_steps(
-    layout: &SlotCoeffLayout,
+/// One output chunk of a projection in a packing: rows `r0 .. r0 + width` of projection
+/// `proj`, at row `at` of the packing (whose leaves compute every unit's rows side by side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Unit {
+    proj: usize,
+    r0: usize,
+    width: usize,
+    at: usize,
+}
+
+/// The packings of projections of `rows` (each) that share an input, for output chunks of
+/// `chunk` columns: every projection's output chunks in order, as many per packing as fit its
+/// `2 chunk` rows (a packing of `R` rows has `L = 2^ceil(log2(R / 2))` leaves, two rows each:
+/// rows `0..L` come out of the bootstrap's real half, `L..2L` out of its imaginary half). One
+/// coefficient bootstrap per packing: three 2048-row projections (q, k, v of
+/// bitnet_b1_58-large's head layout at 8 tokens) share one, where unfused they took three.
+fn packings(rows: &[usize], chunk: usize) -> Vec<Vec<Unit>> {
+    let mut out: Vec<Vec<Unit>> = Vec::new();
+    let mut used = 0usize;
+    for (proj, &r) in rows.iter().enumerate() {
+        for (r0, width) in chunks(r, chunk) {
+            if out.is_empty() || used + width > 2 * chunk {
+                out.push(Vec::new());
+                used = 0;
+            }
+            if let Some(group) = out.last_mut() {
+                group.push(Unit {
+                    proj,
+                    r0,
+                    width,
+                    at: used,
+                });
+            }
+            used += width;
+        }
+    }
+    out
+}
+
+/// The rows of a packing.
+fn packing_rows(units: &[Unit]) -> usize {
+    units.iter().map(|u| u.at + u.width).max().unwrap_or(0)
+}
+
+/// The reassembly of one unit ([`reassemble`]) from a packing of `leaves` leaves: the
+/// rotation of the real half (`Some(step)` where the unit has rows below `L`; step 0 is no
+/// rotation), of the imaginary half (where it has rows from `L` on), and the doubling
+/// replication's (right rotations by `P`, `2 P`, .. below `slots`, `P` the unit's period).
+fn unit_steps(
+    u: &Unit,
+    leaves: usize,
     n_pad: usize,
     slots: usize,
-) -> (Option<isize>, Vec<isize>) {
-    let half = layout.leaves() * n_pad;
-    // Leaf 0's upper row is row L: present exactly when the chunk has more than L rows.
-    let shift = layout.leaf_rows(0).1.map(|_| -(half as isize));
+) -> (Option<isize>, Option<isize>, Vec<isize>) {
+    let re = (u.at < leaves).then_some((u.at * n_pad) as isize);
+    let im =
+        (u.at + u.width > leaves).then_some((u.at as isize - leaves as isize) * n_pad as isize);
     let mut doubling = Vec::new();
-    let mut period = 2 * half;
+    let mut period = crate::block::block_period(u.width, n_pad);
     while period < slots {
         doubling.push(-(period as isize));
         period *= 2;
     }
-    (shift, doubling)
+    (re, im, doubling)
 }
 
-/// The rotations (slot steps) the kernel's reassembly needs for an output of `rows` columns on
-/// `n_pad` tokens and `slots` slots: for every output chunk, the imaginary half moved behind
-/// the real one and the doubling replication (right rotations by powers of two), once each.
-pub fn coeff_rotations(slots: usize, rows: usize, n_pad: usize) -> Result<Vec<isize>, CkksError> {
+/// The rotations a unit's reassembly performs (the zero steps are none).
+fn unit_rotations(u: &Unit, leaves: usize, n_pad: usize, slots: usize) -> Vec<isize> {
+    let (re, im, doubling) = unit_steps(u, leaves, n_pad, slots);
+    re.into_iter()
+        .chain(im)
+        .filter(|&s| s != 0)
+        .chain(doubling)
+        .collect()
+}
+
+/// The rotations (slot steps) the kernel's reassembly needs for projections of `rows` (each)
+/// that share an input, on `n_pad` tokens and `slots` slots: every output chunk brought to the
+/// front of its half of the bootstrap's output, and the doubling replication (right rotations
+/// by powers of two), once each.
+pub fn coeff_rotations(
+    slots: usize,
+    rows: &[usize],
+    n_pad: usize,
+) -> Result<Vec<isize>, CkksError> {
     let mut steps = Vec::new();
-    for (_, width) in chunks(rows, chunk_cols(slots, n_pad)) {
-        let layout = SlotCoeffLayout::new(2 * slots, width, 1, n_pad)?;
-        let (shift, doubling) = reassembly_steps(&layout, n_pad, slots);
-        for step in shift.into_iter().chain(doubling) {
-            if !steps.contains(&step) {
-                steps.push(step);
+    for units in packings(rows, chunk_cols(slots, n_pad)) {
+        let layout = SlotCoeffLayout::new(2 * slots, packing_rows(&units), 1, n_pad)?;
+        for u in &units {
+            for step in unit_rotations(u, layout.leaves(), n_pad, slots) {
+                if !steps.contains(&step) {
+                    steps.push(step);
+                }
             }
         }
     }
@@ -150,14 +212,13 @@ pub fn coeff_linear_counts(
     let chunk = chunk_cols(n / 2, n_pad);
     let inputs = chunks(cols, chunk).len();
     let mut out = [inputs, 0, 0, 0, 0];
-    for &r in rows {
-        for (_, width) in chunks(r, chunk) {
-            let layout = SlotCoeffLayout::new(n, width, cols, n_pad)?;
-            out[1] += layout.products();
-            out[2] += layout.key_switches();
-            out[3] += 1;
-            let (shift, doubling) = reassembly_steps(&layout, n_pad, n / 2);
-            out[4] += usize::from(shift.is_some()) + doubling.len();
+    for units in packings(rows, chunk) {
+        let layout = SlotCoeffLayout::new(n, packing_rows(&units), cols, n_pad)?;
+        out[1] += layout.products();
+        out[2] += layout.key_switches();
+        out[3] += 1;
+        for u in &units {
+            out[4] += unit_rotations(u, layout.leaves(), n_pad, n / 2).len();
         }
     }
     Ok(out)
@@ -217,72 +278,92 @@ pub fn coeff_linear(
             eval.drop_to_level(&bts.slots_to_coefficients(&x, f)?, 0)
         })
         .collect::<Result<Vec<_>, CkksError>>()?;
-    projections
-        .iter()
-        .map(|p| {
-            let parts = chunks(p.rows, chunk)
-                .into_iter()
-                .map(|(r0, width)| {
-                    let layout = SlotCoeffLayout::new(n, width, cols, n_pad)?;
-                    let entry = |r: usize, c: usize| (p.entry)(r0 + r, c);
-                    let packed = eval.slot_coeff_matmul(&layout, &inputs, &entry)?;
-                    let (re, im) = bts.bootstrap_coefficients(&packed)?;
-                    // Slot value * q_0 / (2 pi C f s_y) is the integer product.
-                    let k = p.multiplier * q0
-                        / (2.0 * core::f64::consts::PI * layout.gain() as f64 * f * y.scale());
-                    let factor = |c: usize, t: usize| k * p.factor.map_or(1.0, |f| f(r0 + c, t));
-                    let ct = reassemble(bts, &layout, re, im, (n_pad, width), &factor, out_scale)?;
-                    BlockMatrix::from_ciphertext(ct, tokens, width)
-                })
-                .collect::<Result<Vec<_>, CkksError>>()?;
-            ChunkedMatrix::from_parts(parts)
-        })
-        .collect()
+    // Every packing: one product per leaf and input chunk, the packing, one bootstrap; then
+    // each of its units reassembled into its projection's output chunk.
+    let mut parts: Vec<Vec<BlockMatrix>> = projections.iter().map(|_| Vec::new()).collect();
+    let rows: Vec<usize> = projections.iter().map(|p| p.rows).collect();
+    for units in packings(&rows, chunk) {
+        let layout = SlotCoeffLayout::new(n, packing_rows(&units), cols, n_pad)?;
+        let entry = |r: usize, c: usize| {
+            units
+                .iter()
+                .find(|u| (u.at..u.at + u.width).contains(&r))
+                .map_or(0, |u| (projections[u.proj].entry)(u.r0 + r - u.at, c))
+        };
+        let packed = eval.slot_coeff_matmul(&layout, &inputs, &entry)?;
+        let (re, im) = bts.bootstrap_coefficients(&packed)?;
+        for u in &units {
+            let p = &projections[u.proj];
+            // Slot value * q_0 / (2 pi C f s_y) is the integer product.
+            let k = p.multiplier * q0
+                / (2.0 * core::f64::consts::PI * layout.gain() as f64 * f * y.scale());
+            let factor = |c: usize, t: usize| k * p.factor.map_or(1.0, |f| f(u.r0 + c, t));
+            let ct = reassemble(bts, &layout, [&re, &im], u, n_pad, &factor, out_scale)?;
+            parts[u.proj].push(BlockMatrix::from_ciphertext(ct, tokens, u.width)?);
+        }
+    }
+    parts.into_iter().map(ChunkedMatrix::from_parts).collect()
 }
 
-/// The real half (rows `0..L`) and the imaginary half (rows `L..2L`) of one output chunk of
-/// `width` rows into one column-block ciphertext, replicated over the slots, row `c` of token
-/// `t` times `factor(c, t)`, at scale `out_scale`.
+/// One unit of a packing out of the bootstrap's two halves (`re`: rows `0..L`, `im`: rows
+/// `L..2L`, each in the column-block layout from slot 0, zero past `L n_pad`) into one
+/// column-block ciphertext of `width` columns, replicated over the slots, row `c` of token `t`
+/// times `factor(c, t)`, at scale `out_scale`. The part in each half is rotated to its place
+/// and multiplied by the factors on its own columns and zero elsewhere (which clears the other
+/// units' rows and whatever the rotation wrapped around); both products share one rescale,
+/// then the doubling replication runs one level down.
 fn reassemble(
     bts: &Bootstrapper,
     layout: &SlotCoeffLayout,
-    re: Ciphertext,
-    im: Ciphertext,
-    (n_pad, width): (usize, usize),
+    halves: [&Ciphertext; 2],
+    u: &Unit,
+    n_pad: usize,
     factor: &dyn Fn(usize, usize) -> f64,
     out_scale: f64,
 ) -> Result<Ciphertext, CkksError> {
     let eval = bts.evaluator();
-    let (shift, doubling) = reassembly_steps(layout, n_pad, eval.context().n() / 2);
-    let mut ct = re;
-    if let Some(step) = shift {
-        eval.add_assign(&mut ct, &eval.rotate(&im, step)?)?;
+    let ctx = eval.context();
+    let slots = ctx.n() / 2;
+    let leaves = layout.leaves();
+    let (re_step, im_step, doubling) = unit_steps(u, leaves, n_pad, slots);
+    // The unit's columns from the real half: c < L - at; from the imaginary half the rest.
+    let split = leaves.saturating_sub(u.at).min(u.width);
+    let period = crate::block::block_period(u.width, n_pad);
+    let mut acc: Option<Ciphertext> = None;
+    for (half, step, cols) in [
+        (halves[0], re_step, 0..split),
+        (halves[1], im_step, split..u.width),
+    ] {
+        let Some(step) = step else { continue };
+        let src = if step == 0 {
+            half.clone()
+        } else {
+            eval.rotate(half, step)?
+        };
+        let q_last = ctx.params().q()[src.level()] as f64;
+        let sigma = out_scale * q_last / src.scale();
+        let values: Vec<f64> = (0..slots)
+            .map(|s| {
+                let (c, t) = (s / n_pad, s % n_pad);
+                if s < period && cols.contains(&c) {
+                    factor(c, t)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let pt = ctx.encode(&values, slots, src.level(), sigma)?;
+        let term = eval.mul_plain(&src, &pt)?;
+        match acc.as_mut() {
+            None => acc = Some(term),
+            Some(a) => eval.add_assign(a, &term)?,
+        }
     }
+    let mut ct = eval.rescale(&acc.ok_or(invalid("an output chunk needs rows"))?)?;
+    eval.match_scale(&mut ct, out_scale)?;
     for step in doubling {
         let copy = eval.rotate(&ct, step)?;
         eval.add_assign(&mut ct, &copy)?;
     }
-    // The factors and the scale change in one product (a constant where every row has the
-    // same factor), exact after the rescale.
-    let ctx = eval.context();
-    let q_last = ctx.params().q()[ct.level()] as f64;
-    let sigma = out_scale * q_last / ct.scale();
-    let k0 = factor(0, 0);
-    let uniform = (0..width).all(|c| (0..n_pad).all(|t| factor(c, t) == k0));
-    let product = if uniform {
-        eval.mul_const_with_scale(&ct, k0, sigma)?
-    } else {
-        let (slots, period) = (ct.slots(), crate::block::block_period(width, n_pad));
-        let values: Vec<f64> = (0..slots)
-            .map(|s| {
-                let (c, t) = ((s % period) / n_pad, s % n_pad);
-                if c < width { factor(c, t) } else { 0.0 }
-            })
-            .collect();
-        let pt = ctx.encode(&values, slots, ct.level(), sigma)?;
-        eval.mul_plain(&ct, &pt)?
-    };
-    let mut out = eval.rescale(&product)?;
-    eval.match_scale(&mut out, out_scale)?;
-    Ok(out)
+    Ok(ct)
 }

@@ -5,7 +5,9 @@
 //!
 //! The kernel's output comes out of a coefficient bootstrap without a SlotsToCoeffs, so it is
 //! `stc_level_budget - 1` levels above a refresh's (level 12 at the 128-bit set, where a
-//! refresh gives 10), and its input needs only `stc_level_budget` levels (3). The plan keeps
+//! refresh gives 10), and its input needs only `stc_level_budget` levels (3). Projections that
+//! share an input share their coefficient bootstraps as far as their rows fit (q, k and v of
+//! bitnet_b1_58-large at 8 tokens one, gate and up one). The plan keeps
 //! the residual stream at the kernel's output level, so both residual norms run inline, and
 //! bootstraps only the two sub-norms' statistics:
 //!
@@ -15,7 +17,7 @@
 //! | `input_layernorm` | inline: `sum x_c^2`, the inverse square root, `y = (x g) p` (the gain a plaintext product on `x`: integer weights cannot carry it) | 5 |
 //! | q, k, v | kernel; the head layout, GQA's copies, `1/sqrt(hd)` and the sigmoid's scale in the integer entries and the multiplier; `attn_sub_norm`'s gain and the zero keys of padding rows in v's reassembly factors | `K` |
 //! | RoPE on q, k | in slots ([`crate::block_layer::rope_in_slots`]), padding keys zeroed | `K - 1` |
-//! | attention weights, output | [`crate::block_layer::block_attention`] | 5, 4 |
+//! | attention weights, output | [`crate::block_layer::block_attention`] (v dropped to one level above the weights first: its rotations then run on fewer limbs) | 5, 4 |
 //! | `attn_sub_norm` | the statistic `sum_c o'_c^2 / g_c^2` of the gained output `o' = g o` bootstrapped, `y = o' p` | 3 |
 //! | `o_proj` + residual | kernel | `K` |
 //! | `post_attention_layernorm` | inline, as the first | 5 |
@@ -336,7 +338,7 @@ pub fn coeff_layer_keys(
     ));
     r.extend((1..n_pad).map(|s| -(s as isize)));
     r.extend(rope_rotations(cfg, n_pad)?);
-    for rows in [qd, d, f] {
+    for rows in [&[qd, qd, qd][..], &[d], &[f, f]] {
         r.extend(coeff_rotations(slots, rows, n_pad)?);
     }
     r.sort_unstable();
@@ -468,6 +470,11 @@ pub fn coeff_layer_logged<'a>(
     log(COEFF_STEPS[2], q.level());
     let bias = -libm::log(rows.attended().max(1) as f64);
     let sigmoid = sigmoid_in_u(scores, bias, plan.sigmoid_degree);
+    // v is read only by the products with the attention weights, after the sigmoid: its
+    // rotations and masks run at the lowest level those products allow (fewer limbs).
+    let score_level = q.level().checked_sub(1).ok_or(CkksError::NoLevelLeft)?;
+    let v_level = score_level - sigmoid.depth_at(score_level)? + 1;
+    let v = v.map(|p| eval.drop_to_level(p.ciphertext(), v_level.min(p.level())))?;
     let o = block_attention(eval, &q, &k, &v, cfg, &sigmoid, beta, log)?;
     log(COEFF_STEPS[4], o.level());
     let head_weight = |rho: usize| hl.split(rho).map_or(0.0, |(h, c)| ws[h * hd + c]);

@@ -33,11 +33,8 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
     let sk = SecretKey::generate(&ctx, &mut rng).unwrap();
     let (tokens, cols) = (3usize, 700usize);
     let n_pad = tokens.next_power_of_two();
-    let shapes = [(150usize, 0.37f64), (700, -0.05)];
-    let mut steps = Vec::new();
-    for (rows, _) in shapes {
-        steps.extend(coeff_rotations(slots, rows, n_pad).unwrap());
-    }
+    let shapes = [(150usize, 0.37f64), (700, -0.05), (300, 0.8)];
+    let steps = coeff_rotations(slots, &shapes.map(|s| s.0), n_pad).unwrap();
     let mut keys = BootstrapKeys::generate(&ctx, &sk, &lit, &mut rng).unwrap();
     let extra = EvaluationKeySet::generate(
         &ctx,
@@ -89,7 +86,8 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
         .collect();
     // The second projection (two output chunks) also scales each row by its own factor.
     let row_factor = |r: usize, t: usize| 0.5 + (r % 7) as f64 / 8.0 - t as f64 / 16.0;
-    let factors: [Option<&(dyn Fn(usize, usize) -> f64 + Sync)>; 2] = [None, Some(&row_factor)];
+    let factors: [Option<&(dyn Fn(usize, usize) -> f64 + Sync)>; 3] =
+        [None, Some(&row_factor), None];
     let projections: Vec<CoeffProjection<'_>> = shapes
         .iter()
         .zip(&entries)
@@ -108,13 +106,15 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
     let outs = coeff_linear(&bts, &y, &projections, delta).unwrap();
     let ops = e.op_count() - before;
     let rows: Vec<usize> = shapes.iter().map(|s| s.0).collect();
-    // Worked by hand: 2048 slots, n_pad 4, so 512 columns per chunk and two input chunks.
-    // 150 rows: L = 128 leaves (75 rounded up), 256 products, 127 merges + log2(512/128) = 129
-    // key switches, rotations: the imaginary half (150 > 128) and one doubling (1024 < 2048).
-    // 700 rows = 512 + 188: L = 256 (512 products, 255 + 1 key switches, the imaginary half
-    // only: 2048 is the whole vector) and L = 128 (256 products, 129, two rotations).
+    // Worked by hand: 2048 slots, n_pad 4, so 512 columns per chunk and two input chunks; a
+    // packing holds up to 1024 rows. The first packing: 150 rows at row 0, then 700 = 512 + 188
+    // at rows 150 and 662 (850 rows: L = 512 leaves, 1024 products, 511 merges and no trace
+    // step); rotations: the 150 rows' doubling (period 1024 < 2048), the 512 rows' real part
+    // (by 150 * 4) and imaginary part (by (150 - 512) * 4), the 188 rows' imaginary part (by
+    // (662 - 512) * 4) and doubling. The 300 rows do not fit: a second packing (L = 256, 512
+    // products, 255 + log2(512 / 256) = 256 key switches, the imaginary part by -256 * 4).
     let counts = coeff_linear_counts(n, cols, &rows, n_pad).unwrap();
-    assert_eq!(counts, [2, 256 + 512 + 256, 129 + 256 + 129, 3, 2 + 1 + 2]);
+    assert_eq!(counts, [2, 1024 + 512, 511 + 256, 2, 5 + 1]);
     assert_eq!(ops.bootstrap, counts[3]);
 
     let chunk = chunk_cols(slots, n_pad);
