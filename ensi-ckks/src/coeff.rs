@@ -28,6 +28,7 @@
 use crate::ciphertext::Ciphertext;
 use crate::error::CkksError;
 use crate::evaluator::{Evaluator, Op};
+use alloc::borrow::Cow;
 use alloc::vec::Vec;
 use ensi_math::RnsPoly;
 
@@ -73,6 +74,9 @@ fn merges(present: &[bool]) -> usize {
     let odd: Vec<bool> = present.iter().skip(1).step_by(2).copied().collect();
     usize::from(present.iter().any(|&p| p)) + merges(&even) + merges(&odd)
 }
+
+/// A packing's leaf on demand: `leaf(j)` is leaf `j`, `None` where it is absent (zero).
+pub type LeafFn<'a> = dyn Fn(usize) -> Result<Option<Cow<'a, Ciphertext>>, CkksError> + Sync + 'a;
 
 /// `ct * p` part by part (an exact product: the scale unchanged).
 fn times_poly(ct: &Ciphertext, p: &RnsPoly<ensi_math::Ntt>) -> Result<Ciphertext, CkksError> {
@@ -164,48 +168,64 @@ impl Evaluator {
         leaves: &[Option<Ciphertext>],
         m: usize,
     ) -> Result<Ciphertext, CkksError> {
+        let Some(first) = leaves.iter().flatten().next() else {
+            return Err(invalid("packing needs at least one leaf"));
+        };
+        let leaf = |j: usize| Ok(leaves.get(j).and_then(Option::as_ref).map(Cow::Borrowed));
+        self.pack_strided_with(leaves.len(), m, first, &leaf)
+    }
+
+    /// [`Self::pack_strided`] of `count` leaves made on demand by `leaf(j)` (`None`: an absent
+    /// leaf), each at the level of `like`: the merge tree asks for its leaves depth first, so
+    /// only those of the subtrees in progress are alive (a few per worker) instead of all of
+    /// them (4096 leaves of a 6144-row packing at N = 2^16 are 4 GiB).
+    pub fn pack_strided_with<'a>(
+        &self,
+        count: usize,
+        m: usize,
+        like: &Ciphertext,
+        leaf: &LeafFn<'a>,
+    ) -> Result<Ciphertext, CkksError> {
         let n = self.context().n();
-        let l = leaves.len().max(1).next_power_of_two();
+        let l = count.max(1).next_power_of_two();
         if !m.is_power_of_two() || m > n || l > m {
             return Err(invalid(
                 "packing needs a power-of-two stride m <= N and at most m leaves",
             ));
         }
-        let mut padded: Vec<Option<&Ciphertext>> = leaves.iter().map(Option::as_ref).collect();
-        padded.resize(l, None);
         // The monomials `X^h` of the tree's depths in NTT form, made once (one NTT each, not
         // one per merge).
-        let Some(first) = padded.iter().flatten().next() else {
-            return Err(invalid("packing needs at least one leaf"));
-        };
         let mut monomials = Vec::new();
         let mut width = l;
         while width > 1 {
             let h = m / width;
-            monomials.push((h, self.monomial_at(first, h)?));
+            monomials.push((h, self.monomial_at(like, h)?));
             width /= 2;
         }
+        let indices: Vec<usize> = (0..l).collect();
+        let at = |j: usize| if j < count { leaf(j) } else { Ok(None) };
         let packed = self
-            .pack_tree(&padded, m, &monomials)?
+            .pack_tree(&indices, &at, m, &monomials)?
             .ok_or(invalid("packing needs at least one leaf"))?;
         self.trace_to_stride(&packed, m / l)
     }
 
-    /// The merge tree: values at multiples of `m / len(leaves)`; `monomials` holds `X^h` in NTT
-    /// form for every depth's `h`.
-    fn pack_tree(
+    /// The merge tree over the leaves `indices`: values at multiples of `m / len(indices)`;
+    /// `monomials` holds `X^h` in NTT form for every depth's `h`.
+    fn pack_tree<'a>(
         &self,
-        leaves: &[Option<&Ciphertext>],
+        indices: &[usize],
+        leaf: &LeafFn<'a>,
         m: usize,
         monomials: &[(usize, RnsPoly<ensi_math::Ntt>)],
-    ) -> Result<Option<Ciphertext>, CkksError> {
-        if leaves.len() == 1 {
-            return Ok(leaves[0].cloned());
+    ) -> Result<Option<Cow<'a, Ciphertext>>, CkksError> {
+        if let [j] = indices {
+            return leaf(*j);
         }
-        let even: Vec<Option<&Ciphertext>> = leaves.iter().step_by(2).copied().collect();
-        let odd: Vec<Option<&Ciphertext>> = leaves.iter().skip(1).step_by(2).copied().collect();
+        let even: Vec<usize> = indices.iter().step_by(2).copied().collect();
+        let odd: Vec<usize> = indices.iter().skip(1).step_by(2).copied().collect();
         let n = self.context().n();
-        let h = m / leaves.len();
+        let h = m / indices.len();
         let sigma = stride_galois_element(n, 2 * h);
         let shift = |o: &Ciphertext| -> Result<Ciphertext, CkksError> {
             let (_, x_h) = monomials
@@ -219,19 +239,22 @@ impl Evaluator {
         #[cfg(feature = "parallel")]
         let (e, o) = {
             let (e, o) = rayon::join(
-                || self.pack_tree(&even, m, monomials),
-                || self.pack_tree(&odd, m, monomials),
+                || self.pack_tree(&even, leaf, m, monomials),
+                || self.pack_tree(&odd, leaf, m, monomials),
             );
             (e?, o?)
         };
         #[cfg(not(feature = "parallel"))]
         let (e, o) = (
-            self.pack_tree(&even, m, monomials)?,
-            self.pack_tree(&odd, m, monomials)?,
+            self.pack_tree(&even, leaf, m, monomials)?,
+            self.pack_tree(&odd, leaf, m, monomials)?,
         );
         let (plus, minus) = match (e, o) {
             (None, None) => return Ok(None),
-            (Some(e), None) => (e.clone(), e),
+            (Some(e), None) => {
+                let e = e.into_owned();
+                (e.clone(), e)
+            }
             (None, Some(o)) => {
                 let shifted = shift(&o)?;
                 let neg = self.neg(&shifted)?;
@@ -244,7 +267,7 @@ impl Evaluator {
         };
         let mut out = plus;
         self.add_assign(&mut out, &self.apply_galois(&minus, sigma)?)?;
-        Ok(Some(out))
+        Ok(Some(Cow::Owned(out)))
     }
 
     /// `Tr(ct)` onto the polynomials in `X^s`: `log2(s)` steps `c + sigma(c)`, which clear
@@ -468,17 +491,7 @@ impl Evaluator {
         xs: &[Ciphertext],
         weight: &(dyn Fn(usize, usize) -> Vec<i64> + Sync),
     ) -> Result<Vec<Option<Ciphertext>>, CkksError> {
-        let leaf = |j: usize| -> Result<Option<Ciphertext>, CkksError> {
-            let mut acc: Option<Ciphertext> = None;
-            for (k, x) in xs.iter().enumerate() {
-                let w = weight(j, k);
-                match &mut acc {
-                    None => acc = Some(self.mul_integer_poly(x, &w)?),
-                    Some(a) => self.mul_integer_poly_acc(a, x, &w)?,
-                }
-            }
-            Ok(acc)
-        };
+        let leaf = |j: usize| self.integer_leaf(xs, j, weight);
         #[cfg(feature = "parallel")]
         {
             use rayon::prelude::*;
@@ -488,6 +501,24 @@ impl Evaluator {
         {
             (0..count).map(leaf).collect()
         }
+    }
+
+    /// Leaf `j`: the sum over the inputs `x_k` of `x_k * weight(j, k)`.
+    fn integer_leaf(
+        &self,
+        xs: &[Ciphertext],
+        j: usize,
+        weight: &(dyn Fn(usize, usize) -> Vec<i64> + Sync),
+    ) -> Result<Option<Ciphertext>, CkksError> {
+        let mut acc: Option<Ciphertext> = None;
+        for (k, x) in xs.iter().enumerate() {
+            let w = weight(j, k);
+            match &mut acc {
+                None => acc = Some(self.mul_integer_poly(x, &w)?),
+                Some(a) => self.mul_integer_poly_acc(a, x, &w)?,
+            }
+        }
+        Ok(acc)
     }
 }
 
@@ -655,8 +686,11 @@ impl Evaluator {
                 "one input ciphertext per chunk of N/2 / n_pad columns",
             ));
         }
-        let leaves =
-            self.integer_leaves(layout.leaves(), xs, &|j, k| layout.weight_poly(j, k, entry))?;
-        self.pack_strided(&leaves, layout.chunk())
+        // The leaves made as the packing tree asks for them (none stored beyond the subtrees
+        // in progress).
+        let weight = |j: usize, k: usize| layout.weight_poly(j, k, entry);
+        let leaf = |j: usize| Ok(self.integer_leaf(xs, j, &weight)?.map(Cow::Owned));
+        let like = xs.first().ok_or(invalid("packing needs an input"))?;
+        self.pack_strided_with(layout.leaves(), layout.chunk(), like, &leaf)
     }
 }

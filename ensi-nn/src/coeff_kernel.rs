@@ -13,19 +13,22 @@
 //!    ([`ensi_ckks::coeff::SlotCoeffLayout`]), at level 0.
 //! 2. **Products and packing** at level 0: each leaf is one integer-polynomial product per input
 //!    chunk (two output rows, one per half of the ring), the leaves packed into one ciphertext
-//!    (PackLWEs with level-0 Galois keys, [`ensi_ckks::GaloisKey::generate_level0`]).
-//! 3. **ModRaise, CoeffsToSlots, EvalMod** of the packed product
-//!    ([`Bootstrapper::bootstrap_coefficients`]): the real half holds rows `0..L` in the
-//!    column-block layout, the imaginary half rows `L..2L`.
-//! 4. **Reassembly**: the imaginary half rotated behind the real one, the result replicated over
-//!    the slots as the layout wants, and the output scale set exactly, with the weight's real
-//!    multiplier folded in (one constant product).
+//!    (PackLWEs with level-0 Galois keys, [`ensi_ckks::GaloisKey::generate_level0`]). The
+//!    projections that share the input share packings: one takes the output chunks of several
+//!    projections, up to `2 N/2 / n_pad` rows.
+//! 3. **ModRaise, CoeffsToSlots, EvalMod** of each packing
+//!    ([`Bootstrapper::bootstrap_coefficients`]): the real half holds the packing's rows `0..L`
+//!    in the column-block layout, the imaginary half rows `L..2L`.
+//! 4. **Reassembly** of each output chunk: its part of each half rotated to the front, one
+//!    plaintext product that applies the projection's real multiplier, a factor per row and
+//!    token, the exact output scale and zero on every other row (two where the chunk straddles
+//!    the halves, one rescale), then the replication over the slots the layout wants.
 //!
 //! No SlotsToCoeffs runs after EvalMod, so the output is `stc_level_budget - 1` levels above a
-//! refresh's output (one level goes to the exact output scale). The weights must be integers:
-//! a real per-row or per-column factor (an RMSNorm gain, RoPE) cannot fold into them, so the
-//! input must arrive with its gain applied, and a single real multiplier per projection (the
-//! BitNet weight scale) folds into step 4.
+//! refresh's output (one level goes to the reassembly product). The weights must be integers:
+//! a real factor per output row and token folds into step 4, but a real factor per input
+//! column (an RMSNorm gain) or RoPE's mixing of rows cannot fold into them, so the input must
+//! arrive with its gain applied, and RoPE runs in slots after the kernel.
 //!
 //! **Precision.** The packed values must stay `2^COEFF_LOG_RATIO` below `q_0` for the sine of
 //! EvalMod to be near-linear, so the input is scaled (in the SlotsToCoeffs) for a caller's bound
