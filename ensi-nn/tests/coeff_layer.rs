@@ -122,3 +122,75 @@ fn a_coefficient_kernel_layer_matches_the_reference_layer() {
     );
     assert!(err < 1e-2, "{err}");
 }
+
+/// The coefficient plan's counts for bitnet_b1_58-large's layer at N = 2^16 and 8 tokens,
+/// worked by hand (4096 columns per chunk, a packing of up to 8192 rows), its prediction from
+/// step costs, and the planner's choice between the two plans.
+#[test]
+fn the_coefficient_plan_is_counted_priced_and_chosen() {
+    use ensi_nn::coeff_kernel::coeff_linear_counts;
+    use ensi_nn::plan::{CoeffCosts, LayerKernel, LayerPrediction, predict_coeff_layer};
+    let mut cfg = ensi_bitnet::embedded_config();
+    cfg.hidden_size = 1536;
+    cfg.intermediate_size = 4096;
+    cfg.num_attention_heads = 16;
+    cfg.num_key_value_heads = 16;
+    cfg.head_dim = 96;
+    let (n, n_pad) = (1usize << 16, 8);
+    // q, k, v: 3 x 2048 head-layout rows (96 dimensions padded to 128) in one packing of 6144
+    // rows: L = 4096 leaves, one product each (1536 columns are one input chunk), 4095 merges
+    // and no trace step (L = the chunk); rotations: q's doubling (period 2048 * 8 = 16384), k's
+    // real part by 2048 * 8 and its doubling, v (from row 4096: the imaginary half's start)
+    // its doubling.
+    assert_eq!(
+        coeff_linear_counts(n, 1536, &[2048, 2048, 2048], n_pad).unwrap(),
+        [1, 4096, 4095, 1, 4]
+    );
+    // o: 1536 rows from the 2048 head-layout columns: L = 1024, 1023 merges + log2(4096 / 1024);
+    // the imaginary half's rows moved behind the real ones, one doubling. down: the same from
+    // 4096 columns.
+    for cols in [2048, 4096] {
+        assert_eq!(
+            coeff_linear_counts(n, cols, &[1536], n_pad).unwrap(),
+            [1, 1024, 1025, 1, 2]
+        );
+    }
+    // gate and up: 8192 rows, the real half gate and the imaginary half up, both filling the
+    // slots: no rotation.
+    assert_eq!(
+        coeff_linear_counts(n, 1536, &[4096, 4096], n_pad).unwrap(),
+        [1, 4096, 4095, 1, 0]
+    );
+    let costs = CoeffCosts {
+        slots_to_coeffs: 0.4,
+        integer_product: 2e-4,
+        pack_step: 1.5e-3,
+        coeff_bootstrap: 4.5,
+        rotate: 0.03,
+    };
+    let p = predict_coeff_layer(&costs, 5.0, &cfg, n, n_pad).unwrap();
+    assert_eq!(p.bootstraps, 6);
+    let kernels = 4.0 * 0.4 + 10240.0 * 2e-4 + 10240.0 * 1.5e-3 + 4.0 * 4.5 + 8.0 * 0.03;
+    assert!(
+        (p.projections_s - kernels).abs() < 1e-9,
+        "{}",
+        p.projections_s
+    );
+    assert!((p.total_s - kernels - 10.0).abs() < 1e-9);
+    let slot = |total_s: f64| LayerPrediction {
+        projections: Vec::new(),
+        projections_s: 0.0,
+        bootstraps: 6,
+        bootstrap_s: total_s,
+        total_s,
+    };
+    assert_eq!(
+        LayerKernel::choose(&slot(p.total_s + 1.0), Some(&p)),
+        LayerKernel::Coeff
+    );
+    assert_eq!(
+        LayerKernel::choose(&slot(p.total_s - 1.0), Some(&p)),
+        LayerKernel::Slots
+    );
+    assert_eq!(LayerKernel::choose(&slot(1e9), None), LayerKernel::Slots);
+}
