@@ -417,12 +417,10 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
             }
         },
     };
-    if kernel == LayerKernel::Coeff {
-        if let Err(e) = &coeff_plan {
-            return Err(format!(
-                "the coefficient plan does not hold for this layer: {e}"
-            ));
-        }
+    if let (LayerKernel::Coeff, Err(e)) = (kernel, &coeff_plan) {
+        return Err(format!(
+            "the coefficient plan does not hold for this layer: {e}"
+        ));
     }
     let prediction_json = |measured: Option<(f64, f64)>| {
         prediction.as_ref().map(|(p, c)| {

@@ -139,7 +139,7 @@ fn statistic_weights(gain: &[f32]) -> Result<Vec<f64>, CkksError> {
     let largest = gain.iter().fold(0.0f64, |m, &g| m.max(f64::from(g).abs()));
     if gain
         .iter()
-        .any(|&g| !(f64::from(g).abs() * 1024.0 >= largest) || !g.is_finite())
+        .any(|&g| !g.is_finite() || f64::from(g).abs() * 1024.0 < largest)
         || largest == 0.0
     {
         return Err(invalid(
