@@ -42,6 +42,21 @@ pub struct Layer {
     pub down_proj: Linear,
 }
 
+impl Layer {
+    /// The seven projections in the order a layer runs them: q, k, v, o, gate, up, down.
+    pub fn projections(&self) -> [&Linear; 7] {
+        [
+            &self.q_proj,
+            &self.k_proj,
+            &self.v_proj,
+            &self.o_proj,
+            &self.gate_proj,
+            &self.up_proj,
+            &self.down_proj,
+        ]
+    }
+}
+
 /// A complete model: configuration, embedding table, layers, final norm and LM head.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {

@@ -678,15 +678,7 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
 fn nonzero_fraction(w: &ensi_bitnet::model::Layer) -> Option<f64> {
     let mut nnz = 0usize;
     let mut all = 0usize;
-    for p in [
-        &w.q_proj,
-        &w.k_proj,
-        &w.v_proj,
-        &w.o_proj,
-        &w.gate_proj,
-        &w.up_proj,
-        &w.down_proj,
-    ] {
+    for p in w.projections() {
         let t = p.as_ternary()?;
         all += t.rows() * t.cols();
         nnz += t.nnz();

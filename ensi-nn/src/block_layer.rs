@@ -883,7 +883,22 @@ pub fn ffn_block(
     let gate = projection(eval, y2, ternary(&w.gate_proj)?, g2, ga, delta)?;
     let up = projection(eval, y2, ternary(&w.up_proj)?, g2, 1.0, delta)?;
     log(BLOCK_STEPS[7], gate.level().min(up.level()));
-    // Chunk by chunk: the activation of the gate, times the up projection.
+    let (hm, act_level) = gated_activation(eval, &gate, &up, gb, &act, delta)?;
+    log(BLOCK_STEPS[8], act_level);
+    log(BLOCK_STEPS[9], hm.level());
+    Ok(hm)
+}
+
+/// `act(gate + gb) * up` chunk by chunk (the activation a polynomial of `u = gate + gb` on
+/// `[-1, 1]`, its output at scale `delta`), and the activation's level.
+pub(crate) fn gated_activation(
+    eval: &Evaluator,
+    gate: &ChunkedMatrix,
+    up: &ChunkedMatrix,
+    gb: f64,
+    act: &ChebyshevPoly,
+    delta: f64,
+) -> Result<(ChunkedMatrix, usize), CkksError> {
     let mut act_level = gate.level();
     let parts = gate
         .parts()
@@ -891,16 +906,13 @@ pub fn ffn_block(
         .zip(up.parts())
         .map(|(g, upp)| {
             let u = eval.add_const(g.ciphertext(), gb)?;
-            let a = eval.evaluate_chebyshev(&u, &act, delta)?.0;
+            let a = eval.evaluate_chebyshev(&u, act, delta)?.0;
             act_level = a.level();
             let upc = eval.drop_to_level(upp.ciphertext(), a.level())?;
             Ok(upp.with_ciphertext(eval.rescale(&eval.mul_relin(&a, &upc)?)?))
         })
         .collect::<Result<Vec<_>, CkksError>>()?;
-    log(BLOCK_STEPS[8], act_level);
-    let hm = ChunkedMatrix::from_parts(parts)?;
-    log(BLOCK_STEPS[9], hm.level());
-    Ok(hm)
+    Ok((ChunkedMatrix::from_parts(parts)?, act_level))
 }
 
 /// Steps and the levels of their outputs.
@@ -1209,7 +1221,6 @@ pub fn block_rotations(
 ) -> Result<Vec<isize>, CkksError> {
     let hl = heads(cfg)?;
     let (d, qd, f) = (cfg.hidden_size, hl.cols(), cfg.intermediate_size);
-    let chunk = chunk_cols(slots, n_pad);
     let mut r: Vec<isize> = Vec::new();
     for (rows, cols) in [(qd, d), (d, qd), (f, d), (d, f)] {
         r.extend(block_linear_chunked_rotations(slots, rows, cols, n_pad)?);
@@ -1222,6 +1233,23 @@ pub fn block_rotations(
             n_pad,
         )?);
     }
+    r.extend(norm_and_attention_rotations(cfg, n_pad, slots)?);
+    r.sort_unstable();
+    r.dedup();
+    Ok(r)
+}
+
+/// The rotations both layer plans share: the norms' column sums over the hidden, head-layout
+/// and FFN widths, the attention's head sums and its shifts by `1 .. n_pad - 1` rows.
+pub(crate) fn norm_and_attention_rotations(
+    cfg: &ModelConfig,
+    n_pad: usize,
+    slots: usize,
+) -> Result<Vec<isize>, CkksError> {
+    let hl = heads(cfg)?;
+    let (d, qd, f) = (cfg.hidden_size, hl.cols(), cfg.intermediate_size);
+    let chunk = chunk_cols(slots, n_pad);
+    let mut r: Vec<isize> = Vec::new();
     for cols in [d, qd, f] {
         let widest = cols.min(chunk).next_power_of_two();
         r.extend(rotate_sum_steps(n_pad, widest.trailing_zeros() as usize));
@@ -1232,8 +1260,6 @@ pub fn block_rotations(
         groups.trailing_zeros() as usize,
     ));
     r.extend((1..n_pad).map(|s| -(s as isize)));
-    r.sort_unstable();
-    r.dedup();
     Ok(r)
 }
 

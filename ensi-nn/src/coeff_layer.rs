@@ -35,11 +35,12 @@
 //! its bound does not wrap (EvalMod's range is `2^11` times wider): it loses precision
 //! gradually, about two bits at twice the bound.
 
-use crate::block::{ChunkedMatrix, chunk_cols, chunked_column_dot, rotate_sum_steps};
+use crate::block::{ChunkedMatrix, chunk_cols, chunked_column_dot};
 use crate::block::{chunked_sum_of_squares, scale_columns};
 use crate::block_layer::{
-    BLOCK_STEPS, LevelPlan, Rows, activation_in_u, block_attention, heads, inv_sqrt_of_sum,
-    residual, rope_in_slots, rope_rotations, scale_by, ternary,
+    BLOCK_STEPS, LevelPlan, Rows, activation_in_u, block_attention, gated_activation, heads,
+    inv_sqrt_of_sum, norm_and_attention_rotations, residual, rope_in_slots, rope_rotations,
+    scale_by, ternary,
 };
 use crate::coeff_kernel::{
     CoeffProjection, coeff_galois_elements, coeff_linear, coeff_linear_counts, coeff_rotations,
@@ -325,18 +326,7 @@ pub fn coeff_layer_keys(
     let hl = heads(cfg)?;
     let slots = n / 2;
     let (d, qd, f) = (cfg.hidden_size, hl.cols(), cfg.intermediate_size);
-    let chunk = chunk_cols(slots, n_pad);
-    let mut r: Vec<isize> = Vec::new();
-    for cols in [d, qd, f] {
-        let widest = cols.min(chunk).next_power_of_two();
-        r.extend(rotate_sum_steps(n_pad, widest.trailing_zeros() as usize));
-    }
-    let groups = qd.min(chunk) / hl.padded;
-    r.extend(rotate_sum_steps(
-        hl.padded * n_pad,
-        groups.trailing_zeros() as usize,
-    ));
-    r.extend((1..n_pad).map(|s| -(s as isize)));
+    let mut r = norm_and_attention_rotations(cfg, n_pad, slots)?;
     r.extend(rope_rotations(cfg, n_pad)?);
     for rows in [&[qd, qd, qd][..], &[d], &[f, f]] {
         r.extend(coeff_rotations(slots, rows, n_pad)?);
@@ -394,16 +384,7 @@ pub fn coeff_layer_logged<'a>(
     let delta = eval.context().params().default_scale();
     let (gs, gf) = (&w.attn_sub_norm, &w.ffn_sub_norm);
     let (ws, wf) = (statistic_weights(gs)?, statistic_weights(gf)?);
-    let [wq, wk, wv, wo, wg, wu, wd] = [
-        &w.q_proj,
-        &w.k_proj,
-        &w.v_proj,
-        &w.o_proj,
-        &w.gate_proj,
-        &w.up_proj,
-        &w.down_proj,
-    ]
-    .map(ternary);
+    let [wq, wk, wv, wo, wg, wu, wd] = w.projections().map(ternary);
     let (wq, wk, wv, wo, wg, wu, wd) = (wq?, wk?, wv?, wo?, wg?, wu?, wd?);
     let mult = |m: &TernaryMatrix| m.scale().multiplier::<f64>();
     let b = &bounds.projections;
@@ -547,21 +528,8 @@ pub fn coeff_layer_logged<'a>(
         .try_into()
         .map_err(|_| invalid("the kernel returns one output per projection"))?;
     log(COEFF_STEPS[8], gate.level());
-    let mut act_level = gate.level();
-    let parts = gate
-        .parts()
-        .iter()
-        .zip(up.parts())
-        .map(|(g, upp)| {
-            let u = eval.add_const(g.ciphertext(), gb)?;
-            let a = eval.evaluate_chebyshev(&u, &act, delta)?.0;
-            act_level = a.level();
-            let upc = eval.drop_to_level(upp.ciphertext(), a.level())?;
-            Ok(upp.with_ciphertext(eval.rescale(&eval.mul_relin(&a, &upc)?)?))
-        })
-        .collect::<Result<Vec<_>, CkksError>>()?;
+    let (h, act_level) = gated_activation(eval, &gate, &up, gb, &act, delta)?;
     log(COEFF_STEPS[9], act_level);
-    let h = ChunkedMatrix::from_parts(parts)?;
     log(COEFF_STEPS[10], h.level());
     let yf = normalize_weighted(bts, &h, &|c| wf[c], f, &plan.norms[3], eps, delta)?;
     log(COEFF_STEPS[11], yf.level());
