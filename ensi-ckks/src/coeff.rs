@@ -204,10 +204,11 @@ impl Evaluator {
         }
         let indices: Vec<usize> = (0..l).collect();
         let at = |j: usize| if j < count { leaf(j) } else { Ok(None) };
-        let packed = self
-            .pack_tree(&indices, &at, m, &monomials)?
-            .ok_or(invalid("packing needs at least one leaf"))?;
-        self.trace_to_stride(&packed, m / l)
+        match self.pack_tree(&indices, &at, m, &monomials)? {
+            Some(packed) => self.trace_to_stride(&packed, m / l),
+            // Every leaf absent: the packing of zeros.
+            None => self.mul_integer_poly(like, &[0]),
+        }
     }
 
     /// The merge tree over the leaves `indices`: values at multiples of `m / len(indices)`;
@@ -503,7 +504,8 @@ impl Evaluator {
         }
     }
 
-    /// Leaf `j`: the sum over the inputs `x_k` of `x_k * weight(j, k)`.
+    /// Leaf `j`: the sum over the inputs `x_k` of `x_k * weight(j, k)`; `None` where every
+    /// weight polynomial is zero.
     fn integer_leaf(
         &self,
         xs: &[Ciphertext],
@@ -513,6 +515,11 @@ impl Evaluator {
         let mut acc: Option<Ciphertext> = None;
         for (k, x) in xs.iter().enumerate() {
             let w = weight(j, k);
+            // A zero weight polynomial adds nothing (padding rows): no product, and a leaf
+            // without any is absent, so the packing skips it and its merges.
+            if w.iter().all(|&v| v == 0) {
+                continue;
+            }
             match &mut acc {
                 None => acc = Some(self.mul_integer_poly(x, &w)?),
                 Some(a) => self.mul_integer_poly_acc(a, x, &w)?,

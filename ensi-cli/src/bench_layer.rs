@@ -36,8 +36,8 @@ use ensi_nn::block_layer::{
     head_layout_cols,
 };
 use ensi_nn::coeff_layer::{
-    COEFF_PROJECTION_STEPS, CoeffBounds, coeff_layer_keys, coeff_layer_logged, coeff_level_plan,
-    coeff_level_plan_at, coeff_stream_level,
+    COEFF_PROJECTION_STEPS, CoeffBounds, check_coeff_layer, coeff_layer_keys, coeff_layer_logged,
+    coeff_level_plan, coeff_level_plan_at, coeff_stream_level,
 };
 use ensi_nn::decoder::calibrate;
 use ensi_nn::plan::{
@@ -363,7 +363,8 @@ fn bench_layer(args: &LayerBenchArgs) -> Result<Value, String> {
         &cfg,
         &plan,
         n_pad,
-    );
+    )
+    .and_then(|levels| check_coeff_layer(w).map(|()| levels));
     let prediction = match &args.costs {
         Some(path) => {
             let costs = read_costs(path)?;

@@ -15,7 +15,8 @@
 //!    chunk (two output rows, one per half of the ring), the leaves packed into one ciphertext
 //!    (PackLWEs with level-0 Galois keys, [`ensi_ckks::GaloisKey::generate_level0`]). The
 //!    projections that share the input share packings: one takes the output chunks of several
-//!    projections, up to `2 N/2 / n_pad` rows.
+//!    projections, up to `2 N/2 / n_pad` rows. A leaf whose rows are all zero (a head layout's
+//!    padding) is absent: no product, no merge of its own.
 //! 3. **ModRaise, CoeffsToSlots, EvalMod** of each packing
 //!    ([`Bootstrapper::bootstrap_coefficients`]): the real half holds the packing's rows `0..L`
 //!    in the column-block layout, the imaginary half rows `L..2L`.
@@ -37,7 +38,7 @@
 
 use crate::block::{BlockMatrix, ChunkedMatrix, chunk_cols, chunks};
 use alloc::vec::Vec;
-use ensi_ckks::coeff::{SlotCoeffLayout, pack_galois_elements};
+use ensi_ckks::coeff::{SlotCoeffLayout, pack_galois_elements, pack_key_switches};
 use ensi_ckks::{Bootstrapper, Ciphertext, CkksError};
 
 /// `log2(q_0 / max |packed value|)` of the kernel: how far below `q_0` the packed products enter
@@ -205,20 +206,47 @@ pub fn coeff_rotations(
 
 /// The key switches, integer products and coefficient bootstraps of [`coeff_linear`] for
 /// projections of `rows` (each) from `cols` columns on `n_pad` tokens at ring degree `n`:
-/// `(slots_to_coeffs, products, key_switches, bootstraps, rotations)`.
+/// `(slots_to_coeffs, products, key_switches, bootstraps, rotations)`, exact for weights
+/// without all-zero rows ([`coeff_linear_counts_with`] takes those into account).
 pub fn coeff_linear_counts(
     n: usize,
     cols: usize,
     rows: &[usize],
     n_pad: usize,
 ) -> Result<[usize; 5], CkksError> {
+    coeff_linear_counts_with(n, cols, rows, n_pad, &|_, _| false)
+}
+
+/// [`coeff_linear_counts`] where `zero(projection, row)` tells the rows whose weights are all
+/// zero (a head layout's padding dimensions): a leaf whose rows are all zero is absent, with
+/// no product and no merge of its own (exact, as [`coeff_linear`] runs it).
+pub fn coeff_linear_counts_with(
+    n: usize,
+    cols: usize,
+    rows: &[usize],
+    n_pad: usize,
+    zero: &dyn Fn(usize, usize) -> bool,
+) -> Result<[usize; 5], CkksError> {
     let chunk = chunk_cols(n / 2, n_pad);
     let inputs = chunks(cols, chunk).len();
     let mut out = [inputs, 0, 0, 0, 0];
     for units in packings(rows, chunk) {
         let layout = SlotCoeffLayout::new(n, packing_rows(&units), cols, n_pad)?;
-        out[1] += layout.products();
-        out[2] += layout.key_switches();
+        // A packing row is real where some unit holds it and its weights are not all zero.
+        let real = |r: usize| {
+            units
+                .iter()
+                .find(|u| (u.at..u.at + u.width).contains(&r))
+                .is_some_and(|u| !zero(u.proj, u.r0 + r - u.at))
+        };
+        let present: Vec<bool> = (0..layout.leaves())
+            .map(|j| {
+                let (lower, upper) = layout.leaf_rows(j);
+                lower.is_some_and(real) || upper.is_some_and(real)
+            })
+            .collect();
+        out[1] += present.iter().filter(|&&p| p).count() * inputs;
+        out[2] += pack_key_switches(layout.chunk(), &present);
         out[3] += 1;
         for u in &units {
             out[4] += unit_rotations(u, layout.leaves(), n_pad, n / 2).len();

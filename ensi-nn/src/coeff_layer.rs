@@ -154,6 +154,18 @@ fn statistic_weights(gain: &[f32]) -> Result<Vec<f64>, CkksError> {
         .collect())
 }
 
+/// An error unless layer `w` can run on the coefficient plan whatever the levels: ternary
+/// projections, and sub-norm gains its weighted statistics can carry (see
+/// [`coeff_layer`]); the planner leaves such a layer to the slot plan.
+pub fn check_coeff_layer(w: &Layer) -> Result<(), CkksError> {
+    statistic_weights(&w.attn_sub_norm)?;
+    statistic_weights(&w.ffn_sub_norm)?;
+    for p in w.projections() {
+        ternary(p)?;
+    }
+    Ok(())
+}
+
 /// `y = (x g) / sqrt(mean_c(x_c^2) + eps)` per token over the `d` real columns of `x`, inline:
 /// the statistic from `x`, the gain a plaintext product on `x` (one level, beside the
 /// statistic's), at scale `target` exactly; `y` is one level below the lower of `x - 1` and

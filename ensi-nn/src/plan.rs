@@ -448,16 +448,22 @@ pub fn predict_coeff_layer(
     n_pad: usize,
 ) -> Result<CoeffLayerPrediction, CkksError> {
     let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
-    let qd = crate::block_layer::head_layout_cols(cfg)?;
+    let hl = crate::block_layer::heads(cfg)?;
+    let qd = hl.cols();
+    // The head layout's padding heads and dimensions are zero rows of q, k and v.
+    let padding = |_: usize, rho: usize| hl.split(rho).is_none();
+    let none = |_: usize, _: usize| false;
     let mut groups = Vec::new();
     let (mut projections_s, mut bootstraps) = (0.0, 2);
-    for (name, cols, rows) in [
-        ("q, k, v", d, &[qd, qd, qd][..]),
-        ("o", qd, &[d][..]),
-        ("gate, up", d, &[f, f][..]),
-        ("down", f, &[d][..]),
-    ] {
-        let counts = crate::coeff_kernel::coeff_linear_counts(n, cols, rows, n_pad)?;
+    type ZeroRows<'a> = &'a dyn Fn(usize, usize) -> bool;
+    let list: [(&str, usize, &[usize], ZeroRows<'_>); 4] = [
+        ("q, k, v", d, &[qd, qd, qd], &padding),
+        ("o", qd, &[d], &none),
+        ("gate, up", d, &[f, f], &none),
+        ("down", f, &[d], &none),
+    ];
+    for (name, cols, rows, zero) in list {
+        let counts = crate::coeff_kernel::coeff_linear_counts_with(n, cols, rows, n_pad, zero)?;
         let t = coeff.time(&counts);
         projections_s += t;
         bootstraps += counts[3];

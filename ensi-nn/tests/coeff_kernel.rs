@@ -1,7 +1,8 @@
 //! The coefficient-encoded layer kernel (`ensi_nn::coeff_kernel`) against the f64 product, at
-//! small INSECURE bootstrappable parameters (N = 2^12): a chunked column-block input, two
-//! integer projections (one output chunk, and two with a factor per output row), every output
-//! slot (the replicas included)
+//! small INSECURE bootstrappable parameters (N = 2^12): a chunked column-block input, three
+//! integer projections (one output chunk; two with a factor per output row and token, in one
+//! packing with the first; one with all-zero rows, in a second packing), every output slot
+//! (the replicas included)
 //! against the expected column-block slot vector, the output level and scale, and the
 //! predicted bootstraps and key switches.
 #![allow(clippy::unwrap_used)]
@@ -13,7 +14,7 @@ use ensi_ckks::{
 use ensi_nn::block::{BlockMatrix, ChunkedMatrix, chunk_cols, chunks};
 use ensi_nn::coeff_kernel::{
     CoeffProjection, cauchy_schwarz_bound, coeff_galois_elements, coeff_linear,
-    coeff_linear_counts, coeff_rotations, largest_row_norm,
+    coeff_linear_counts, coeff_linear_counts_with, coeff_rotations, largest_row_norm,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -54,11 +55,14 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
 
     let mut draw = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     let x: Vec<f64> = (0..tokens * cols).map(|_| 2.0 * draw() - 1.0).collect();
+    // The 300-row projection's rows from 200 on are zero (as a head layout's padding): their
+    // leaves are skipped, and the output must still hold zeros there.
     let weights: Vec<Vec<i64>> = shapes
         .iter()
         .map(|&(rows, _)| {
             (0..rows * cols)
-                .map(|_| match (draw() * 3.0) as i64 {
+                .map(|i| match (draw() * 3.0) as i64 {
+                    _ if rows == 300 && i / cols >= 200 => 0,
                     0 => -1,
                     1 => 0,
                     _ => 1,
@@ -115,6 +119,13 @@ fn coefficient_projections_match_the_product_in_the_block_layout() {
     // products, 255 + log2(512 / 256) = 256 key switches, the imaginary part by -256 * 4).
     let counts = coeff_linear_counts(n, cols, &rows, n_pad).unwrap();
     assert_eq!(counts, [2, 1024 + 512, 511 + 256, 2, 5 + 1]);
+    // Knowing the zero rows: the second packing's leaves (L = 256) hold rows r = bitrev(j)
+    // and 256 + r, zero from row 200 on, so the 56 leaves with r >= 200 are absent: 200
+    // products per input chunk, and fewer merges.
+    let known = coeff_linear_counts_with(n, cols, &rows, n_pad, &|p, r| p == 2 && r >= 200);
+    let known = known.unwrap();
+    assert_eq!(known[1], 1024 + 2 * 200);
+    assert!(known[2] < 511 + 256 && known[2] > 511 + 128, "{known:?}");
     assert_eq!(ops.bootstrap, counts[3]);
 
     let chunk = chunk_cols(slots, n_pad);

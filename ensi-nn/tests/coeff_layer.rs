@@ -146,6 +146,17 @@ fn the_coefficient_plan_is_counted_priced_and_chosen() {
         coeff_linear_counts(n, 1536, &[2048, 2048, 2048], n_pad).unwrap(),
         [1, 4096, 4095, 1, 4]
     );
+    // With the head layout's padding (dimensions 96..128: rows 1536..2048 of each) as zero
+    // rows: the leaves whose rows r (lower, below 4096) and 4096 + r (upper) are both padding
+    // or absent are skipped: r in 1536..2048 (q's padding and v's) and r in 3584..4096 (k's
+    // padding, no upper row), two whole subtrees of 512 leaves (their leaf indices, r
+    // bit-reversed, share their low three bits): 3072 products, 4095 - 2 * 511 merges.
+    use ensi_nn::coeff_kernel::coeff_linear_counts_with;
+    assert_eq!(
+        coeff_linear_counts_with(n, 1536, &[2048, 2048, 2048], n_pad, &|_, rho| rho >= 1536)
+            .unwrap(),
+        [1, 3072, 3073, 1, 4]
+    );
     // o: 1536 rows from the 2048 head-layout columns: L = 1024, 1023 merges + log2(4096 / 1024);
     // the imaginary half's rows moved behind the real ones, one doubling. down: the same from
     // 4096 columns.
@@ -170,7 +181,8 @@ fn the_coefficient_plan_is_counted_priced_and_chosen() {
     };
     let p = predict_coeff_layer(&costs, 5.0, &cfg, n, n_pad).unwrap();
     assert_eq!(p.bootstraps, 6);
-    let kernels = 4.0 * 0.4 + 10240.0 * 2e-4 + 10240.0 * 1.5e-3 + 4.0 * 4.5 + 8.0 * 0.03;
+    // Products 3072 + 1024 + 4096 + 1024, key switches 3073 + 1025 + 4095 + 1025.
+    let kernels = 4.0 * 0.4 + 9216.0 * 2e-4 + 9218.0 * 1.5e-3 + 4.0 * 4.5 + 8.0 * 0.03;
     assert!(
         (p.projections_s - kernels).abs() < 1e-9,
         "{}",
