@@ -1,15 +1,16 @@
 //! A BitNet b1.58 decoder layer with **every projection on the coefficient kernel**
 //! ([`crate::coeff_kernel`]): the slot plan's "refresh, then product" ([`crate::block_layer`])
-//! becomes "product, then refresh" seven times per layer, and the level plan is rebuilt around
+//! becomes "product, then refresh" for every projection, and the level plan is rebuilt around
 //! it.
 //!
 //! The kernel's output comes out of a coefficient bootstrap without a SlotsToCoeffs, so it is
 //! `stc_level_budget - 1` levels above a refresh's (level 12 at the 128-bit set, where a
 //! refresh gives 10), and its input needs only `stc_level_budget` levels (3). Projections that
 //! share an input share their coefficient bootstraps as far as their rows fit (q, k and v of
-//! bitnet_b1_58-large at 8 tokens one, gate and up one). The plan keeps
-//! the residual stream at the kernel's output level, so both residual norms run inline, and
-//! bootstraps only the two sub-norms' statistics:
+//! bitnet_b1_58-large at 8 tokens one, gate and up one). The plan keeps the residual stream at
+//! the kernel's output level, so both residual norms run inline, and bootstraps only the two
+//! sub-norms' statistics besides the kernels: six bootstraps per layer for bitnet_b1_58-large
+//! at up to 8 tokens, as many as the slot plan, and no BSGS product.
 //!
 //! | step | how | level (128-bit set: `L = 10`, budget 3, degrees 31) |
 //! | --- | --- | --- |

@@ -4,7 +4,8 @@
 //! packed column-block layout (one ciphertext per activation, streamed BSGS projections with
 //! every constant folded) and ENSI's column layout (ternary projections by additions only);
 //! RoPE, sigmoid attention, RMSNorm with fused bootstrapping, the gated FFN, calibration and the
-//! level plan of a layer.
+//! level plan of a layer; and a layer whose ternary projections are integer polynomials in
+//! coefficient encoding, fused with their bootstraps (`coeff_kernel`, `coeff_layer`).
 //!
 //! A `no_std` crate on top of [`ensi_ckks`] and [`ensi_bitnet`].
 #![no_std]
