@@ -653,13 +653,14 @@ pub fn chunked_column_dot(
     // (period, summed tensors), in the order the periods appear.
     let mut groups: Vec<(usize, Ciphertext)> = Vec::new();
     for (p, q) in a.parts().iter().zip(b.parts()) {
-        let t = if core::ptr::eq(p, q) {
-            let x = eval.drop_to_level(&p.ct, level)?;
-            eval.tensor(&x, &x)?
-        } else {
-            let x = eval.drop_to_level(&p.ct, level)?;
-            eval.tensor(&x, &eval.drop_to_level(&q.ct, level)?)?
+        // Only an operand above the common level is dropped (no copy of the other).
+        let at = |c: &'_ Ciphertext| -> Result<Option<Ciphertext>, CkksError> {
+            (c.level() > level)
+                .then(|| eval.drop_to_level(c, level))
+                .transpose()
         };
+        let (pa, qa) = (at(&p.ct)?, at(&q.ct)?);
+        let t = eval.tensor(pa.as_ref().unwrap_or(&p.ct), qa.as_ref().unwrap_or(&q.ct))?;
         match groups.iter_mut().find(|(period, _)| *period == p.period()) {
             Some((_, acc)) => eval.add_assign(acc, &t)?,
             None => groups.push((p.period(), t)),

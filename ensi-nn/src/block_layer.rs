@@ -146,6 +146,20 @@ pub fn normalize_inline(
     eps: f64,
     target: f64,
 ) -> Result<ChunkedMatrix, CkksError> {
+    let p = inline_inv_rms(eval, x, d, plan, eps, target)?;
+    scale_by(eval, x, &p, target)
+}
+
+/// `p = 1 / sqrt(mean_c(x_c^2) + eps)` per token on `x`'s own levels, at the scale that makes
+/// a product with a matrix at `x`'s scale land on `target` after one rescale ([`scale_by`]).
+pub(crate) fn inline_inv_rms(
+    eval: &Evaluator,
+    x: &ChunkedMatrix,
+    d: usize,
+    plan: &NormPlan,
+    eps: f64,
+    target: f64,
+) -> Result<Ciphertext, CkksError> {
     if !(plan.lo > eps.max(0.0) && plan.hi > plan.lo) {
         return Err(invalid("RMSNorm needs a calibrated interval eps < lo < hi"));
     }
@@ -156,10 +170,9 @@ pub fn normalize_inline(
         .checked_sub(poly.depth_at(sum.level())?)
         .ok_or(CkksError::NoLevelLeft)?;
     let q = eval.context().params().q()[p_level] as f64;
-    let p = eval
+    Ok(eval
         .evaluate_chebyshev(&sum, &poly, target * q / x.scale())?
-        .0;
-    scale_by(eval, x, &p, target)
+        .0)
 }
 
 /// `x * p` (every chunk) at `p`'s level, rescaled and snapped to `target` (which `p`'s scale

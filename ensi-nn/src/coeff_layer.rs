@@ -36,12 +36,12 @@
 //! its bound does not wrap (EvalMod's range is `2^11` times wider): it loses precision
 //! gradually, about two bits at twice the bound.
 
+use crate::block::scale_columns;
 use crate::block::{ChunkedMatrix, chunk_cols, chunked_column_dot};
-use crate::block::{chunked_sum_of_squares, scale_columns};
 use crate::block_layer::{
     BLOCK_STEPS, LevelPlan, Rows, activation_in_u, block_attention, gated_activation, heads,
-    inv_sqrt_of_sum, norm_and_attention_rotations, residual, rope_in_slots, rope_rotations,
-    scale_by, ternary,
+    inline_inv_rms, inv_sqrt_of_sum, norm_and_attention_rotations, residual, rope_in_slots,
+    rope_rotations, scale_by, ternary,
 };
 use crate::coeff_kernel::{
     CoeffProjection, coeff_galois_elements, coeff_linear, coeff_linear_counts, coeff_rotations,
@@ -180,22 +180,12 @@ pub fn normalize_gained(
     eps: f64,
     target: f64,
 ) -> Result<ChunkedMatrix, CkksError> {
-    if !(plan.lo > eps.max(0.0) && plan.hi > plan.lo) || gain.len() != x.cols() {
-        return Err(invalid(
-            "RMSNorm needs a calibrated interval eps < lo < hi and a gain per column",
-        ));
+    if gain.len() != x.cols() {
+        return Err(invalid("RMSNorm needs a gain per column"));
     }
-    let sum = chunked_sum_of_squares(eval, x)?;
-    let poly = inv_sqrt_of_sum(plan, d, eps);
-    let p_level = sum
-        .level()
-        .checked_sub(poly.depth_at(sum.level())?)
-        .ok_or(CkksError::NoLevelLeft)?;
+    // The statistic from x; the gain (scale_columns keeps x's scale) on the multiplicand.
+    let p = inline_inv_rms(eval, x, d, plan, eps, target)?;
     let xg = scale_columns(eval, x, &|c| f64::from(gain[c]))?;
-    let q = eval.context().params().q()[p_level] as f64;
-    let p = eval
-        .evaluate_chebyshev(&sum, &poly, target * q / xg.scale())?
-        .0;
     scale_by(eval, &xg, &p, target)
 }
 

@@ -120,7 +120,9 @@ fn a_coefficient_kernel_layer_matches_the_reference_layer() {
         ops.bootstrap,
         ops.key_switches()
     );
-    assert!(err < 1e-2, "{err}");
+    // The polynomials' own error on this prompt is 2.5e-3 (the slot plan's layer measures the
+    // same); a wrong gain, mask or bound would be far above it.
+    assert!(err < 4e-3, "{err}");
 }
 
 /// The coefficient plan's counts for bitnet_b1_58-large's layer at N = 2^16 and 8 tokens,
